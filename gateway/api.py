@@ -1,0 +1,212 @@
+"""``/admin/rest_api/api``: plan the call, run it, answer in the plugin's envelope."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Request, Response
+
+from gateway import __version__
+from gateway.auth import Principal
+from gateway.cli.daemons import DaemonError, DaemonManager
+from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan, PlanError
+from gateway.cli.output import classify, condense_tracebacks, filter_loading_messages, last_json_line
+from gateway.cli.probe import AirflowInstall
+from gateway.cli.runner import CliRunner, ConcurrencyLimitReached
+from gateway.cli.spec import ApiKind
+from gateway.config import GatewayConfig
+from gateway.envelope import Envelope
+from gateway.errors import Busy, PayloadTooLarge
+from gateway.redact import redact_arguments
+
+MAX_RETURNED_FILE = 8 * 1024 * 1024
+
+
+class LimitedRequest(Request):
+    """Request with the gateway's body and form limits (the proxy path streams instead)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What the endpoint learnt about one call, for the audit record and the policy."""
+
+    api: str | None
+    values: Mapping[str, Any]
+    argv: tuple[str, ...] | None
+
+
+Handler = Callable[[BuiltinCall, Envelope], None]
+
+
+class ApiEndpoint:
+    """Serves the CLI API.
+
+    :param authorize: called with (principal, plan or builtin call, request) before
+        anything runs; raises a :class:`~gateway.errors.GatewayError` to refuse.
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        interpreter: Interpreter,
+        runner: CliRunner,
+        daemons: DaemonManager,
+        install: AirflowInstall,
+        authorize: Callable[[Principal, Plan | BuiltinCall, Request], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.interpreter = interpreter
+        self.runner = runner
+        self.daemons = daemons
+        self.install = install
+        self.authorize = authorize
+        self.builtins: dict[str, Handler] = {
+            "rest_api_plugin_version": self._plugin_version,
+            "list_daemons": self._list_daemons,
+            "stop_daemon": self._stop_daemon,
+        }
+
+    def register_builtin(self, name: str, handler: Handler) -> None:
+        """Let other features (whoami, deploy_dag, ...) answer builtin APIs."""
+        self.builtins[name] = handler
+
+    def parse(self, environ: dict[str, Any]) -> tuple[Request, MultiDict[str, str], MultiDict[str, str]]:
+        request = LimitedRequest(environ)
+        request.max_content_length = self.config.limits.max_body_bytes
+        request.max_form_memory_size = self.config.limits.max_form_memory_bytes
+        try:
+            form = request.form if request.method == "POST" else MultiDict()
+        except RequestEntityTooLarge:
+            raise PayloadTooLarge() from None
+        return request, request.args, form
+
+    def __call__(self, environ: dict[str, Any], principal: Principal) -> Response:
+        request, query, form = self.parse(environ)
+        envelope = Envelope(
+            call_time=environ["gateway.call_time"],
+            request_id=environ["gateway.request_id"],
+            arguments=redact_arguments(query.to_dict()),
+            post_arguments=redact_arguments(form.to_dict()),
+        )
+        record = environ.get("gateway.audit")
+        args: dict[str, list[str]] = {}
+        for source in (query, form):
+            for name in source:
+                if name in args:
+                    envelope.fail(400, f"argument '{name}' is given both in the query and in the body")
+                    return envelope.response(time.time())
+                args[name] = source.getlist(name)
+        api_name = (args.pop("api", None) or [None])[0]
+        if record is not None:
+            record.api = api_name if api_name in self.interpreter.catalogue else None
+        try:
+            planned = self.interpreter.plan(api_name, args)
+        except PlanError as exc:
+            envelope.fail(exc.status, exc.message)
+            return envelope.response(time.time())
+        if self.authorize is not None:
+            self.authorize(principal, planned, request)
+        for warning in planned.warnings:
+            envelope.add_warning(warning)
+        if isinstance(planned, BuiltinCall):
+            self.builtins[planned.handler](planned, envelope)
+        else:
+            envelope.airflow_cmd = planned.display
+            if record is not None:
+                record.argv = planned.argv
+            if planned.api.kind is ApiKind.DAEMON:
+                self._start_daemon(planned, envelope)
+            else:
+                self._run(planned, envelope)
+        return envelope.response(time.time())
+
+    def _timeout(self, api: str) -> float:
+        return self.config.cli.timeouts_s.get(api, self.config.cli.default_timeout_s)
+
+    def _run(self, plan: Plan, envelope: Envelope) -> None:
+        try:
+            result = self.runner.run(plan.argv, timeout_s=self._timeout(plan.api.name))
+        except ConcurrencyLimitReached:
+            raise Busy() from None
+        rules = plan.outcome_rules + self.interpreter.dialect.outcome
+        outcome = classify(result, rules)
+        stdout, stderr = result.stdout, result.stderr
+        if self.config.cli.filter_loading_messages:
+            stdout, stderr = filter_loading_messages(stdout), filter_loading_messages(stderr)
+        output = {"stdout": condense_tracebacks(stdout), "stderr": condense_tracebacks(stderr), "stdin": ""}
+        envelope.output = output
+        envelope.exit_code = result.returncode
+        envelope.duration_seconds = round(result.duration_s, 3)
+        if result.truncated:
+            envelope.extra["output_truncated"] = True
+            envelope.add_warning(f"output truncated at {self.config.cli.max_output_bytes} bytes per stream")
+        if outcome.warning:
+            envelope.add_warning(outcome.warning)
+        if outcome.status >= 400:
+            envelope.fail(outcome.status, output)
+            envelope.extra["error"] = outcome.message
+            return
+        envelope.http_response_code = outcome.status
+        if plan.wants_data:
+            self._attach_data(plan, result.stdout, envelope)
+
+    def _attach_data(self, plan: Plan, raw_stdout: str, envelope: Envelope) -> None:
+        import json
+
+        try:
+            if plan.command.returns_file:
+                path = plan.files[plan.command.returns_file]
+                if path.stat().st_size > MAX_RETURNED_FILE:
+                    envelope.add_warning("the exported file is too large to return; it stays on the gateway host")
+                    return
+                envelope.extra["data"] = json.loads(path.read_text("utf-8"))
+            elif plan.command.json == "flag":
+                envelope.extra["data"] = last_json_line(raw_stdout)
+            elif plan.command.json == "stdout":
+                envelope.extra["data"] = json.loads(filter_loading_messages(raw_stdout))
+        except (OSError, ValueError):
+            envelope.add_warning("the command printed no JSON; see output.stdout")
+
+    def _start_daemon(self, plan: Plan, envelope: Envelope) -> None:
+        record, code = self.daemons.start(plan.api.name, plan.argv)
+        envelope.extra["daemon"] = {"id": record.id, "pid": record.pid, "log_path": record.log_path}
+        envelope.output = {"pid": record.pid, "log_path": record.log_path, "id": record.id}
+        if code is not None:
+            envelope.exit_code = code
+            tail = _tail(record.log_path)
+            envelope.fail(400 if code == 2 else 500, {"stdout": tail, "stderr": "", "stdin": ""})
+            envelope.extra["error"] = f"the daemon exited at once with exit code {code}"
+
+    def _plugin_version(self, call: BuiltinCall, envelope: Envelope) -> None:
+        envelope.output = __version__
+        envelope.extra["airflow_version"] = self.install.version
+        envelope.extra["dialect"] = self.interpreter.dialect.name
+
+    def _list_daemons(self, call: BuiltinCall, envelope: Envelope) -> None:
+        rows = self.daemons.list()
+        envelope.output = rows
+        envelope.extra["data"] = rows
+
+    def _stop_daemon(self, call: BuiltinCall, envelope: Envelope) -> None:
+        try:
+            envelope.output = self.daemons.stop(str(call.values["id"]))
+        except DaemonError as exc:
+            envelope.fail(exc.status, exc.message)
+
+
+def _tail(path: str, limit: int = 16384) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(size - limit, 0))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return condense_tracebacks(filter_loading_messages(text))

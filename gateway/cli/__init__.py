@@ -1,0 +1,1 @@
+"""Translating the plugin's API into Airflow CLI calls: tables, interpreter, runner."""

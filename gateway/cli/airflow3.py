@@ -1,0 +1,276 @@
+"""Airflow 3.x dialect (checked against 3.3.2): grouped commands, bundles, no --subdir."""
+
+from __future__ import annotations
+
+from gateway.cli.common import (
+    CELERY,
+    DAEMON_MANAGED,
+    DO_PICKLE_GONE,
+    NO_RUN,
+    NOT_FOUND,
+    PAUSE_NOOP,
+    SUBDIR_IGNORED,
+)
+from gateway.cli.spec import (
+    Builtin,
+    Command,
+    Dialect,
+    FilePath,
+    Flag,
+    Opt,
+    OutcomeRule,
+    Pos,
+    Translation,
+    Unavailable,
+)
+
+_DAG_TASK_WHEN = (Pos("dag_id"), Pos("task_id"), Pos("execution_date"))
+_SUBDIR = {"subdir": SUBDIR_IGNORED}
+
+# `airflow tasks test` exits 0 in 3.x even when the task fails (cli-map §1.7).
+_TASK_FAILED = OutcomeRule(
+    r"new_state=failed|Marking task as FAILED|Task failed with exception",
+    500,
+    "the task failed (Airflow 3 exits 0 from `tasks test` even then)",
+    exit_codes=(0,),
+)
+
+AIRFLOW3 = Dialect(
+    name="3",
+    versions="3.x",
+    table={
+        "version": Translation((Command(("version",)),)),
+        "rest_api_plugin_version": Builtin("rest_api_plugin_version"),
+        "render": Translation(
+            (Command(("tasks", "render", Opt("--map-index", "map_index"), *_DAG_TASK_WHEN)),),
+            dropped=_SUBDIR,
+        ),
+        "variables": Translation(
+            (
+                Command(
+                    ("variables", "set", Opt("--description", "description"), Pos("set"), Pos("set_value")),
+                    when="set",
+                    requires=("set_value",),
+                ),
+                # `variables get -j` prints a Python repr in 3.x; the gateway parses JSON itself.
+                Command(("variables", "get", Opt("--default", "default"), Pos("get")), when="get", json="stdout"),
+                Command(("variables", "delete", Pos("delete")), when="delete"),
+                Command(("variables", "import", FilePath("import")), when="import"),
+                Command(("variables", "export", FilePath("export")), when="export", returns_file="export"),
+                Command(("variables", "list"), json="flag"),
+            )
+        ),
+        "connections": Translation(
+            (
+                Command(
+                    (
+                        "connections",
+                        "add",
+                        Opt("--conn-uri", "conn_uri"),
+                        Opt("--conn-type", "conn_type"),
+                        Opt("--conn-extra", "conn_extra"),
+                        Pos("conn_id"),
+                    ),
+                    when="add",
+                    requires=("conn_id",),
+                ),
+                Command(("connections", "delete", Pos("conn_id")), when="delete", requires=("conn_id",)),
+                Command(("connections", "list"), json="flag"),
+            )
+        ),
+        "pause": Translation(
+            (Command(("dags", "pause", Pos("dag_id")), json="flag"),), dropped=_SUBDIR, outcome=(PAUSE_NOOP,)
+        ),
+        "unpause": Translation(
+            (Command(("dags", "unpause", Pos("dag_id")), json="flag"),), dropped=_SUBDIR, outcome=(PAUSE_NOOP,)
+        ),
+        "task_failed_deps": Translation(
+            (Command(("tasks", "failed-deps", Opt("--map-index", "map_index"), *_DAG_TASK_WHEN)),),
+            dropped=_SUBDIR,
+        ),
+        "trigger_dag": Translation(
+            (
+                Command(
+                    (
+                        "dags",
+                        "trigger",
+                        Opt("--run-id", "run_id"),
+                        Opt("--conf", "conf"),
+                        Opt("--logical-date", "exec_date"),
+                        Pos("dag_id"),
+                    ),
+                    json="flag",
+                ),
+            ),
+            dropped=_SUBDIR,
+        ),
+        "test": Translation(
+            (
+                Command(
+                    (
+                        "tasks",
+                        "test",
+                        Opt("--task-params", "task_params"),
+                        Opt("--map-index", "map_index"),
+                        *_DAG_TASK_WHEN,
+                    )
+                ),
+            ),
+            dropped=_SUBDIR,
+            rejected={
+                "dry_run": "Airflow 3 removed `tasks test --dry-run`; use api=render to see the rendered templates",
+            },
+            outcome=(_TASK_FAILED,),
+        ),
+        "dag_state": Translation(
+            (Command(("dags", "state", Pos("dag_id"), Pos("execution_date"))),), dropped=_SUBDIR, outcome=(NO_RUN,)
+        ),
+        "run": Unavailable(
+            "Airflow 3 removed `airflow tasks run`. Use api=test with an existing run_id (runs the task and "
+            "records its state), api=clear to have the scheduler run it again, or api=trigger_dag"
+        ),
+        "list_tasks": Translation(
+            (Command(("tasks", "list", Pos("dag_id"))),),
+            dropped=_SUBDIR,
+            rejected={"tree": "Airflow 3 removed `tasks list --tree` (`airflow dags show` replaces it)"},
+        ),
+        "backfill": Translation(
+            (
+                Command(
+                    (
+                        "backfill",
+                        "create",
+                        Opt("--dag-id", "dag_id"),
+                        Opt("--from-date", "start_date"),
+                        Opt("--to-date", "end_date"),
+                        Flag("--dry-run", "dry_run"),
+                        Flag("--run-backwards", "run_backwards"),
+                        Opt("--dag-run-conf", "conf"),
+                    )
+                ),
+            ),
+            requires=("start_date", "end_date"),
+            dropped={**_SUBDIR, "donot_pickle": DO_PICKLE_GONE, "include_adhoc": "include_adhoc was ignored: it no longer exists"},
+            rejected={
+                name: f"Airflow 3 backfills create DAG runs for the scheduler and have no {name} option"
+                for name in (
+                    "task_regex",
+                    "mark_success",
+                    "local",
+                    "ignore_dependencies",
+                    "ignore_first_depends_on_past",
+                    "pool",
+                )
+            },
+        ),
+        "list_dags": Translation(
+            (
+                Command(("dags", "report"), when="report", json="flag"),
+                Command(("dags", "list"), json="flag"),
+            ),
+            rejected={"subdir": "Airflow 3 lists DAGs by bundle, not by directory: subdir is not supported"},
+        ),
+        "kerberos": Translation(
+            (Command(("kerberos", Opt("--keytab", "keytab"), Pos("principal"))),), dropped=DAEMON_MANAGED
+        ),
+        "worker": Translation(
+            (Command(("celery", "worker", Opt("--queues", "queues"), Opt("--concurrency", "concurrency"))),),
+            dropped={**DAEMON_MANAGED, "do_pickle": DO_PICKLE_GONE},
+            provider=CELERY,
+        ),
+        "flower": Translation(
+            (
+                Command(
+                    (
+                        "celery",
+                        "flower",
+                        Opt("--hostname", "hostname"),
+                        Opt("--port", "port"),
+                        Opt("--flower-conf", "flower_conf"),
+                        Opt("--broker-api", "broker_api"),
+                    )
+                ),
+            ),
+            dropped=DAEMON_MANAGED,
+            provider=CELERY,
+        ),
+        "scheduler": Translation(
+            (Command(("scheduler", Opt("--num-runs", "num_runs"))),),
+            dropped={**DAEMON_MANAGED, "do_pickle": DO_PICKLE_GONE},
+            rejected={
+                "dag_id": "Airflow 2 and 3 schedulers serve every DAG; there is no per-DAG scheduler",
+                "subdir": "Airflow 3's scheduler reads DAG bundles; subdir is not supported",
+                "run-duration": "Airflow removed --run-duration; use num_runs to bound the scheduler",
+            },
+        ),
+        "task_state": Translation(
+            (Command(("tasks", "state", Opt("--map-index", "map_index"), *_DAG_TASK_WHEN)),), dropped=_SUBDIR
+        ),
+        "pool": Translation(
+            (
+                Command(("pools", "set", Pos("set")), when="set"),
+                Command(("pools", "get", Pos("get")), when="get", json="flag"),
+                Command(("pools", "delete", Pos("delete")), when="delete"),
+                Command(("pools", "list"), json="flag"),
+            )
+        ),
+        "serve_logs": Unavailable(
+            "Airflow 2 and 3 have no `serve_logs` command: the scheduler, triggerer and Celery workers serve "
+            "task logs themselves (start api=scheduler)"
+        ),
+        "clear": Translation(
+            (
+                Command(
+                    (
+                        "tasks",
+                        "clear",
+                        Opt("--task-regex", "task_regex"),
+                        Opt("--start-date", "start_date"),
+                        Opt("--end-date", "end_date"),
+                        Flag("--upstream", "upstream"),
+                        Flag("--downstream", "downstream"),
+                        Flag("--only-failed", "only_failed"),
+                        Flag("--only-running", "only_running"),
+                        "--yes",
+                        Pos("dag_id"),
+                    )
+                ),
+            ),
+            dropped={
+                **_SUBDIR,
+                "exclude_subdags": "exclude_subdags was ignored: Airflow 3 has no SubDAGs",
+            },
+        ),
+        "list_dag_runs": Translation(
+            (
+                Command(
+                    (
+                        "dags",
+                        "list-runs",
+                        Opt("--state", "state"),
+                        Opt("--start-date", "start_date"),
+                        Opt("--end-date", "end_date"),
+                        Pos("dag_id"),
+                    ),
+                    json="flag",
+                ),
+            )
+        ),
+        "list_task_states": Translation(
+            (Command(("tasks", "states-for-dag-run", Pos("dag_id"), Pos("execution_date")), json="flag"),)
+        ),
+        "list_import_errors": Translation((Command(("dags", "list-import-errors"), json="flag"),)),
+        "list_variables": Translation((Command(("variables", "list"), json="flag"),)),
+        "list_pools": Translation((Command(("pools", "list"), json="flag"),)),
+        "list_connections": Translation((Command(("connections", "list"), json="flag"),)),
+        "next_execution": Translation(
+            (Command(("dags", "next-execution", Opt("--num-executions", "num_executions"), Pos("dag_id"))),)
+        ),
+        "dag_details": Translation((Command(("dags", "details", Pos("dag_id")), json="flag"),)),
+        "triggerer": Translation((Command(("triggerer", Opt("--capacity", "capacity"))),)),
+        "dag_processor": Translation((Command(("dag-processor", Opt("--num-runs", "num_runs"))),)),
+        "list_daemons": Builtin("list_daemons"),
+        "stop_daemon": Builtin("stop_daemon"),
+    },
+    outcome=NOT_FOUND,
+)

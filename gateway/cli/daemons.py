@@ -1,0 +1,172 @@
+"""Detached long-running CLI processes (scheduler, workers, ...), visible to every worker.
+
+Each daemon gets a JSON record and a log file in the state directory.  Records carry the
+process start time from ``/proc`` so a recycled pid is never mistaken for our daemon,
+and only processes recorded here can be stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonRecord:
+    """One daemon the gateway started."""
+
+    id: str
+    api: str
+    argv: tuple[str, ...]
+    pid: int
+    started_at: float
+    proc_start: str | None
+    log_path: str
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["argv"] = list(self.argv)
+        return data
+
+
+class DaemonError(Exception):
+    """A daemon could not be started or stopped; ``status`` is the HTTP code."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _proc_start(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in {"Z", "X"}:
+        return None
+    return fields[19]
+
+
+class DaemonManager:
+    """Starts, lists and stops detached daemons.
+
+    :param directory: state directory for records and logs (created if missing).
+    :param env: environment for the daemons.
+    :param cwd: working directory for the daemons.
+    :param grace_s: how long a start waits to catch an immediate failure.
+    """
+
+    def __init__(self, directory: Path, *, env: Mapping[str, str], cwd: Path, grace_s: float = 3.0) -> None:
+        self.directory = directory
+        self.env = dict(env)
+        self.cwd = cwd
+        self.grace_s = grace_s
+
+    def start(self, api: str, argv: Sequence[str]) -> tuple[DaemonRecord, int | None]:
+        """Start ``argv`` detached; returns the record and the exit code if it died at once."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.cwd.mkdir(parents=True, exist_ok=True)
+        daemon_id = f"{api}-{secrets.token_hex(6)}"
+        log_path = self.directory / f"{daemon_id}.log"
+        with open(log_path, "ab", buffering=0) as log:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        record = DaemonRecord(
+            id=daemon_id,
+            api=api,
+            argv=tuple(argv),
+            pid=proc.pid,
+            started_at=time.time(),
+            proc_start=_proc_start(proc.pid),
+            log_path=str(log_path),
+        )
+        self._write(record)
+        try:
+            code: int | None = proc.wait(timeout=self.grace_s)
+        except subprocess.TimeoutExpired:
+            code = None
+            # Reap it whenever it exits so it does not linger as a zombie of this worker.
+            threading.Thread(target=proc.wait, name=f"reap-{daemon_id}", daemon=True).start()
+        if code is not None:
+            self._write_exit(daemon_id, code)
+        return record, code
+
+    def _write(self, record: DaemonRecord) -> None:
+        path = self.directory / f"{record.id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record.to_json()))
+        os.replace(tmp, path)
+
+    def _write_exit(self, daemon_id: str, code: int) -> None:
+        (self.directory / f"{daemon_id}.exit").write_text(str(code))
+
+    def _load(self, path: Path) -> DaemonRecord | None:
+        try:
+            data = json.loads(path.read_text())
+            data["argv"] = tuple(data["argv"])
+            return DaemonRecord(**data)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def alive(self, record: DaemonRecord) -> bool:
+        """True while the recorded process (same pid *and* start time) is running."""
+        return record.proc_start is not None and _proc_start(record.pid) == record.proc_start
+
+    def get(self, daemon_id: str) -> DaemonRecord | None:
+        return self._load(self.directory / f"{daemon_id}.json")
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every recorded daemon, newest first, with ``alive`` and any known exit code."""
+        if not self.directory.is_dir():
+            return []
+        rows = []
+        for path in self.directory.glob("*.json"):
+            record = self._load(path)
+            if record is None:
+                continue
+            row = record.to_json()
+            row["alive"] = self.alive(record)
+            exit_file = self.directory / f"{record.id}.exit"
+            row["exit_code"] = int(exit_file.read_text()) if exit_file.is_file() else None
+            rows.append(row)
+        return sorted(rows, key=lambda r: r["started_at"], reverse=True)
+
+    def stop(self, daemon_id: str, grace_s: float = 10.0) -> dict[str, Any]:
+        """SIGTERM the daemon's process group, SIGKILL after ``grace_s``.
+
+        :raises DaemonError: 404 if the gateway did not start it.
+        """
+        record = self.get(daemon_id)
+        if record is None:
+            raise DaemonError(f"no daemon with id {daemon_id!r} was started by this gateway", 404)
+        if not self.alive(record):
+            return {"id": daemon_id, "stopped": False, "alive": False, "message": "not running"}
+        os.killpg(record.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and self.alive(record):
+            time.sleep(0.1)
+        killed = False
+        if self.alive(record):
+            os.killpg(record.pid, signal.SIGKILL)
+            killed = True
+        return {"id": daemon_id, "stopped": True, "alive": self.alive(record), "sigkill": killed}

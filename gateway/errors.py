@@ -1,0 +1,86 @@
+"""Gateway errors as HTTP exceptions that render the plugin's JSON envelope.
+
+Every error a client can see is one of these; any other exception becomes a 500 envelope
+in :mod:`gateway.app` and is logged without locals.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException
+
+from gateway.envelope import Envelope
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+    from werkzeug.sansio.response import Response as SansIOResponse
+
+
+class GatewayError(HTTPException):
+    """Base class: ``code`` and a fixed, safe ``description``; renders as an envelope."""
+
+    code = 500
+    description = "Internal error"
+
+    def __init__(self, description: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description)
+        self._extra_headers = headers or {}
+
+    def envelope(self, environ: WSGIEnvironment | None) -> Envelope:
+        environ = environ or {}
+        call_time = environ.get("gateway.call_time", time.time())
+        request_id = environ.get("gateway.request_id") or uuid.uuid4().hex
+        return Envelope(call_time=call_time, request_id=request_id).fail(self.code or 500, self.description)
+
+    def get_response(  # type: ignore[override]
+        self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
+    ) -> SansIOResponse:
+        headers = dict(self._extra_headers)
+        if environ and environ.get("gateway.request_id"):
+            headers["X-Request-ID"] = environ["gateway.request_id"]
+        return self.envelope(environ).response(time.time(), headers)
+
+
+class BadRequest(GatewayError):
+    code = 400
+    description = "Bad request"
+
+
+class TokenAuthenticationFailed(GatewayError):
+    """The original plugin's answer to a missing or wrong token."""
+
+    code = 403
+    description = "Token Authentication Failed"
+
+
+class Forbidden(GatewayError):
+    code = 403
+    description = "Forbidden"
+
+
+class NotFound(GatewayError):
+    code = 404
+    description = "Not found"
+
+
+class MethodNotAllowed(GatewayError):
+    code = 405
+    description = "Method not allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    code = 413
+    description = "Request body too large"
+
+
+class Busy(GatewayError):
+    code = 503
+    description = "Too many CLI calls in progress; retry later"
+
+
+class InternalError(GatewayError):
+    code = 500
+    description = "Internal error (see the gateway log for this request id)"
