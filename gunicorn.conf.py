@@ -42,6 +42,6 @@ if os.path.isdir("/dev/shm"):
 # forwarder_headers and secure_scheme_headers; the latter is emptied so no client can
 # set the URL scheme, and X-Forwarded-* trust stays with the gateway's own
 # trusted_proxy_count.
-forwarder_headers = [_gateway_config.plugin_auth.header_name.upper()]
+forwarder_headers = _gateway_config.plugin_auth.header_name.upper()
 forwarded_allow_ips = "*"
 secure_scheme_headers: dict[str, str] = {}

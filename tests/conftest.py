@@ -1,0 +1,25 @@
+"""Shared fixtures: real Airflow homes (one per version, per session)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.airflow import AirflowHome, make_airflow_home
+
+
+@pytest.fixture(scope="session")
+def airflow3(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+    """A migrated Airflow 3 home with the test DAGs parsed."""
+    return make_airflow_home("3", tmp_path_factory.mktemp("airflow3-home"))
+
+
+@pytest.fixture(scope="session")
+def airflow2(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+    """A migrated Airflow 2 home with the test DAGs parsed."""
+    return make_airflow_home("2", tmp_path_factory.mktemp("airflow2-home"))
+
+
+@pytest.fixture(scope="session", params=["3", "2"], ids=["airflow3", "airflow2"])
+def airflow(request: pytest.FixtureRequest) -> AirflowHome:
+    """Each supported Airflow in turn."""
+    return request.getfixturevalue(f"airflow{request.param}")

@@ -1,0 +1,31 @@
+"""Fixtures for end-to-end tests: a gateway under real gunicorn per Airflow version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.airflow import AirflowHome
+from tests.support.servers import GatewayServer, start_gateway
+
+TOKEN = "changeme"
+TOKEN_HEADER = {"rest_api_plugin_http_token": TOKEN}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def gateway(airflow: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    """The gateway with the original plugin's token, in front of each Airflow in turn."""
+    server = start_gateway(
+        airflow,
+        tmp_path_factory.mktemp(f"gateway-{airflow.major}"),
+        settings={"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": TOKEN},
+    )
+    yield server
+    server.stop()

@@ -1,0 +1,120 @@
+"""Real servers on 127.0.0.1 for end-to-end tests: gunicorn running the gateway."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support.airflow import AirflowHome
+from tests.support.http import get
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """TERM the process group, then KILL it."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, deadline_s: float = 90.0) -> None:
+    """Poll ``url`` until it answers 200, failing with the server log if it does not."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-5000:]}")
+        try:
+            if get(url, timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    stop_group(proc)
+    pytest.fail(f"server did not answer {url} in {deadline_s}s:\n{log.read_text()[-5000:]}")
+
+
+@dataclass
+class GatewayServer:
+    """gunicorn running the gateway against one Airflow home."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    state_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def api(self, query: str) -> str:
+        return f"{self.url}/admin/rest_api/api?{query}"
+
+    def stop(self) -> None:
+        stop_group(self.proc)
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+
+def start_gateway(
+    airflow: AirflowHome,
+    tmp: Path,
+    *,
+    settings: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
+    workers: int = 2,
+) -> GatewayServer:
+    """Start gunicorn with ``gunicorn.conf.py`` on a free loopback port.
+
+    :param settings: gateway settings as ``AIRFLOW_GATEWAY__…`` variables (without prefix),
+        e.g. ``{"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "changeme"}``.
+    """
+    port = free_port()
+    state = tmp / f"gateway-state-{port}"
+    log = tmp / f"gateway-{port}.log"
+    env = airflow.process_env()
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "GATEWAY_BIND": f"127.0.0.1:{port}",
+            "GATEWAY_WORKERS": str(workers),
+            "AIRFLOW_GATEWAY__AIRFLOW__EXECUTABLE": str(airflow.executable),
+            "AIRFLOW_GATEWAY__AIRFLOW__HOME": str(airflow.home),
+            "AIRFLOW_GATEWAY__GATEWAY__STATE_DIR": str(state),
+        }
+    )
+    for key, value in (settings or {}).items():
+        env[f"AIRFLOW_GATEWAY__{key}"] = value
+    env.update(extra_env or {})
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", proc, log)
+    return GatewayServer(url=url, proc=proc, log=log, state_dir=state, env=env)
