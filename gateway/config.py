@@ -303,6 +303,10 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
         sources.append(str(path))
     env_values = _from_env(environ)
     merged = {**file_values, **env_values}
+    for key in _TABLE_KEYS & file_values.keys() & env_values.keys():
+        # a single env override adds to a table instead of replacing it
+        if isinstance(file_values[key], Mapping):
+            merged[key] = {**file_values[key], **env_values[key]}
 
     def raw(section: str, key: str, default: Any = None) -> Any:
         return merged.get((section, key), default)

@@ -40,20 +40,13 @@ class InvalidValue(ValueError):
 Value = str | bool | int | tuple[str, ...]
 
 
-def _match(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+def _match(pattern: re.Pattern[str], what: str, allowed: str = "_ . -") -> Callable[[str], str]:
     def check(raw: str) -> str:
         if not pattern.fullmatch(raw):
-            raise InvalidValue(
-                f"not a valid {what} (letters, digits and {_allowed(pattern)} only, not starting with '-')"
-            )
+            raise InvalidValue(f"not a valid {what} (ASCII letters, digits and {allowed} only, not starting with '-')")
         return raw
 
     return check
-
-
-def _allowed(pattern: re.Pattern[str]) -> str:
-    tail = pattern.pattern.split("][", 1)[1].split("]", 1)[0]
-    return " ".join(sorted({c for c in tail.replace("A-Za-z0-9", "").replace("\\", "")}))
 
 
 def _text(raw: str) -> str:
@@ -183,7 +176,7 @@ def _upload(raw: str) -> str:
 _VALIDATORS: dict[Kind, Callable[[str], Any]] = {
     Kind.DAG_ID: _match(_KEY, "DAG id"),
     Kind.TASK_ID: _match(_KEY, "task id"),
-    Kind.RUN_ID: _match(_RUN_ID, "run id"),
+    Kind.RUN_ID: _match(_RUN_ID, "run id", "_ . ~ : + -"),
     Kind.DATE: _date,
     Kind.DATE_OR_RUN_ID: _date_or_run_id,
     Kind.JSON_OBJECT: _json_object,
@@ -196,15 +189,15 @@ _VALIDATORS: dict[Kind, Callable[[str], Any]] = {
     Kind.CONN_ID: _match(_KEY, "connection id"),
     Kind.CONN_URI: _conn_uri,
     Kind.CONN_TYPE: _match(_CONN_TYPE, "connection type"),
-    Kind.VAR_KEY: _match(_VAR_KEY, "variable key"),
+    Kind.VAR_KEY: _match(_VAR_KEY, "variable key", "_ . - / :"),
     Kind.TEXT: _text,
     Kind.FILE_NAME: _match(_FILE_NAME, "file name (.json, .yaml, .yml or .env)"),
     Kind.SERVER_PATH: _server_path,
     Kind.HOST: _host,
     Kind.QUEUES: _queues,
-    Kind.PRINCIPAL: _match(_PRINCIPAL, "Kerberos principal"),
+    Kind.PRINCIPAL: _match(_PRINCIPAL, "Kerberos principal", "_ . - / @"),
     Kind.BUNDLE: _match(_KEY, "bundle name"),
-    Kind.DAEMON_ID: _match(_DAEMON_ID, "daemon id"),
+    Kind.DAEMON_ID: _match(_DAEMON_ID, "daemon id", "_ -"),
     Kind.STATE: _state,
     Kind.UPLOAD: _upload,
 }
