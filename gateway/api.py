@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -138,7 +139,9 @@ class ApiEndpoint:
         outcome = classify(result, rules)
         stdout, stderr = result.stdout, result.stderr
         if self.config.cli.filter_loading_messages:
-            stdout, stderr = filter_loading_messages(stdout), filter_loading_messages(stderr)
+            keep = plan.translation.logs_are_output
+            stdout = filter_loading_messages(stdout, logs_are_output=keep)
+            stderr = filter_loading_messages(stderr, logs_are_output=keep)
         output = {"stdout": condense_tracebacks(stdout), "stderr": condense_tracebacks(stderr), "stdin": ""}
         envelope.output = output
         envelope.exit_code = result.returncode
@@ -157,8 +160,6 @@ class ApiEndpoint:
             self._attach_data(plan, result.stdout, envelope)
 
     def _attach_data(self, plan: Plan, raw_stdout: str, envelope: Envelope) -> None:
-        import json
-
         try:
             if plan.command.returns_file:
                 path = plan.files[plan.command.returns_file]

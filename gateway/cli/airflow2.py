@@ -104,7 +104,8 @@ AIRFLOW2 = Dialect(
                         *_DAG_TASK_WHEN,
                     )
                 ),
-            )
+            ),
+            logs_are_output=True,
         ),
         # Airflow 2's `dags state` takes a date only; a run_id gets its usage error (400).
         "dag_state": Translation(
@@ -133,6 +134,7 @@ AIRFLOW2 = Dialect(
                 "cfg_path": "the gateway does not let callers point Airflow at another config file",
                 "pickle": "running a caller-supplied pickle would execute arbitrary code",
             },
+            logs_are_output=True,
         ),
         "list_tasks": Translation((Command(("tasks", "list", _SUBDIR, Flag("--tree", "tree"), Pos("dag_id"))),)),
         "backfill": Translation(
@@ -160,6 +162,7 @@ AIRFLOW2 = Dialect(
                 ),
             ),
             dropped={"include_adhoc": "include_adhoc was ignored: it no longer exists"},
+            logs_are_output=True,
         ),
         "list_dags": Translation(
             (

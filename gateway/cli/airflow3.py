@@ -121,6 +121,7 @@ AIRFLOW3 = Dialect(
                 "dry_run": "Airflow 3 removed `tasks test --dry-run`; use api=render to see the rendered templates",
             },
             outcome=(_TASK_FAILED,),
+            logs_are_output=True,
         ),
         "dag_state": Translation(
             (Command(("dags", "state", Pos("dag_id"), Pos("execution_date"))),), dropped=_SUBDIR, outcome=(NO_RUN,)
@@ -239,6 +240,16 @@ AIRFLOW3 = Dialect(
             dropped={
                 **_SUBDIR,
                 "exclude_subdags": "exclude_subdags was ignored: Airflow 3 has no SubDAGs",
+            },
+            # Measured on 3.3.2: SerializedDAG.partial_subset() treats the "regex" as a plain
+            # substring, so '^first$' clears nothing while exiting 0.
+            constraints={
+                "task_regex": (
+                    r"[A-Za-z0-9_.\-]+",
+                    "Airflow 3 matches task_regex as a plain substring of task ids, not as a regular "
+                    "expression (a pattern like '^first$' would silently clear nothing); give a task id "
+                    "or part of one",
+                )
             },
         ),
         "list_dag_runs": Translation(

@@ -19,7 +19,7 @@ NOT_FOUND: tuple[OutcomeRule, ...] = (
 )
 
 # `dags state` prints "None" with exit code 0 when there is no such run.
-NO_RUN = OutcomeRule(r"\A\s*None\s*\Z", 404, "no DAG run for this DAG and date/run id", exit_codes=(0,))
+NO_RUN = OutcomeRule(r"(?m)^None$", 404, "no DAG run for this DAG and date/run id", exit_codes=(0,))
 
 # pause/unpause exit 0 whether the DAG is unknown or already in the wanted state.
 PAUSE_NOOP = OutcomeRule(

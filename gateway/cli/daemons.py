@@ -105,8 +105,10 @@ class DaemonManager:
             code: int | None = proc.wait(timeout=self.grace_s)
         except subprocess.TimeoutExpired:
             code = None
-            # Reap it whenever it exits so it does not linger as a zombie of this worker.
-            threading.Thread(target=proc.wait, name=f"reap-{daemon_id}", daemon=True).start()
+            # Reap it whenever it exits (no zombie left in this worker) and record how it ended.
+            threading.Thread(
+                target=lambda: self._write_exit(daemon_id, proc.wait()), name=f"reap-{daemon_id}", daemon=True
+            ).start()
         if code is not None:
             self._write_exit(daemon_id, code)
         return record, code

@@ -8,6 +8,7 @@ which each value is exactly one element: options as ``--flag=value``, positional
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -189,6 +190,10 @@ class Interpreter:
                 f"(pip install {tr.provider}); it is not installed",
                 status=501,
             )
+        for name, (pattern, reason) in tr.constraints.items():
+            value = values.get(name)
+            if isinstance(value, str) and not re.fullmatch(pattern, value):
+                raise PlanError(f"argument '{name}' on Airflow {self.dialect.versions}: {reason}")
         command = self._choose(api, tr, given)
         self._require(api, values, (*tr.requires, *command.requires))
         warnings = [tr.dropped[name] for name in tr.dropped if name in given]
@@ -290,7 +295,7 @@ def check_table(dialect: Dialect, catalogue: Mapping[str, Api]) -> None:
         if api.kind is ApiKind.BUILTIN:
             raise ValueError(f"dialect {dialect.name}: builtin api {name!r} has a CLI translation")
         known = {p.name for p in api.params}
-        named = set(entry.dropped) | set(entry.rejected) | set(entry.requires)
+        named = set(entry.dropped) | set(entry.rejected) | set(entry.requires) | set(entry.constraints)
         for command in entry.commands:
             named |= _referenced(command)
             if command.returns_file:

@@ -23,12 +23,26 @@ _TRACEBACK_START = "Traceback (most recent call last):"
 _EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|NotFound|Exit|Warning|Interrupt|Backfill)\b.*")
 
 
-def filter_loading_messages(text: str) -> str:
-    """Drop Airflow's INFO/DEBUG log lines and its per-call warnings, keep everything else."""
+# Start-up chatter printed before any command runs; dropped even where logs are output.
+_LOADING = re.compile(
+    r"Filling up the DagBag|DAG bundles loaded|Added new DAG bundle|setup plugin|Using executor|"
+    r"Loaded executor|Loaded API auth backend|Dags? processed|Creating ORM DAG|Sync \d+ DAGs"
+)
+
+
+def filter_loading_messages(text: str, *, logs_are_output: bool = False) -> str:
+    """Drop Airflow's loading messages and per-call warnings, keep everything else.
+
+    :param logs_are_output: for commands that run tasks (``test``, ``run``, ``backfill``)
+        the INFO log lines carry the task's own output, so only start-up chatter goes.
+    """
     kept: list[str] = []
     skip_graphviz = False
     for line in text.splitlines():
-        if _LOG_2X.match(line) or _LOG_3X.match(line) or _PY_WARNING.match(line):
+        is_log = bool(_LOG_2X.match(line) or _LOG_3X.match(line))
+        if is_log and (not logs_are_output or _LOADING.search(line)):
+            continue
+        if _PY_WARNING.match(line):
             continue
         if _WARNING_3X.match(line) or (skip_graphviz and line.strip().startswith(_GRAPHVIZ_TAIL)):
             skip_graphviz = True

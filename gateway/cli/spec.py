@@ -162,6 +162,9 @@ class Translation:
         optional.
     :param provider: the Python distribution that must be installed beside Airflow.
     :param outcome: rules for commands whose exit codes lie.
+    :param logs_are_output: the command runs tasks, whose output arrives as log lines.
+    :param constraints: parameter -> (regex the value must match in full, reason if not),
+        for values this version would silently misread.
     """
 
     commands: tuple[Command, ...]
@@ -170,6 +173,8 @@ class Translation:
     requires: tuple[str, ...] = ()
     provider: str | None = None
     outcome: tuple[OutcomeRule, ...] = ()
+    logs_are_output: bool = False
+    constraints: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

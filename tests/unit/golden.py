@@ -108,9 +108,9 @@ AIRFLOW3: list[tuple[str, dict[str, str], list[str]]] = [
     ),
     (
         "clear",
-        {"dag_id": "d1", "task_regex": "^first$", "start_date": "2026-11-01", "end_date": "2026-11-03",
+        {"dag_id": "d1", "task_regex": "first", "start_date": "2026-11-01", "end_date": "2026-11-03",
          "downstream": "on", "only_failed": "on", "no_confirm": "on"},
-        ["tasks", "clear", "--task-regex=^first$", "--start-date=2026-11-01", "--end-date=2026-11-03",
+        ["tasks", "clear", "--task-regex=first", "--start-date=2026-11-01", "--end-date=2026-11-03",
          "--downstream", "--only-failed", "--yes", "--", "d1"],
     ),
     ("scheduler", {"num_runs": "1"}, ["scheduler", "--num-runs=1"]),

@@ -134,6 +134,7 @@ REQUEST_ERRORS = [
     pytest.param("run", {"dag_id": "d", "task_id": "t", "execution_date": "2026-01-01"}, "api=test",
                  id="af3-run-removed"),
     pytest.param("serve_logs", {}, "scheduler", id="serve-logs-removed"),
+    pytest.param("clear", {"dag_id": "d", "task_regex": "^first$"}, "plain substring", id="af3-clear-regex"),
     pytest.param("pause", {"dag_id": "d", "output": "xml"}, "'json' or 'text'", id="bad-output"),
 ]
 

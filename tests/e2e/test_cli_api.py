@@ -1,0 +1,328 @@
+"""Every API of the original plugin against real Airflow 3 and 2, through real gunicorn.
+
+Each test checks the *effect* of the call (state read back from Airflow), not only the
+status.  The module shares one gateway per Airflow version; tests use their own
+variable/pool/connection names so their order does not matter, except where a fixture
+creates the DAG run they inspect.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from gateway import __version__
+from tests.e2e.conftest import TOKEN_HEADER
+from tests.support.airflow import AirflowHome
+from tests.support.http import get, post_form
+from tests.support.servers import GatewayServer
+
+DAG = "gw_example"
+RUN_DATE = "2026-11-02T00:00:00+00:00"
+RUN_ID = "gw_run_1"
+
+
+def call(gateway: GatewayServer, api: str, **args: str) -> tuple[int, dict[str, Any]]:
+    """GET the API with the plugin token; returns (HTTP status, envelope)."""
+    reply = get(gateway.api(urlencode({"api": api, **args})), headers=TOKEN_HEADER)
+    assert reply.content_type == "application/json", reply.body[:300]
+    return reply.status, reply.json
+
+
+def ok(gateway: GatewayServer, api: str, **args: str) -> dict[str, Any]:
+    status, body = call(gateway, api, **args)
+    assert (status, body["status"]) == (200, "OK"), json.dumps(body, indent=1)[:3000]
+    assert body["http_response_code"] == 200
+    return body
+
+
+def stdout(body: dict[str, Any]) -> str:
+    return str(body["output"]["stdout"])
+
+
+@pytest.fixture(scope="module")
+def dag_run(gateway: GatewayServer, airflow: AirflowHome) -> dict[str, Any]:
+    """One manual run of the test DAG with conf, at a known logical date and run id."""
+    body = ok(
+        gateway, "trigger_dag", dag_id=DAG, run_id=RUN_ID, conf='{"x": "from-conf"}', execution_date=RUN_DATE,
+        output="json",
+    )
+    return body
+
+
+def test_envelope_has_every_field_and_per_request_times(gateway: GatewayServer) -> None:
+    """The original envelope's fields plus exit_code, duration_seconds and request_id."""
+    body = ok(gateway, "version")
+    assert set(body) >= {
+        "airflow_cmd", "arguments", "post_arguments", "call_time", "output", "response_time", "status",
+        "warning", "http_response_code", "exit_code", "duration_seconds", "request_id",
+    }
+    assert body["airflow_cmd"] == "airflow version"
+    assert body["output"]["stdin"] == "" and body["exit_code"] == 0
+    again = ok(gateway, "version")
+    assert again["call_time"] >= body["call_time"] and again["request_id"] != body["request_id"]
+
+
+def test_version_is_the_installed_airflow(gateway: GatewayServer, airflow: AirflowHome) -> None:
+    """api=version runs `airflow version` on the gateway's host."""
+    assert stdout(ok(gateway, "version")).strip().startswith(f"{airflow.major}.")
+
+
+def test_rest_api_plugin_version_is_the_gateways(gateway: GatewayServer) -> None:
+    """api=rest_api_plugin_version answers the gateway's own version, without the CLI."""
+    body = ok(gateway, "rest_api_plugin_version")
+    assert body["output"] == __version__ and body["airflow_cmd"] is None
+
+
+def test_variables_crud_and_import_export_round_trip(gateway: GatewayServer) -> None:
+    """set/get (text and JSON)/list/export/delete/import, each effect read back."""
+    key = "gw_var_text"
+    value = "-starts with a dash, has spaces"
+    ok(gateway, "variables", set=key, set_value=value)
+    assert stdout(ok(gateway, "variables", get=key)).rstrip("\n") == value
+    ok(gateway, "variables", set="gw_var_json", set_value='{"a": 1, "b": [1, 2]}')
+    assert ok(gateway, "variables", get="gw_var_json", json="")["data"] == {"a": 1, "b": [1, 2]}
+    listed = ok(gateway, "variables", output="json")["data"]
+    assert {key, "gw_var_json"} <= {row["key"] for row in listed}
+    exported = ok(gateway, "variables", export="gw_vars.json")["data"]
+    assert exported[key] in (value, {"value": value, "description": None})
+    ok(gateway, "variables", delete=key)
+    status, body = call(gateway, "variables", get=key)
+    assert (status, body["status"]) == (404, "ERROR")
+    ok(gateway, "variables", **{"import": "gw_vars.json"})
+    assert stdout(ok(gateway, "variables", get=key)).rstrip("\n") == value
+
+
+def test_variables_default_and_post_form(gateway: GatewayServer) -> None:
+    """POST form arguments work like query arguments; get with default of a missing key."""
+    reply = post_form(gateway.api("api=variables"), {"set": "gw_var_post", "set_value": "posted"}, headers=TOKEN_HEADER)
+    assert reply.status == 200, reply.body
+    assert reply.json["post_arguments"] == {"set": "gw_var_post", "set_value": "posted"}
+    assert stdout(ok(gateway, "variables", get="gw_var_post")).strip() == "posted"
+    assert stdout(ok(gateway, "variables", get="gw_missing", default="fallback")).strip() == "fallback"
+
+
+def test_connections_add_list_delete(gateway: GatewayServer) -> None:
+    """add with a URI, see it listed, delete it; the password is masked in the echo."""
+    uri = "postgresql://user:p%40ssw0rd@db.example.com:5432/mydb"
+    body = ok(gateway, "connections", add="on", conn_id="gw_conn", conn_uri=uri, conn_extra='{"sslmode": "require"}')
+    assert "p%40ssw0rd" not in json.dumps(body["arguments"])
+    ids = {row["conn_id"] for row in ok(gateway, "connections", list="on", output="json")["data"]}
+    assert "gw_conn" in ids
+    ok(gateway, "connections", delete="on", conn_id="gw_conn")
+    ids = {row["conn_id"] for row in ok(gateway, "list_connections", output="json")["data"]}
+    assert "gw_conn" not in ids
+    status, _ = call(gateway, "connections", delete="on", conn_id="gw_conn")
+    assert status == 404
+
+
+def is_paused(gateway: GatewayServer) -> bool:
+    rows = ok(gateway, "list_dags", output="json")["data"]
+    return str(next(r for r in rows if r["dag_id"] == DAG)["is_paused"]) == "True"
+
+
+def test_pause_and_unpause_change_the_dag_state(gateway: GatewayServer) -> None:
+    """unpause then pause, each visible in the DAG list; a no-op pause warns."""
+    ok(gateway, "unpause", dag_id=DAG)
+    assert is_paused(gateway) is False
+    ok(gateway, "pause", dag_id=DAG)
+    assert is_paused(gateway) is True
+    assert "already" in (ok(gateway, "pause", dag_id=DAG)["warning"] or "")
+
+
+def test_trigger_dag_with_conf_then_dag_state(gateway: GatewayServer, dag_run: dict[str, Any]) -> None:
+    """The triggered run exists with its conf, and dag_state finds it by date."""
+    run = dag_run["data"][0]
+    assert run["dag_run_id"] == RUN_ID and run["conf"] == {"x": "from-conf"}
+    state = stdout(ok(gateway, "dag_state", dag_id=DAG, execution_date=RUN_DATE))
+    assert state.startswith("queued") and "from-conf" in state
+    runs = ok(gateway, "list_dag_runs", dag_id=DAG, output="json")["data"]
+    assert RUN_ID in {r.get("run_id", r.get("dag_run_id")) for r in runs}
+
+
+def test_dag_state_of_a_missing_run_is_404(gateway: GatewayServer) -> None:
+    """No run at that date: Airflow prints None with exit 0; the gateway says 404."""
+    status, body = call(gateway, "dag_state", dag_id=DAG, execution_date="2020-01-01")
+    assert (status, body["status"]) == (404, "ERROR")
+
+
+def test_test_runs_a_task_and_shows_its_output(gateway: GatewayServer) -> None:
+    """api=test runs the task in-process; its echo output is in the envelope."""
+    body = ok(gateway, "test", dag_id=DAG, task_id="first", execution_date="2026-11-05",
+              task_params='{"x": "from-params"}')
+    assert "first ds=2026-11-05 x=from-params" in stdout(body)
+
+
+def test_test_of_a_failing_task_is_an_error(gateway: GatewayServer) -> None:
+    """A failing task is ERROR/500 on both versions (Airflow 3 exits 0 there)."""
+    status, body = call(gateway, "test", dag_id=DAG, task_id="boom", execution_date="2026-11-06",
+                        task_params='{"rc": 3}')
+    assert (status, body["status"]) == (500, "ERROR")
+
+
+def test_render_shows_rendered_template(gateway: GatewayServer, dag_run: dict[str, Any]) -> None:
+    """render prints the task's templated bash_command for that date."""
+    body = ok(gateway, "render", dag_id=DAG, task_id="first", execution_date=RUN_DATE)
+    assert "echo first ds=2026-11-02 x=" in stdout(body)
+
+
+def test_task_state_failed_deps_and_states_of_the_run(gateway: GatewayServer, dag_run: dict[str, Any]) -> None:
+    """Read commands on the triggered run: task_state, task_failed_deps, list_task_states."""
+    state = stdout(ok(gateway, "task_state", dag_id=DAG, task_id="first", execution_date=RUN_DATE)).strip()
+    assert state.splitlines()[-1] in {"None", "scheduled", "queued"}
+    deps = stdout(ok(gateway, "task_failed_deps", dag_id=DAG, task_id="second", execution_date=RUN_DATE))
+    assert "dependencies" in deps.lower()
+    states = ok(gateway, "list_task_states", dag_id=DAG, execution_date=RUN_ID, output="json")["data"]
+    assert {row["task_id"] for row in states} >= {"first", "second"}
+
+
+def test_running_a_task_records_its_state_and_clear_resets_it(
+    gateway: GatewayServer, airflow: AirflowHome, dag_run: dict[str, Any]
+) -> None:
+    """Run `first` in the triggered run (2.x: api=run; 3.x: api=test with the run id), then clear it."""
+    if airflow.major == "2":
+        ok(gateway, "run", dag_id=DAG, task_id="first", execution_date=RUN_DATE, local="on")
+    else:
+        status, body = call(gateway, "run", dag_id=DAG, task_id="first", execution_date=RUN_DATE)
+        assert status == 400 and "api=test" in body["output"]
+        ok(gateway, "test", dag_id=DAG, task_id="first", execution_date=RUN_ID)
+    assert stdout(ok(gateway, "task_state", dag_id=DAG, task_id="first", execution_date=RUN_DATE)).split()[-1] == "success"
+    ok(gateway, "clear", dag_id=DAG, task_regex="first", start_date="2026-11-02", end_date="2026-11-02")
+    after = stdout(ok(gateway, "task_state", dag_id=DAG, task_id="first", execution_date=RUN_DATE)).split()[-1]
+    assert after != "success"
+
+
+def test_list_tasks_and_list_dags(gateway: GatewayServer) -> None:
+    """The test DAG and its tasks are listed."""
+    assert set(stdout(ok(gateway, "list_tasks", dag_id=DAG)).split()) >= {"first", "second", "boom"}
+    assert DAG in stdout(ok(gateway, "list_dags"))
+    report = ok(gateway, "list_dags", report="on", output="json")["data"]
+    assert report
+
+
+def test_unknown_dag_and_task_are_404(gateway: GatewayServer) -> None:
+    """Airflow's not-found errors become 404 with the output still returned."""
+    status, body = call(gateway, "list_tasks", dag_id="no_such_dag")
+    assert status == 404 and "could not be found" in body["output"]["stderr"]
+    assert "Traceback" not in body["output"]["stderr"]
+    status, _ = call(gateway, "task_state", dag_id=DAG, task_id="no_such_task", execution_date=RUN_DATE)
+    assert status == 404
+
+
+def test_backfill_dry_run_and_real(gateway: GatewayServer, airflow: AirflowHome) -> None:
+    """A dry run creates nothing; a real one creates runs for the range."""
+    ok(gateway, "backfill", dag_id=DAG, start_date="2026-10-01", end_date="2026-10-02", dry_run="on")
+    before = {r.get("run_id", r.get("dag_run_id")) for r in ok(gateway, "list_dag_runs", dag_id=DAG, output="json")["data"]}
+    assert not any("backfill" in str(r) for r in before)
+    ok(gateway, "backfill", dag_id=DAG, start_date="2026-10-01", end_date="2026-10-01",
+       **({"task_regex": "^second$"} if airflow.major == "2" else {}))
+    runs = ok(gateway, "list_dag_runs", dag_id=DAG, output="json")["data"]
+    assert any("backfill" in str(r.get("run_id", r.get("dag_run_id"))) for r in runs)
+
+
+def test_pool_set_get_delete(gateway: GatewayServer) -> None:
+    """pool set in the plugin's 'NAME SLOTS DESCRIPTION' form, read back, deleted."""
+    ok(gateway, "pool", set="gw_pool 3 a pool for tests")
+    row = ok(gateway, "pool", get="gw_pool", output="json")["data"][0]
+    assert (row["pool"], str(row["slots"]), row["description"]) == ("gw_pool", "3", "a pool for tests")
+    assert "gw_pool" in {r["pool"] for r in ok(gateway, "list_pools", output="json")["data"]}
+    ok(gateway, "pool", delete="gw_pool")
+    status, _ = call(gateway, "pool", get="gw_pool")
+    assert status == 404
+
+
+def test_modern_read_commands(gateway: GatewayServer) -> None:
+    """The added read APIs answer: import errors, next execution, details, variables."""
+    assert ok(gateway, "list_import_errors", output="json")["data"] == []
+    assert "2026" in stdout(ok(gateway, "next_execution", dag_id=DAG))
+    details = ok(gateway, "dag_details", dag_id=DAG, output="json")["data"]
+    assert details[0]["dag_id"] == DAG
+    assert isinstance(ok(gateway, "list_variables", output="json")["data"], list)
+
+
+def test_celery_commands_name_the_missing_provider(gateway: GatewayServer) -> None:
+    """worker and flower without the celery provider: 501 naming the package, nothing run."""
+    for api in ("worker", "flower"):
+        status, body = call(gateway, api)
+        assert status == 501 and "apache-airflow-providers-celery" in body["output"]
+        assert body["airflow_cmd"] is None
+
+
+def test_serve_logs_explains_what_replaced_it(gateway: GatewayServer) -> None:
+    """serve_logs has no equivalent: a 400 naming the scheduler."""
+    status, body = call(gateway, "serve_logs")
+    assert status == 400 and "scheduler" in body["output"]
+
+
+def test_scheduler_daemon_start_list_stop(gateway: GatewayServer, airflow: AirflowHome) -> None:
+    """A daemon starts detached with pid and log, any worker lists it alive, and it stops."""
+    body = ok(gateway, "scheduler", pid="/tmp/ignored.pid")
+    daemon = body["daemon"]
+    assert daemon["pid"] > 0 and daemon["log_path"].startswith(str(gateway.state_dir))
+    assert "pid was ignored" in body["warning"]
+    listed = {d["id"]: d for d in ok(gateway, "list_daemons")["data"]}
+    assert listed[daemon["id"]]["alive"] is True
+    stopped = ok(gateway, "stop_daemon", id=daemon["id"])["output"]
+    assert stopped["stopped"] is True
+    listed = {d["id"]: d for d in ok(gateway, "list_daemons")["data"]}
+    assert listed[daemon["id"]]["alive"] is False
+    status, _ = call(gateway, "stop_daemon", id="scheduler-0123456789ab")
+    assert status == 404
+
+
+def test_kerberos_without_kinit_fails_visibly(gateway: GatewayServer) -> None:
+    """kerberos starts detached; here it dies (no kinit) and list_daemons shows how it ended."""
+    import time
+
+    status, body = call(gateway, "kerberos", principal="airflow@EXAMPLE.COM", keytab="/nonexistent.keytab")
+    daemon = body["daemon"]
+    if status == 200:  # still importing Airflow when the start call returned
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            row = {d["id"]: d for d in ok(gateway, "list_daemons")["data"]}[daemon["id"]]
+            if not row["alive"] and row["exit_code"] is not None:
+                break
+            time.sleep(1)
+        assert row["alive"] is False and row["exit_code"] not in (None, 0)
+    else:
+        assert status == 500 and body["status"] == "ERROR" and body["exit_code"] not in (None, 0)
+    with open(daemon["log_path"]) as log:
+        assert "kinit" in log.read()
+
+
+BAD_INPUT = [
+    pytest.param({"api": "pause", "dag_id": "--help"}, "dag_id", id="dag-help"),
+    pytest.param({"api": "pause", "dag_id": "-S /tmp"}, "dag_id", id="dag-short-option"),
+    pytest.param({"api": "pause", "dag_id": "a\nb"}, "dag_id", id="dag-newline"),
+    pytest.param({"api": "pause", "dag_id": "a\x00b"}, "dag_id", id="dag-nul"),
+    pytest.param({"api": "nope"}, "valid APIs", id="unknown-api"),
+    pytest.param({"api": "render", "dag_id": DAG}, "task_id, execution_date", id="missing-args"),
+    pytest.param({"api": "trigger_dag", "dag_id": DAG, "conf": "{"}, "conf", id="bad-json"),
+    pytest.param({"api": "test", "dag_id": DAG, "task_id": "first", "execution_date": "tomorrow"}, "execution_date",
+                 id="bad-date"),
+    pytest.param({"api": "variables", "get": "k", "json": "maybe"}, "json", id="bad-bool"),
+    pytest.param({"api": "variables", "export": "../../etc/passwd.json"}, "export", id="file-traversal"),
+    pytest.param({"api": "pool", "set": "p1 many"}, "set", id="bad-pool-set"),
+]
+
+
+@pytest.mark.parametrize(("args", "names"), BAD_INPUT)
+def test_bad_input_is_a_400_envelope_and_nothing_runs(gateway: GatewayServer, args: dict[str, str], names: str) -> None:
+    """Rejected before anything runs: 400, JSON envelope naming the problem, no command."""
+    reply = get(gateway.api(urlencode(args)), headers=TOKEN_HEADER)
+    body = reply.json
+    assert reply.status == 400 and body["status"] == "ERROR" and body["airflow_cmd"] is None
+    assert names in body["output"]
+
+
+def test_wrong_method_and_odd_requests_answer_json(gateway: GatewayServer) -> None:
+    """PUT, a query-and-body duplicate, and a huge query all answer JSON, never HTML."""
+    from tests.support.http import request
+
+    reply = request("PUT", gateway.api("api=version"), headers=TOKEN_HEADER)
+    assert reply.status == 405 and reply.json["status"] == "ERROR"
+    reply = post_form(gateway.api("api=variables&get=a"), {"get": "b"}, headers=TOKEN_HEADER)
+    assert reply.status == 400 and "both in the query and in the body" in reply.json["output"]
