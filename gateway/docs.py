@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.dialects import DIALECTS
-from gateway.cli.spec import Api, Builtin, Command, FilePath, Flag, Opt, Pos, Translation, Unavailable
+from gateway.cli.spec import Api, Builtin, Command, FilePath, Flag, Opt, OptN, Pos, Translation, Unavailable
 
 BEGIN = "<!-- BEGIN GENERATED API TABLE (python -m gateway.docs) -->"
 END = "<!-- END GENERATED API TABLE -->"
@@ -28,6 +28,10 @@ def _command(command: Command) -> str:
             options.append(f"[{token.flag}={token.param.upper()}]")
         elif isinstance(token, Flag):
             options.append(f"[{token.flag}]")
+        elif isinstance(token, OptN):
+            options.append(f"[{token.flag} {' '.join(p.upper() for p in token.params)}]")
+        elif isinstance(token, FilePath) and token.flag:
+            options.append(f"[{token.flag}={token.param.upper()}]")
         elif isinstance(token, (Pos, FilePath)):
             positionals.append(token.param.upper())
     if command.json == "flag":

@@ -24,6 +24,7 @@ from gateway.cli.spec import (
     Flag,
     Kind,
     Opt,
+    OptN,
     OutcomeRule,
     Pos,
     Translation,
@@ -79,6 +80,7 @@ class BuiltinCall:
 
 def _referenced(command: Command) -> set[str]:
     names = {tok.param for tok in command.argv if isinstance(tok, (Pos, Opt, Flag, FilePath))}
+    names |= {p for tok in command.argv if isinstance(tok, OptN) for p in tok.params}
     if command.when:
         names.add(command.when)
     return names | set(command.requires)
@@ -248,6 +250,17 @@ class Interpreter:
             elif isinstance(token, Flag):
                 if values.get(token.param) is True:
                     options.append(token.flag)
+            elif isinstance(token, OptN):
+                if values.get(token.params[0]) is not None:
+                    parts: list[str] = []
+                    for name in token.params:
+                        value = values.get(name)
+                        parts.extend(value if isinstance(value, tuple) else [_text(value)] if value is not None else [])
+                    if any(part.startswith("-") for part in parts):
+                        raise PlanError(
+                            f"on Airflow {self.dialect.versions} the values of {token.flag} cannot start with '-'"
+                        )
+                    options.extend([token.flag, *parts])
             elif isinstance(token, Pos):
                 value = values.get(token.param)
                 if isinstance(value, tuple):
@@ -261,7 +274,10 @@ class Interpreter:
                     if path.parent != self.files_dir.resolve():
                         raise PlanError(f"argument '{token.param}': must be a plain file name")
                     files[token.param] = path
-                    positionals.append(str(path))
+                    if token.flag:
+                        options.append(f"{token.flag}={path}")
+                    else:
+                        positionals.append(str(path))
         if wants_data and command.json == "flag":
             options.append("--output=json")
         argv = [self.executable, *options]

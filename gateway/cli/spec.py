@@ -111,13 +111,27 @@ class Flag:
 
 
 @dataclass(frozen=True, slots=True)
+class OptN:
+    """``--flag V1 V2 ...`` for an option taking several values (1.10's ``--set KEY VALUE``).
+
+    The values are separate argv elements after the flag, so the interpreter refuses
+    any that starts with ``-``.
+    """
+
+    flag: str
+    params: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FilePath:
-    """A file name resolved inside the gateway's files directory, as a positional."""
+    """A file name resolved inside the gateway's files directory: a positional, or
+    ``--flag=PATH`` when ``flag`` is set."""
 
     param: str
+    flag: str | None = None
 
 
-Token = str | Pos | Opt | Flag | FilePath
+Token = str | Pos | Opt | OptN | Flag | FilePath
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ def parse_all(airflow: AirflowHome, argvs: list[list[str]]) -> list[str | None]:
 
 def test_golden_argv_parse_on_real_airflow(airflow: AirflowHome, tmp_path: Path) -> None:
     """All golden argv of this dialect parse, except the celery provider's (not installed here)."""
-    cases = GOLDEN[airflow.major]
+    cases = GOLDEN[airflow.major]  # (1.10 has no install to parse against)
     # `variables import/export` open their file while parsing: point them at a scratch dir.
     (tmp_path / "vars.json").write_text("{}")
     argvs = [[a.replace(FILES, str(tmp_path)) for a in argv] for _, _, argv in cases]

@@ -214,3 +214,9 @@ def test_json_wanted_adds_output_flag_only_where_supported() -> None:
     without = plan("variables", set="k", set_value="v", output="json")
     assert isinstance(without, Plan) and "--output=json" not in without.argv
     assert any("JSON output is not available" in w for w in without.warnings)
+
+
+def test_airflow110_multi_value_option_refuses_leading_dash() -> None:
+    """1.10's ``variables --set KEY VALUE`` cannot take a value that looks like an option."""
+    with pytest.raises(PlanError, match="cannot start with '-'"):
+        plan("variables", dialect="1.10", set="k", set_value="-x")
