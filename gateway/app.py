@@ -31,6 +31,7 @@ from gateway.config import GatewayConfig, load_config_from_process
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
 from gateway.logging import configure_logging
 from gateway.metrics import Metrics, MetricsEndpoint, create_metrics
+from gateway.redact import Redactor
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -174,13 +175,31 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     )
     metrics = create_metrics(set(CATALOGUE))
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
-    endpoint = MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None
-    app = GatewayApp(config, api=api, auth=auth, install=install, metrics_endpoint=endpoint, metrics=metrics)
-    sink = AuditSink(file=config.audit.file)
-    app.wsgi_app = AuditLayer(app.wsgi_app, audit=AuditLog(redactor, sink), redactor=redactor, observers=[metrics])
+    app = assemble(
+        config, api=api, auth=auth, install=install, redactor=redactor, metrics=metrics,
+        sink=AuditSink(file=config.audit.file),
+    )  # fmt: skip
     log.info(
         "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)
     )
+    return app
+
+
+def assemble(
+    config: GatewayConfig,
+    *,
+    api: ApiEndpoint,
+    auth: PluginTokenAuth,
+    install: AirflowInstall,
+    redactor: Redactor,
+    metrics: Metrics,
+    sink: AuditSink,
+    proxy: WSGIApplication | None = None,
+) -> GatewayApp:
+    """Compose the app and its cross-cutting layers (the audit layer outermost)."""
+    endpoint = MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None
+    app = GatewayApp(config, api=api, auth=auth, install=install, proxy=proxy, metrics_endpoint=endpoint, metrics=metrics)
+    app.wsgi_app = AuditLayer(app.wsgi_app, audit=AuditLog(redactor, sink), redactor=redactor, observers=[metrics])
     return app
 
 

@@ -42,17 +42,23 @@ SECRETS_KEY = "_secrets"  # event-dict key carrying per-request secret values (n
 
 _URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-_]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
 _AUTH_SCHEME = re.compile(r"(?i)\b(?P<scheme>bearer|basic|digest)(?P<sp>\s+)(?P<cred>[A-Za-z0-9._~+/=\-]{4,})")
-# ``name=value`` / ``"name": "value"`` / ``name: value``; the name is checked in Python.
-_KEY_VALUE = re.compile(
-    r"(?P<name>[A-Za-z_][\w.\-]*)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s&\"',;}\]]+)"
-)
+# ``name=value`` in a query string, for finding secrets in a connection URI.
+_KEY_VALUE = re.compile(r"(?P<name>[A-Za-z_][\w.\-]*)(?P<sep>=)(?P<value>[^\s&\"',;}\]]+)")
+
+
+def _pairs_pattern(names: Iterable[str]) -> re.Pattern[str]:
+    """``name=value`` / ``"name": "value"`` / ``Name: value`` where the name contains a sensitive word."""
+    words = "|".join(sorted((re.escape(n).replace("_", "[-_]") for n in names), key=len, reverse=True))
+    return re.compile(
+        rf"(?i)(?P<name>[\w.\-]*(?:{words})[\w.\-]*)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s&\"',;}}\]]+)"
+    )
 # Variables: the value argument is secret when the key argument looks sensitive.
 _VALUE_OF_KEY = {"set_value": ("set",), "value": ("key", "set")}
 
 
 def is_sensitive(name: str, extra: Iterable[str] = ()) -> bool:
     """True when a key or argument name looks like it holds a secret (substring match)."""
-    lowered = name.lower()
+    lowered = name.lower().replace("-", "_")  # header spelling: X-Api-Key
     return any(word in lowered for word in (*SENSITIVE_NAMES, *extra))
 
 
@@ -77,6 +83,7 @@ class Redactor:
     def __init__(self, extra_names: Iterable[str] = (), secrets: Iterable[str] = ()) -> None:
         self.extra = tuple(n.lower() for n in extra_names if n)
         self.secrets = frozenset(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)
+        self._pairs = _pairs_pattern({*SENSITIVE_NAMES, *self.extra})
 
     def is_sensitive(self, name: str) -> bool:
         return is_sensitive(name, self.extra)
@@ -171,12 +178,7 @@ class Redactor:
                 text = text.replace(secret, MASK)
         text = mask_uri(text)
         text = _AUTH_SCHEME.sub(lambda m: f"{m.group('scheme')}{m.group('sp')}{MASK}", text)
-        return _KEY_VALUE.sub(self._mask_pair, text)
-
-    def _mask_pair(self, m: re.Match[str]) -> str:
-        if self.is_sensitive(m.group("name")) and m.group("value") != MASK:
-            return f"{m.group('name')}{m.group('sep')}{MASK}"
-        return m.group(0)
+        return self._pairs.sub(lambda m: f"{m.group('name')}{m.group('sep')}{MASK}", text)
 
     def value(self, obj: Any, secrets: Iterable[str] = ()) -> Any:
         """Any JSON-like structure: sensitive keys masked, strings scrubbed."""
