@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import structlog
 
-from gateway.logging import shared_processors
+from gateway.logging import WRITE_LOCK, shared_processors
 from gateway.redact import SECRETS_KEY, Redactor
 
 if TYPE_CHECKING:
@@ -160,8 +159,6 @@ class AuditSink:
     appending to the same file do not interleave.
     """
 
-    _lock = threading.Lock()
-
     def __init__(self, *, stream: TextIO | None = None, stdout: bool = True, file: Path | None = None) -> None:
         self._stream = stream
         self._stdout = stdout
@@ -172,7 +169,7 @@ class AuditSink:
 
     def msg(self, message: str) -> None:
         data = message + "\n"
-        with self._lock:
+        with WRITE_LOCK:
             if self._fd is not None:
                 raw = data.encode("utf-8")
                 while raw:

@@ -51,21 +51,20 @@ def shared_processors(redactor: Redactor, *, context: bool = True) -> list[Proce
     return chain
 
 
+# One lock for every line this process writes itself (log lines and audit events), so
+# threads never interleave within a line.  gunicorn's stdlib handlers flush per record too.
+WRITE_LOCK = threading.Lock()
+
+
 class LineWriter:
-    """A structlog logger that writes each rendered line whole, then flushes.
-
-    One lock per process keeps lines from interleaving between threads; stdout is shared
-    with gunicorn's stdlib handlers, which flush per record too.
-    """
-
-    _lock = threading.Lock()
+    """A structlog logger that writes each rendered line whole, then flushes."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
     def msg(self, message: str) -> None:
         stream = self._stream or sys.stdout
-        with self._lock:
+        with WRITE_LOCK:
             stream.write(message + "\n")
             stream.flush()
 
