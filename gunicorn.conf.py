@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 # Fail fast with a readable message, before any worker forks.
 from gateway.config import ConfigError, load_config
@@ -62,18 +63,18 @@ forwarded_allow_ips = "*"
 secure_scheme_headers: dict[str, str] = {}
 
 
-def on_starting(server):  # noqa: ANN001 - gunicorn's hook signature
+def on_starting(server: Any) -> None:
     """Once per master start (not on reload): drop metric files of earlier runs."""
     removed = wipe(_multiproc_dir, keep_pid=os.getpid())
-    server.log.info("prometheus multiprocess directory %s ready (%d stale files removed)", _multiproc_dir, removed)
+    server.log.info("metrics directory %s ready (%d stale files removed)", _multiproc_dir, removed)
 
 
-def when_ready(server):  # noqa: ANN001
+def when_ready(server: Any) -> None:
     server.log.info("gateway ready: bind=%s workers=%s", ",".join(server.cfg.bind), server.cfg.workers)
 
 
-def child_exit(server, worker):  # noqa: ANN001
+def child_exit(server: Any, worker: Any) -> None:
     """A worker died: its live gauges (in-flight requests) must stop counting."""
     from prometheus_client import multiprocess  # imported here, never before the fork (trap 2)
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

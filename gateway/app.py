@@ -198,8 +198,11 @@ def assemble(
 ) -> GatewayApp:
     """Compose the app and its cross-cutting layers (the audit layer outermost)."""
     endpoint = MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None
-    app = GatewayApp(config, api=api, auth=auth, install=install, proxy=proxy, metrics_endpoint=endpoint, metrics=metrics)
-    app.wsgi_app = AuditLayer(app.wsgi_app, audit=AuditLog(redactor, sink), redactor=redactor, observers=[metrics])
+    app = GatewayApp(
+        config, api=api, auth=auth, install=install, proxy=proxy, metrics_endpoint=endpoint, metrics=metrics
+    )
+    audit = AuditLog(redactor, sink)
+    app.wsgi_app = AuditLayer(app.wsgi_app, audit=audit, redactor=redactor, observers=[metrics])
     return app
 
 

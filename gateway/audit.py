@@ -101,7 +101,9 @@ class AuditRecord:
             "cli_duration_s": None if self.cli_duration_s is None else round(self.cli_duration_s, 6),
             "upstream_status": self.upstream_status,
             "upstream_error": self.upstream_error,
-            "upstream_duration_s": None if self.upstream_duration_s is None else round(self.upstream_duration_s, 6),
+            "upstream_duration_s": None
+            if self.upstream_duration_s is None
+            else round(self.upstream_duration_s, 6),
             "duration_s": None if self.duration_s is None else round(self.duration_s, 6),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
@@ -159,7 +161,9 @@ class AuditSink:
     appending to the same file do not interleave.
     """
 
-    def __init__(self, *, stream: TextIO | None = None, stdout: bool = True, file: Path | None = None) -> None:
+    def __init__(
+        self, *, stream: TextIO | None = None, stdout: bool = True, file: Path | None = None
+    ) -> None:
         self._stream = stream
         self._stdout = stdout
         self._fd: int | None = None
@@ -199,7 +203,10 @@ class AuditLog:
         # No merge_contextvars: the event is exactly the record, whatever the context holds.
         self._logger = structlog.wrap_logger(
             self.sink,
-            processors=[*shared_processors(redactor, context=False), structlog.processors.JSONRenderer(default=str)],
+            processors=[
+                *shared_processors(redactor, context=False),
+                structlog.processors.JSONRenderer(default=str),
+            ],
         ).bind(logger="gateway.audit")
 
     def emit(self, record: AuditRecord) -> None:
@@ -221,7 +228,9 @@ class _CountingInput:
         return self._count(self._stream.read() if size is None or size < 0 else self._stream.read(size))
 
     def readline(self, size: int | None = -1) -> bytes:
-        return self._count(self._stream.readline() if size is None or size < 0 else self._stream.readline(size))
+        return self._count(
+            self._stream.readline() if size is None or size < 0 else self._stream.readline(size)
+        )
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         return [self._count(line) for line in self._stream.readlines(hint)]
@@ -233,7 +242,9 @@ class _CountingInput:
 class _Observed:
     """The response iterable: counts bytes out, and finishes the record on ``close()``."""
 
-    def __init__(self, body: Iterable[bytes], record: AuditRecord, finish: Callable[[AuditRecord], None]) -> None:
+    def __init__(
+        self, body: Iterable[bytes], record: AuditRecord, finish: Callable[[AuditRecord], None]
+    ) -> None:
         self._body = body
         self._record = record
         self._finish = finish

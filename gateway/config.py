@@ -207,7 +207,7 @@ def _networks(name: str, value: Any) -> tuple[str, ...]:
         try:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
-            raise ConfigError(f"{name} has value {item!r}: expected an IP address or network (CIDR)") from None
+            raise ConfigError(f"{name} has value {item!r}: expected an IP address or CIDR network") from None
     return items
 
 

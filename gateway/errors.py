@@ -26,7 +26,11 @@ class GatewayError(HTTPException):
     description = "Internal error"
 
     def __init__(
-        self, description: str | None = None, *, headers: dict[str, str] | None = None, auth_failure: str | None = None
+        self,
+        description: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        auth_failure: str | None = None,
     ) -> None:
         """:param auth_failure: why authentication failed (a reason from
         :data:`gateway.metrics.AUTH_FAILURE_REASONS`), for the audit event and metrics."""

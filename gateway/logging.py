@@ -120,7 +120,12 @@ def gunicorn_logconfig(config: GatewayConfig) -> dict[str, Any]:
         "handlers": {"stdout": handler},
         "root": {"level": "INFO", "handlers": ["stdout"]},
         "loggers": {
-            "gunicorn.error": {"level": "INFO", "handlers": ["stdout"], "propagate": False, "qualname": "gunicorn.error"},
+            "gunicorn.error": {
+                "level": "INFO",
+                "handlers": ["stdout"],
+                "propagate": False,
+                "qualname": "gunicorn.error",
+            },
             "gunicorn.access": {
                 "level": "INFO",
                 "handlers": ["stdout"],

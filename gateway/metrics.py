@@ -25,6 +25,8 @@ from werkzeug.wrappers import Request, Response
 from gateway.errors import Forbidden, TokenRequired
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
     from gateway.audit import AuditRecord
     from gateway.config import MetricsConfig
 
@@ -65,7 +67,9 @@ class Metrics:
     ``registry.get_sample_value("airflow_gateway_requests_total", {...})``.
     """
 
-    def __init__(self, registry: CollectorRegistry | None, *, apis: frozenset[str] | set[str] = frozenset()) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None, *, apis: frozenset[str] | set[str] = frozenset()
+    ) -> None:
         self.registry = registry
         self.apis = frozenset(apis)
         r = registry
@@ -78,7 +82,10 @@ class Metrics:
             ("route",), buckets=_REQUEST_BUCKETS, registry=r,
         )  # fmt: skip
         self.in_flight = Gauge(
-            f"{PREFIX}in_flight_requests", "Requests being served right now.", registry=r, multiprocess_mode="livesum"
+            f"{PREFIX}in_flight_requests",
+            "Requests being served right now.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.response_bytes = Counter(
             f"{PREFIX}response_bytes", "Response body bytes sent, by route class.", ("route",), registry=r
@@ -95,14 +102,17 @@ class Metrics:
             ("api",), buckets=_CLI_BUCKETS, registry=r,
         )  # fmt: skip
         self.auth_failures = Counter(
-            f"{PREFIX}auth_failures", "Requests refused because authentication failed, by reason.", ("reason",),
-            registry=r,
+            f"{PREFIX}auth_failures", "Requests refused because authentication failed, by reason.",
+            ("reason",), registry=r,
         )  # fmt: skip
         self.policy_denials = Counter(
             f"{PREFIX}policy_denials", "Requests refused by policy, by API.", ("api",), registry=r
         )
         self.upstream_errors = Counter(
-            f"{PREFIX}upstream_errors", "Proxied requests that failed upstream, by kind.", ("kind",), registry=r
+            f"{PREFIX}upstream_errors",
+            "Proxied requests that failed upstream, by kind.",
+            ("kind",),
+            registry=r,
         )
         self.upstream_duration = Histogram(
             f"{PREFIX}upstream_duration_seconds", "Time until Airflow's response headers arrived (proxy).",
@@ -174,7 +184,7 @@ class Metrics:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry(support_collectors_without_names=True)
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
 
 
@@ -205,8 +215,8 @@ class MetricsEndpoint:
             return False
         return any(ip in network for network in self._networks)
 
-    def __call__(self, environ: dict[str, object]) -> Response:
-        request = Request(environ)  # type: ignore[arg-type]
+    def __call__(self, environ: WSGIEnvironment) -> Response:
+        request = Request(environ)
         record = environ.get("gateway.audit")
         if not self._allowed_address(request.remote_addr):
             raise Forbidden("Metrics are not available from this address")
@@ -217,7 +227,7 @@ class MetricsEndpoint:
             if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), self._token):
                 raise TokenRequired(auth_failure="bad_token")
             if record is not None:
-                record.principal, record.auth_method = "metrics-scraper", "metrics-token"  # type: ignore[attr-defined]
+                record.principal, record.auth_method = "metrics-scraper", "metrics-token"
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         body = b"" if request.method == "HEAD" else encoder(self._registry())
         return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})

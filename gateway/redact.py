@@ -41,7 +41,9 @@ MIN_SECRET_LENGTH = 4
 SECRETS_KEY = "_secrets"  # event-dict key carrying per-request secret values (never rendered)
 
 _URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-_]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
-_AUTH_SCHEME = re.compile(r"(?i)\b(?P<scheme>bearer|basic|digest)(?P<sp>\s+)(?P<cred>[A-Za-z0-9._~+/=\-]{4,})")
+_AUTH_SCHEME = re.compile(
+    r"(?i)\b(?P<scheme>bearer|basic|digest)(?P<sp>\s+)(?P<cred>[A-Za-z0-9._~+/=\-]{4,})"
+)
 # ``name=value`` in a query string, for finding secrets in a connection URI.
 _KEY_VALUE = re.compile(r"(?P<name>[A-Za-z_][\w.\-]*)(?P<sep>=)(?P<value>[^\s&\"',;}\]]+)")
 
@@ -52,6 +54,8 @@ def _pairs_pattern(names: Iterable[str]) -> re.Pattern[str]:
     return re.compile(
         rf"(?i)(?P<name>[\w.\-]*(?:{words})[\w.\-]*)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s&\"',;}}\]]+)"
     )
+
+
 # Variables: the value argument is secret when the key argument looks sensitive.
 _VALUE_OF_KEY = {"set_value": ("set",), "value": ("key", "set")}
 
@@ -187,7 +191,9 @@ class Redactor:
             return self.text(obj, secrets)
         if isinstance(obj, Mapping):
             return {
-                k: MASK if isinstance(k, str) and self.is_sensitive(k) and v is not None else self.value(v, secrets)
+                k: MASK
+                if isinstance(k, str) and self.is_sensitive(k) and v is not None
+                else self.value(v, secrets)
                 for k, v in obj.items()
             }
         if isinstance(obj, (list, tuple, set, frozenset)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -104,7 +105,9 @@ def scenario(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) ->
 
     s.replies["allowed"] = get(f"{api}?api=version", headers={**AUTH, **rid("allowed")})
     s.replies["missing"] = get(f"{api}?api=version", headers=rid("missing"))
-    s.replies["bad"] = get(f"{api}?api=version", headers={"rest_api_plugin_http_token": SECRETS["wrong token"], **rid("bad")})
+    s.replies["bad"] = get(
+        f"{api}?api=version", headers={"rest_api_plugin_http_token": SECRETS["wrong token"], **rid("bad")}
+    )
     s.replies["failed"] = get(f"{api}?api=variables&get=no_such_var_obs", headers={**AUTH, **rid("failed")})
     s.replies["timeout"] = get(f"{api}?api=list_dags", headers={**AUTH, **rid("timeout")})
     s.replies["stream"] = request(
@@ -128,10 +131,14 @@ def scenario(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) ->
     extra = json.dumps({"api_key": SECRETS["conn_extra key"]})
     s.replies["connection"] = get(
         f"{api}?"
-        + urlencode({"api": "connections", "add": "true", "conn_id": "obs_conn", "conn_uri": uri, "conn_extra": extra}),
+        + urlencode(
+            {"api": "connections", "add": "true", "conn_id": "obs_conn", "conn_uri": uri, "conn_extra": extra}
+        ),
         headers={**AUTH, **rid("connection")},
     )
-    s.replies["malformed-id"] = get(f"{server.url}/stream?chunks=1&delay=0", headers={"X-Request-ID": "bad id!"})
+    s.replies["malformed-id"] = get(
+        f"{server.url}/stream?chunks=1&delay=0", headers={"X-Request-ID": "bad id!"}
+    )
     yield s
     server.stop()
 
@@ -160,7 +167,10 @@ def test_allowed_cli_call_is_audited_field_by_field(scenario: Scenario) -> None:
 
 @pytest.mark.parametrize(
     ("name", "reason"),
-    [pytest.param("missing", "missing_token", id="missing-token"), pytest.param("bad", "bad_token", id="bad-token")],
+    [
+        pytest.param("missing", "missing_token", id="missing-token"),
+        pytest.param("bad", "bad_token", id="bad-token"),
+    ],
 )
 def test_authentication_failures_are_audited(scenario: Scenario, name: str, reason: str) -> None:
     """A refused call is audited with its reason, and never runs the CLI."""
@@ -226,7 +236,9 @@ def test_no_secret_reaches_any_output(scenario: Scenario) -> None:
         "audit file": scenario.audit_file.read_text(),
         **{f"answer {k}": r.body.decode("utf-8", "replace") for k, r in scenario.replies.items()},
     }
-    leaks = [(what, where) for what, secret in SECRETS.items() for where, text in outputs.items() if secret in text]
+    leaks = [
+        (what, where) for what, secret in SECRETS.items() for where, text in outputs.items() if secret in text
+    ]
     assert leaks == []
     variable = scenario.event("obs-variable-0001")
     assert variable["arguments"]["set_value"] == ["***"] and "***" in variable["argv"]
@@ -295,7 +307,7 @@ def test_cli_and_auth_figures_match_what_was_sent(scenario: Scenario) -> None:
 
 
 def test_metrics_are_restricted_and_never_proxied(scenario: Scenario) -> None:
-    """/metrics needs the metrics token (401 without, 401 wrong) and is answered by the gateway, not the proxy."""
+    """/metrics needs the metrics token (401 without or wrong) and is answered by the gateway, not proxied."""
     url = f"{scenario.server.url}/metrics"
     missing = get(url)
     assert missing.status == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
@@ -311,9 +323,22 @@ def test_promtool_check_metrics_is_clean(scenario: Scenario) -> None:
     """promtool (Debian's prometheus package) finds nothing to complain about in /metrics."""
     body = _metrics(scenario.server)
     done = subprocess.run(
-        ["promtool", "check", "metrics"], input=body, capture_output=True, text=True, timeout=60, check=False
+        [_tool("promtool"), "check", "metrics"],
+        input=body,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def _tool(name: str) -> str:
+    """A tool from Debian's prometheus package (scripts/bootstrap.d/30-prometheus.sh)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run the suite with scripts/test (bootstrap installs it)")
+    return path
 
 
 def _prom_query(base: str, expr: str) -> dict[str, Any]:
@@ -340,7 +365,7 @@ def test_real_prometheus_scrapes_the_gateway(scenario: Scenario, tmp_path: Path)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
-                "prometheus",
+                _tool("prometheus"),
                 f"--config.file={config}",
                 f"--storage.tsdb.path={tmp_path / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
@@ -358,7 +383,9 @@ def test_real_prometheus_scrapes_the_gateway(scenario: Scenario, tmp_path: Path)
         while time.monotonic() < deadline and not result:
             assert proc.poll() is None, log.read_text()
             try:
-                result = _prom_query(base, 'airflow_gateway_cli_calls_total{api="version",outcome="ok"}')["result"]
+                result = _prom_query(base, 'airflow_gateway_cli_calls_total{api="version",outcome="ok"}')[
+                    "result"
+                ]
             except OSError:
                 pass
             time.sleep(0.5)

@@ -25,7 +25,8 @@ def _get(gw: UnitGateway, *args: Any, **kwargs: Any) -> TestResponse:
 def test_allowed_call_event(tmp_path: Path) -> None:
     """An allowed CLI call is one event with who, what, decision, exit code, duration and bytes."""
     with unit_gateway(tmp_path) as gw:
-        reply = _get(gw, 
+        reply = _get(
+            gw,
             "/admin/rest_api/api?api=version",
             headers={**AUTH, "X-Request-ID": "unit-allowed-01"},
             environ_overrides={"REMOTE_ADDR": "203.0.113.9"},
@@ -111,7 +112,11 @@ def test_authentication_failure_event(tmp_path: Path, headers: dict[str, str], r
         [event] = gw.events()
         text = gw.out.getvalue()
     assert reply.status_code == 403
-    assert (event["auth_failure_reason"], event["principal"], event["envelope_status"]) == (reason, None, "ERROR")
+    assert (event["auth_failure_reason"], event["principal"], event["envelope_status"]) == (
+        reason,
+        None,
+        "ERROR",
+    )
     assert "not-the-token" not in text
     assert gw.sample("airflow_gateway_auth_failures_total", reason=reason) == 1
 
@@ -171,7 +176,9 @@ def test_streamed_body_is_audited_only_after_close(tmp_path: Path) -> None:
         environ = EnvironBuilder("/api/v2/dags", method="PUT", data=b"y" * 42).get_environ()
         statuses: list[str] = []
         headers: list[list[tuple[str, str]]] = []
-        body = gw.app(environ, lambda s, h, e=None: statuses.append(s) or headers.append(h) or (lambda d: None))
+        body = gw.app(
+            environ, lambda s, h, e=None: statuses.append(s) or headers.append(h) or (lambda d: None)
+        )
         iterator = iter(body)
         next(iterator)
         assert gw.events() == []  # mid-stream: nothing yet
@@ -181,9 +188,17 @@ def test_streamed_body_is_audited_only_after_close(tmp_path: Path) -> None:
         body.close()  # type: ignore[attr-defined]
         [event] = gw.events()
     assert upstream.closed and statuses == ["201 Created"]
-    assert ("X-Request-ID", event["request_id"]) in headers[0] and ("X-Request-ID", "upstream-own-id") not in headers[0]
+    assert ("X-Request-ID", event["request_id"]) in headers[0] and (
+        "X-Request-ID",
+        "upstream-own-id",
+    ) not in headers[0]
     assert upstream.seen_request_id == event["request_id"] and upstream.body_in == b"y" * 42
-    assert (event["route"], event["method"], event["http_status"], event["upstream_status"]) == ("proxy", "PUT", 201, 201)
+    assert (event["route"], event["method"], event["http_status"], event["upstream_status"]) == (
+        "proxy",
+        "PUT",
+        201,
+        201,
+    )
     assert (event["bytes_in"], event["bytes_out"], event["upstream_duration_s"]) == (42, 300, 0.125)
     assert gw.sample("airflow_gateway_requests_total", route="proxy", method="PUT", code="201") == 1
     assert gw.sample("airflow_gateway_upstream_duration_seconds_count") == 1
@@ -193,7 +208,7 @@ def test_streamed_body_is_audited_only_after_close(tmp_path: Path) -> None:
 def test_body_failing_mid_stream_is_audited(tmp_path: Path) -> None:
     """An upstream failure during the body is recorded as the event's error, still on close."""
     with unit_gateway(tmp_path, proxy=StreamingUpstream(chunks=3, fail_at=1)) as gw:
-        body = gw.app(EnvironBuilder("/x").get_environ(), lambda s, h, e=None: (lambda d: None))
+        body = gw.app(EnvironBuilder("/x").get_environ(), lambda s, h, e=None: lambda d: None)
         with pytest.raises(ConnectionResetError):
             list(body)
         body.close()  # type: ignore[attr-defined]

@@ -82,7 +82,11 @@ def test_labels_stay_bounded(fields: dict[str, object], metric: str, labels: dic
 
 
 def _exported_names(registry: CollectorRegistry) -> set[str]:
-    suffixes = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_count", "_sum", "_created"], "gauge": [""]}
+    suffixes = {
+        "counter": ["_total", "_created"],
+        "histogram": ["_bucket", "_count", "_sum", "_created"],
+        "gauge": [""],
+    }
     return {family.name + s for family in registry.collect() for s in suffixes[family.type]}
 
 
@@ -95,9 +99,11 @@ def test_metric_names_follow_conventions() -> None:
     for family in families:
         if family.type == "histogram":
             assert family.name.endswith("_seconds"), family.name
-    assert {"airflow_gateway_requests_total", "airflow_gateway_cli_calls_total", "airflow_gateway_build_info"} <= (
-        _exported_names(registry)
-    )
+    assert {
+        "airflow_gateway_requests_total",
+        "airflow_gateway_cli_calls_total",
+        "airflow_gateway_build_info",
+    } <= (_exported_names(registry))
 
 
 def test_dashboard_uses_only_exported_metrics() -> None:
@@ -120,11 +126,12 @@ def test_dashboard_uses_only_exported_metrics() -> None:
     [
         pytest.param({}, {}, "192.0.2.1", 200, id="open-by-default"),
         pytest.param({"METRICS__TOKEN": METRICS_TOKEN}, {}, "127.0.0.1", 401, id="token-missing"),
-        pytest.param({"METRICS__TOKEN": METRICS_TOKEN}, {"Authorization": "Bearer wrong"}, "127.0.0.1", 401,
-                     id="token-wrong"),
-        pytest.param({"METRICS__TOKEN": METRICS_TOKEN}, {"Authorization": f"Bearer {METRICS_TOKEN}"}, "127.0.0.1",
-                     200, id="token-right"),
-        pytest.param({"METRICS__ALLOW_FROM": "10.0.0.0/8,127.0.0.1"}, {}, "10.1.2.3", 200, id="allowed-network"),
+        pytest.param({"METRICS__TOKEN": METRICS_TOKEN}, {"Authorization": "Bearer wrong"}, "127.0.0.1",
+                     401, id="token-wrong"),
+        pytest.param({"METRICS__TOKEN": METRICS_TOKEN}, {"Authorization": f"Bearer {METRICS_TOKEN}"},
+                     "127.0.0.1", 200, id="token-right"),
+        pytest.param({"METRICS__ALLOW_FROM": "10.0.0.0/8,127.0.0.1"}, {}, "10.1.2.3", 200,
+                     id="allowed-network"),
         pytest.param({"METRICS__ALLOW_FROM": "10.0.0.0/8"}, {}, "192.0.2.1", 403, id="other-network"),
         pytest.param({"METRICS__ENABLED": "false"}, {}, "127.0.0.1", 404, id="disabled"),
     ],
@@ -154,14 +161,19 @@ def test_openmetrics_is_negotiated(tmp_path: Path) -> None:
     with unit_gateway(tmp_path) as gw:
         om = Client(gw.app).get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
         text = Client(gw.app).get("/metrics")
-    assert om.headers["Content-Type"].startswith("application/openmetrics-text") and om.data.endswith(b"# EOF\n")
+    assert om.headers["Content-Type"].startswith("application/openmetrics-text") and om.data.endswith(
+        b"# EOF\n"
+    )
     assert text.headers["Content-Type"].startswith("text/plain")
 
 
 def test_config_for_audit_and_metrics() -> None:
     """[audit] and [metrics] settings load from the environment and reject bad values by name."""
     config = load_config(
-        {"AIRFLOW_GATEWAY__AUDIT__SENSITIVE_NAMES": "pin, otp", "AIRFLOW_GATEWAY__METRICS__ALLOW_FROM": "10.0.0.0/8"}
+        {
+            "AIRFLOW_GATEWAY__AUDIT__SENSITIVE_NAMES": "pin, otp",
+            "AIRFLOW_GATEWAY__METRICS__ALLOW_FROM": "10.0.0.0/8",
+        }
     )
     assert config.audit.sensitive_names == ("pin", "otp") and config.metrics.allow_from == ("10.0.0.0/8",)
     with pytest.raises(ConfigError, match="metrics.allow_from"):
@@ -199,7 +211,13 @@ def test_fresh_python_gets_the_directory_and_multiprocess_values(tmp_path: Path)
     )
     env = {k: v for k, v in os.environ.items() if k != ENV}
     done = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert done.stdout.split(" ", 1)[0] == "MmapedValue" and "counter_1.db" not in done.stdout
 

@@ -48,7 +48,7 @@ CASES = [
     ),
     pytest.param(
         {"api": "connections", "add": "true", "conn_id": "c1", "conn_type": "http",
-         "conn_extra": json.dumps({"api_key": "ExtraKey-Secret4", "nested": {"password": "ExtraPw-Secret5"}})},
+         "conn_extra": json.dumps({"api_key": "ExtraKey-Secret4", "deep": {"password": "ExtraPw-Secret5"}})},
         ["ExtraKey-Secret4", "ExtraPw-Secret5"], {}, id="conn_extra",
     ),
     *[
@@ -101,9 +101,17 @@ def test_secret_arguments_appear_nowhere(
     ("headers", "secrets"),
     [
         pytest.param({"rest_api_plugin_http_token": TOKEN}, [TOKEN], id="plugin-token"),
-        pytest.param({"rest_api_plugin_http_token": "WrongTok-Secret8"}, ["WrongTok-Secret8"], id="wrong-token"),
-        pytest.param({"Authorization": "Bearer Bearer-Secret9"}, ["Bearer-Secret9"], id="authorization-bearer"),
-        pytest.param({"Authorization": "Basic QmFzaWMtU2VjcmV0MTA="}, ["QmFzaWMtU2VjcmV0MTA="], id="authorization-basic"),
+        pytest.param(
+            {"rest_api_plugin_http_token": "WrongTok-Secret8"}, ["WrongTok-Secret8"], id="wrong-token"
+        ),
+        pytest.param(
+            {"Authorization": "Bearer Bearer-Secret9"}, ["Bearer-Secret9"], id="authorization-bearer"
+        ),
+        pytest.param(
+            {"Authorization": "Basic QmFzaWMtU2VjcmV0MTA="},
+            ["QmFzaWMtU2VjcmV0MTA="],
+            id="authorization-basic",
+        ),
         pytest.param({"Cookie": "session=Cookie-Secret11; theme=dark"}, ["Cookie-Secret11"], id="cookie"),
         pytest.param({"X-Api-Key": "HeaderKey-Secret12"}, ["HeaderKey-Secret12"], id="api-key-header"),
     ],
@@ -147,7 +155,9 @@ def test_tracebacks_render_without_locals(tmp_path: Path) -> None:
     ("text", "secret"),
     [
         pytest.param("connect to postgres://u:Pw-Secret14@h:5432/db failed", "Pw-Secret14", id="uri"),
-        pytest.param("GET /admin/rest_api/api?api=x&password=Pw-Secret15 HTTP/1.1", "Pw-Secret15", id="query"),
+        pytest.param(
+            "GET /admin/rest_api/api?api=x&password=Pw-Secret15 HTTP/1.1", "Pw-Secret15", id="query"
+        ),
         pytest.param('{"api_key": "Key-Secret16", "x": 1}', "Key-Secret16", id="json"),
         pytest.param("Authorization: Bearer Tok-Secret17", "Tok-Secret17", id="bearer"),
         pytest.param("client_secret=Sec-Secret18 rest", "Sec-Secret18", id="key-value"),
@@ -159,21 +169,27 @@ def test_free_text_forms(text: str, secret: str) -> None:
     assert secret not in masked and MASK in masked
 
 
-def test_gunicorn_logconfig_renders_json_and_redacts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_gunicorn_logconfig_renders_json_and_redacts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """gunicorn's loggers, configured by logconfig_dict, write redacted JSON lines to stdout."""
     import logging.config
 
     from gateway.config import load_config
     from gateway.logging import gunicorn_logconfig
 
-    config = load_config({"AIRFLOW_GATEWAY__REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "Conf-Secret19"})
+    config = load_config(
+        {"AIRFLOW_GATEWAY__REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "Conf-Secret19"}
+    )
     error_log = logging.getLogger("gunicorn.error")
     access_log = logging.getLogger("gunicorn.access")
     saved = {lg: (lg.handlers[:], lg.propagate, lg.level) for lg in (error_log, access_log)}
     try:
         logging.config.dictConfig(gunicorn_logconfig(config))
         error_log.info("Booting worker with pid: %s", 42)
-        access_log.info('%(h)s "%(r)s" %(s)s', {"h": "10.0.0.1", "r": "GET /x?token=Tok-Secret20 HTTP/1.1", "s": 200})
+        access_log.info(
+            '%(h)s "%(r)s" %(s)s', {"h": "10.0.0.1", "r": "GET /x?token=Tok-Secret20 HTTP/1.1", "s": 200}
+        )
         error_log.error("seen Conf-Secret19 in a message")
     finally:
         for lg, (handlers, propagate, level) in saved.items():
