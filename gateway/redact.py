@@ -51,8 +51,9 @@ _KEY_VALUE = re.compile(r"(?P<name>[A-Za-z_][\w.\-]*)(?P<sep>=)(?P<value>[^\s&\"
 def _pairs_pattern(names: Iterable[str]) -> re.Pattern[str]:
     """``name=value`` / ``"name": "value"`` / ``Name: value`` where the name contains a sensitive word."""
     words = "|".join(sorted((re.escape(n).replace("_", "[-_]") for n in names), key=len, reverse=True))
+    # The look-behind anchors the name at its start, so the scan does not retry mid-word.
     return re.compile(
-        rf"(?i)(?P<name>[\w.\-]*(?:{words})[\w.\-]*)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s&\"',;}}\]]+)"
+        rf"(?i)(?P<name>(?<![\w.\-])[\w.\-]*?(?:{words})[\w.\-]*)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s&\"',;}}\]]+)"
     )
 
 
@@ -87,10 +88,17 @@ class Redactor:
     def __init__(self, extra_names: Iterable[str] = (), secrets: Iterable[str] = ()) -> None:
         self.extra = tuple(n.lower() for n in extra_names if n)
         self.secrets = frozenset(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)
-        self._pairs = _pairs_pattern({*SENSITIVE_NAMES, *self.extra})
+        self._words = tuple(sorted({*SENSITIVE_NAMES, *self.extra}))
+        self._pairs = _pairs_pattern(self._words)
+        self._verdicts: dict[str, bool] = {}  # names repeat (event keys, argument names)
 
     def is_sensitive(self, name: str) -> bool:
-        return is_sensitive(name, self.extra)
+        verdict = self._verdicts.get(name)
+        if verdict is None:
+            verdict = is_sensitive(name, self.extra)
+            if len(self._verdicts) < 4096:
+                self._verdicts[name] = verdict
+        return verdict
 
     def _masks_value(self, name: str, args: Mapping[str, Any]) -> bool:
         if name == "conn_extra" or self.is_sensitive(name):
@@ -177,12 +185,20 @@ class Redactor:
 
     def text(self, text: str, secrets: Iterable[str] = ()) -> str:
         """Free text (a message, a traceback, a URL) with every recognisable secret masked."""
-        for secret in sorted({*secrets, *self.secrets}, key=len, reverse=True):
-            if len(secret) >= MIN_SECRET_LENGTH and secret in text:
-                text = text.replace(secret, MASK)
-        text = mask_uri(text)
-        text = _AUTH_SCHEME.sub(lambda m: f"{m.group('scheme')}{m.group('sp')}{MASK}", text)
-        return self._pairs.sub(lambda m: f"{m.group('name')}{m.group('sep')}{MASK}", text)
+        present = [s for s in (*secrets, *self.secrets) if len(s) >= MIN_SECRET_LENGTH and s in text]
+        for secret in sorted(present, key=len, reverse=True):  # longest first: one may contain another
+            text = text.replace(secret, MASK)
+        # Cheap checks first: most strings (ids, paths, statuses) hold none of these forms.
+        if "://" in text:
+            text = mask_uri(text)
+        if "=" not in text and ":" not in text and " " not in text:
+            return text
+        lowered = text.lower()
+        if "bearer" in lowered or "basic" in lowered or "digest" in lowered:
+            text = _AUTH_SCHEME.sub(lambda m: f"{m.group('scheme')}{m.group('sp')}{MASK}", text)
+        if ("=" in text or ":" in text) and any(w in lowered.replace("-", "_") for w in self._words):
+            text = self._pairs.sub(lambda m: f"{m.group('name')}{m.group('sep')}{MASK}", text)
+        return text
 
     def value(self, obj: Any, secrets: Iterable[str] = ()) -> Any:
         """Any JSON-like structure: sensitive keys masked, strings scrubbed."""
