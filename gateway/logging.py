@@ -74,7 +74,8 @@ class LineWriter:
 def configure_logging(config: GatewayConfig, *, stream: TextIO | None = None, cache: bool = True) -> Redactor:
     """Configure structlog (and stdlib logging, when nothing else has) once per process.
 
-    :param stream: where lines go (default: stdout at write time).
+    :param stream: where lines go (default: structlog events to stdout; stdlib records to
+        stderr when nothing configured stdlib logging, i.e. outside gunicorn).
     :param cache: cache loggers on first use; tests turn it off to reconfigure.
     :returns: the redactor, for the audit log and the API's echoed arguments.
     """
@@ -87,7 +88,8 @@ def configure_logging(config: GatewayConfig, *, stream: TextIO | None = None, ca
     )
     root = logging.getLogger()
     if not root.handlers:  # gunicorn's logconfig_dict (or a test harness) got there first otherwise
-        handler = logging.StreamHandler(stream or sys.stdout)
+        # Outside gunicorn (check-config...), stdout is the command's own output.
+        handler = logging.StreamHandler(stream or sys.stderr)
         handler.setFormatter(json_formatter(redactor))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
