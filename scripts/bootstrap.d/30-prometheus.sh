@@ -3,7 +3,7 @@
 # run their own server on loopback with a temporary config and storage directory.
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
   say "installing Debian's prometheus package (promtool and the server)"
-  # policy-rc.d keeps the package's own service from starting in containers that allow it.
+  # Without an init system (containers, CI) the package's own service does not start.
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends prometheus >&2

@@ -394,6 +394,16 @@ def test_real_prometheus_scrapes_the_gateway(scenario: Scenario, tmp_path: Path)
         assert result[0]["metric"]["job"] == "airflow-gateway"
         up = _prom_query(base, 'up{job="airflow-gateway"}')["result"]
         assert [r["value"][1] for r in up] == ["1"]
+        # The request figure Prometheus stored is the one the gateway counted (no API calls since).
+        labels = {"route": "api", "method": "GET", "code": "200"}
+        counted = _sample(_metrics(scenario.server), "airflow_gateway_requests_total", **labels)
+        selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        stored = None
+        while time.monotonic() < deadline + 30 and stored != counted:
+            rows = _prom_query(base, f"sum(airflow_gateway_requests_total{{{selector}}})")["result"]
+            stored = float(rows[0]["value"][1]) if rows else None
+            time.sleep(0.5)
+        assert counted is not None and counted >= 40 and stored == counted
         # Every query of the dashboard is valid PromQL against the real series.
         for expr in _dashboard_queries():
             _prom_query(base, expr.replace("$__rate_interval", "1m"))
