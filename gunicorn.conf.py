@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 # Fail fast with a readable message, before any worker forks.
 from gateway.config import ConfigError, load_config
+from gateway.logging import gunicorn_logconfig
+from gateway.multiproc import MultiprocError, ensure_env, wipe
 
 try:
     _gateway_config = load_config(os.environ)
 except ConfigError as _exc:
     sys.stderr.write(f"airflow-gateway: configuration error: {_exc}\n")
+    sys.exit(2)
+
+# Prometheus multiprocess mode (STYLE trap 2).  Launchers set PROMETHEUS_MULTIPROC_DIR
+# before Python starts; for a bare `gunicorn -c gunicorn.conf.py` it is set here, which
+# is still early enough: workers import the app (and prometheus_client) after the fork,
+# and nothing in this master has imported prometheus_client.  If something had, refuse.
+try:
+    _multiproc_dir = ensure_env(os.environ, _gateway_config.state_dir / "prometheus-multiproc")
+except MultiprocError as _exc:
+    sys.stderr.write(f"airflow-gateway: {_exc}\n")
     sys.exit(2)
 
 wsgi_app = "gateway.app:create_app()"
@@ -29,8 +42,11 @@ threads = int(os.environ.get("GATEWAY_THREADS", "8"))
 timeout = int(max(_gateway_config.cli.default_timeout_s, *_gateway_config.cli.timeouts_s.values(), 0) + 30)
 graceful_timeout = int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
-accesslog = os.environ.get("GATEWAY_ACCESS_LOG", "-")
+# The audit event (one JSON line per request, redacted) replaces the access log; set
+# GATEWAY_ACCESS_LOG=- to have gunicorn's too (rendered as JSON, query strings redacted).
+accesslog = os.environ.get("GATEWAY_ACCESS_LOG") or None
 errorlog = "-"
+logconfig_dict = gunicorn_logconfig(_gateway_config)
 control_socket_disable = True
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"
@@ -45,3 +61,20 @@ if os.path.isdir("/dev/shm"):
 forwarder_headers = _gateway_config.plugin_auth.header_name.upper()
 forwarded_allow_ips = "*"
 secure_scheme_headers: dict[str, str] = {}
+
+
+def on_starting(server: Any) -> None:
+    """Once per master start (not on reload): drop metric files of earlier runs."""
+    removed = wipe(_multiproc_dir, keep_pid=os.getpid())
+    server.log.info("metrics directory %s ready (%d stale files removed)", _multiproc_dir, removed)
+
+
+def when_ready(server: Any) -> None:
+    server.log.info("gateway ready: bind=%s workers=%s", ",".join(server.cfg.bind), server.cfg.workers)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker died: its live gauges (in-flight requests) must stop counting."""
+    from prometheus_client import multiprocess  # imported here, never before the fork (trap 2)
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -13,6 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from gateway import __version__
+from gateway.audit import AuditRecord, begin
 from gateway.auth import Principal
 from gateway.cli.daemons import DaemonError, DaemonManager
 from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan, PlanError
@@ -22,8 +23,8 @@ from gateway.cli.runner import CliRunner, ConcurrencyLimitReached
 from gateway.cli.spec import ApiKind
 from gateway.config import GatewayConfig
 from gateway.envelope import Envelope
-from gateway.errors import Busy, PayloadTooLarge
-from gateway.redact import redact_arguments
+from gateway.errors import Busy, GatewayError, PayloadTooLarge
+from gateway.redact import Redactor
 
 MAX_RETURNED_FILE = 8 * 1024 * 1024
 
@@ -60,6 +61,7 @@ class ApiEndpoint:
         daemons: DaemonManager,
         install: AirflowInstall,
         authorize: Callable[[Principal, Plan | BuiltinCall, Request], None] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.config = config
         self.interpreter = interpreter
@@ -67,6 +69,7 @@ class ApiEndpoint:
         self.daemons = daemons
         self.install = install
         self.authorize = authorize
+        self.redactor = redactor or Redactor()
         self.builtins: dict[str, Handler] = {
             "rest_api_plugin_version": self._plugin_version,
             "list_daemons": self._list_daemons,
@@ -89,54 +92,75 @@ class ApiEndpoint:
 
     def __call__(self, environ: dict[str, Any], principal: Principal) -> Response:
         request, query, form = self.parse(environ)
+        redact = self.redactor
         envelope = Envelope(
             call_time=environ["gateway.call_time"],
             request_id=environ["gateway.request_id"],
-            arguments=redact_arguments(query.to_dict()),
-            post_arguments=redact_arguments(form.to_dict()),
+            arguments=redact.arguments(query.to_dict()),
+            post_arguments=redact.arguments(form.to_dict()),
         )
         record = environ.get("gateway.audit")
+        if record is None:  # used without the audit layer (unit tests of this module)
+            record = begin(environ, redact)
+        all_args = {name: source.getlist(name) for source in (form, query) for name in source}
+        record.secrets |= redact.secrets_in(all_args)
+        record.arguments = redact.arguments(all_args)
         args: dict[str, list[str]] = {}
         for source in (query, form):
             for name in source:
                 if name in args:
                     envelope.fail(400, f"argument '{name}' is given both in the query and in the body")
-                    return envelope.response(time.time())
+                    return self._answer(envelope, record)
                 args[name] = source.getlist(name)
         api_name = (args.pop("api", None) or [None])[0]
-        if record is not None:
-            record.api = api_name if api_name in self.interpreter.catalogue else None
+        record.api = api_name if api_name in self.interpreter.catalogue else None
         try:
             planned = self.interpreter.plan(api_name, args)
         except PlanError as exc:
             envelope.fail(exc.status, exc.message)
-            return envelope.response(time.time())
+            return self._answer(envelope, record)
         if self.authorize is not None:
-            self.authorize(principal, planned, request)
+            try:
+                self.authorize(principal, planned, request)
+            except GatewayError as exc:
+                # Policies set decision and rule_id themselves; this covers any other refusal.
+                if record.decision is None and exc.code == 403:
+                    record.decision = "deny"
+                raise
+        if record.decision is None:
+            record.decision = "allow"
         for warning in planned.warnings:
             envelope.add_warning(warning)
         if isinstance(planned, BuiltinCall):
             self.builtins[planned.handler](planned, envelope)
         else:
-            envelope.airflow_cmd = planned.display
-            if record is not None:
-                record.argv = planned.argv
+            envelope.airflow_cmd = redact.text(planned.display, record.secrets)
+            record.argv = redact.argv(planned.argv, record.secrets)
             if planned.api.kind is ApiKind.DAEMON:
-                self._start_daemon(planned, envelope)
+                self._start_daemon(planned, envelope, record)
             else:
-                self._run(planned, envelope)
+                self._run(planned, envelope, record)
+        return self._answer(envelope, record)
+
+    @staticmethod
+    def _answer(envelope: Envelope, record: AuditRecord) -> Response:
+        record.envelope_status = envelope.status
+        record.exit_code = envelope.exit_code
         return envelope.response(time.time())
 
     def _timeout(self, api: str) -> float:
         return self.config.cli.timeouts_s.get(api, self.config.cli.default_timeout_s)
 
-    def _run(self, plan: Plan, envelope: Envelope) -> None:
+    def _run(self, plan: Plan, envelope: Envelope, record: AuditRecord) -> None:
         try:
             result = self.runner.run(plan.argv, timeout_s=self._timeout(plan.api.name))
         except ConcurrencyLimitReached:
+            record.cli_outcome = "busy"
             raise Busy() from None
         rules = plan.outcome_rules + self.interpreter.dialect.outcome
         outcome = classify(result, rules)
+        record.cli_duration_s = result.duration_s
+        record.cli_outcome = "timeout" if result.timed_out else ("ok" if outcome.status < 400 else "failed")
         stdout, stderr = result.stdout, result.stderr
         if self.config.cli.filter_loading_messages:
             keep = plan.translation.logs_are_output
@@ -174,10 +198,11 @@ class ApiEndpoint:
         except (OSError, ValueError):
             envelope.add_warning("the command printed no JSON; see output.stdout")
 
-    def _start_daemon(self, plan: Plan, envelope: Envelope) -> None:
+    def _start_daemon(self, plan: Plan, envelope: Envelope, audit: AuditRecord) -> None:
         record, code = self.daemons.start(plan.api.name, plan.argv)
         envelope.extra["daemon"] = {"id": record.id, "pid": record.pid, "log_path": record.log_path}
         envelope.output = {"pid": record.pid, "log_path": record.log_path, "id": record.id}
+        audit.cli_outcome = "ok" if code is None else "failed"
         if code is not None:
             envelope.exit_code = code
             tail = _tail(record.log_path)

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import time
-import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException
@@ -23,6 +19,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway import __version__
 from gateway.api import ApiEndpoint
+from gateway.audit import AuditLayer, AuditLog, AuditRecord, AuditSink, begin
 from gateway.auth import PluginTokenAuth
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.daemons import DaemonManager
@@ -32,37 +29,23 @@ from gateway.cli.probe import AirflowInstall, dialect_for, probe, select_dialect
 from gateway.cli.runner import SubprocessRunner, cli_environment
 from gateway.config import GatewayConfig, load_config_from_process
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
+from gateway.logging import configure_logging
+from gateway.metrics import Metrics, MetricsEndpoint, create_metrics
+from gateway.redact import Redactor
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+__all__ = ["AuditRecord", "GatewayApp", "create_app"]
 log = logging.getLogger("gateway")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{8,128}")
-
-
-@dataclass(slots=True)
-class AuditRecord:
-    """Filled in by the layers as a request passes; emitted when the response closes."""
-
-    request_id: str
-    method: str
-    path: str
-    remote_addr: str | None
-    route: str = "proxy"
-    api: str | None = None
-    argv: tuple[str, ...] | None = None
-    principal: str | None = None
-    auth_method: str | None = None
-    status: int | None = None
-
-
-def _request_id(environ: WSGIEnvironment) -> str:
-    incoming = environ.get("HTTP_X_REQUEST_ID", "")
-    return incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
 class GatewayApp:
-    """The gateway as a WSGI callable; build it with :func:`create_app`."""
+    """The gateway as a WSGI callable; build it with :func:`create_app`.
+
+    Cross-cutting layers wrap :attr:`wsgi_app` (``app.wsgi_app = Layer(app.wsgi_app)``), so
+    the object keeps its attributes (``install``, ``api``...) for commands and tests.
+    """
 
     def __init__(
         self,
@@ -72,23 +55,31 @@ class GatewayApp:
         auth: PluginTokenAuth,
         install: AirflowInstall,
         proxy: WSGIApplication | None = None,
+        metrics_endpoint: MetricsEndpoint | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.api = api
         self.auth = auth
         self.install = install
         self.proxy = proxy
+        self.metrics_endpoint = metrics_endpoint
+        self.metrics = metrics
         self.url_map = Map(
             [
                 Rule("/admin/rest_api/api", endpoint="api", methods=["GET", "POST"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET", "HEAD"]),
+                # Always routed, so /metrics is never proxied to Airflow, even when disabled.
+                Rule("/metrics", endpoint="metrics", methods=["GET", "HEAD"]),
             ],
             strict_slashes=False,
         )
         self.handlers: dict[str, Callable[[WSGIEnvironment], Response]] = {
             "api": self._api,
             "healthz": self._healthz,
+            "metrics": self._metrics,
         }
+        self.wsgi_app: WSGIApplication = self.dispatch
 
     def _api(self, environ: WSGIEnvironment) -> Response:
         principal = self.auth.authenticate(environ)
@@ -99,24 +90,27 @@ class GatewayApp:
     def _healthz(self, environ: WSGIEnvironment) -> Response:
         return Response('{"status": "ok"}', mimetype="application/json")
 
+    def _metrics(self, environ: WSGIEnvironment) -> Response:
+        if self.metrics_endpoint is None:
+            raise NotFound("Metrics are disabled")
+        return self.metrics_endpoint(environ)
+
     def _not_proxied(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         error = NotFound("Not found (no Airflow upstream is configured for other paths)")
         return error(environ, start_response)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        environ["gateway.call_time"] = time.time()
-        request_id = environ["gateway.request_id"] = _request_id(environ)
-        record = AuditRecord(
-            request_id=request_id,
-            method=environ.get("REQUEST_METHOD", "GET"),
-            path=environ.get("PATH_INFO", "/"),
-            remote_addr=environ.get("REMOTE_ADDR"),
-        )
-        environ["gateway.audit"] = record
+        return self.wsgi_app(environ, start_response)
+
+    def dispatch(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Route to an own endpoint, or hand the raw environ to the proxy."""
+        record = begin(environ)  # normally done already by the AuditLayer
+        request_id = record.request_id
         adapter = self.url_map.bind_to_environ(environ)
         try:
             endpoint, _ = adapter.match()
         except WzNotFound:
+            record.route = "proxy" if self.proxy is not None else "unmatched"
             target = self.proxy or self._not_proxied
             return target(environ, start_response)
         except WzMethodNotAllowed:
@@ -128,8 +122,9 @@ class GatewayApp:
             response = self.handlers[endpoint](environ)
         except GatewayError as exc:
             response = exc.get_response(environ)  # type: ignore[assignment]
-        except Exception:
+        except Exception as exc:
             # No locals, no traceback to the client: the log has the request id.
+            record.error = type(exc).__name__
             log.exception("unhandled error", extra={"request_id": request_id})
             response = InternalError().get_response(environ)  # type: ignore[assignment]
         response.headers["X-Request-ID"] = request_id
@@ -148,6 +143,7 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     gunicorn loads this through ``wsgi_app = "gateway.app:create_app()"``.
     """
     config = config or load_config_from_process()
+    redactor = configure_logging(config)
     env = cli_environment(
         os.environ, airflow_home=config.airflow.home, executable=config.airflow.executable, extra=config.airflow.env
     )
@@ -174,11 +170,40 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
             "NO TOKEN CONFIGURED: the CLI API is open to anyone who can reach this port "
             "(set rest_api_plugin.rest_api_plugin_expected_http_token)"
         )
-    api = ApiEndpoint(config, interpreter=interpreter, runner=runner, daemons=daemons, install=install)
+    api = ApiEndpoint(
+        config, interpreter=interpreter, runner=runner, daemons=daemons, install=install, redactor=redactor
+    )
+    metrics = create_metrics(set(CATALOGUE))
+    metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
+    app = assemble(
+        config, api=api, auth=auth, install=install, redactor=redactor, metrics=metrics,
+        sink=AuditSink(file=config.audit.file),
+    )  # fmt: skip
     log.info(
         "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)
     )
-    return GatewayApp(config, api=api, auth=auth, install=install)
+    return app
+
+
+def assemble(
+    config: GatewayConfig,
+    *,
+    api: ApiEndpoint,
+    auth: PluginTokenAuth,
+    install: AirflowInstall,
+    redactor: Redactor,
+    metrics: Metrics,
+    sink: AuditSink,
+    proxy: WSGIApplication | None = None,
+) -> GatewayApp:
+    """Compose the app and its cross-cutting layers (the audit layer outermost)."""
+    endpoint = MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None
+    app = GatewayApp(
+        config, api=api, auth=auth, install=install, proxy=proxy, metrics_endpoint=endpoint, metrics=metrics
+    )
+    audit = AuditLog(redactor, sink)
+    app.wsgi_app = AuditLayer(app.wsgi_app, audit=audit, redactor=redactor, observers=[metrics])
+    return app
 
 
 def describe_install(app: Any) -> dict[str, str]:

@@ -61,6 +61,8 @@ class PluginTokenAuth:
             return ANONYMOUS
         given = environ.get(self._key)
         # compare_digest on the whole value: no early exit on a prefix match.
-        if given is None or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self._expected):
-            raise TokenAuthenticationFailed()
+        if given is None:
+            raise TokenAuthenticationFailed(auth_failure="missing_token")
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self._expected):
+            raise TokenAuthenticationFailed(auth_failure="bad_token")
         return PLUGIN_TOKEN_PRINCIPAL

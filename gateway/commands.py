@@ -35,7 +35,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Validate the config, then exec gunicorn with the project's gunicorn.conf.py."""
-    load_config(os.environ)  # fail fast, before gunicorn forks anything
+    config = load_config(os.environ)  # fail fast, before gunicorn forks anything
+    # Set and wipe the metrics directory before the new Python starts (STYLE trap 2);
+    # this process has not imported prometheus_client.
+    from gateway.multiproc import prepare
+
+    prepare(os.environ, config.state_dir / "prometheus-multiproc")
     conf = Path(args.gunicorn_config) if args.gunicorn_config else GUNICORN_CONF
     argv = [sys.executable, "-m", "gunicorn", "-c", str(conf)]
     if args.bind:

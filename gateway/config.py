@@ -87,6 +87,23 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """Where audit events go and what else counts as a secret."""
+
+    file: Path | None
+    sensitive_names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``/metrics``: on or off, and who may scrape it."""
+
+    enabled: bool
+    token: Secret | None
+    allow_from: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole, validated configuration, passed explicitly to every layer."""
 
@@ -97,6 +114,8 @@ class GatewayConfig:
     plugin_auth: PluginAuthConfig
     proxy: ProxyConfig
     limits: LimitsConfig
+    audit: AuditConfig = field(default_factory=lambda: AuditConfig(None, ()))
+    metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig(True, None, ()))
     sources: tuple[str, ...] = field(default=())
 
     @property
@@ -172,6 +191,26 @@ def _url(name: str, value: Any) -> str:
     return text.rstrip("/")
 
 
+def _str_list(name: str, value: Any) -> tuple[str, ...]:
+    """A TOML list of strings, or a comma-separated string (environment variables)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{name}: expected a list of strings")
+    return tuple(i.strip() for i in items if i.strip())
+
+
+def _networks(name: str, value: Any) -> tuple[str, ...]:
+    import ipaddress
+
+    items = _str_list(name, value)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name} has value {item!r}: expected an IP address or CIDR network") from None
+    return items
+
+
 def _choice(*choices: str) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         text = str(value)
@@ -218,9 +257,14 @@ _SCHEMA: dict[tuple[str, str], Callable[[str, Any], Any]] = {
     ("proxy", "read_timeout"): _pos_float,
     ("limits", "max_body_bytes"): _pos_int,
     ("limits", "max_form_memory_bytes"): _pos_int,
+    ("audit", "file"): _path,
+    ("audit", "sensitive_names"): _str_list,
+    ("metrics", "enabled"): _bool,
+    ("metrics", "token"): _secret,
+    ("metrics", "allow_from"): _networks,
 }
 _TABLE_KEYS = {("airflow", "env"), ("cli", "timeouts")}
-_SECRET_KEYS = {(PLUGIN_SECTION, "rest_api_plugin_expected_http_token")}
+_SECRET_KEYS = {(PLUGIN_SECTION, "rest_api_plugin_expected_http_token"), ("metrics", "token")}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -362,6 +406,15 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
             max_body_bytes=get("limits", "max_body_bytes", 16 * 1024 * 1024),
             max_form_memory_bytes=get("limits", "max_form_memory_bytes", 1024 * 1024),
         ),
+        audit=AuditConfig(
+            file=(lambda f: f.resolve() if f else None)(get("audit", "file")),
+            sensitive_names=get("audit", "sensitive_names", ()),
+        ),
+        metrics=MetricsConfig(
+            enabled=get("metrics", "enabled", True),
+            token=get("metrics", "token"),
+            allow_from=get("metrics", "allow_from", ()),
+        ),
         sources=tuple(sources),
     )
 
@@ -394,4 +447,13 @@ def describe(config: GatewayConfig) -> dict[str, Any]:
             "token_configured": config.plugin_auth.expected_token is not None,
         },
         "proxy": {"upstream": config.proxy.upstream},
+        "audit": {
+            "file": str(config.audit.file) if config.audit.file else None,
+            "sensitive_names": list(config.audit.sensitive_names),
+        },
+        "metrics": {
+            "enabled": config.metrics.enabled,
+            "token_configured": config.metrics.token is not None,
+            "allow_from": list(config.metrics.allow_from),
+        },
     }

@@ -25,9 +25,18 @@ class GatewayError(HTTPException):
     code = 500
     description = "Internal error"
 
-    def __init__(self, description: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        auth_failure: str | None = None,
+    ) -> None:
+        """:param auth_failure: why authentication failed (a reason from
+        :data:`gateway.metrics.AUTH_FAILURE_REASONS`), for the audit event and metrics."""
         super().__init__(description)
         self._extra_headers = headers or {}
+        self.auth_failure = auth_failure
 
     def envelope(self, environ: WSGIEnvironment | None) -> Envelope:
         environ = environ or {}
@@ -41,6 +50,11 @@ class GatewayError(HTTPException):
         headers = dict(self._extra_headers)
         if environ and environ.get("gateway.request_id"):
             headers["X-Request-ID"] = environ["gateway.request_id"]
+        record = environ.get("gateway.audit") if environ else None
+        if record is not None:
+            record.envelope_status = "ERROR"
+            if self.auth_failure and not record.auth_failure_reason:
+                record.auth_failure_reason = self.auth_failure
         return self.envelope(environ).response(time.time(), headers)
 
 
@@ -54,6 +68,16 @@ class TokenAuthenticationFailed(GatewayError):
 
     code = 403
     description = "Token Authentication Failed"
+
+
+class TokenRequired(GatewayError):
+    """A bearer token is required (``/metrics`` with a metrics token configured)."""
+
+    code = 401
+    description = "A valid bearer token is required"
+
+    def __init__(self, description: str | None = None, *, auth_failure: str | None = None) -> None:
+        super().__init__(description, headers={"WWW-Authenticate": "Bearer"}, auth_failure=auth_failure)
 
 
 class Forbidden(GatewayError):

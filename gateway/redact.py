@@ -1,19 +1,31 @@
-"""Masking secrets in anything the gateway echoes or logs."""
+"""Masking secrets in anything the gateway echoes or logs.
+
+Two layers work together.  Structural rules know where secrets live (a sensitive
+argument or key name, a connection URI's password, ``conn_extra``, the value of a
+variable whose key looks sensitive, ``Authorization``/``Cookie`` headers).  Known-secret
+substitution then masks the *values* found that way (and configured tokens) wherever
+else they turn up: in argv, exception messages, tracebacks.  :class:`Redactor` is also a
+structlog processor, so nothing reaches a log line unmasked.
+"""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 MASK = "***"
-# Airflow's DEFAULT_SENSITIVE_FIELDS (airflow/utils/log/secrets_masker.py), plus "token".
+# Airflow's DEFAULT_SENSITIVE_FIELDS (airflow/utils/log/secrets_masker.py), plus "cookie"
+# for HTTP headers.  Matching is by substring, as Airflow's is.
 SENSITIVE_NAMES = frozenset(
     {
         "access_token",
         "api_key",
         "apikey",
         "authorization",
+        "cookie",
         "passphrase",
         "passwd",
         "password",
@@ -24,12 +36,34 @@ SENSITIVE_NAMES = frozenset(
         "service_account",
     }
 )
+# Literal substitution of shorter values would mangle ordinary words ("OK", "1").
+MIN_SECRET_LENGTH = 4
+SECRETS_KEY = "_secrets"  # event-dict key carrying per-request secret values (never rendered)
+
 _URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-_]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
+_AUTH_SCHEME = re.compile(
+    r"(?i)\b(?P<scheme>bearer|basic|digest)(?P<sp>\s+)(?P<cred>[A-Za-z0-9._~+/=\-]{4,})"
+)
+# ``name=value`` in a query string, for finding secrets in a connection URI.
+_KEY_VALUE = re.compile(r"(?P<name>[A-Za-z_][\w.\-]*)(?P<sep>=)(?P<value>[^\s&\"',;}\]]+)")
+
+
+def _pairs_pattern(names: Iterable[str]) -> re.Pattern[str]:
+    """``name=value`` / ``"name": "value"`` / ``Name: value`` where the name contains a sensitive word."""
+    words = "|".join(sorted((re.escape(n).replace("_", "[-_]") for n in names), key=len, reverse=True))
+    # The look-behind anchors the name at its start, so the scan does not retry mid-word.
+    return re.compile(
+        rf"(?i)(?P<name>(?<![\w.\-])[\w.\-]*?(?:{words})[\w.\-]*)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s&\"',;}}\]]+)"
+    )
+
+
+# Variables: the value argument is secret when the key argument looks sensitive.
+_VALUE_OF_KEY = {"set_value": ("set",), "value": ("key", "set")}
 
 
 def is_sensitive(name: str, extra: Iterable[str] = ()) -> bool:
     """True when a key or argument name looks like it holds a secret (substring match)."""
-    lowered = name.lower()
+    lowered = name.lower().replace("-", "_")  # header spelling: X-Api-Key
     return any(word in lowered for word in (*SENSITIVE_NAMES, *extra))
 
 
@@ -38,37 +72,172 @@ def mask_uri(text: str) -> str:
     return _URI_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}{m.group('at')}", text)
 
 
-def redact_arguments(args: Mapping[str, Any], extra: Iterable[str] = ()) -> dict[str, Any]:
-    """Request arguments safe to echo or log.
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, (list, tuple)) and value else value
 
-    Masks URI passwords, ``conn_extra`` (often holds keys), sensitive-looking argument
-    names, and the value of a variable whose key looks sensitive.
+
+class Redactor:
+    """Masks secrets in request arguments, argv, headers, free text and log events.
+
+    :param extra_names: more sensitive-name substrings (``[audit] sensitive_names``).
+    :param secrets: literal values always masked wherever they appear (configured tokens).
+
+    Usage: ``structlog.configure(processors=[..., Redactor(names), JSONRenderer()])``.
     """
-    extra = tuple(extra)
-    out: dict[str, Any] = {}
-    sensitive_var = any(
-        isinstance(args.get(k), str) and is_sensitive(str(args.get(k)), extra) for k in ("set", "get")
-    )
-    for name, value in args.items():
-        if name == "conn_extra" or is_sensitive(name, extra) or (name == "set_value" and sensitive_var):
-            out[name] = MASK
-        elif isinstance(value, str):
-            out[name] = mask_uri(value)
-        else:
-            out[name] = value
-    return out
+
+    def __init__(self, extra_names: Iterable[str] = (), secrets: Iterable[str] = ()) -> None:
+        self.extra = tuple(n.lower() for n in extra_names if n)
+        self.secrets = frozenset(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)
+        self._words = tuple(sorted({*SENSITIVE_NAMES, *self.extra}))
+        self._pairs = _pairs_pattern(self._words)
+        self._verdicts: dict[str, bool] = {}  # names repeat (event keys, argument names)
+
+    def is_sensitive(self, name: str) -> bool:
+        verdict = self._verdicts.get(name)
+        if verdict is None:
+            verdict = is_sensitive(name, self.extra)
+            if len(self._verdicts) < 4096:
+                self._verdicts[name] = verdict
+        return verdict
+
+    def _masks_value(self, name: str, args: Mapping[str, Any]) -> bool:
+        if name == "conn_extra" or self.is_sensitive(name):
+            return True
+        keys = _VALUE_OF_KEY.get(name, ())
+        return any(isinstance(_first(args.get(k)), str) and self.is_sensitive(_first(args[k])) for k in keys)
+
+    def secrets_in(self, args: Mapping[str, Any]) -> set[str]:
+        """The raw secret values carried by request arguments, for masking them elsewhere."""
+        found: set[str] = set()
+        for name, raw in args.items():
+            for value in raw if isinstance(raw, (list, tuple)) else [raw]:
+                if not isinstance(value, str):
+                    continue
+                if self._masks_value(name, args):
+                    found.add(value)
+                    found |= self._json_secrets(value)
+                found |= self._uri_secrets(value)
+        return {s for s in found if len(s) >= MIN_SECRET_LENGTH}
+
+    def _uri_secrets(self, value: str) -> set[str]:
+        found = {m.group("pw") for m in _URI_PASSWORD.finditer(value) if m.group("pw")}
+        found |= {unquote(pw) for pw in found}
+        if "://" in value:
+            try:
+                query = urlsplit(value).query
+            except ValueError:
+                query = ""
+            for m in _KEY_VALUE.finditer(query):
+                if self.is_sensitive(m.group("name")):
+                    found |= {m.group("value"), unquote(m.group("value"))}
+        return found
+
+    def _json_secrets(self, value: str) -> set[str]:
+        """String leaves of a JSON document (``conn_extra`` holds keys and passwords)."""
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            return set()
+        found: set[str] = set()
+        stack = [doc]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, str):
+                found.add(item)
+        return found
+
+    def arguments(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Request arguments safe to echo or log (values may be strings or lists of them)."""
+        out: dict[str, Any] = {}
+        for name, value in args.items():
+            if self._masks_value(name, args):
+                out[name] = [MASK for _ in value] if isinstance(value, (list, tuple)) else MASK
+            elif isinstance(value, (list, tuple)):
+                out[name] = [self.text(v) if isinstance(v, str) else v for v in value]
+            elif isinstance(value, str):
+                out[name] = self.text(value)
+            else:
+                out[name] = value
+        return out
+
+    def argv(self, argv: Iterable[str], secrets: Iterable[str] = ()) -> list[str]:
+        """An argv with every known secret (whole element or ``--flag=value`` value) masked."""
+        hidden = {s for s in secrets if s} | self.secrets
+        out = []
+        for arg in argv:
+            flag, eq, value = arg.partition("=")
+            if arg in hidden:
+                out.append(MASK)
+            elif eq and flag.startswith("--") and (value in hidden or self.is_sensitive(flag)):
+                out.append(f"{flag}={MASK}")
+            else:
+                out.append(self.text(arg, hidden))
+        return out
+
+    def headers(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+        """HTTP headers with credentials (Authorization, Cookie, token headers...) masked."""
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        return {k: MASK if self.is_sensitive(k) else self.text(v) for k, v in items}
+
+    def text(self, text: str, secrets: Iterable[str] = ()) -> str:
+        """Free text (a message, a traceback, a URL) with every recognisable secret masked."""
+        present = [s for s in (*secrets, *self.secrets) if len(s) >= MIN_SECRET_LENGTH and s in text]
+        for secret in sorted(present, key=len, reverse=True):  # longest first: one may contain another
+            text = text.replace(secret, MASK)
+        # Cheap checks first: most strings (ids, paths, statuses) hold none of these forms.
+        if "://" in text:
+            text = mask_uri(text)
+        if "=" not in text and ":" not in text and " " not in text:
+            return text
+        lowered = text.lower()
+        if "bearer" in lowered or "basic" in lowered or "digest" in lowered:
+            text = _AUTH_SCHEME.sub(lambda m: f"{m.group('scheme')}{m.group('sp')}{MASK}", text)
+        if ("=" in text or ":" in text) and any(w in lowered.replace("-", "_") for w in self._words):
+            text = self._pairs.sub(lambda m: f"{m.group('name')}{m.group('sep')}{MASK}", text)
+        return text
+
+    def value(self, obj: Any, secrets: Iterable[str] = ()) -> Any:
+        """Any JSON-like structure: sensitive keys masked, strings scrubbed."""
+        secrets = tuple(secrets)
+        if isinstance(obj, str):
+            return self.text(obj, secrets)
+        if isinstance(obj, Mapping):
+            return {
+                k: MASK
+                if isinstance(k, str) and self.is_sensitive(k) and v is not None
+                else self.value(v, secrets)
+                for k, v in obj.items()
+            }
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            return [self.value(v, secrets) for v in obj]
+        return obj
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        """structlog processor: runs after exception formatting, before rendering."""
+        secrets = tuple(event_dict.pop(SECRETS_KEY, None) or ())
+        for key in list(event_dict):
+            if key.startswith("_"):  # structlog/stdlib bookkeeping (e.g. _record)
+                continue
+            value = event_dict[key]
+            if self.is_sensitive(key) and value is not None:
+                event_dict[key] = MASK
+            else:
+                event_dict[key] = self.value(value, secrets)
+        return event_dict
+
+
+_DEFAULT = Redactor()
+
+
+def redact_arguments(args: Mapping[str, Any], extra: Iterable[str] = ()) -> dict[str, Any]:
+    """Request arguments safe to echo or log (see :meth:`Redactor.arguments`)."""
+    return (Redactor(extra) if extra else _DEFAULT).arguments(args)
 
 
 def redact_argv(argv: Iterable[str], secrets: Iterable[str]) -> list[str]:
     """Replace every argv element (or ``--flag=value`` value) equal to a known secret."""
-    hidden = {s for s in secrets if s}
-    out = []
-    for arg in argv:
-        flag, eq, value = arg.partition("=")
-        if arg in hidden:
-            out.append(MASK)
-        elif eq and flag.startswith("--") and value in hidden:
-            out.append(f"{flag}={MASK}")
-        else:
-            out.append(mask_uri(arg))
-    return out
+    return _DEFAULT.argv(argv, secrets)

@@ -64,6 +64,7 @@ class GatewayServer:
     log: Path
     state_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    multiproc_dir: Path | None = None
 
     def api(self, query: str) -> str:
         return f"{self.url}/admin/rest_api/api?{query}"
@@ -82,16 +83,23 @@ def start_gateway(
     settings: dict[str, str] | None = None,
     extra_env: dict[str, str] | None = None,
     workers: int = 2,
+    app: str | None = None,
 ) -> GatewayServer:
     """Start gunicorn with ``gunicorn.conf.py`` on a free loopback port.
 
     :param settings: gateway settings as ``AIRFLOW_GATEWAY__…`` variables (without prefix),
         e.g. ``{"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "changeme"}``.
+    :param app: another WSGI app spec for gunicorn (test-only variants of the gateway).
+
+    A fresh, empty ``PROMETHEUS_MULTIPROC_DIR`` is set before gunicorn's Python starts,
+    as the production launchers do.
     """
     port = free_port()
     state = tmp / f"gateway-state-{port}"
     log = tmp / f"gateway-{port}.log"
     env = airflow.process_env()
+    multiproc = tmp / f"prometheus-multiproc-{port}"
+    multiproc.mkdir(parents=True, exist_ok=True)
     env.update(
         {
             "PYTHONPATH": str(ROOT),
@@ -100,6 +108,7 @@ def start_gateway(
             "AIRFLOW_GATEWAY__AIRFLOW__EXECUTABLE": str(airflow.executable),
             "AIRFLOW_GATEWAY__AIRFLOW__HOME": str(airflow.home),
             "AIRFLOW_GATEWAY__GATEWAY__STATE_DIR": str(state),
+            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
         }
     )
     for key, value in (settings or {}).items():
@@ -107,7 +116,7 @@ def start_gateway(
     env.update(extra_env or {})
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), *([app] if app else [])],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -117,4 +126,4 @@ def start_gateway(
         )
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", proc, log)
-    return GatewayServer(url=url, proc=proc, log=log, state_dir=state, env=env)
+    return GatewayServer(url=url, proc=proc, log=log, state_dir=state, env=env, multiproc_dir=multiproc)

@@ -1,0 +1,335 @@
+"""The audit trail: one canonical ``gateway.request`` event per request, emitted on close.
+
+:class:`AuditLayer` is the outermost WSGI layer.  It puts an :class:`AuditRecord` in
+``environ["gateway.audit"]`` for the inner layers to fill in (principal, api, argv,
+decision, CLI exit code, upstream status...), counts the bytes read and sent, and emits
+the event when the server closes the response iterable: after a streamed (proxied) body
+is fully sent, or the client went away.  By then contextvars may be unwound, so the
+record travels in the environ.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+import structlog
+
+from gateway.logging import WRITE_LOCK, shared_processors
+from gateway.redact import SECRETS_KEY, Redactor
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+EVENT = "gateway.request"
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{8,128}")
+log = logging.getLogger("gateway.audit")
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    """Filled in by the layers as a request passes; emitted when the response closes.
+
+    Other features set the fields they own: identity sets ``principal``, ``auth_method``
+    and ``auth_failure_reason``; policy sets ``decision`` (``allow``/``deny``) and
+    ``rule_id``; the proxy sets ``upstream_status``, ``upstream_error`` (a kind from
+    :data:`gateway.metrics.UPSTREAM_ERROR_KINDS`) and ``upstream_duration_s``.
+    """
+
+    request_id: str
+    method: str
+    path: str
+    remote_addr: str | None
+    query: str = ""
+    started_at: float = field(default_factory=time.time)
+    route: str = "unmatched"
+    api: str | None = None
+    arguments: dict[str, Any] | None = None  # redacted
+    argv: list[str] | None = None  # redacted
+    principal: str | None = None
+    auth_method: str | None = None
+    auth_failure_reason: str | None = None
+    decision: str | None = None
+    rule_id: str | None = None
+    status: int | None = None  # the HTTP status sent to the client
+    envelope_status: str | None = None
+    exit_code: int | None = None
+    cli_outcome: str | None = None  # ok | failed | timeout | busy
+    cli_duration_s: float | None = None
+    upstream_status: int | None = None
+    upstream_error: str | None = None
+    upstream_duration_s: float | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    duration_s: float | None = None
+    error: str | None = None  # exception class name when the app or the body failed
+    secrets: set[str] = field(default_factory=set)  # raw values masked everywhere; never emitted
+    _t0: float = field(default_factory=time.monotonic)
+
+    def event(self) -> dict[str, Any]:
+        """The event's fields, in a stable order (``time``/``level`` are added when logged)."""
+        return {
+            "request_id": self.request_id,
+            "start_time": datetime.fromtimestamp(self.started_at, UTC).isoformat(),
+            "principal": self.principal,
+            "auth_method": self.auth_method,
+            "auth_failure_reason": self.auth_failure_reason,
+            "remote_addr": self.remote_addr,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "route": self.route,
+            "api": self.api,
+            "arguments": self.arguments,
+            "argv": self.argv,
+            "decision": self.decision,
+            "rule_id": self.rule_id,
+            "http_status": self.status,
+            "envelope_status": self.envelope_status,
+            "exit_code": self.exit_code,
+            "cli_outcome": self.cli_outcome,
+            "cli_duration_s": None if self.cli_duration_s is None else round(self.cli_duration_s, 6),
+            "upstream_status": self.upstream_status,
+            "upstream_error": self.upstream_error,
+            "upstream_duration_s": None
+            if self.upstream_duration_s is None
+            else round(self.upstream_duration_s, 6),
+            "duration_s": None if self.duration_s is None else round(self.duration_s, 6),
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "error": self.error,
+        }
+
+
+def request_id_of(environ: WSGIEnvironment) -> str:
+    """A well-formed incoming ``X-Request-ID``, or a fresh one."""
+    incoming = environ.get("HTTP_X_REQUEST_ID", "")
+    return incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def begin(environ: WSGIEnvironment, redactor: Redactor | None = None) -> AuditRecord:
+    """Start the request's record (idempotent): request id, call time, logging context.
+
+    The accepted id replaces the incoming header, so the proxy forwards exactly the id the
+    client gets back and the audit shows.
+    """
+    existing = environ.get("gateway.audit")
+    if isinstance(existing, AuditRecord):
+        return existing
+    environ.setdefault("gateway.call_time", time.time())
+    request_id = environ["gateway.request_id"] = request_id_of(environ)
+    environ["HTTP_X_REQUEST_ID"] = request_id
+    query = environ.get("QUERY_STRING", "")
+    record = AuditRecord(
+        request_id=request_id,
+        method=environ.get("REQUEST_METHOD", "GET"),
+        path=environ.get("PATH_INFO", "/"),
+        remote_addr=environ.get("REMOTE_ADDR"),
+        query=(redactor or Redactor()).text(query) if query else "",
+    )
+    environ["gateway.audit"] = record
+    structlog.contextvars.clear_contextvars()
+    # The secrets set is shared with the record: values added later are masked in any
+    # log line of this request (tracebacks included) by the redacting processor.
+    structlog.contextvars.bind_contextvars(request_id=request_id, **{SECRETS_KEY: record.secrets})
+    return record
+
+
+class RequestObserver(Protocol):
+    """Something told when a request starts and when its response is finished (metrics)."""
+
+    def request_started(self, record: AuditRecord) -> None: ...
+
+    def request_finished(self, record: AuditRecord) -> None: ...
+
+
+class AuditSink:
+    """A structlog logger writing each audit line to stdout and, optionally, an audit file.
+
+    The file is opened ``O_APPEND`` and each line is one ``write(2)``: nothing is buffered
+    in the process, so a killed worker loses no event it already emitted, and workers
+    appending to the same file do not interleave.
+    """
+
+    def __init__(
+        self, *, stream: TextIO | None = None, stdout: bool = True, file: Path | None = None
+    ) -> None:
+        self._stream = stream
+        self._stdout = stdout
+        self._fd: int | None = None
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+    def msg(self, message: str) -> None:
+        data = message + "\n"
+        with WRITE_LOCK:
+            if self._fd is not None:
+                raw = data.encode("utf-8")
+                while raw:
+                    raw = raw[os.write(self._fd, raw) :]
+            if self._stdout:
+                stream = self._stream or sys.stdout
+                stream.write(data)
+                stream.flush()
+
+    info = msg
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class AuditLog:
+    """Renders :class:`AuditRecord` s as redacted JSON lines.
+
+    :param redactor: masks secrets before rendering.
+    :param sink: where lines go (default: stdout only).
+    """
+
+    def __init__(self, redactor: Redactor, sink: AuditSink | None = None) -> None:
+        self.sink = sink or AuditSink()
+        # No merge_contextvars: the event is exactly the record, whatever the context holds.
+        self._logger = structlog.wrap_logger(
+            self.sink,
+            processors=[
+                *shared_processors(redactor, context=False),
+                structlog.processors.JSONRenderer(default=str),
+            ],
+        ).bind(logger="gateway.audit")
+
+    def emit(self, record: AuditRecord) -> None:
+        self._logger.info(EVENT, **record.event(), **{SECRETS_KEY: record.secrets})
+
+
+class _CountingInput:
+    """``wsgi.input`` that counts the bytes the application actually reads."""
+
+    def __init__(self, stream: Any, record: AuditRecord) -> None:
+        self._stream = stream
+        self._record = record
+
+    def _count(self, data: bytes) -> bytes:
+        self._record.bytes_in += len(data)
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._count(self._stream.read() if size is None or size < 0 else self._stream.read(size))
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._count(
+            self._stream.readline() if size is None or size < 0 else self._stream.readline(size)
+        )
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return [self._count(line) for line in self._stream.readlines(hint)]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (self._count(line) for line in self._stream)
+
+
+class _Observed:
+    """The response iterable: counts bytes out, and finishes the record on ``close()``."""
+
+    def __init__(
+        self, body: Iterable[bytes], record: AuditRecord, finish: Callable[[AuditRecord], None]
+    ) -> None:
+        self._body = body
+        self._record = record
+        self._finish = finish
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._body:
+                self._record.bytes_out += len(chunk)
+                yield chunk
+        except Exception as exc:
+            self._record.error = type(exc).__name__
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._finish(self._record)
+
+
+class AuditLayer:
+    """Outermost WSGI layer: request id, audit record, byte counts, the event on close.
+
+    :param app: the gateway's dispatcher.
+    :param audit: renders and writes the events.
+    :param redactor: masks the query string recorded at the start.
+    :param observers: told at start and finish (e.g. :class:`gateway.metrics.Metrics`).
+
+    ``app.wsgi_app = AuditLayer(app.wsgi_app, audit=AuditLog(redactor), redactor=redactor)``
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        audit: AuditLog,
+        redactor: Redactor,
+        observers: Sequence[RequestObserver] = (),
+    ) -> None:
+        self.app = app
+        self.audit = audit
+        self.redactor = redactor
+        self.observers = tuple(observers)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        record = begin(environ, self.redactor)
+        if "wsgi.input" in environ:
+            environ["wsgi.input"] = _CountingInput(environ["wsgi.input"], record)
+        for observer in self.observers:
+            observer.request_started(record)
+
+        def observed_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            record.status = int(status.split(" ", 1)[0])
+            headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
+            headers.append((REQUEST_ID_HEADER, record.request_id))
+            write = start_response(status, headers, exc_info)
+
+            def counting_write(data: bytes) -> None:
+                record.bytes_out += len(data)
+                write(data)
+
+            return counting_write
+
+        try:
+            body = self.app(environ, observed_start_response)
+        except BaseException as exc:
+            record.status = record.status or 500
+            record.error = type(exc).__name__
+            self.finish(record)
+            raise
+        return _Observed(body, record, self.finish)
+
+    def finish(self, record: AuditRecord) -> None:
+        """Emit once; an observer or sink failure is logged, never raised into the server."""
+        if record.duration_s is not None:
+            return
+        record.duration_s = time.monotonic() - record._t0
+        for observer in self.observers:
+            try:
+                observer.request_finished(record)
+            except Exception:
+                log.exception("request observer failed")
+        try:
+            self.audit.emit(record)
+        except Exception:
+            log.exception("audit event could not be written", extra={"request_id": record.request_id})

@@ -1,0 +1,233 @@
+"""Prometheus metrics: one prefix, base units, bounded labels, correct under gunicorn.
+
+Under several gunicorn workers, ``PROMETHEUS_MULTIPROC_DIR`` must be set before Python
+starts (prometheus_client picks its value class at import): ``airflow-gateway serve``,
+``gunicorn.conf.py`` and the test fixture see to it.  Then :class:`Metrics` is built with
+``registry=None`` (values live in the directory's mmap files) and ``/metrics`` merges all
+workers' files with a :class:`~prometheus_client.multiprocess.MultiProcessCollector` per
+scrape.  Without the variable (one process), a private registry is used.
+
+Every label value comes from a closed set; anything else is reported as ``other``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+from werkzeug.wrappers import Request, Response
+
+from gateway.errors import Forbidden, TokenRequired
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from gateway.audit import AuditRecord
+    from gateway.config import MetricsConfig
+
+PREFIX = "airflow_gateway_"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+OTHER = "other"
+ROUTES = frozenset({"api", "page", "metrics", "healthz", "proxy", "unmatched"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CLI_OUTCOMES = frozenset({"ok", "failed", "timeout", "busy"})
+# Identity (issue 4) may add reasons here; unknown ones are counted as "other".
+AUTH_FAILURE_REASONS = frozenset(
+    {"missing_token", "bad_token", "expired_token", "invalid_token", "unknown_key", "key_service_unavailable"}
+)
+UPSTREAM_ERROR_KINDS = frozenset({"connect", "timeout", "read", "protocol", "disconnect"})
+
+_REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+_CLI_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+_UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def multiprocess_enabled(environ: dict[str, str] | None = None) -> bool:
+    """True when prometheus_client runs in multiprocess (mmap file) mode."""
+    return bool((environ if environ is not None else os.environ).get(MULTIPROC_ENV))
+
+
+def _bounded(value: str | None, allowed: frozenset[str]) -> str:
+    return value if value in allowed else OTHER
+
+
+class Metrics:
+    """The gateway's metrics, and the hooks other features call.
+
+    :param registry: a private :class:`CollectorRegistry`, or ``None`` in multiprocess
+        mode (values go to the mmap files and :meth:`collect_registry` merges them).
+    :param apis: the API names of the catalogue (the only values of the ``api`` label).
+
+    Tests: ``m = Metrics(CollectorRegistry(), apis={"version"})``, then
+    ``registry.get_sample_value("airflow_gateway_requests_total", {...})``.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry | None, *, apis: frozenset[str] | set[str] = frozenset()
+    ) -> None:
+        self.registry = registry
+        self.apis = frozenset(apis)
+        r = registry
+        self.requests = Counter(
+            f"{PREFIX}requests", "HTTP requests answered, by route class, method and status code.",
+            ("route", "method", "code"), registry=r,
+        )  # fmt: skip
+        self.request_duration = Histogram(
+            f"{PREFIX}request_duration_seconds", "Time from request start to the end of the response body.",
+            ("route",), buckets=_REQUEST_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.in_flight = Gauge(
+            f"{PREFIX}in_flight_requests",
+            "Requests being served right now.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.response_bytes = Counter(
+            f"{PREFIX}response_bytes", "Response body bytes sent, by route class.", ("route",), registry=r
+        )
+        self.request_bytes = Counter(
+            f"{PREFIX}request_bytes", "Request body bytes read, by route class.", ("route",), registry=r
+        )
+        self.cli_calls = Counter(
+            f"{PREFIX}cli_calls", "Airflow CLI calls, by API and outcome (ok, failed, timeout, busy).",
+            ("api", "outcome"), registry=r,
+        )  # fmt: skip
+        self.cli_duration = Histogram(
+            f"{PREFIX}cli_duration_seconds", "Wall time of Airflow CLI commands, by API.",
+            ("api",), buckets=_CLI_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.auth_failures = Counter(
+            f"{PREFIX}auth_failures", "Requests refused because authentication failed, by reason.",
+            ("reason",), registry=r,
+        )  # fmt: skip
+        self.policy_denials = Counter(
+            f"{PREFIX}policy_denials", "Requests refused by policy, by API.", ("api",), registry=r
+        )
+        self.upstream_errors = Counter(
+            f"{PREFIX}upstream_errors",
+            "Proxied requests that failed upstream, by kind.",
+            ("kind",),
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            f"{PREFIX}upstream_duration_seconds", "Time until Airflow's response headers arrived (proxy).",
+            buckets=_UPSTREAM_BUCKETS, registry=r,
+        )  # fmt: skip
+        # "max": each worker sets 1; summing would count workers, not builds.
+        self.build_info = Gauge(
+            f"{PREFIX}build_info", "Always 1: gateway version, Airflow version and CLI dialect.",
+            ("version", "airflow_version", "dialect"), registry=r, multiprocess_mode="max",
+        )  # fmt: skip
+
+    # --- hooks for features (bounded labels are enforced here) ---
+
+    def set_build_info(self, *, version: str, airflow_version: str, dialect: str) -> None:
+        self.build_info.labels(version, airflow_version, dialect).set(1)
+
+    def api_label(self, api: str | None) -> str:
+        return api if api in self.apis else OTHER
+
+    def observe_cli(self, api: str | None, outcome: str, seconds: float | None = None) -> None:
+        label = self.api_label(api)
+        self.cli_calls.labels(label, _bounded(outcome, CLI_OUTCOMES)).inc()
+        if seconds is not None:
+            self.cli_duration.labels(label).observe(seconds)
+
+    def auth_failure(self, reason: str) -> None:
+        self.auth_failures.labels(_bounded(reason, AUTH_FAILURE_REASONS)).inc()
+
+    def policy_denied(self, api: str | None) -> None:
+        self.policy_denials.labels(self.api_label(api)).inc()
+
+    def upstream_error(self, kind: str) -> None:
+        self.upstream_errors.labels(_bounded(kind, UPSTREAM_ERROR_KINDS)).inc()
+
+    def observe_upstream(self, seconds: float) -> None:
+        self.upstream_duration.observe(seconds)
+
+    # --- RequestObserver: everything below is derived from the finished audit record ---
+
+    def request_started(self, record: AuditRecord) -> None:
+        self.in_flight.inc()
+
+    def request_finished(self, record: AuditRecord) -> None:
+        self.in_flight.dec()
+        route = _bounded(record.route, ROUTES)
+        method = _bounded(record.method.upper(), METHODS)
+        self.requests.labels(route, method, str(record.status or 500)).inc()
+        if record.duration_s is not None:
+            self.request_duration.labels(route).observe(record.duration_s)
+        self.response_bytes.labels(route).inc(record.bytes_out)
+        self.request_bytes.labels(route).inc(record.bytes_in)
+        if record.auth_failure_reason:
+            self.auth_failure(record.auth_failure_reason)
+        if record.decision == "deny":
+            self.policy_denied(record.api)
+        if record.cli_outcome:
+            self.observe_cli(record.api, record.cli_outcome, record.cli_duration_s)
+        if record.upstream_error:
+            self.upstream_error(record.upstream_error)
+        if record.upstream_duration_s is not None:
+            self.observe_upstream(record.upstream_duration_s)
+
+    # --- exposition ---
+
+    def collect_registry(self) -> CollectorRegistry:
+        """What one scrape reads: all workers' files, or the private registry."""
+        if self.registry is not None:
+            return self.registry
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry(support_collectors_without_names=True)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+
+
+def create_metrics(apis: set[str] | frozenset[str]) -> Metrics:
+    """Production wiring: multiprocess when the directory variable is set."""
+    return Metrics(None if multiprocess_enabled() else CollectorRegistry(), apis=apis)
+
+
+class MetricsEndpoint:
+    """``GET /metrics``: the exposition, optionally restricted.
+
+    :param config: ``[metrics]``: ``token`` requires ``Authorization: Bearer <token>``;
+        ``allow_from`` limits the client address (after the gateway's trusted proxies).
+    :param registry: returns the registry to expose for one scrape.
+    """
+
+    def __init__(self, config: MetricsConfig, registry: Callable[[], CollectorRegistry]) -> None:
+        self._token = config.token.value.encode() if config.token else None
+        self._networks = tuple(ipaddress.ip_network(n, strict=False) for n in config.allow_from)
+        self._registry = registry
+
+    def _allowed_address(self, address: str | None) -> bool:
+        if not self._networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in network for network in self._networks)
+
+    def __call__(self, environ: WSGIEnvironment) -> Response:
+        request = Request(environ)
+        record = environ.get("gateway.audit")
+        if not self._allowed_address(request.remote_addr):
+            raise Forbidden("Metrics are not available from this address")
+        if self._token is not None:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not given:
+                raise TokenRequired(auth_failure="missing_token")
+            if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), self._token):
+                raise TokenRequired(auth_failure="bad_token")
+            if record is not None:
+                record.principal, record.auth_method = "metrics-scraper", "metrics-token"
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = b"" if request.method == "HEAD" else encoder(self._registry())
+        return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})

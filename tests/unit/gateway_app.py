@@ -1,0 +1,117 @@
+"""A gateway assembled in-process for unit tests: the real layers, a fake CLI runner."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from gateway.api import ApiEndpoint
+from gateway.app import GatewayApp, assemble
+from gateway.audit import AuditSink
+from gateway.auth import PluginTokenAuth
+from gateway.cli.apis import CATALOGUE
+from gateway.cli.daemons import DaemonManager
+from gateway.cli.dialects import DIALECTS
+from gateway.cli.interpreter import Interpreter
+from gateway.cli.probe import AirflowInstall
+from gateway.cli.runner import CliResult
+from gateway.config import load_config
+from gateway.logging import configure_logging, json_formatter
+from gateway.metrics import Metrics
+
+TOKEN = "unit-Plug1nToken"
+METRICS_TOKEN = "unit-Metr1csToken"
+AIRFLOW = "/opt/airflow/bin/airflow"
+
+
+@dataclass
+class FakeRunner:
+    """Returns a canned result (or raises), and remembers the argv it was given."""
+
+    result: CliResult = field(default_factory=lambda: CliResult(0, "3.3.2\n", "", False, False, 0.25))
+    error: Exception | None = None
+    calls: list[list[str]] = field(default_factory=list)
+
+    def run(self, argv: Sequence[str], *, timeout_s: float) -> CliResult:
+        self.calls.append(list(argv))
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@dataclass
+class UnitGateway:
+    app: GatewayApp
+    runner: FakeRunner
+    registry: CollectorRegistry
+    out: io.StringIO
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.out.getvalue().splitlines() if line.strip()]
+
+    def events(self) -> list[dict[str, Any]]:
+        return [e for e in self.lines() if e.get("event") == "gateway.request"]
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+
+@contextmanager
+def unit_gateway(
+    tmp_path: Path,
+    *,
+    runner: FakeRunner | None = None,
+    authorize: Callable[..., None] | None = None,
+    proxy: Any = None,
+    settings: dict[str, str] | None = None,
+) -> Iterator[UnitGateway]:
+    """The gateway with every line it logs (structlog, stdlib, audit) captured as JSON."""
+    environ = {
+        "AIRFLOW_GATEWAY__GATEWAY__STATE_DIR": str(tmp_path / "state"),
+        "AIRFLOW_GATEWAY__AIRFLOW__EXECUTABLE": AIRFLOW,
+        "AIRFLOW_GATEWAY__REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": TOKEN,
+        **{f"AIRFLOW_GATEWAY__{k}": v for k, v in (settings or {}).items()},
+    }
+    config = load_config(environ)
+    out = io.StringIO()
+    redactor = configure_logging(config, stream=out, cache=False)
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(json_formatter(redactor))
+    gateway_log = logging.getLogger("gateway")
+    gateway_log.addHandler(handler)
+    runner = runner or FakeRunner()
+    install = AirflowInstall(AIRFLOW, "3.3.2", frozenset())
+    interpreter = Interpreter(DIALECTS["3"], CATALOGUE, executable=AIRFLOW, files_dir=tmp_path / "files")
+    api = ApiEndpoint(
+        config,
+        interpreter=interpreter,
+        runner=runner,
+        daemons=DaemonManager(tmp_path / "daemons", env={}, cwd=tmp_path),
+        install=install,
+        authorize=authorize,
+        redactor=redactor,
+    )
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, apis=set(CATALOGUE))
+    app = assemble(
+        config,
+        api=api,
+        auth=PluginTokenAuth(config.plugin_auth),
+        install=install,
+        redactor=redactor,
+        metrics=metrics,
+        sink=AuditSink(stream=out),
+        proxy=proxy,
+    )
+    try:
+        yield UnitGateway(app, runner, registry, out)
+    finally:
+        gateway_log.removeHandler(handler)
