@@ -112,6 +112,8 @@ class ApiEndpoint:
             return envelope.response(time.time())
         if self.authorize is not None:
             self.authorize(principal, planned, request)
+            if environ.get("gateway.policy_decision") is not None:
+                envelope.extra["policy"] = environ["gateway.policy_decision"]
         for warning in planned.warnings:
             envelope.add_warning(warning)
         if isinstance(planned, BuiltinCall):

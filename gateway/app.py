@@ -23,7 +23,6 @@ from werkzeug.wrappers import Request, Response
 
 from gateway import __version__
 from gateway.api import ApiEndpoint
-from gateway.auth import PluginTokenAuth
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
@@ -32,6 +31,13 @@ from gateway.cli.probe import AirflowInstall, dialect_for, probe, select_dialect
 from gateway.cli.runner import SubprocessRunner, cli_environment
 from gateway.config import GatewayConfig, load_config_from_process
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
+from gateway.identity.authenticator import Authenticator
+from gateway.identity.client import client_address
+from gateway.identity.context import CURRENT_CALLER, Caller
+from gateway.identity.whoami import WhoAmI
+from gateway.policy.engine import PolicyEngine
+from gateway.policy.enforce import ApiAuthorizer, ProxyGuard, record_principal
+from gateway.policy.loader import load_policies
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -53,6 +59,9 @@ class AuditRecord:
     argv: tuple[str, ...] | None = None
     principal: str | None = None
     auth_method: str | None = None
+    decision: str | None = None  # "allow" / "deny" when policies are configured
+    rule: str | None = None  # the deciding policy rule id, or "default-deny"
+    shadow: bool = False  # a denial that shadow mode only logged
     status: int | None = None
 
 
@@ -69,15 +78,17 @@ class GatewayApp:
         config: GatewayConfig,
         *,
         api: ApiEndpoint,
-        auth: PluginTokenAuth,
+        auth: Authenticator,
         install: AirflowInstall,
         proxy: WSGIApplication | None = None,
+        policy: PolicyEngine | None = None,
     ) -> None:
         self.config = config
         self.api = api
         self.auth = auth
         self.install = install
         self.proxy = proxy
+        self.policy = policy
         self.url_map = Map(
             [
                 Rule("/admin/rest_api/api", endpoint="api", methods=["GET", "POST"]),
@@ -91,10 +102,14 @@ class GatewayApp:
         }
 
     def _api(self, environ: WSGIEnvironment) -> Response:
-        principal = self.auth.authenticate(environ)
-        record: AuditRecord = environ["gateway.audit"]
-        record.principal, record.auth_method = principal.name, principal.method
-        return self.api(environ, principal)
+        principal = self.auth.authenticate(environ, own=True)
+        record_principal(environ, principal)
+        caller = Caller(principal, client_address(environ, self.config.trusted_proxy_count))
+        token = CURRENT_CALLER.set(caller)
+        try:
+            return self.api(environ, principal)
+        finally:
+            CURRENT_CALLER.reset(token)
 
     def _healthz(self, environ: WSGIEnvironment) -> Response:
         return Response('{"status": "ok"}', mimetype="application/json")
@@ -117,8 +132,14 @@ class GatewayApp:
         try:
             endpoint, _ = adapter.match()
         except WzNotFound:
-            target = self.proxy or self._not_proxied
-            return target(environ, start_response)
+            # Authentication and the path policy run before anything reaches Airflow.
+            guard = ProxyGuard(
+                self.proxy or self._not_proxied,
+                self.auth,
+                self.policy,
+                trusted_proxies=self.config.trusted_proxy_count,
+            )
+            return guard(environ, start_response)
         except WzMethodNotAllowed:
             return MethodNotAllowed()(environ, start_response)
         except HTTPException as exc:  # e.g. a redirect
@@ -168,17 +189,35 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         env=env, cwd=work_dir, max_output_bytes=config.cli.max_output_bytes, max_concurrent=config.cli.max_concurrent
     )
     daemons = DaemonManager(config.daemon_dir, env=env, cwd=work_dir)
-    auth = PluginTokenAuth(config.plugin_auth)
+    auth = Authenticator(config, os.environ)
     if not auth.enabled:
         log.warning(
             "NO TOKEN CONFIGURED: the CLI API is open to anyone who can reach this port "
-            "(set rest_api_plugin.rest_api_plugin_expected_http_token)"
+            "(set rest_api_plugin.rest_api_plugin_expected_http_token, [[auth.tokens]] or [jwt])"
         )
-    api = ApiEndpoint(config, interpreter=interpreter, runner=runner, daemons=daemons, install=install)
+    policy = build_policy(config)
+    authorize = ApiAuthorizer(policy, trusted_proxies=config.trusted_proxy_count) if policy else None
+    api = ApiEndpoint(
+        config, interpreter=interpreter, runner=runner, daemons=daemons, install=install, authorize=authorize
+    )
+    api.register_builtin("whoami", WhoAmI(policy, CATALOGUE))
     log.info(
         "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)
     )
-    return GatewayApp(config, api=api, auth=auth, install=install)
+    return GatewayApp(config, api=api, auth=auth, install=install, policy=policy)
+
+
+def build_policy(config: GatewayConfig) -> PolicyEngine | None:
+    """Load ``policy.dir`` (None: no policies).
+
+    :raises PolicyError: with ``file:line`` for every problem.
+    """
+    if config.policy.dir is None:
+        return None
+    engine = PolicyEngine(load_policies(config.policy.dir, CATALOGUE), shadow=config.policy.shadow)
+    log.info("%d policy rules from %s%s", len(engine.policies.rules), config.policy.dir,
+             " (SHADOW MODE: denials are logged, not enforced)" if config.policy.shadow else "")
+    return engine
 
 
 def describe_install(app: Any) -> dict[str, str]:
