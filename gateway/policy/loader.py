@@ -182,7 +182,8 @@ def _load_file(path: Path, api_names: frozenset[str], errors: list[str]) -> list
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = _TOML_POS.search(str(exc))
-        errors.append(f"{path}:{match.group(1) if match else 1}: TOML syntax error: {exc}")
+        line = int(match.group(1)) if match else max(len(file_errors.lines), 1)  # "at end of document"
+        errors.append(f"{path}:{line}: TOML syntax error: {exc}")
         return []
     for key in sorted(set(doc) - {"rule"}):
         errors.append(f"{path}:{file_errors.line_of_key(1, len(file_errors.lines) + 1, key)}: "
