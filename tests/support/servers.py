@@ -82,11 +82,13 @@ def start_gateway(
     settings: dict[str, str] | None = None,
     extra_env: dict[str, str] | None = None,
     workers: int = 2,
+    app: str | None = None,
 ) -> GatewayServer:
     """Start gunicorn with ``gunicorn.conf.py`` on a free loopback port.
 
     :param settings: gateway settings as ``AIRFLOW_GATEWAY__…`` variables (without prefix),
         e.g. ``{"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "changeme"}``.
+    :param app: a WSGI app URI overriding ``wsgi_app`` (test-only wiring).
     """
     port = free_port()
     state = tmp / f"gateway-state-{port}"
@@ -107,7 +109,7 @@ def start_gateway(
     env.update(extra_env or {})
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), *([app] if app else [])],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
