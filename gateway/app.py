@@ -169,6 +169,7 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     gunicorn loads this through ``wsgi_app = "gateway.app:create_app()"``.
     """
     config = config or load_config_from_process()
+    policy = build_policy(config)  # before probing Airflow: a policy typo fails fast
     env = cli_environment(
         os.environ, airflow_home=config.airflow.home, executable=config.airflow.executable, extra=config.airflow.env
     )
@@ -195,7 +196,6 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
             "NO TOKEN CONFIGURED: the CLI API is open to anyone who can reach this port "
             "(set rest_api_plugin.rest_api_plugin_expected_http_token, [[auth.tokens]] or [jwt])"
         )
-    policy = build_policy(config)
     authorize = ApiAuthorizer(policy, trusted_proxies=config.trusted_proxy_count) if policy else None
     api = ApiEndpoint(
         config, interpreter=interpreter, runner=runner, daemons=daemons, install=install, authorize=authorize

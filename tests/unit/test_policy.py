@@ -236,3 +236,14 @@ def test_explain_command_answers_with_rule_and_location() -> None:
     assert any(t["rule"] == "admins-all" and t["matched"] for t in answer["trace"])
     code, message = run_explain("--principal", "x", "--api", "trigger_dag", "--arg", "dag_id=-rf")
     assert code == 2 and "dag_id" in message
+
+
+def test_check_config_reports_policy_errors_before_probing_airflow(tmp_path: Path) -> None:
+    """`check-config` fails with file:line for a bad policy, even where no Airflow is installed."""
+    write(tmp_path, '[[rule]]\nid = "a"\neffect = "allow"\ngroups = ["x"]\napis = ["trigger_dgs"]\n')
+    env = {"PATH": "/nonexistent", "AIRFLOW_GATEWAY__POLICY__DIR": str(tmp_path),
+           "AIRFLOW_GATEWAY__AIRFLOW__EXECUTABLE": "/nonexistent/airflow"}
+    done = subprocess.run([sys.executable, "-m", "gateway.commands", "check-config"], capture_output=True,
+                          text=True, timeout=60, check=False, cwd=ROOT, env=env)
+    assert done.returncode == 2
+    assert f"{tmp_path / '10-rules.toml'}:5: rule 'a': 'trigger_dgs' matches no API" in done.stderr
