@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
 from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 
 from gateway import __version__
 from gateway.api import ApiEndpoint
@@ -35,8 +35,8 @@ from gateway.identity.authenticator import Authenticator
 from gateway.identity.client import client_address
 from gateway.identity.context import CURRENT_CALLER, Caller
 from gateway.identity.whoami import WhoAmI
-from gateway.policy.engine import PolicyEngine
 from gateway.policy.enforce import ApiAuthorizer, ProxyGuard, record_principal
+from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import load_policies
 
 if TYPE_CHECKING:

@@ -107,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--token-name", help="a configured [[auth.tokens]] name (its groups are used)")
     who.add_argument("--method", help="auth method: plugin-token, token, jwt or anonymous")
     who.add_argument("--group", action="append", default=[], help="a group (repeatable)")
-    who.add_argument("--claim", action="append", default=[], help="claim PATH=VALUE, e.g. realm_access.roles=ops")
+    who.add_argument(
+        "--claim", action="append", default=[], help="claim PATH=VALUE (e.g. realm_access.roles=ops)"
+    )
     what = ex.add_argument_group("what")
     what.add_argument("--api", help="API name")
     what.add_argument("--arg", action="append", default=[], help="API argument NAME=VALUE (repeatable)")

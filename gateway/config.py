@@ -270,7 +270,8 @@ def _algorithms(name: str, value: Any) -> tuple[str, ...]:
     algs = _str_list(name, value)
     bad = [a for a in algs if a not in JWT_ALGORITHMS]
     if bad:
-        raise ConfigError(f"{name} has value {bad[0]!r}: expected some of {', '.join(JWT_ALGORITHMS)} (never 'none')")
+        known = ", ".join(JWT_ALGORITHMS)
+        raise ConfigError(f"{name} has value {bad[0]!r}: expected some of {known} (never 'none')")
     # An HMAC secret and a public key must never be usable for the same token: a public
     # key used as an HMAC secret is the classic algorithm-confusion forgery.
     if any(a.startswith("HS") for a in algs) and not all(a.startswith("HS") for a in algs):
@@ -294,7 +295,9 @@ def _token_list(name: str, value: Any) -> tuple[NamedToken, ...]:
             raise ConfigError(f"{where}: expected a table with name, sha256 and groups")
         unknown = sorted(set(entry) - {"name", "sha256", "groups"})
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (a token is configured by its sha256)")
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(unknown)} (a token is configured by its sha256)"
+            )
         token_name = entry.get("name")
         if not isinstance(token_name, str) or not _NAME.fullmatch(token_name):
             raise ConfigError(f"{where}.name: expected a name of letters, digits and _ . @ : -")
@@ -339,7 +342,9 @@ def _timeout(name: str, value: Any) -> float:
 def _claim_path(name: str, value: Any) -> str:
     text = _str(name, value)
     if not all(part for part in text.split(".")):
-        raise ConfigError(f"{name} has value {text!r}: expected a claim name or a dotted path like realm_access.roles")
+        raise ConfigError(
+            f"{name} has value {text!r}: expected a claim name or a dotted path like realm_access.roles"
+        )
     return text
 
 
@@ -531,7 +536,10 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
             allow_anonymous=get("auth", "allow_anonymous", False),
         ),
         jwt=_jwt_config(get),
-        policy=PolicyConfig(dir=(get("policy", "dir") or None) and get("policy", "dir").resolve(), shadow=get("policy", "shadow", False)),
+        policy=PolicyConfig(
+            dir=get("policy", "dir").resolve() if raw("policy", "dir") else None,
+            shadow=get("policy", "shadow", False),
+        ),
         sources=tuple(sources),
     )
 
@@ -605,5 +613,8 @@ def describe(config: GatewayConfig) -> dict[str, Any]:
             "issuer": config.jwt.issuer,
             "audience": list(config.jwt.audience),
         },
-        "policy": {"dir": str(config.policy.dir) if config.policy.dir else None, "shadow": config.policy.shadow},
+        "policy": {
+            "dir": str(config.policy.dir) if config.policy.dir else None,
+            "shadow": config.policy.shadow,
+        },
     }

@@ -58,10 +58,11 @@ class Authenticator:
     def _bearer(self, environ: WSGIEnvironment, own: bool) -> str | None:
         value = environ.get(self._header_key)
         if value is not None:
-            scheme, _, rest = value.strip().partition(" ")
-            return rest.strip() if scheme.lower() == "bearer" else value.strip()
+            text = str(value).strip()
+            scheme, _, rest = text.partition(" ")
+            return rest.strip() if scheme.lower() == "bearer" else text
         if own:
-            scheme, _, rest = environ.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
+            scheme, _, rest = str(environ.get("HTTP_AUTHORIZATION", "")).strip().partition(" ")
             if scheme.lower() == "bearer":
                 return rest.strip()
         return None

@@ -78,7 +78,11 @@ class JwksCache:
         doc = json.loads(body)
         keys: dict[str, dict[str, Any]] = {}
         for jwk in doc.get("keys", []) if isinstance(doc, dict) else []:
-            if isinstance(jwk, dict) and jwk.get("use", "sig") == "sig" and jwk.get("kty") in {"RSA", "EC", "OKP"}:
+            if (
+                isinstance(jwk, dict)
+                and jwk.get("use", "sig") == "sig"
+                and jwk.get("kty") in {"RSA", "EC", "OKP"}
+            ):
                 keys[str(jwk.get("kid", ""))] = jwk
         return keys
 
@@ -91,7 +95,9 @@ class JwksCache:
         try:
             keys = self._fetch()
         except (OSError, ValueError, urllib.error.URLError) as exc:
-            log.warning("JWKS fetch from %s failed (%s); keeping the last good key set", self.url, type(exc).__name__)
+            log.warning(
+                "JWKS fetch from %s failed (%s); keeping the last good key set", self.url, type(exc).__name__
+            )
             return
         self._keys, self._fetched_at = keys, now
 
@@ -141,7 +147,9 @@ def _static_key(cfg: JwtConfig, environ: Mapping[str, str]) -> str | bytes:
             get_default_algorithms()[alg].prepare_key(key)
         except (jwt.InvalidKeyError, ValueError, TypeError) as exc:
             # e.g. a PEM public key configured for HS256: refused by PyJWT, and by us at start-up.
-            raise ConfigError(f"jwt: the configured key cannot be used for {alg}: {type(exc).__name__}") from None
+            raise ConfigError(
+                f"jwt: the configured key cannot be used for {alg}: {type(exc).__name__}"
+            ) from None
         if alg.startswith("HS") and len(key) < 32:
             raise ConfigError(f"jwt: an {alg} secret must be at least 32 bytes (value not shown)")
     return key

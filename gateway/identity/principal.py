@@ -24,7 +24,12 @@ class Principal:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view for whoami and explain."""
-        return {"name": self.name, "method": self.method, "groups": sorted(self.groups), "claims": dict(self.claims)}
+        return {
+            "name": self.name,
+            "method": self.method,
+            "groups": sorted(self.groups),
+            "claims": dict(self.claims),
+        }
 
 
 ANONYMOUS = Principal(name="anonymous", method="anonymous")

@@ -33,7 +33,10 @@ class WhoAmI:
             "client_address": str(address) if address else None,
         }
         if self.engine is None:
-            body["policy"] = {"enabled": False, "note": "no policies configured: authenticated callers may call every API"}
+            body["policy"] = {
+                "enabled": False,
+                "note": "no policies configured: authenticated callers may call every API",
+            }
         else:
             body["policy"] = {"enabled": True, **self.engine.permissions(principal, address, self.catalogue)}
         envelope.output = body

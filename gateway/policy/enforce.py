@@ -77,7 +77,12 @@ class ProxyGuard:
     """
 
     def __init__(
-        self, app: WSGIApplication, authenticator: Authenticator, engine: PolicyEngine | None, *, trusted_proxies: int
+        self,
+        app: WSGIApplication,
+        authenticator: Authenticator,
+        engine: PolicyEngine | None,
+        *,
+        trusted_proxies: int,
     ) -> None:
         self.app = app
         self.authenticator = authenticator
@@ -89,7 +94,9 @@ class ProxyGuard:
             principal = self.authenticator.authenticate(environ, own=False)
             record_principal(environ, principal)
             if self.engine is not None:
-                target = Target(method=environ.get("REQUEST_METHOD", "GET"), path=environ.get("PATH_INFO", "/"))
+                target = Target(
+                    method=environ.get("REQUEST_METHOD", "GET"), path=environ.get("PATH_INFO", "/")
+                )
                 address = client_address(environ, self.trusted_proxies)
                 apply(environ, principal, self.engine.decide(principal, target, address))
         except GatewayError as exc:

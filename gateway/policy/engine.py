@@ -42,8 +42,8 @@ def _checks(c: Constraints) -> dict[str, Callable[[str], bool]]:
     checks: dict[str, Callable[[str], bool]] = {}
     if c.dag_ids or c.dag_id_regex is not None:
         regex = c.dag_id_regex
-        checks["dag_id"] = lambda v: (not c.dag_ids or _globs(v, c.dag_ids)) and (
-            regex is None or regex.fullmatch(v) is not None
+        checks["dag_id"] = lambda v: (
+            (not c.dag_ids or _globs(v, c.dag_ids)) and (regex is None or regex.fullmatch(v) is not None)
         )
     if c.variable_prefixes:
         checks["variable_key"] = lambda v: any(v.startswith(p) for p in c.variable_prefixes)
@@ -146,7 +146,9 @@ class PolicyEngine:
             return f"method {target.method} not in 'proxy_methods'"
         return None
 
-    def match(self, rule: Rule, principal: Principal, target: Target, address: IPAddress | None) -> str | None:
+    def match(
+        self, rule: Rule, principal: Principal, target: Target, address: IPAddress | None
+    ) -> str | None:
         """None when ``rule`` applies, otherwise why it does not."""
         return self._who(rule, principal) or self._where(rule, address) or self._what(rule, target)
 
@@ -161,8 +163,15 @@ class PolicyEngine:
         allow: Rule | None = None
         for rule in self.policies.rules:
             reason = self.match(rule, principal, target, address)
-            trace.append({"rule": rule.id, "effect": rule.effect, "source": rule.source, "matched": reason is None,
-                          **({"why_not": reason} if reason else {})})
+            trace.append(
+                {
+                    "rule": rule.id,
+                    "effect": rule.effect,
+                    "source": rule.source,
+                    "matched": reason is None,
+                    **({"why_not": reason} if reason else {}),
+                }
+            )
             if reason is None and rule.effect == "deny" and deny is None:
                 deny = rule
             elif reason is None and rule.effect == "allow" and allow is None:
@@ -186,7 +195,9 @@ class PolicyEngine:
             log.warning("policy %s: %s -> %s by rule %s", verb, principal.name, what, decision.rule_id)
         return decision
 
-    def permissions(self, principal: Principal, address: IPAddress | None, catalogue: Mapping[str, Api]) -> dict[str, Any]:
+    def permissions(
+        self, principal: Principal, address: IPAddress | None, catalogue: Mapping[str, Api]
+    ) -> dict[str, Any]:
         """What ``principal`` may call from ``address``: the applicable rules and API names.
 
         An API is listed when some allow rule covers it by name and no unconstrained deny

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.cli.apis import CATALOGUE
@@ -40,8 +40,13 @@ def _claims(items: Sequence[str]) -> dict[str, Any]:
 
 
 def build_principal(
-    config: GatewayConfig, *, name: str | None, token_name: str | None, method: str | None,
-    groups: Sequence[str], claims: Sequence[str],
+    config: GatewayConfig,
+    *,
+    name: str | None,
+    token_name: str | None,
+    method: str | None,
+    groups: Sequence[str],
+    claims: Sequence[str],
 ) -> Principal:
     """The principal to ask about: a configured token by name, or one described by hand."""
     if token_name:
@@ -78,7 +83,9 @@ def build_target(*, api: str | None, args: Sequence[str], path: str | None, http
     return Target(api=spec, values=values)
 
 
-def explain(engine: PolicyEngine, principal: Principal, target: Target, address: str | None) -> dict[str, Any]:
+def explain(
+    engine: PolicyEngine, principal: Principal, target: Target, address: str | None
+) -> dict[str, Any]:
     """The decision, the deciding rule (with file:line) and the per-rule trace, as JSON."""
     try:
         addr = ipaddress.ip_address(address) if address else None
@@ -93,5 +100,3 @@ def explain(engine: PolicyEngine, principal: Principal, target: Target, address:
         "shadow": decision.shadow,
         "trace": trace,
     }
-
-

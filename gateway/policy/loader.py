@@ -69,7 +69,9 @@ def _check_globs(values: tuple[str, ...], universe: Iterable[str]) -> list[str]:
     return [v for v in values if not any(fnmatch.fnmatchcase(n, v) for n in names)]
 
 
-def _rule(body: dict[str, Any], where: str, err: Callable[[str, str], None], api_names: frozenset[str]) -> Rule:
+def _rule(
+    body: dict[str, Any], where: str, err: Callable[[str, str], None], api_names: frozenset[str]
+) -> Rule:
     """Build one rule; ``err(key, message)`` records a problem at that key's line.
 
     The caller discards the rule when ``err`` was called.
@@ -82,7 +84,7 @@ def _rule(body: dict[str, Any], where: str, err: Callable[[str, str], None], api
         rule_id = "?"
     effect = body.get("effect")
     if effect not in ("allow", "deny"):
-        err("effect", "effect must be \"allow\" or \"deny\"")
+        err("effect", 'effect must be "allow" or "deny"')
 
     def strings(key: str) -> tuple[str, ...]:
         if key not in body:
@@ -110,8 +112,11 @@ def _rule(body: dict[str, Any], where: str, err: Callable[[str, str], None], api
                 else:
                     claims.append((path, values))
     if not (principals or groups or claims or methods):
-        err("id", "a rule must say whom it applies to: principals, groups, claims or auth_methods "
-            "(principals = [\"*\"] for everyone)")
+        err(
+            "id",
+            "a rule must say whom it applies to: principals, groups, claims or auth_methods "
+            '(principals = ["*"] for everyone)',
+        )
     apis = strings("apis")
     for pattern in _check_globs(apis, api_names):
         err("apis", f"'{pattern}' matches no API (see the API list at /admin/rest_api/)")
@@ -186,13 +191,18 @@ def _load_file(path: Path, api_names: frozenset[str], errors: list[str]) -> list
         errors.append(f"{path}:{line}: TOML syntax error: {exc}")
         return []
     for key in sorted(set(doc) - {"rule"}):
-        errors.append(f"{path}:{file_errors.line_of_key(1, len(file_errors.lines) + 1, key)}: "
-                      f"unknown top-level key '{key}' (a policy file holds [[rule]] tables only)")
+        errors.append(
+            f"{path}:{file_errors.line_of_key(1, len(file_errors.lines) + 1, key)}: "
+            f"unknown top-level key '{key}' (a policy file holds [[rule]] tables only)"
+        )
     rules_raw = doc.get("rule", [])
     headers = [text.count("\n", 0, m.start()) + 1 for m in _HEADER.finditer(text)]
     if not isinstance(rules_raw, list) or len(headers) != len(rules_raw):
-        errors.append(f"{path}:1: write each rule as a [[rule]] table on its own line "
-                      f"(found {len(headers)} [[rule]] headers for {len(rules_raw) if isinstance(rules_raw, list) else 0} rules)")
+        errors.append(
+            f"{path}:1: write each rule as a [[rule]] table on its own line "
+            f"(found {len(headers)} [[rule]] headers for {len(rules_raw) if isinstance(rules_raw, list) else 0}"
+            " rules)"
+        )
         return []
     rules: list[Rule] = []
     ends = [*headers[1:], len(file_errors.lines) + 1]
@@ -220,7 +230,9 @@ def load_policies(directory: Path, api_names: Iterable[str]) -> PolicySet:
         raise PolicyError(f"policy.dir {str(directory)!r}: not a directory")
     files = sorted(directory.glob("*.toml"))
     if not files:
-        raise PolicyError(f"policy.dir {str(directory)!r}: no *.toml policy files (everything would be denied)")
+        raise PolicyError(
+            f"policy.dir {str(directory)!r}: no *.toml policy files (everything would be denied)"
+        )
     errors: list[str] = []
     rules: list[Rule] = []
     names = frozenset(api_names)

@@ -26,7 +26,9 @@ class Constraints:
 
     @property
     def empty(self) -> bool:
-        return not (self.dag_ids or self.dag_id_regex or self.variable_prefixes or self.pools or self.conn_ids)
+        return not (
+            self.dag_ids or self.dag_id_regex or self.variable_prefixes or self.pools or self.conn_ids
+        )
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

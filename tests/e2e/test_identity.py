@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,13 +139,21 @@ def gw(
 
 def idp_token(key: KeyPair, **over: Any) -> str:
     now = int(time.time())
-    claims = {"sub": "ada", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300,
-              "realm_access": {"roles": ["airflow-admin"]}}
+    claims = {
+        "sub": "ada",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 300,
+        "realm_access": {"roles": ["airflow-admin"]},
+    }
     claims.update(over)
     return key.sign(claims)
 
 
-def test_jwks_unreachable_is_503_then_recovers(gw: GatewayServer, jwks: JwksServer, signing_key: KeyPair) -> None:
+def test_jwks_unreachable_is_503_then_recovers(
+    gw: GatewayServer, jwks: JwksServer, signing_key: KeyPair
+) -> None:
     """With the JWKS down and nothing cached a JWT gets 503; once it is back the same token works."""
     headers = {"Authorization": f"Bearer {idp_token(signing_key)}"}
     for _ in range(2):  # both workers
@@ -178,7 +185,9 @@ def _headers(kind: str, key: KeyPair) -> dict[str, str]:
         pytest.param("viewer", "api=list_dags&output=json", 200, "viewers-read", id="viewer-allowed"),
         pytest.param("viewer", "api=pause&dag_id=gw_example", 403, "default-deny", id="viewer-denied"),
         pytest.param("ops", "api=pause&dag_id=gw_example", 200, "ops-gw-dags", id="ops-allowed"),
-        pytest.param("ops", "api=pause&dag_id=other_team_dag", 403, "default-deny", id="ops-other-dag-denied"),
+        pytest.param(
+            "ops", "api=pause&dag_id=other_team_dag", 403, "default-deny", id="ops-other-dag-denied"
+        ),
         pytest.param("admin-jwt", "api=list_pools", 200, "idp-admins", id="jwt-admin-allowed"),
         pytest.param("admin-jwt", "api=scheduler", 403, "no-daemons", id="jwt-admin-deny-wins"),
     ],
@@ -284,12 +293,14 @@ def test_airflow3_own_login_through_the_gateway(gw: GatewayServer) -> None:
 
 
 def test_proxied_path_policy_runs_before_airflow(gw: GatewayServer) -> None:
-    """A path rule denies before Airflow is reached; gateway credentials lift it and Airflow's own auth still applies."""
+    """A path rule denies before Airflow; gateway credentials lift it and Airflow's own auth still applies."""
     airflow_jwt = _login(gw).json["access_token"]
     bearer = {"Authorization": f"Bearer {airflow_jwt}"}
     denied = get(f"{gw.url}/api/v2/variables", headers=bearer)
     assert denied.status == 403 and denied.json["policy"]["rule"] == "no-anonymous-variables-api"
-    with_gateway_identity = get(f"{gw.url}/api/v2/variables", headers={**bearer, **_headers("ops", rsa_key("u"))})
+    with_gateway_identity = get(
+        f"{gw.url}/api/v2/variables", headers={**bearer, **_headers("ops", rsa_key("u"))}
+    )
     assert with_gateway_identity.status == 200, with_gateway_identity.body
     wrong = get(f"{gw.url}/api/v2/variables", headers={**bearer, "X-Gateway-Authorization": "Bearer nope"})
     assert wrong.status == 401

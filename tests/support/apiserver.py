@@ -43,7 +43,16 @@ def start_api_server(airflow: AirflowHome, tmp: Path) -> ApiServer:
     log = tmp / f"api-server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(airflow.executable), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            [
+                str(airflow.executable),
+                "api-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
             env=env,
             cwd=airflow.home,
             stdin=subprocess.DEVNULL,

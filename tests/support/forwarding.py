@@ -43,7 +43,9 @@ class TestOnlyForwarder:
                 headers[key.replace("_", "-").title()] = environ[key]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else None
-        path = environ.get("PATH_INFO", "/") + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
+        path = environ.get("PATH_INFO", "/") + (
+            f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else ""
+        )
         conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
         try:
             conn.request(environ["REQUEST_METHOD"], path, body=body, headers=headers)
@@ -51,7 +53,11 @@ class TestOnlyForwarder:
             data = resp.read()
         finally:
             conn.close()
-        out = [(k, v) for k, v in resp.getheaders() if not is_hop_by_hop_header(k) and k.lower() != "content-length"]
+        out = [
+            (k, v)
+            for k, v in resp.getheaders()
+            if not is_hop_by_hop_header(k) and k.lower() != "content-length"
+        ]
         out.append(("Content-Length", str(len(data))))
         start_response(f"{resp.status} {resp.reason}", out)
         return [data]

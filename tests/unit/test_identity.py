@@ -20,10 +20,12 @@ from gateway.identity.tokens import NamedTokenAuth, hash_token
 
 ALICE, BOB = "alice-token-0123456789abcdefghij", "bob-token-0123456789abcdefghijkl"
 HS_SECRET = "k" * 40
-TOKENS = json.dumps([
-    {"name": "alice", "sha256": hash_token(ALICE), "groups": ["viewers"]},
-    {"name": "bob", "sha256": hash_token(BOB), "groups": ["team-a-operators", "viewers"]},
-])
+TOKENS = json.dumps(
+    [
+        {"name": "alice", "sha256": hash_token(ALICE), "groups": ["viewers"]},
+        {"name": "bob", "sha256": hash_token(BOB), "groups": ["team-a-operators", "viewers"]},
+    ]
+)
 
 
 def make_auth(**settings: str) -> Authenticator:
@@ -41,23 +43,46 @@ FULL = {
 
 
 def hs_jwt(**claims: Any) -> str:
-    return jwt.encode({"sub": "carol", "exp": int(time.time()) + 60, "groups": ["admins"], **claims},
-                      HS_SECRET, algorithm="HS256")
+    return jwt.encode(
+        {"sub": "carol", "exp": int(time.time()) + 60, "groups": ["admins"], **claims},
+        HS_SECRET,
+        algorithm="HS256",
+    )
 
 
 @pytest.mark.parametrize(
     ("headers", "own", "expected"),
     [
-        pytest.param({"HTTP_REST_API_PLUGIN_HTTP_TOKEN": "changeme"}, True, ("rest_api_plugin", "plugin-token"),
-                     id="plugin-token"),
-        pytest.param({"HTTP_AUTHORIZATION": f"Bearer {ALICE}"}, True, ("alice", "token"), id="token-authorization"),
-        pytest.param({"HTTP_X_GATEWAY_AUTHORIZATION": f"Bearer {BOB}"}, True, ("bob", "token"), id="token-gw-header"),
-        pytest.param({"HTTP_X_GATEWAY_AUTHORIZATION": BOB}, False, ("bob", "token"), id="token-bare-on-proxy"),
-        pytest.param({"HTTP_AUTHORIZATION": f"bearer {hs_jwt()}"}, True, ("carol", "jwt"), id="jwt-authorization"),
-        pytest.param({"HTTP_AUTHORIZATION": f"Bearer {hs_jwt()}"}, False, ("anonymous", "anonymous"),
-                     id="authorization-ignored-on-proxy"),
-        pytest.param({"HTTP_AUTHORIZATION": "Basic YWRtaW46YWRtaW4="}, False, ("anonymous", "anonymous"),
-                     id="airflow2-basic-on-proxy"),
+        pytest.param(
+            {"HTTP_REST_API_PLUGIN_HTTP_TOKEN": "changeme"},
+            True,
+            ("rest_api_plugin", "plugin-token"),
+            id="plugin-token",
+        ),
+        pytest.param(
+            {"HTTP_AUTHORIZATION": f"Bearer {ALICE}"}, True, ("alice", "token"), id="token-authorization"
+        ),
+        pytest.param(
+            {"HTTP_X_GATEWAY_AUTHORIZATION": f"Bearer {BOB}"}, True, ("bob", "token"), id="token-gw-header"
+        ),
+        pytest.param(
+            {"HTTP_X_GATEWAY_AUTHORIZATION": BOB}, False, ("bob", "token"), id="token-bare-on-proxy"
+        ),
+        pytest.param(
+            {"HTTP_AUTHORIZATION": f"bearer {hs_jwt()}"}, True, ("carol", "jwt"), id="jwt-authorization"
+        ),
+        pytest.param(
+            {"HTTP_AUTHORIZATION": f"Bearer {hs_jwt()}"},
+            False,
+            ("anonymous", "anonymous"),
+            id="authorization-ignored-on-proxy",
+        ),
+        pytest.param(
+            {"HTTP_AUTHORIZATION": "Basic YWRtaW46YWRtaW4="},
+            False,
+            ("anonymous", "anonymous"),
+            id="airflow2-basic-on-proxy",
+        ),
         pytest.param({}, False, ("anonymous", "anonymous"), id="nothing-on-proxy"),
     ],
 )
@@ -71,19 +96,40 @@ def test_principal_sources(headers: dict[str, str], own: bool, expected: tuple[s
     ("settings", "headers", "error", "status"),
     [
         pytest.param(FULL, {}, TokenAuthenticationFailed, 403, id="missing-with-plugin-token-is-plugin-403"),
-        pytest.param(FULL, {"HTTP_REST_API_PLUGIN_HTTP_TOKEN": "nope"}, TokenAuthenticationFailed, 403,
-                     id="wrong-plugin-token"),
+        pytest.param(
+            FULL,
+            {"HTTP_REST_API_PLUGIN_HTTP_TOKEN": "nope"},
+            TokenAuthenticationFailed,
+            403,
+            id="wrong-plugin-token",
+        ),
         pytest.param({"AUTH__TOKENS": TOKENS}, {}, Unauthorized, 401, id="missing-without-plugin-token"),
-        pytest.param(FULL, {"HTTP_AUTHORIZATION": "Bearer wrong-token-0123456789abcdef"}, Unauthorized, 401,
-                     id="unknown-token"),
-        pytest.param(FULL, {"HTTP_AUTHORIZATION": f"Bearer {ALICE}x"}, Unauthorized, 401, id="near-miss-token"),
+        pytest.param(
+            FULL,
+            {"HTTP_AUTHORIZATION": "Bearer wrong-token-0123456789abcdef"},
+            Unauthorized,
+            401,
+            id="unknown-token",
+        ),
+        pytest.param(
+            FULL, {"HTTP_AUTHORIZATION": f"Bearer {ALICE}x"}, Unauthorized, 401, id="near-miss-token"
+        ),
         pytest.param(FULL, {"HTTP_AUTHORIZATION": "Bearer "}, Unauthorized, 401, id="empty-bearer"),
-        pytest.param(FULL, {"HTTP_AUTHORIZATION": f"Bearer {hs_jwt(exp=1)}"}, Unauthorized, 401, id="expired-jwt"),
-        pytest.param(FULL, {"HTTP_X_GATEWAY_AUTHORIZATION": "Bearer nope"}, Unauthorized, 401,
-                     id="bad-gateway-header-on-proxy"),
+        pytest.param(
+            FULL, {"HTTP_AUTHORIZATION": f"Bearer {hs_jwt(exp=1)}"}, Unauthorized, 401, id="expired-jwt"
+        ),
+        pytest.param(
+            FULL,
+            {"HTTP_X_GATEWAY_AUTHORIZATION": "Bearer nope"},
+            Unauthorized,
+            401,
+            id="bad-gateway-header-on-proxy",
+        ),
     ],
 )
-def test_refusals(settings: dict[str, str], headers: dict[str, str], error: type[Exception], status: int) -> None:
+def test_refusals(
+    settings: dict[str, str], headers: dict[str, str], error: type[Exception], status: int
+) -> None:
     """Missing or wrong credentials: the plugin's 403 where it applies, otherwise 401 with a challenge."""
     own = "HTTP_X_GATEWAY_AUTHORIZATION" not in headers
     with pytest.raises(error) as info:
@@ -97,9 +143,11 @@ def test_refusals(settings: dict[str, str], headers: dict[str, str], error: type
 
 
 def test_anonymous_when_nothing_configured_or_allowed() -> None:
-    """No credentials configured: anonymous (the plugin's default); allow_anonymous does the same with tokens."""
+    """Nothing configured: anonymous (the plugin's default); allow_anonymous does the same with tokens."""
     assert make_auth().authenticate({}, own=True) == ANONYMOUS
-    assert make_auth(AUTH__TOKENS=TOKENS, AUTH__ALLOW_ANONYMOUS="true").authenticate({}, own=True) == ANONYMOUS
+    assert (
+        make_auth(AUTH__TOKENS=TOKENS, AUTH__ALLOW_ANONYMOUS="true").authenticate({}, own=True) == ANONYMOUS
+    )
 
 
 def test_credential_keys_name_both_gateway_headers() -> None:
@@ -126,10 +174,20 @@ def test_token_lookup_compares_every_hash(monkeypatch: pytest.MonkeyPatch) -> No
     ("tokens", "message"),
     [
         pytest.param('[{"name": "a", "sha256": "plaintext-token"}]', "64 lower-case hex", id="plain-text"),
-        pytest.param('[{"name": "a", "token": "x", "sha256": "sha256:' + "0" * 64 + '"}]', "unknown key",
-                     id="token-key"),
-        pytest.param('[{"name": "a", "sha256": "sha256:' + "0" * 64 + '"}, {"name": "a", "sha256": "sha256:'
-                     + "1" * 64 + '"}]', "unique", id="duplicate-name"),
+        pytest.param(
+            '[{"name": "a", "token": "x", "sha256": "sha256:' + "0" * 64 + '"}]',
+            "unknown key",
+            id="token-key",
+        ),
+        pytest.param(
+            '[{"name": "a", "sha256": "sha256:'
+            + "0" * 64
+            + '"}, {"name": "a", "sha256": "sha256:'
+            + "1" * 64
+            + '"}]',
+            "unique",
+            id="duplicate-name",
+        ),
         pytest.param('{"name": "a"}', "array of tables", id="not-an-array"),
     ],
 )
@@ -143,7 +201,9 @@ def test_token_config_errors(tokens: str, message: str) -> None:
 def test_tokens_from_toml_array_of_tables(tmp_path: Any) -> None:
     """[[auth.tokens]] tables in the TOML file are read with their groups."""
     path = tmp_path / "gw.toml"
-    path.write_text(f'[[auth.tokens]]\nname = "alice"\nsha256 = "{hash_token(ALICE)}"\ngroups = ["viewers"]\n')
+    path.write_text(
+        f'[[auth.tokens]]\nname = "alice"\nsha256 = "{hash_token(ALICE)}"\ngroups = ["viewers"]\n'
+    )
     (token,) = load_config({}, path).auth.tokens
     assert token.name == "alice" and token.groups == {"viewers"}
 
@@ -164,12 +224,24 @@ def test_hash_token_command_reads_stdin_and_generates() -> None:
     ("environ", "trusted", "expected"),
     [
         pytest.param({"REMOTE_ADDR": "10.0.0.5"}, 0, "10.0.0.5", id="direct"),
-        pytest.param({"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "6.6.6.6"}, 0, "10.0.0.5",
-                     id="xff-ignored-untrusted"),
-        pytest.param({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.7"}, 1, "203.0.113.7",
-                     id="one-proxy-spoof-ignored"),
-        pytest.param({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.7, 10.0.0.9"}, 2,
-                     "203.0.113.7", id="two-proxies"),
+        pytest.param(
+            {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "6.6.6.6"},
+            0,
+            "10.0.0.5",
+            id="xff-ignored-untrusted",
+        ),
+        pytest.param(
+            {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.7"},
+            1,
+            "203.0.113.7",
+            id="one-proxy-spoof-ignored",
+        ),
+        pytest.param(
+            {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.7, 10.0.0.9"},
+            2,
+            "203.0.113.7",
+            id="two-proxies",
+        ),
         pytest.param({"REMOTE_ADDR": "10.0.0.1"}, 1, "10.0.0.1", id="missing-xff"),
         pytest.param({"REMOTE_ADDR": "::1"}, 0, "::1", id="ipv6"),
     ],

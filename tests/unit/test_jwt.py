@@ -23,23 +23,38 @@ ISS, AUD = "https://idp.example.test/realms/ops", "airflow-gateway"
 
 def claims(**over: Any) -> dict[str, Any]:
     now = int(time.time())
-    base = {"sub": "alice", "iss": ISS, "aud": AUD, "iat": now, "exp": now + 300,
-            "realm_access": {"roles": ["ops", "viewers"]}}
+    base = {
+        "sub": "alice",
+        "iss": ISS,
+        "aud": AUD,
+        "iat": now,
+        "exp": now + 300,
+        "realm_access": {"roles": ["ops", "viewers"]},
+    }
     base.update(over)
     return {k: v for k, v in base.items() if v is not None}
 
 
 def verifier(env: dict[str, str], extra: dict[str, str] | None = None, **kwargs: Any) -> JwtVerifier:
-    environ = {"AIRFLOW_GATEWAY__JWT__ISSUER": ISS, "AIRFLOW_GATEWAY__JWT__AUDIENCE": AUD,
-               "AIRFLOW_GATEWAY__JWT__GROUPS_CLAIM": "realm_access.roles", **env}
+    environ = {
+        "AIRFLOW_GATEWAY__JWT__ISSUER": ISS,
+        "AIRFLOW_GATEWAY__JWT__AUDIENCE": AUD,
+        "AIRFLOW_GATEWAY__JWT__GROUPS_CLAIM": "realm_access.roles",
+        **env,
+    }
     return JwtVerifier(load_config(environ).jwt, extra or {}, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def keys() -> dict[str, KeyPair]:
     """One key of each family, generated once for the module."""
-    return {"rsa": rsa_key("rsa-1"), "rsa2": rsa_key("rsa-2"), "ec": ec_key("ec-1"), "ed": ed_key("ed-1"),
-            "ps": rsa_key("ps-1", alg="PS256")}
+    return {
+        "rsa": rsa_key("rsa-1"),
+        "rsa2": rsa_key("rsa-2"),
+        "ec": ec_key("ec-1"),
+        "ed": ed_key("ed-1"),
+        "ps": rsa_key("ps-1", alg="PS256"),
+    }
 
 
 @pytest.fixture()
@@ -49,13 +64,22 @@ def jwks(keys: dict[str, KeyPair]) -> Iterator[JwksServer]:
         yield server
 
 
-def jwks_verifier(server: JwksServer, algs: str = "RS256,PS256,ES256,EdDSA", interval: float = 30) -> JwtVerifier:
-    return verifier({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": algs, "AIRFLOW_GATEWAY__JWT__JWKS_URL": server.url,
-                     "AIRFLOW_GATEWAY__JWT__JWKS_MIN_REFRESH_INTERVAL": str(interval)})
+def jwks_verifier(
+    server: JwksServer, algs: str = "RS256,PS256,ES256,EdDSA", interval: float = 30
+) -> JwtVerifier:
+    return verifier(
+        {
+            "AIRFLOW_GATEWAY__JWT__ALGORITHMS": algs,
+            "AIRFLOW_GATEWAY__JWT__JWKS_URL": server.url,
+            "AIRFLOW_GATEWAY__JWT__JWKS_MIN_REFRESH_INTERVAL": str(interval),
+        }
+    )
 
 
 @pytest.mark.parametrize("family", ["rsa", "ec", "ed", "ps"])
-def test_each_key_family_verifies_through_jwks(keys: dict[str, KeyPair], jwks: JwksServer, family: str) -> None:
+def test_each_key_family_verifies_through_jwks(
+    keys: dict[str, KeyPair], jwks: JwksServer, family: str
+) -> None:
     """RS256, ES256, EdDSA and PS256 tokens verify against keys fetched from a JWKS."""
     principal = jwks_verifier(jwks).verify(keys[family].sign(claims()))
     assert principal.name == "alice" and principal.method == "jwt"
@@ -66,10 +90,14 @@ def test_static_key_from_file_and_from_env(keys: dict[str, KeyPair], tmp_path: P
     """A PEM key file and an HS secret from an environment variable both work."""
     pem = tmp_path / "pub.pem"
     pem.write_bytes(keys["ec"].public_pem)
-    by_file = verifier({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "ES256", "AIRFLOW_GATEWAY__JWT__KEY_FILE": str(pem)})
+    by_file = verifier(
+        {"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "ES256", "AIRFLOW_GATEWAY__JWT__KEY_FILE": str(pem)}
+    )
     assert by_file.verify(keys["ec"].sign(claims())).name == "alice"
-    by_env = verifier({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "HS256", "AIRFLOW_GATEWAY__JWT__KEY_ENV": "GW_SECRET"},
-                      {"GW_SECRET": HS_SECRET})
+    by_env = verifier(
+        {"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "HS256", "AIRFLOW_GATEWAY__JWT__KEY_ENV": "GW_SECRET"},
+        {"GW_SECRET": HS_SECRET},
+    )
     assert by_env.verify(jwt.encode(claims(), HS_SECRET, algorithm="HS256")).name == "alice"
 
 
@@ -111,8 +139,19 @@ def _attack(kind: str, keys: dict[str, KeyPair]) -> str:
     raise AssertionError(kind)
 
 
-ATTACKS = ["alg-none", "hs256-with-rsa-public-key", "tampered-payload", "expired", "nbf-in-future", "wrong-iss",
-           "wrong-aud", "missing-exp", "no-subject", "unknown-kid", "garbage"]
+ATTACKS = [
+    "alg-none",
+    "hs256-with-rsa-public-key",
+    "tampered-payload",
+    "expired",
+    "nbf-in-future",
+    "wrong-iss",
+    "wrong-aud",
+    "missing-exp",
+    "no-subject",
+    "unknown-kid",
+    "garbage",
+]
 
 
 @pytest.mark.parametrize("kind", [pytest.param(k, id=k) for k in ATTACKS])
@@ -126,8 +165,10 @@ def test_attack_set_is_refused_with_401(keys: dict[str, KeyPair], jwks: JwksServ
     assert token not in info.value.get_response().get_data(as_text=True)
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, id=k) for k in ["alg-none", "hs256-with-rsa-public-key",
-                                                                  "expired", "missing-exp"]])
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param(k, id=k) for k in ["alg-none", "hs256-with-rsa-public-key", "expired", "missing-exp"]],
+)
 def test_attack_set_with_a_static_pem_key(keys: dict[str, KeyPair], tmp_path: Path, kind: str) -> None:
     """The same attacks fail when the RSA public key comes from a file rather than a JWKS."""
     pem = tmp_path / "rsa.pem"
@@ -156,12 +197,27 @@ def test_algorithm_not_configured_is_refused(keys: dict[str, KeyPair], jwks: Jwk
     ("env", "message"),
     [
         pytest.param({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "none"}, "never 'none'", id="alg-none"),
-        pytest.param({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "HS256,RS256"}, "cannot be mixed", id="hs-rs-mixed"),
+        pytest.param(
+            {"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "HS256,RS256"}, "cannot be mixed", id="hs-rs-mixed"
+        ),
         pytest.param({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "RS256"}, "exactly one of", id="no-key"),
-        pytest.param({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "HS256",
-                      "AIRFLOW_GATEWAY__JWT__JWKS_URL": "http://127.0.0.1:9/j"}, "JWKS", id="hs-from-jwks"),
-        pytest.param({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "RS256", "AIRFLOW_GATEWAY__JWT__JWKS_URL":
-                      "http://127.0.0.1:9/j", "AIRFLOW_GATEWAY__JWT__JWKS_TIMEOUT": "60"}, "at most 30", id="timeout"),
+        pytest.param(
+            {
+                "AIRFLOW_GATEWAY__JWT__ALGORITHMS": "HS256",
+                "AIRFLOW_GATEWAY__JWT__JWKS_URL": "http://127.0.0.1:9/j",
+            },
+            "JWKS",
+            id="hs-from-jwks",
+        ),
+        pytest.param(
+            {
+                "AIRFLOW_GATEWAY__JWT__ALGORITHMS": "RS256",
+                "AIRFLOW_GATEWAY__JWT__JWKS_URL": "http://127.0.0.1:9/j",
+                "AIRFLOW_GATEWAY__JWT__JWKS_TIMEOUT": "60",
+            },
+            "at most 30",
+            id="timeout",
+        ),
     ],
 )
 def test_bad_jwt_config_fails_at_start_up(env: dict[str, str], message: str) -> None:
@@ -178,7 +234,9 @@ def test_rsa_public_key_cannot_be_an_hs_secret(keys: dict[str, KeyPair], tmp_pat
         verifier({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "HS256", "AIRFLOW_GATEWAY__JWT__KEY_FILE": str(pem)})
 
 
-def test_key_rotation_mid_test_is_picked_up_on_unknown_kid(keys: dict[str, KeyPair], jwks: JwksServer) -> None:
+def test_key_rotation_mid_test_is_picked_up_on_unknown_kid(
+    keys: dict[str, KeyPair], jwks: JwksServer
+) -> None:
     """After the issuer rotates to a new key, the first token with the new kid triggers one refetch."""
     v = jwks_verifier(jwks, algs="RS256", interval=0.2)
     assert v.verify(keys["rsa"].sign(claims())).name == "alice"
@@ -189,12 +247,17 @@ def test_key_rotation_mid_test_is_picked_up_on_unknown_kid(keys: dict[str, KeyPa
     assert jwks.fetches == 2
 
 
-def test_unknown_kid_flood_fetches_at_most_once_per_window(keys: dict[str, KeyPair], jwks: JwksServer) -> None:
+def test_unknown_kid_flood_fetches_at_most_once_per_window(
+    keys: dict[str, KeyPair], jwks: JwksServer
+) -> None:
     """100 tokens with made-up kids cause at most one JWKS fetch per throttle window."""
     clock = [1000.0]
-    cache = JwksCache(jwks.url, timeout_s=2, lifespan_s=300, min_refresh_interval_s=30, clock=lambda: clock[0])
-    v = verifier({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "RS256", "AIRFLOW_GATEWAY__JWT__JWKS_URL": jwks.url},
-                 jwks=cache)
+    cache = JwksCache(
+        jwks.url, timeout_s=2, lifespan_s=300, min_refresh_interval_s=30, clock=lambda: clock[0]
+    )
+    v = verifier(
+        {"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "RS256", "AIRFLOW_GATEWAY__JWT__JWKS_URL": jwks.url}, jwks=cache
+    )
     rogue = rsa_key("rogue-base")
     for i in range(100):
         with pytest.raises(Unauthorized):
@@ -214,8 +277,9 @@ def test_failed_refresh_keeps_the_last_good_key_set(keys: dict[str, KeyPair], jw
     """When the JWKS starts failing after its lifespan, cached keys keep verifying."""
     clock = [0.0]
     cache = JwksCache(jwks.url, timeout_s=2, lifespan_s=60, min_refresh_interval_s=5, clock=lambda: clock[0])
-    v = verifier({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "RS256", "AIRFLOW_GATEWAY__JWT__JWKS_URL": jwks.url},
-                 jwks=cache)
+    v = verifier(
+        {"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "RS256", "AIRFLOW_GATEWAY__JWT__JWKS_URL": jwks.url}, jwks=cache
+    )
     assert v.verify(keys["rsa"].sign(claims())).name == "alice"
     jwks.fail = True
     clock[0] = 120.0  # past the lifespan: a refresh is attempted and fails
@@ -228,8 +292,13 @@ def test_jwks_unreachable_without_cached_keys_is_503(keys: dict[str, KeyPair]) -
     from tests.support.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}/jwks"
-    v = verifier({"AIRFLOW_GATEWAY__JWT__ALGORITHMS": "RS256", "AIRFLOW_GATEWAY__JWT__JWKS_URL": url,
-                  "AIRFLOW_GATEWAY__JWT__JWKS_TIMEOUT": "1"})
+    v = verifier(
+        {
+            "AIRFLOW_GATEWAY__JWT__ALGORITHMS": "RS256",
+            "AIRFLOW_GATEWAY__JWT__JWKS_URL": url,
+            "AIRFLOW_GATEWAY__JWT__JWKS_TIMEOUT": "1",
+        }
+    )
     with pytest.raises(KeyServiceUnavailable) as info:
         v.verify(keys["rsa"].sign(claims()))
     assert info.value.code == 503
