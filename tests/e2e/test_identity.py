@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -306,3 +307,52 @@ def test_proxied_path_policy_runs_before_airflow(gw: GatewayServer) -> None:
     assert wrong.status == 401
     delete = request("DELETE", f"{gw.url}/api/v2/dags/gw_example", headers=bearer)
     assert delete.status == 403 and delete.json["policy"]["rule"] == "default-deny"
+
+
+def test_unknown_kid_flood_through_gunicorn(gw: GatewayServer, jwks: JwksServer) -> None:
+    """A burst of JWTs with made-up kids costs each worker at most one JWKS fetch per 1 s window."""
+    rogue = rsa_key("rogue")
+    before, started = jwks.fetches, time.monotonic()
+    for i in range(40):
+        token = rogue.sign(
+            {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60}, kid=f"k{i}"
+        )
+        assert get(gw.api("api=whoami"), headers={"Authorization": f"Bearer {token}"}).status == 401
+    windows = int(time.monotonic() - started) + 1
+    assert jwks.fetches - before <= 2 * windows  # two workers, one fetch per window each
+
+
+@pytest.fixture(scope="module")
+def shadow_gw(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    """A gateway running the shipped example policies in shadow mode."""
+    tokens = [
+        {"name": "vera", "sha256": hash_token(VIEWER_TOKEN), "groups": ["viewers"]},
+        {"name": "stranger", "sha256": hash_token(OPS_TOKEN), "groups": []},
+    ]
+    server = start_gateway(
+        airflow3,
+        tmp_path_factory.mktemp("shadow-gateway"),
+        settings={
+            "AUTH__TOKENS": json.dumps(tokens),
+            "POLICY__DIR": str(Path(__file__).resolve().parents[2] / "policies"),
+            "POLICY__SHADOW": "true",
+        },
+    )
+    yield server
+    server.stop()
+
+
+def test_shadow_mode_with_the_shipped_examples(shadow_gw: GatewayServer) -> None:
+    """Shadow mode lets a denied call through, marks it shadow and logs 'would deny'; allows are unchanged."""
+    allowed = get(shadow_gw.api("api=whoami"), headers={"Authorization": f"Bearer {VIEWER_TOKEN}"})
+    assert allowed.status == 200
+    assert allowed.json["policy"] == {"decision": "allow", "rule": "viewers-read", "shadow": False}
+    shadowed = get(
+        shadow_gw.api("api=rest_api_plugin_version"), headers={"Authorization": f"Bearer {OPS_TOKEN}"}
+    )
+    assert shadowed.status == 200, shadowed.body
+    assert shadowed.json["policy"] == {"decision": "deny", "rule": "default-deny", "shadow": True}
+    deadline = time.monotonic() + 10
+    while "policy would deny (shadow mode): stranger -> rest_api_plugin_version" not in shadow_gw.log_text():
+        assert time.monotonic() < deadline, shadow_gw.log_text()[-3000:]
+        time.sleep(0.1)
