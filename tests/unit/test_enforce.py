@@ -14,8 +14,8 @@ from gateway.cli.apis import CATALOGUE
 from gateway.config import load_config
 from gateway.identity.authenticator import Authenticator
 from gateway.identity.tokens import hash_token
-from gateway.policy.engine import PolicyEngine
 from gateway.policy.enforce import ProxyGuard
+from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import load_policies
 
 TOKEN = "guard-token-0123456789abcdefghijklmn"
