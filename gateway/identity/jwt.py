@@ -142,6 +142,8 @@ def _static_key(cfg: JwtConfig, environ: Mapping[str, str]) -> str | bytes:
         key = value.encode()
     if isinstance(key, bytes) and key.strip().startswith(b"-----BEGIN"):
         key = key.strip()
+    elif cfg.key_file is not None and isinstance(key, bytes):
+        key = key.rstrip(b"\r\n")  # `echo secret > file` must not make the newline part of the secret
     for alg in cfg.algorithms:
         try:
             get_default_algorithms()[alg].prepare_key(key)

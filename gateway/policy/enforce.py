@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger("gateway.policy")
+POLICY_HEADER = "X-Gateway-Policy"
 
 
 def record_principal(environ: WSGIEnvironment, principal: Principal) -> None:
@@ -90,19 +91,28 @@ class ProxyGuard:
         self.trusted_proxies = trusted_proxies
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        decision: Decision | None = None
         try:
             principal = self.authenticator.authenticate(environ, own=False)
             record_principal(environ, principal)
             if self.engine is not None:
-                target = Target(
-                    method=environ.get("REQUEST_METHOD", "GET"), path=environ.get("PATH_INFO", "/")
-                )
+                method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
                 address = client_address(environ, self.trusted_proxies)
-                apply(environ, principal, self.engine.decide(principal, target, address))
+                decision = self.engine.decide(principal, Target(method=method, path=path), address)
+                apply(environ, principal, decision)
         except GatewayError as exc:
             record = environ.get("gateway.audit")
             if record is not None:
                 record.status = exc.code
             response: Any = exc.get_response(environ)
             return response(environ, start_response)  # type: ignore[no-any-return]
-        return self.app(environ, start_response)
+        if decision is None:
+            return self.app(environ, start_response)
+        # Airflow's answer cannot carry the envelope's "policy" field: name the rule in a header.
+        verdict = "allow" if decision.allowed else "deny"
+        value = f"{verdict}; rule={decision.rule_id}" + ("; shadow" if decision.shadow else "")
+
+        def with_decision(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, (POLICY_HEADER, value)], exc_info)
+
+        return self.app(environ, with_decision)

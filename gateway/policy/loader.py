@@ -197,11 +197,11 @@ def _load_file(path: Path, api_names: frozenset[str], errors: list[str]) -> list
         )
     rules_raw = doc.get("rule", [])
     headers = [text.count("\n", 0, m.start()) + 1 for m in _HEADER.finditer(text)]
-    if not isinstance(rules_raw, list) or len(headers) != len(rules_raw):
+    count = len(rules_raw) if isinstance(rules_raw, list) else 0
+    if not isinstance(rules_raw, list) or len(headers) != count:
         errors.append(
             f"{path}:1: write each rule as a [[rule]] table on its own line "
-            f"(found {len(headers)} [[rule]] headers for {len(rules_raw) if isinstance(rules_raw, list) else 0}"
-            " rules)"
+            f"(found {len(headers)} [[rule]] headers for {count} rules)"
         )
         return []
     rules: list[Rule] = []

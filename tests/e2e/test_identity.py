@@ -287,6 +287,7 @@ def test_airflow3_own_login_through_the_gateway(gw: GatewayServer) -> None:
     airflow_jwt = login.json["access_token"]
     dags = get(f"{gw.url}/api/v2/dags", headers={"Authorization": f"Bearer {airflow_jwt}"})
     assert dags.status == 200, dags.body
+    assert dags.headers["X-Gateway-Policy"] == "allow; rule=airflow-passthrough"
     assert "gw_example" in {d["dag_id"] for d in dags.json["dags"]}
     by_cookie = get(f"{gw.url}/api/v2/dags", headers={"Cookie": f"_token={airflow_jwt}"})
     assert by_cookie.status == 200, by_cookie.body

@@ -99,6 +99,8 @@ def test_proxy_guard(
         "allow" if status == 200 else "deny",
     )
     assert (len(seen) == 2) == (status == 200)  # the upstream ran only when allowed
+    if status == 200:
+        assert response.headers["X-Gateway-Policy"] == f"allow; rule={rule}"
     if status == 403:
         assert response.json["policy"] == {"decision": "deny", "rule": rule, "shadow": False}  # type: ignore[index]
         assert rule in response.json["output"]  # type: ignore[index]
@@ -109,6 +111,7 @@ def test_shadow_guard_passes_and_records(tmp_path: Path) -> None:
     app, seen = guard(tmp_path, shadow=True)
     response = Client(app).get("/api/v2/config")
     assert response.status_code == 200 and len(seen) == 2
+    assert response.headers["X-Gateway-Policy"] == "deny; rule=no-anon-config; shadow"
     assert (seen[0]["record"].decision, seen[0]["record"].shadow) == ("deny", True)
 
 
