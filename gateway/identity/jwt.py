@@ -127,8 +127,11 @@ class JwksCache:
         return self._keys.get(kid)
 
 
-def _static_key(cfg: JwtConfig, environ: Mapping[str, str]) -> str | bytes:
-    """Read the key from the file or environment variable, checked against every algorithm."""
+def _static_key(cfg: JwtConfig, environ: Mapping[str, str]) -> Any:
+    """Read the key from the file or environment variable, checked against every algorithm.
+
+    Returns the prepared key (a key object, or the HS secret) so that no request parses PEM.
+    """
     if cfg.key_file is not None:
         try:
             key: str | bytes = cfg.key_file.read_bytes()
@@ -154,7 +157,8 @@ def _static_key(cfg: JwtConfig, environ: Mapping[str, str]) -> str | bytes:
             ) from None
         if alg.startswith("HS") and len(key) < 32:
             raise ConfigError(f"jwt: an {alg} secret must be at least 32 bytes (value not shown)")
-    return key
+    # All configured algorithms share one key family (checked in config), so one prepared key fits all.
+    return get_default_algorithms()[cfg.algorithms[0]].prepare_key(key)
 
 
 class JwtVerifier:
@@ -168,7 +172,8 @@ class JwtVerifier:
     def __init__(self, cfg: JwtConfig, environ: Mapping[str, str], *, jwks: JwksCache | None = None) -> None:
         self.cfg = cfg
         self.jwks = jwks
-        self._key: str | bytes | None = None
+        self._key: Any = None
+        self._jwk_cache: dict[tuple[int, str], tuple[dict[str, Any], jwt.PyJWK]] = {}
         if cfg.jwks_url and jwks is None:
             self.jwks = JwksCache(
                 cfg.jwks_url,
@@ -188,7 +193,7 @@ class JwtVerifier:
             "verify_iss": True,
         }
 
-    def _key_for(self, token: str) -> jwt.PyJWK | str | bytes:
+    def _key_for(self, token: str) -> Any:
         if self._key is not None:
             return self._key
         assert self.jwks is not None  # noqa: S101 - one of the two is set in __init__
@@ -207,8 +212,15 @@ class JwtVerifier:
         if jwk.get("kty") != _KTY_FOR.get(alg[:2]) or jwk.get("alg", alg) != alg:
             raise jwt.InvalidAlgorithmError("key type does not fit the algorithm")
         # Bind the key to the (allowed, kty-compatible) algorithm, so an RSA JWK without
-        # "alg" can serve PS256 as well as RS256.
-        return jwt.PyJWK(jwk, algorithm=alg)
+        # "alg" can serve PS256 as well as RS256.  Parsed once per key set, not per request;
+        # the JWK dict is kept in the entry so its id() cannot be reused while cached.
+        cached = self._jwk_cache.get((id(jwk), alg))
+        if cached is None or cached[0] is not jwk:
+            if len(self._jwk_cache) > 64:
+                self._jwk_cache.clear()
+            cached = (jwk, jwt.PyJWK(jwk, algorithm=alg))
+            self._jwk_cache[(id(jwk), alg)] = cached
+        return cached[1]
 
     def verify(self, token: str) -> Principal:
         """The principal for a valid token.

@@ -159,19 +159,31 @@ class PolicyEngine:
     ) -> tuple[Decision, list[dict[str, Any]]]:
         """The decision and, per rule in order, whether it matched and why not."""
         trace: list[dict[str, Any]] = []
+        return self._decide(principal, target, address, trace), trace
+
+    def _decide(
+        self,
+        principal: Principal,
+        target: Target,
+        address: IPAddress | None,
+        trace: list[dict[str, Any]] | None,
+    ) -> Decision:
         deny: Rule | None = None
         allow: Rule | None = None
         for rule in self.policies.rules:
+            if trace is None and (deny is not None or (allow is not None and rule.effect == "allow")):
+                continue  # the outcome cannot change any more; only explain needs the rest
             reason = self.match(rule, principal, target, address)
-            trace.append(
-                {
-                    "rule": rule.id,
-                    "effect": rule.effect,
-                    "source": rule.source,
-                    "matched": reason is None,
-                    **({"why_not": reason} if reason else {}),
-                }
-            )
+            if trace is not None:
+                trace.append(
+                    {
+                        "rule": rule.id,
+                        "effect": rule.effect,
+                        "source": rule.source,
+                        "matched": reason is None,
+                        **({"why_not": reason} if reason else {}),
+                    }
+                )
             if reason is None and rule.effect == "deny" and deny is None:
                 deny = rule
             elif reason is None and rule.effect == "allow" and allow is None:
@@ -182,11 +194,11 @@ class PolicyEngine:
             decision = Decision(True, allow.id, allow.source)
         else:
             decision = Decision(False, DEFAULT_DENY, None, shadow=self.shadow)
-        return decision, trace
+        return decision
 
     def decide(self, principal: Principal, target: Target, address: IPAddress | None) -> Decision:
         """The decision for one request, logged (denials at warning level)."""
-        decision, _ = self.explain(principal, target, address)
+        decision = self._decide(principal, target, address, None)
         what = target.api.name if target.api is not None else f"{target.method} {target.path}"
         if decision.allowed:
             log.info("policy allow: %s -> %s by rule %s", principal.name, what, decision.rule_id)
