@@ -498,6 +498,9 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
             sources.insert(1, f"{cfg_path} [{PLUGIN_SECTION}]")
             merged = {**legacy, **merged}
 
+    if get("auth", "allow_anonymous", False) and not raw("policy", "dir"):
+        # Without policies, anonymous callers could run every API.
+        raise ConfigError("auth.allow_anonymous = true needs policy.dir (policies decide what anonymous may do)")
     state_dir = get("gateway", "state_dir", Path(".state")).resolve()
     token = get(PLUGIN_SECTION, "rest_api_plugin_expected_http_token")
     return GatewayConfig(

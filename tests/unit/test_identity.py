@@ -145,9 +145,10 @@ def test_refusals(
 def test_anonymous_when_nothing_configured_or_allowed() -> None:
     """Nothing configured: anonymous (the plugin's default); allow_anonymous does the same with tokens."""
     assert make_auth().authenticate({}, own=True) == ANONYMOUS
-    assert (
-        make_auth(AUTH__TOKENS=TOKENS, AUTH__ALLOW_ANONYMOUS="true").authenticate({}, own=True) == ANONYMOUS
-    )
+    auth = make_auth(AUTH__TOKENS=TOKENS, AUTH__ALLOW_ANONYMOUS="true", POLICY__DIR="policies")
+    assert auth.authenticate({}, own=True) == ANONYMOUS
+    with pytest.raises(ConfigError, match="needs policy.dir"):
+        make_auth(AUTH__TOKENS=TOKENS, AUTH__ALLOW_ANONYMOUS="true")
 
 
 def test_credential_keys_name_both_gateway_headers() -> None:
