@@ -500,7 +500,7 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
 
     if get("auth", "allow_anonymous", False) and not raw("policy", "dir"):
         # Without policies, anonymous callers could run every API.
-        raise ConfigError("auth.allow_anonymous = true needs policy.dir (policies decide what anonymous may do)")
+        raise ConfigError("auth.allow_anonymous = true needs policy.dir (policies limit anonymous callers)")
     state_dir = get("gateway", "state_dir", Path(".state")).resolve()
     token = get(PLUGIN_SECTION, "rest_api_plugin_expected_http_token")
     return GatewayConfig(
