@@ -17,6 +17,11 @@ from gateway.multiproc import MultiprocError, ensure_env, wipe
 
 try:
     _gateway_config = load_config(os.environ)
+    if _gateway_config.policy.dir is not None:  # policy errors (file:line) before any worker forks
+        from gateway.cli.apis import CATALOGUE
+        from gateway.policy.loader import load_policies
+
+        load_policies(_gateway_config.policy.dir, CATALOGUE)
 except ConfigError as _exc:
     sys.stderr.write(f"airflow-gateway: configuration error: {_exc}\n")
     sys.exit(2)

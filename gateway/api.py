@@ -127,6 +127,8 @@ class ApiEndpoint:
                 if record.decision is None and exc.code == 403:
                     record.decision = "deny"
                 raise
+            if environ.get("gateway.policy_decision") is not None:
+                envelope.extra["policy"] = environ["gateway.policy_decision"]
         if record.decision is None:
             record.decision = "allow"
         for warning in planned.warnings:

@@ -15,12 +15,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
 from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 
 from gateway import __version__
 from gateway.api import ApiEndpoint
 from gateway.audit import AuditLayer, AuditLog, AuditRecord, AuditSink, begin
-from gateway.auth import PluginTokenAuth
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
@@ -32,6 +31,13 @@ from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFou
 from gateway.logging import configure_logging
 from gateway.metrics import Metrics, MetricsEndpoint, create_metrics
 from gateway.redact import Redactor
+from gateway.identity.authenticator import Authenticator
+from gateway.identity.client import client_address
+from gateway.identity.context import CURRENT_CALLER, Caller
+from gateway.identity.whoami import WhoAmI
+from gateway.policy.enforce import ApiAuthorizer, ProxyGuard, record_principal
+from gateway.policy.engine import PolicyEngine
+from gateway.policy.loader import load_policies
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -52,11 +58,12 @@ class GatewayApp:
         config: GatewayConfig,
         *,
         api: ApiEndpoint,
-        auth: PluginTokenAuth,
+        auth: Authenticator,
         install: AirflowInstall,
         proxy: WSGIApplication | None = None,
         metrics_endpoint: MetricsEndpoint | None = None,
         metrics: Metrics | None = None,
+        policy: PolicyEngine | None = None,
     ) -> None:
         self.config = config
         self.api = api
@@ -65,6 +72,7 @@ class GatewayApp:
         self.proxy = proxy
         self.metrics_endpoint = metrics_endpoint
         self.metrics = metrics
+        self.policy = policy
         self.url_map = Map(
             [
                 Rule("/admin/rest_api/api", endpoint="api", methods=["GET", "POST"]),
@@ -80,12 +88,20 @@ class GatewayApp:
             "metrics": self._metrics,
         }
         self.wsgi_app: WSGIApplication = self.dispatch
+        # Authentication and the path policy run before anything reaches Airflow.
+        self.proxied = ProxyGuard(
+            self.proxy or self._not_proxied, self.auth, self.policy, trusted_proxies=config.trusted_proxy_count
+        )
 
     def _api(self, environ: WSGIEnvironment) -> Response:
-        principal = self.auth.authenticate(environ)
-        record: AuditRecord = environ["gateway.audit"]
-        record.principal, record.auth_method = principal.name, principal.method
-        return self.api(environ, principal)
+        principal = self.auth.authenticate(environ, own=True)
+        record_principal(environ, principal)
+        caller = Caller(principal, client_address(environ, self.config.trusted_proxy_count))
+        token = CURRENT_CALLER.set(caller)
+        try:
+            return self.api(environ, principal)
+        finally:
+            CURRENT_CALLER.reset(token)
 
     def _healthz(self, environ: WSGIEnvironment) -> Response:
         return Response('{"status": "ok"}', mimetype="application/json")
@@ -111,8 +127,7 @@ class GatewayApp:
             endpoint, _ = adapter.match()
         except WzNotFound:
             record.route = "proxy" if self.proxy is not None else "unmatched"
-            target = self.proxy or self._not_proxied
-            return target(environ, start_response)
+            return self.proxied(environ, start_response)
         except WzMethodNotAllowed:
             return MethodNotAllowed()(environ, start_response)
         except HTTPException as exc:  # e.g. a redirect
@@ -143,6 +158,7 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     gunicorn loads this through ``wsgi_app = "gateway.app:create_app()"``.
     """
     config = config or load_config_from_process()
+    policy = build_policy(config)  # before probing Airflow: a policy typo fails fast
     redactor = configure_logging(config)
     env = cli_environment(
         os.environ, airflow_home=config.airflow.home, executable=config.airflow.executable, extra=config.airflow.env
@@ -164,20 +180,23 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         env=env, cwd=work_dir, max_output_bytes=config.cli.max_output_bytes, max_concurrent=config.cli.max_concurrent
     )
     daemons = DaemonManager(config.daemon_dir, env=env, cwd=work_dir)
-    auth = PluginTokenAuth(config.plugin_auth)
+    auth = Authenticator(config, os.environ)
     if not auth.enabled:
         log.warning(
             "NO TOKEN CONFIGURED: the CLI API is open to anyone who can reach this port "
-            "(set rest_api_plugin.rest_api_plugin_expected_http_token)"
+            "(set rest_api_plugin.rest_api_plugin_expected_http_token, [[auth.tokens]] or [jwt])"
         )
+    authorize = ApiAuthorizer(policy, trusted_proxies=config.trusted_proxy_count) if policy else None
     api = ApiEndpoint(
-        config, interpreter=interpreter, runner=runner, daemons=daemons, install=install, redactor=redactor
-    )
+        config, interpreter=interpreter, runner=runner, daemons=daemons, install=install, redactor=redactor,
+        authorize=authorize,
+    )  # fmt: skip
+    api.register_builtin("whoami", WhoAmI(policy, CATALOGUE))
     metrics = create_metrics(set(CATALOGUE))
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
     app = assemble(
         config, api=api, auth=auth, install=install, redactor=redactor, metrics=metrics,
-        sink=AuditSink(file=config.audit.file),
+        sink=AuditSink(file=config.audit.file), policy=policy,
     )  # fmt: skip
     log.info(
         "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)
@@ -185,22 +204,37 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     return app
 
 
+def build_policy(config: GatewayConfig) -> PolicyEngine | None:
+    """Load ``policy.dir`` (None: no policies).
+
+    :raises PolicyError: with ``file:line`` for every problem.
+    """
+    if config.policy.dir is None:
+        return None
+    engine = PolicyEngine(load_policies(config.policy.dir, CATALOGUE), shadow=config.policy.shadow)
+    log.info("%d policy rules from %s%s", len(engine.policies.rules), config.policy.dir,
+             " (SHADOW MODE: denials are logged, not enforced)" if config.policy.shadow else "")
+    return engine
+
+
 def assemble(
     config: GatewayConfig,
     *,
     api: ApiEndpoint,
-    auth: PluginTokenAuth,
+    auth: Authenticator,
     install: AirflowInstall,
     redactor: Redactor,
     metrics: Metrics,
     sink: AuditSink,
     proxy: WSGIApplication | None = None,
+    policy: PolicyEngine | None = None,
 ) -> GatewayApp:
     """Compose the app and its cross-cutting layers (the audit layer outermost)."""
     endpoint = MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None
     app = GatewayApp(
-        config, api=api, auth=auth, install=install, proxy=proxy, metrics_endpoint=endpoint, metrics=metrics
-    )
+        config, api=api, auth=auth, install=install, proxy=proxy, metrics_endpoint=endpoint, metrics=metrics,
+        policy=policy,
+    )  # fmt: skip
     audit = AuditLog(redactor, sink)
     app.wsgi_app = AuditLayer(app.wsgi_app, audit=audit, redactor=redactor, observers=[metrics])
     return app

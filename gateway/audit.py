@@ -61,6 +61,7 @@ class AuditRecord:
     auth_failure_reason: str | None = None
     decision: str | None = None
     rule_id: str | None = None
+    shadow: bool = False  # a denial that policy shadow mode only logged
     status: int | None = None  # the HTTP status sent to the client
     envelope_status: str | None = None
     exit_code: int | None = None
@@ -94,6 +95,7 @@ class AuditRecord:
             "argv": self.argv,
             "decision": self.decision,
             "rule_id": self.rule_id,
+            "shadow": self.shadow,
             "http_status": self.status,
             "envelope_status": self.envelope_status,
             "exit_code": self.exit_code,

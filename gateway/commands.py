@@ -29,8 +29,54 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     summary = describe(config)
     summary["airflow"]["version"] = app.install.version
     summary["airflow"]["dialect_detected"] = app.api.interpreter.dialect.name
+    if app.policy is not None:
+        summary["policy"]["rules"] = len(app.policy.policies.rules)
+        summary["policy"]["files"] = list(app.policy.policies.files)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def cmd_hash_token(args: argparse.Namespace) -> int:
+    """Print the config hash of a token (read from stdin), or of a fresh random token."""
+    from gateway.identity.tokens import MIN_TOKEN_LENGTH, hash_token, new_token
+
+    if args.generate:
+        token = new_token()
+        print(f"token:  {token}")
+        print(f"sha256: {hash_token(token)}")
+        print("Give the token to its owner; put only the sha256 line in [[auth.tokens]].", file=sys.stderr)
+        return 0
+    token = sys.stdin.readline().rstrip("\r\n")
+    if len(token) < MIN_TOKEN_LENGTH:
+        print(f"airflow-gateway: a token must be at least {MIN_TOKEN_LENGTH} characters of random text "
+              "(use --generate)", file=sys.stderr)
+        return 2
+    print(hash_token(token))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Answer a policy question from the configured policies; exit 0 allow, 3 deny."""
+    from gateway.cli.apis import CATALOGUE
+    from gateway.policy.engine import PolicyEngine
+    from gateway.policy.explain import build_principal, build_target, explain
+    from gateway.policy.loader import load_policies
+
+    config = load_config(os.environ)
+    directory = Path(args.policy_dir).resolve() if args.policy_dir else config.policy.dir
+    if directory is None:
+        raise ConfigError("no policies: set policy.dir or pass --policy-dir")
+    engine = PolicyEngine(load_policies(directory, CATALOGUE), shadow=config.policy.shadow)
+    principal = build_principal(
+        config, name=args.principal, token_name=args.token_name, method=args.method,
+        groups=args.group, claims=args.claim,
+    )
+    target = build_target(api=args.api, args=args.arg, path=args.path, http_method=args.http_method)
+    answer = explain(engine, principal, target, args.source)
+    if not args.trace:
+        answer.pop("trace")
+    print(json.dumps(answer, indent=2, default=list))
+    return 0 if answer["decision"] == "allow" else 3
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -56,6 +102,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check-config", help="validate configuration and Airflow install")
     check.set_defaults(func=cmd_check_config)
+    hasher = sub.add_parser("hash-token", help="hash a token (read from stdin) for [[auth.tokens]]")
+    hasher.add_argument("--generate", action="store_true", help="make a new random token and print both")
+    hasher.set_defaults(func=cmd_hash_token)
+    ex = sub.add_parser("explain", help="may principal P call API A with arguments X from address Y?")
+    ex.add_argument("--policy-dir", help="policy directory (default: policy.dir from the config)")
+    who = ex.add_argument_group("who")
+    who.add_argument("--principal", help="principal name (JWT subject or token name)")
+    who.add_argument("--token-name", help="a configured [[auth.tokens]] name (its groups are used)")
+    who.add_argument("--method", help="auth method: plugin-token, token, jwt or anonymous")
+    who.add_argument("--group", action="append", default=[], help="a group (repeatable)")
+    who.add_argument(
+        "--claim", action="append", default=[], help="claim PATH=VALUE (e.g. realm_access.roles=ops)"
+    )
+    what = ex.add_argument_group("what")
+    what.add_argument("--api", help="API name")
+    what.add_argument("--arg", action="append", default=[], help="API argument NAME=VALUE (repeatable)")
+    what.add_argument("--path", help="a proxied path instead of an API")
+    what.add_argument("--http-method", default="GET", help="method of the proxied request (default GET)")
+    ex.add_argument("--from", dest="source", help="client IP address")
+    ex.add_argument("--trace", action="store_true", help="show every rule and why it did or did not match")
+    ex.set_defaults(func=cmd_explain)
     serve = sub.add_parser("serve", help="run the gateway under gunicorn")
     serve.add_argument("--bind", help="host:port (default: $GATEWAY_BIND or 127.0.0.1:8000)")
     serve.add_argument("--gunicorn-config", help="gunicorn config file (default: the bundled one)")

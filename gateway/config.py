@@ -9,7 +9,9 @@ then ``AIRFLOW_GATEWAY__SECTION__KEY`` environment variables.  Any bad value rai
 from __future__ import annotations
 
 import configparser
+import json
 import os
+import re
 import shutil
 import tomllib
 from collections.abc import Callable, Mapping
@@ -104,6 +106,55 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NamedToken:
+    """One static token: a name, its groups, and the SHA-256 of the token (never the token)."""
+
+    name: str
+    sha256: bytes = field(repr=False)
+    groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """Named tokens and how gateway credentials are presented (see docs/identity-and-policies.md)."""
+
+    header_name: str
+    tokens: tuple[NamedToken, ...]
+    allow_anonymous: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JwtConfig:
+    """JWT verification; ``algorithms`` empty means JWT is off."""
+
+    algorithms: tuple[str, ...]
+    key_file: Path | None
+    key_env: str | None
+    jwks_url: str | None
+    jwks_timeout_s: float
+    jwks_lifespan_s: float
+    jwks_min_refresh_interval_s: float
+    issuer: str | None
+    audience: tuple[str, ...]
+    leeway_s: float
+    required_claims: tuple[str, ...]
+    subject_claim: str
+    groups_claim: str | None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.algorithms)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """Where the policy files are; ``dir`` None means no policies (everything authenticated passes)."""
+
+    dir: Path | None
+    shadow: bool
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole, validated configuration, passed explicitly to every layer."""
 
@@ -116,6 +167,9 @@ class GatewayConfig:
     limits: LimitsConfig
     audit: AuditConfig = field(default_factory=lambda: AuditConfig(None, ()))
     metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig(True, None, ()))
+    auth: AuthConfig = field(default_factory=lambda: AuthConfig(DEFAULT_AUTH_HEADER, (), False))
+    jwt: JwtConfig = field(default_factory=lambda: _jwt_config(lambda _s, _k, default=None: default))
+    policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(None, False))
     sources: tuple[str, ...] = field(default=())
 
     @property
@@ -233,6 +287,106 @@ def _float_mapping(name: str, value: Any) -> dict[str, float]:
     return {str(k): _pos_float(f"{name}.{k}", v) for k, v in value.items()}
 
 
+JWT_ALGORITHMS = (
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+DEFAULT_AUTH_HEADER = "X-Gateway-Authorization"
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@:\-]{0,127}")
+_HASH = re.compile(r"sha256:([0-9a-f]{64})")
+
+
+def _str_list(name: str, value: Any) -> tuple[str, ...]:
+    """A TOML array of strings, or (from the environment) a comma-separated string."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{name}: expected a list of non-empty strings")
+    return tuple(value)
+
+
+def _algorithms(name: str, value: Any) -> tuple[str, ...]:
+    algs = _str_list(name, value)
+    bad = [a for a in algs if a not in JWT_ALGORITHMS]
+    if bad:
+        known = ", ".join(JWT_ALGORITHMS)
+        raise ConfigError(f"{name} has value {bad[0]!r}: expected some of {known} (never 'none')")
+    # An HMAC secret and a public key must never be usable for the same token: a public
+    # key used as an HMAC secret is the classic algorithm-confusion forgery.
+    if any(a.startswith("HS") for a in algs) and not all(a.startswith("HS") for a in algs):
+        raise ConfigError(f"{name}: HS* algorithms cannot be mixed with public-key algorithms")
+    return algs
+
+
+def _token_list(name: str, value: Any) -> tuple[NamedToken, ...]:
+    """``[[auth.tokens]]`` tables, or (from the environment) the same as a JSON array."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a JSON array of tables (value not shown)") from None
+    if not isinstance(value, list):
+        raise ConfigError(f"{name}: expected an array of tables ([[auth.tokens]])")
+    tokens: list[NamedToken] = []
+    for index, entry in enumerate(value):
+        where = f"{name}[{index}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where}: expected a table with name, sha256 and groups")
+        unknown = sorted(set(entry) - {"name", "sha256", "groups"})
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(unknown)} (a token is configured by its sha256)"
+            )
+        token_name = entry.get("name")
+        if not isinstance(token_name, str) or not _NAME.fullmatch(token_name):
+            raise ConfigError(f"{where}.name: expected a name of letters, digits and _ . @ : -")
+        digest = entry.get("sha256")
+        match = _HASH.fullmatch(digest) if isinstance(digest, str) else None
+        if match is None:
+            raise ConfigError(
+                f"{where}.sha256 (token {token_name!r}): expected 'sha256:' and 64 lower-case hex digits "
+                "from 'airflow-gateway hash-token' (value not shown)"
+            )
+        groups = _str_list(f"{where}.groups", entry.get("groups", []))
+        tokens.append(NamedToken(token_name, bytes.fromhex(match.group(1)), frozenset(groups)))
+    names = [t.name for t in tokens]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{name}: token names must be unique")
+    if len({t.sha256 for t in tokens}) != len(tokens):
+        raise ConfigError(f"{name}: two tokens have the same hash")
+    return tuple(tokens)
+
+
+def _env_name(name: str, value: Any) -> str:
+    text = _str(name, value)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise ConfigError(f"{name} has value {text!r}: expected an environment variable name")
+    return text
+
+
+def _leeway(name: str, value: Any) -> float:
+    number = _number(name, value, integer=False, minimum=0)
+    if number > 300:
+        raise ConfigError(f"{name} has value {value!r}: at most 300 seconds")
+    return number
+
+
+def _timeout(name: str, value: Any) -> float:
+    number = _pos_float(name, value)
+    if number > 30:
+        raise ConfigError(f"{name} has value {value!r}: at most 30 seconds (a JWKS fetch blocks a request)")
+    return number
+
+
+def _claim_path(name: str, value: Any) -> str:
+    text = _str(name, value)
+    if not all(part for part in text.split(".")):
+        raise ConfigError(
+            f"{name} has value {text!r}: expected a claim name or a dotted path like realm_access.roles"
+        )
+    return text
+
+
 # Every accepted setting: (section, key) -> validator.  Unknown keys are an error, so a
 # misspelt setting fails start-up instead of being silently ignored.
 _SCHEMA: dict[tuple[str, str], Callable[[str, Any], Any]] = {
@@ -262,6 +416,24 @@ _SCHEMA: dict[tuple[str, str], Callable[[str, Any], Any]] = {
     ("metrics", "enabled"): _bool,
     ("metrics", "token"): _secret,
     ("metrics", "allow_from"): _networks,
+    ("auth", "header_name"): _header_name,
+    ("auth", "tokens"): _token_list,
+    ("auth", "allow_anonymous"): _bool,
+    ("jwt", "algorithms"): _algorithms,
+    ("jwt", "key_file"): _path,
+    ("jwt", "key_env"): _env_name,
+    ("jwt", "jwks_url"): _url,
+    ("jwt", "jwks_timeout"): _timeout,
+    ("jwt", "jwks_lifespan"): _pos_float,
+    ("jwt", "jwks_min_refresh_interval"): _pos_float,
+    ("jwt", "issuer"): _str,
+    ("jwt", "audience"): _str_list,
+    ("jwt", "leeway"): _leeway,
+    ("jwt", "required_claims"): _str_list,
+    ("jwt", "subject_claim"): _claim_path,
+    ("jwt", "groups_claim"): _claim_path,
+    ("policy", "dir"): _path,
+    ("policy", "shadow"): _bool,
 }
 _TABLE_KEYS = {("airflow", "env"), ("cli", "timeouts")}
 _SECRET_KEYS = {(PLUGIN_SECTION, "rest_api_plugin_expected_http_token"), ("metrics", "token")}
@@ -374,6 +546,9 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
             sources.insert(1, f"{cfg_path} [{PLUGIN_SECTION}]")
             merged = {**legacy, **merged}
 
+    if get("auth", "allow_anonymous", False) and not raw("policy", "dir"):
+        # Without policies, anonymous callers could run every API.
+        raise ConfigError("auth.allow_anonymous = true needs policy.dir (policies limit anonymous callers)")
     state_dir = get("gateway", "state_dir", Path(".state")).resolve()
     token = get(PLUGIN_SECTION, "rest_api_plugin_expected_http_token")
     return GatewayConfig(
@@ -415,7 +590,45 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
             token=get("metrics", "token"),
             allow_from=get("metrics", "allow_from", ()),
         ),
+        auth=AuthConfig(
+            header_name=get("auth", "header_name", DEFAULT_AUTH_HEADER),
+            tokens=get("auth", "tokens", ()),
+            allow_anonymous=get("auth", "allow_anonymous", False),
+        ),
+        jwt=_jwt_config(get),
+        policy=PolicyConfig(
+            dir=get("policy", "dir").resolve() if raw("policy", "dir") else None,
+            shadow=get("policy", "shadow", False),
+        ),
         sources=tuple(sources),
+    )
+
+
+def _jwt_config(get: Callable[..., Any]) -> JwtConfig:
+    """Build and cross-check ``[jwt]``: exactly one key source when algorithms are set."""
+    algorithms = get("jwt", "algorithms", ())
+    key_file, key_env, jwks_url = get("jwt", "key_file"), get("jwt", "key_env"), get("jwt", "jwks_url")
+    sources = [n for n, v in (("key_file", key_file), ("key_env", key_env), ("jwks_url", jwks_url)) if v]
+    if algorithms and len(sources) != 1:
+        raise ConfigError("jwt: set exactly one of jwt.key_file, jwt.key_env, jwt.jwks_url")
+    if not algorithms and sources:
+        raise ConfigError(f"jwt.{sources[0]} is set but jwt.algorithms is not (JWT would be off)")
+    if jwks_url and any(a.startswith("HS") for a in algorithms):
+        raise ConfigError("jwt.algorithms: HS* (shared secrets) cannot come from a JWKS URL")
+    return JwtConfig(
+        algorithms=algorithms,
+        key_file=key_file.resolve() if key_file else None,
+        key_env=key_env,
+        jwks_url=jwks_url,
+        jwks_timeout_s=get("jwt", "jwks_timeout", 3.0),
+        jwks_lifespan_s=get("jwt", "jwks_lifespan", 300.0),
+        jwks_min_refresh_interval_s=get("jwt", "jwks_min_refresh_interval", 30.0),
+        issuer=get("jwt", "issuer"),
+        audience=get("jwt", "audience", ()),
+        leeway_s=get("jwt", "leeway", 10.0),
+        required_claims=get("jwt", "required_claims", ()),
+        subject_claim=get("jwt", "subject_claim", "sub"),
+        groups_claim=get("jwt", "groups_claim"),
     )
 
 
@@ -455,5 +668,22 @@ def describe(config: GatewayConfig) -> dict[str, Any]:
             "enabled": config.metrics.enabled,
             "token_configured": config.metrics.token is not None,
             "allow_from": list(config.metrics.allow_from),
+        },
+        "auth": {
+            "header_name": config.auth.header_name,
+            "tokens": [{"name": t.name, "groups": sorted(t.groups)} for t in config.auth.tokens],
+            "allow_anonymous": config.auth.allow_anonymous,
+        },
+        "jwt": {
+            "enabled": config.jwt.enabled,
+            "algorithms": list(config.jwt.algorithms),
+            "key_source": "jwks_url" if config.jwt.jwks_url else "key_file" if config.jwt.key_file
+            else "key_env" if config.jwt.key_env else None,
+            "issuer": config.jwt.issuer,
+            "audience": list(config.jwt.audience),
+        },
+        "policy": {
+            "dir": str(config.policy.dir) if config.policy.dir else None,
+            "shadow": config.policy.shadow,
         },
     }

@@ -80,6 +80,47 @@ class TokenRequired(GatewayError):
         super().__init__(description, headers={"WWW-Authenticate": "Bearer"}, auth_failure=auth_failure)
 
 
+class Unauthorized(GatewayError):
+    """Missing or invalid gateway credentials (named token or JWT); never echoes the token."""
+
+    code = 401
+    description = "Authentication required"
+
+    def __init__(
+        self, description: str | None = None, *, error: str | None = None, auth_failure: str | None = None
+    ) -> None:
+        # RFC 6750: a bare challenge when no credentials came, error="invalid_token" otherwise.
+        challenge = 'Bearer realm="airflow-gateway"' + (f', error="{error}"' if error else "")
+        reason = auth_failure or ("invalid_token" if error else "missing_token")
+        super().__init__(description, headers={"WWW-Authenticate": challenge}, auth_failure=reason)
+
+
+class KeyServiceUnavailable(GatewayError):
+    """The JWKS endpoint cannot be reached and no key set was ever fetched."""
+
+    code = 503
+    description = "The token signing keys are unavailable; retry later"
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description, auth_failure="key_service_unavailable")
+
+
+class PolicyDenied(GatewayError):
+    """A policy refuses the call; the envelope names the deciding rule."""
+
+    code = 403
+    description = "Forbidden by policy"
+
+    def __init__(self, rule_id: str, principal: str) -> None:
+        super().__init__(f"Forbidden by policy rule '{rule_id}' for principal '{principal}'")
+        self.rule_id = rule_id
+
+    def envelope(self, environ: WSGIEnvironment | None) -> Envelope:
+        envelope = super().envelope(environ)
+        envelope.extra["policy"] = {"decision": "deny", "rule": self.rule_id, "shadow": False}
+        return envelope
+
+
 class Forbidden(GatewayError):
     code = 403
     description = "Forbidden"

@@ -226,6 +226,7 @@ AIRFLOW110 = Dialect(
         "dag_processor": Unavailable("the standalone DAG processor arrived in Airflow 2.3"),
         "list_daemons": Builtin("list_daemons"),
         "stop_daemon": Builtin("stop_daemon"),
+        "whoami": Builtin("whoami"),
     },
     outcome=(*NOT_FOUND,),
 )

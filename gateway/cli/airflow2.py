@@ -274,6 +274,7 @@ AIRFLOW2 = Dialect(
         "dag_processor": Translation((Command(("dag-processor", Opt("--num-runs", "num_runs"))),)),
         "list_daemons": Builtin("list_daemons"),
         "stop_daemon": Builtin("stop_daemon"),
+        "whoami": Builtin("whoami"),
     },
     outcome=NOT_FOUND,
 )

@@ -282,6 +282,7 @@ AIRFLOW3 = Dialect(
         "dag_processor": Translation((Command(("dag-processor", Opt("--num-runs", "num_runs"))),)),
         "list_daemons": Builtin("list_daemons"),
         "stop_daemon": Builtin("stop_daemon"),
+        "whoami": Builtin("whoami"),
     },
     outcome=NOT_FOUND,
 )

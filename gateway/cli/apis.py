@@ -312,6 +312,13 @@ CATALOGUE: Mapping[str, Api] = _api(
         read_only=True,
     ),
     Api(
+        "whoami",
+        "Your principal (name, auth method, groups, claims) and the APIs the policies let you call",
+        kind=ApiKind.BUILTIN,
+        origin="gateway",
+        read_only=True,
+    ),
+    Api(
         "stop_daemon",
         "Stop a daemon this gateway started (SIGTERM to its process group, then SIGKILL)",
         (Param("id", Kind.DAEMON_ID, "The daemon id from list_daemons or the start call", required=True),),

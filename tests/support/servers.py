@@ -89,7 +89,7 @@ def start_gateway(
 
     :param settings: gateway settings as ``AIRFLOW_GATEWAY__…`` variables (without prefix),
         e.g. ``{"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "changeme"}``.
-    :param app: another WSGI app spec for gunicorn (test-only variants of the gateway).
+    :param app: a WSGI app URI overriding ``wsgi_app`` (test-only wiring).
 
     A fresh, empty ``PROMETHEUS_MULTIPROC_DIR`` is set before gunicorn's Python starts,
     as the production launchers do.

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from gateway.api import ApiEndpoint
 from gateway.app import GatewayApp, assemble
 from gateway.audit import AuditSink
-from gateway.auth import PluginTokenAuth
+from gateway.identity.authenticator import Authenticator
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
@@ -104,7 +104,7 @@ def unit_gateway(
     app = assemble(
         config,
         api=api,
-        auth=PluginTokenAuth(config.plugin_auth),
+        auth=Authenticator(config, {}),
         install=install,
         redactor=redactor,
         metrics=metrics,

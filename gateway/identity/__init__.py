@@ -1,0 +1,1 @@
+"""Who is calling: principals and the sources that produce them (plugin token, named tokens, JWT)."""

@@ -1,0 +1,1 @@
+"""Allow-lists from the human-written TOML files in ``policies/``: model, loader, engine."""
