@@ -27,7 +27,7 @@ def tight_gateway(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactor
         settings={
             "REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "t0k3n",
             "CLI__TIMEOUTS__VERSION": "0.2",
-            "CLI__MAX_OUTPUT_BYTES": "64",
+            "CLI__MAX_OUTPUT_BYTES": "8",
         },
         workers=1,
     )
