@@ -19,6 +19,7 @@ from gateway.cli.output import classify, condense_tracebacks, filter_loading_mes
 from gateway.cli.probe import AirflowInstall
 from gateway.cli.runner import CliRunner, ConcurrencyLimitReached
 from gateway.cli.spec import ApiKind
+from gateway.cli.values import Upload
 from gateway.config import GatewayConfig
 from gateway.envelope import Envelope
 from gateway.errors import Busy, PayloadTooLarge
@@ -86,13 +87,30 @@ class ApiEndpoint:
             raise PayloadTooLarge() from None
         return request, request.args, form
 
-    def __call__(self, environ: dict[str, Any], principal: Principal) -> Response:
+    def uploads(self, request: Request) -> dict[str, list[Upload]]:
+        """The multipart files, read with the deploy size limit (413 past it)."""
+        if request.method != "POST":
+            return {}
+        limit = self.config.deploy.max_upload_bytes
+        found: dict[str, list[Upload]] = {}
+        for name, storage in request.files.items(multi=True):
+            data = storage.stream.read(limit + 1)
+            if len(data) > limit:
+                raise PayloadTooLarge(f"Uploaded file too large (limit {limit} bytes, deploy.max_upload_bytes)")
+            found.setdefault(name, []).append(Upload(storage.filename or "", data))
+        return found
+
+    def __call__(self, environ: dict[str, Any], principal: Principal, api_name: str | None = None) -> Response:
+        """Serve one call; ``api_name`` comes from the ``/api/<name>`` route when used."""
         request, query, form = self.parse(environ)
+        uploads = self.uploads(request)
+        shown_form = form.to_dict()
+        shown_form.update({name: files[0].filename for name, files in uploads.items()})
         envelope = Envelope(
             call_time=environ["gateway.call_time"],
             request_id=environ["gateway.request_id"],
             arguments=redact_arguments(query.to_dict()),
-            post_arguments=redact_arguments(form.to_dict()),
+            post_arguments=redact_arguments(shown_form),
         )
         record = environ.get("gateway.audit")
         args: dict[str, list[str]] = {}
@@ -102,11 +120,15 @@ class ApiEndpoint:
                     envelope.fail(400, f"argument '{name}' is given both in the query and in the body")
                     return envelope.response(time.time())
                 args[name] = source.getlist(name)
-        api_name = (args.pop("api", None) or [None])[0]
+        named = (args.pop("api", None) or [None])[0]
+        if api_name is not None and named not in (None, api_name):
+            envelope.fail(400, f"argument 'api' contradicts the URL path (api '{api_name}')")
+            return envelope.response(time.time())
+        api_name = api_name or named
         if record is not None:
             record.api = api_name if api_name in self.interpreter.catalogue else None
         try:
-            planned = self.interpreter.plan(api_name, args)
+            planned = self.interpreter.plan(api_name, args, uploads)
         except PlanError as exc:
             envelope.fail(exc.status, exc.message)
             return envelope.response(time.time())
@@ -126,8 +148,17 @@ class ApiEndpoint:
                 self._run(planned, envelope)
         return envelope.response(time.time())
 
+    def timeout_for(self, api: str) -> float:
+        """The configured CLI timeout of ``api``."""
+        return self._timeout(api)
+
     def _timeout(self, api: str) -> float:
         return self.config.cli.timeouts_s.get(api, self.config.cli.default_timeout_s)
+
+    def run_plan(self, plan: Plan, envelope: Envelope) -> None:
+        """Run a planned CLI call and fill the envelope (for builtin handlers that end in one)."""
+        envelope.airflow_cmd = plan.display
+        self._run(plan, envelope)
 
     def _run(self, plan: Plan, envelope: Envelope) -> None:
         try:

@@ -6,9 +6,11 @@ handler) or (anything else: the reverse proxy).  Errors always render as the env
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -23,15 +25,19 @@ from werkzeug.wrappers import Request, Response
 
 from gateway import __version__
 from gateway.api import ApiEndpoint
-from gateway.auth import PluginTokenAuth
+from gateway.auth import Principal, PluginTokenAuth
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
-from gateway.cli.interpreter import Interpreter
-from gateway.cli.probe import AirflowInstall, dialect_for, probe, select_dialect
+from gateway.cli.interpreter import Interpreter, PlanError
+from gateway.cli.probe import AirflowInstall, airflow_python, dialect_for, probe, select_dialect
 from gateway.cli.runner import SubprocessRunner, cli_environment
 from gateway.config import GatewayConfig, load_config_from_process
+from gateway.deploy import DagDeployer, DagList
+from gateway.envelope import Envelope
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
+from gateway.openapi import build_document
+from gateway.page import page_response, render_page, static_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -72,29 +78,91 @@ class GatewayApp:
         auth: PluginTokenAuth,
         install: AirflowInstall,
         proxy: WSGIApplication | None = None,
+        dags: DagList | None = None,
     ) -> None:
         self.config = config
         self.api = api
         self.auth = auth
         self.install = install
         self.proxy = proxy
+        self.dags = dags
         self.url_map = Map(
             [
                 Rule("/admin/rest_api/api", endpoint="api", methods=["GET", "POST"]),
+                Rule("/admin/rest_api/api/<api_name>", endpoint="api", methods=["GET", "POST"]),
+                Rule("/admin/rest_api/", endpoint="page", methods=["GET", "HEAD"]),
+                Rule("/admin/rest_api/static/<name>", endpoint="static", methods=["GET", "HEAD"]),
+                Rule("/admin/rest_api/openapi.json", endpoint="openapi", methods=["GET", "HEAD"]),
+                Rule("/admin/rest_api/dags", endpoint="dags", methods=["GET"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET", "HEAD"]),
             ],
             strict_slashes=False,
         )
         self.handlers: dict[str, Callable[[WSGIEnvironment], Response]] = {
             "api": self._api,
+            "page": self._page,
+            "static": self._static,
+            "openapi": self._openapi,
+            "dags": self._dags,
             "healthz": self._healthz,
         }
+        interpreter = api.interpreter
+        versions = describe_install(self)
+        # Both depend only on the catalogue, the dialect and the config: rendered once.
+        self._page_html = render_page(
+            interpreter, CATALOGUE, versions=versions, token_header=config.plugin_auth.header_name
+        )
+        self._openapi_json = json.dumps(
+            build_document(
+                interpreter,
+                CATALOGUE,
+                token_header=config.plugin_auth.header_name,
+                token_required=auth.enabled,
+            )
+        )
 
-    def _api(self, environ: WSGIEnvironment) -> Response:
+    def _authenticate(self, environ: WSGIEnvironment) -> Principal:
         principal = self.auth.authenticate(environ)
         record: AuditRecord = environ["gateway.audit"]
         record.principal, record.auth_method = principal.name, principal.method
-        return self.api(environ, principal)
+        return principal
+
+    def _api(self, environ: WSGIEnvironment) -> Response:
+        principal = self._authenticate(environ)
+        return self.api(environ, principal, environ["gateway.route_values"].get("api_name"))
+
+    def _page(self, environ: WSGIEnvironment) -> Response:
+        return page_response(self._page_html)
+
+    def _static(self, environ: WSGIEnvironment) -> Response:
+        response = static_response(environ["gateway.route_values"]["name"])
+        if response is None:
+            raise NotFound()
+        return response
+
+    def _openapi(self, environ: WSGIEnvironment) -> Response:
+        return Response(self._openapi_json, mimetype="application/json", headers={"Cache-Control": "no-cache"})
+
+    def _dags(self, environ: WSGIEnvironment) -> Response:
+        """The page's DAG list: authenticated and authorized like ``api=list_dags``."""
+        principal = self._authenticate(environ)
+        envelope = Envelope(call_time=environ["gateway.call_time"], request_id=environ["gateway.request_id"])
+        if self.dags is None:
+            raise NotFound()
+        try:
+            plan = self.api.interpreter.plan("list_dags", {"output": ["json"]})
+        except PlanError as exc:
+            envelope.fail(exc.status, exc.message)
+            return envelope.response(time.time())
+        if self.api.authorize is not None:
+            self.api.authorize(principal, plan, Request(environ))
+        rows = self.dags.get()
+        envelope.airflow_cmd = plan.display
+        envelope.output = f"{len(rows)} DAG(s)"
+        envelope.extra["data"] = [
+            {k: row.get(k) for k in ("dag_id", "is_paused", "fileloc", "bundle_name") if k in row} for row in rows
+        ]
+        return envelope.response(time.time(), {"Cache-Control": "no-store"})
 
     def _healthz(self, environ: WSGIEnvironment) -> Response:
         return Response('{"status": "ok"}', mimetype="application/json")
@@ -115,7 +183,7 @@ class GatewayApp:
         environ["gateway.audit"] = record
         adapter = self.url_map.bind_to_environ(environ)
         try:
-            endpoint, _ = adapter.match()
+            endpoint, values = adapter.match()
         except WzNotFound:
             target = self.proxy or self._not_proxied
             return target(environ, start_response)
@@ -124,6 +192,7 @@ class GatewayApp:
         except HTTPException as exc:  # e.g. a redirect
             return exc(environ, start_response)
         record.route = endpoint
+        environ["gateway.route_values"] = values
         try:
             response = self.handlers[endpoint](environ)
         except GatewayError as exc:
@@ -175,10 +244,23 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
             "(set rest_api_plugin.rest_api_plugin_expected_http_token)"
         )
     api = ApiEndpoint(config, interpreter=interpreter, runner=runner, daemons=daemons, install=install)
+    dags = DagList(interpreter, runner, config.deploy.dag_list_ttl_s, api.timeout_for("list_dags"))
+    deployer = DagDeployer(
+        config,
+        interpreter=interpreter,
+        runner=runner,
+        run_plan=api.run_plan,
+        timeout_for=api.timeout_for,
+        work_dir=work_dir / "uploads",
+        python=airflow_python(install.executable) or sys.executable,
+        dags=dags,
+    )
+    api.register_builtin("deploy_dag", deployer.deploy)
+    api.register_builtin("refresh_dag", deployer.refresh_dag)
     log.info(
         "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)
     )
-    return GatewayApp(config, api=api, auth=auth, install=install)
+    return GatewayApp(config, api=api, auth=auth, install=install, dags=dags)
 
 
 def describe_install(app: Any) -> dict[str, str]:

@@ -87,6 +87,22 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DeployConfig:
+    """deploy_dag: where uploads go and how big they may be (issue 6).
+
+    :param dags_folder: ``None`` asks Airflow (``airflow config get-value core dags_folder``).
+    """
+
+    dags_folder: Path | None
+    max_upload_bytes: int
+    allow_zip: bool
+    allow_subfolder: bool
+    max_zip_entries: int
+    max_unzipped_bytes: int
+    dag_list_ttl_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole, validated configuration, passed explicitly to every layer."""
 
@@ -97,6 +113,9 @@ class GatewayConfig:
     plugin_auth: PluginAuthConfig
     proxy: ProxyConfig
     limits: LimitsConfig
+    deploy: DeployConfig = field(
+        default_factory=lambda: DeployConfig(None, 1024 * 1024, True, True, 200, 16 * 1024 * 1024, 10.0)
+    )
     sources: tuple[str, ...] = field(default=())
 
     @property
@@ -218,6 +237,13 @@ _SCHEMA: dict[tuple[str, str], Callable[[str, Any], Any]] = {
     ("proxy", "read_timeout"): _pos_float,
     ("limits", "max_body_bytes"): _pos_int,
     ("limits", "max_form_memory_bytes"): _pos_int,
+    ("deploy", "dags_folder"): _path,
+    ("deploy", "max_upload_bytes"): _pos_int,
+    ("deploy", "allow_zip"): _bool,
+    ("deploy", "allow_subfolder"): _bool,
+    ("deploy", "max_zip_entries"): _pos_int,
+    ("deploy", "max_unzipped_bytes"): _pos_int,
+    ("deploy", "dag_list_ttl"): _pos_float,
 }
 _TABLE_KEYS = {("airflow", "env"), ("cli", "timeouts")}
 _SECRET_KEYS = {(PLUGIN_SECTION, "rest_api_plugin_expected_http_token")}
@@ -358,6 +384,15 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
             max_body_bytes=get("limits", "max_body_bytes", 16 * 1024 * 1024),
             max_form_memory_bytes=get("limits", "max_form_memory_bytes", 1024 * 1024),
         ),
+        deploy=DeployConfig(
+            dags_folder=(folder.resolve() if (folder := get("deploy", "dags_folder")) else None),
+            max_upload_bytes=get("deploy", "max_upload_bytes", 1024 * 1024),
+            allow_zip=get("deploy", "allow_zip", True),
+            allow_subfolder=get("deploy", "allow_subfolder", True),
+            max_zip_entries=get("deploy", "max_zip_entries", 200),
+            max_unzipped_bytes=get("deploy", "max_unzipped_bytes", 16 * 1024 * 1024),
+            dag_list_ttl_s=get("deploy", "dag_list_ttl", 10.0),
+        ),
         sources=tuple(sources),
     )
 
@@ -390,4 +425,9 @@ def describe(config: GatewayConfig) -> dict[str, Any]:
             "token_configured": config.plugin_auth.expected_token is not None,
         },
         "proxy": {"upstream": config.proxy.upstream},
+        "deploy": {
+            "dags_folder": str(config.deploy.dags_folder) if config.deploy.dags_folder else "(asked from Airflow)",
+            "max_upload_bytes": config.deploy.max_upload_bytes,
+            "allow_zip": config.deploy.allow_zip,
+        },
     }
