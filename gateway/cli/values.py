@@ -63,6 +63,8 @@ def _match(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
 
 
 def _allowed(pattern: re.Pattern[str]) -> str:
+    if "][" not in pattern.pattern:  # e.g. the daemon id: describe it generically, never crash
+        return "the documented separators"
     tail = pattern.pattern.split("][", 1)[1].split("]", 1)[0]
     return " ".join(sorted({c for c in tail.replace("A-Za-z0-9", "").replace("\\", "")}))
 
