@@ -45,7 +45,10 @@ def api_schema(gateway3: GatewayServer) -> schemathesis.BaseSchema:
 
 
 # Invalid input must be refused before any CLI call: these get schema-violating data only.
-NEGATIVE = ["trigger_dag_get", "pause_post", "deploy_dag_post", "stop_daemon_get"]
+NEGATIVE = ["pause_post", "deploy_dag_post", "stop_daemon_get"]
+# gunicorn answers these itself, in HTML, before the gateway sees the request
+# (limit_request_line / limit_request_field_size): the only non-JSON answers allowed.
+GUNICORN_LIMITS = {414, 431}
 
 
 @pytest.mark.parametrize(
@@ -64,6 +67,8 @@ def test_no_server_error_and_always_json(
     def check(case: schemathesis.Case) -> None:
         response = case.call(base_url=gateway3.url, headers=dict(TOKEN_HEADER), timeout=60)
         assert response.status_code < 500, response.text[:500]
+        if response.status_code in GUNICORN_LIMITS:
+            return
         content_type = response.headers.get("content-type", [""])[0]  # schemathesis: lower-case keys, lists
         assert content_type.startswith("application/json"), (response.status_code, response.text[:300])
         body = json.loads(response.text)
