@@ -89,10 +89,17 @@ def _schema(param: Param) -> dict[str, Any]:
     return schema
 
 
+def _shared_responses() -> dict[str, Any]:
+    """One response object per status, all the envelope (referenced from every operation)."""
+    body = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
+    answers: dict[str, Any] = {"Ok": {"description": "OK", **body}}
+    answers.update({f"Error{code}": {"description": text, **body} for code, text in ERROR_CODES.items()})
+    return answers
+
+
 def _responses() -> dict[str, Any]:
-    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
-    answers: dict[str, Any] = {"200": {"description": "OK", **ref}}
-    answers.update({code: {"description": text, **ref} for code, text in ERROR_CODES.items()})
+    answers: dict[str, Any] = {"200": {"$ref": "#/components/responses/Ok"}}
+    answers.update({code: {"$ref": f"#/components/responses/Error{code}"} for code in ERROR_CODES})
     return answers
 
 
@@ -192,7 +199,11 @@ def build_document(
             ),
         },
         "paths": paths,
-        "components": {"schemas": {"Envelope": ENVELOPE}, "securitySchemes": schemes},
+        "components": {
+            "schemas": {"Envelope": ENVELOPE},
+            "responses": _shared_responses(),
+            "securitySchemes": schemes,
+        },
         # Without a configured token the plugin's API is open (a warning is logged at start-up).
         "security": [{"pluginToken": []}] if token_required else [{"pluginToken": []}, {}],
     }
