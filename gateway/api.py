@@ -96,11 +96,15 @@ class ApiEndpoint:
         for name, storage in request.files.items(multi=True):
             data = storage.stream.read(limit + 1)
             if len(data) > limit:
-                raise PayloadTooLarge(f"Uploaded file too large (limit {limit} bytes, deploy.max_upload_bytes)")
+                raise PayloadTooLarge(
+                    f"Uploaded file too large (limit {limit} bytes: deploy.max_upload_bytes)"
+                )
             found.setdefault(name, []).append(Upload(storage.filename or "", data))
         return found
 
-    def __call__(self, environ: dict[str, Any], principal: Principal, api_name: str | None = None) -> Response:
+    def __call__(
+        self, environ: dict[str, Any], principal: Principal, api_name: str | None = None
+    ) -> Response:
         """Serve one call; ``api_name`` comes from the ``/api/<name>`` route when used."""
         request, query, form = self.parse(environ)
         uploads = self.uploads(request)

@@ -25,7 +25,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway import __version__
 from gateway.api import ApiEndpoint
-from gateway.auth import Principal, PluginTokenAuth
+from gateway.auth import PluginTokenAuth, Principal
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
@@ -141,7 +141,8 @@ class GatewayApp:
         return response
 
     def _openapi(self, environ: WSGIEnvironment) -> Response:
-        return Response(self._openapi_json, mimetype="application/json", headers={"Cache-Control": "no-cache"})
+        headers = {"Cache-Control": "no-cache"}
+        return Response(self._openapi_json, mimetype="application/json", headers=headers)
 
     def _dags(self, environ: WSGIEnvironment) -> Response:
         """The page's DAG list: authenticated and authorized like ``api=list_dags``."""
@@ -159,9 +160,8 @@ class GatewayApp:
         rows = self.dags.get()
         envelope.airflow_cmd = plan.display
         envelope.output = f"{len(rows)} DAG(s)"
-        envelope.extra["data"] = [
-            {k: row.get(k) for k in ("dag_id", "is_paused", "fileloc", "bundle_name") if k in row} for row in rows
-        ]
+        shown = ("dag_id", "is_paused", "fileloc", "bundle_name")
+        envelope.extra["data"] = [{k: row[k] for k in shown if k in row} for row in rows]
         return envelope.response(time.time(), {"Cache-Control": "no-store"})
 
     def _healthz(self, environ: WSGIEnvironment) -> Response:

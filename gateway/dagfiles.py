@@ -102,7 +102,9 @@ def check_zip(data: bytes, *, max_entries: int, max_unzipped_bytes: int) -> list
                 with archive.open(info) as member:
                     size = len(member.read(budget + 1))
             except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError):
-                raise RefusedUpload("a .zip entry cannot be read (corrupt or unsupported compression)") from None
+                raise RefusedUpload(
+                    "a .zip entry cannot be read (corrupt or unsupported compression)"
+                ) from None
             budget -= size
             if budget < 0:
                 raise RefusedUpload(f"the .zip file unpacks to more than {max_unzipped_bytes} bytes")
@@ -135,7 +137,8 @@ def _descend(fd: int, subfolder: str | None) -> int:
         except OSError:
             os.close(current)
             raise RefusedUpload(
-                f"the subfolder '{subfolder}' cannot be used: a part of it is a symbolic link or not a folder",
+                f"the subfolder '{subfolder}' cannot be used: "
+                "a part of it is a symbolic link or not a folder",
                 status=409,
             ) from None
         os.close(current)

@@ -152,7 +152,9 @@ class DagDeployer:
                     result = self.runner.run(argv, timeout_s=self.timeout_for("config"))
                 except ConcurrencyLimitReached:
                     raise Busy() from None
-                lines = [ln.strip() for ln in filter_loading_messages(result.stdout).splitlines() if ln.strip()]
+                lines = [
+                    ln.strip() for ln in filter_loading_messages(result.stdout).splitlines() if ln.strip()
+                ]
                 if result.returncode != 0 or not lines or not lines[-1].startswith("/"):
                     raise RefusedUpload(
                         "could not learn the DAGs folder from Airflow (set deploy.dags_folder)", status=500
@@ -247,7 +249,9 @@ class DagDeployer:
             envelope.airflow_cmd = refresh.display
             envelope.exit_code = result.returncode
             envelope.fail(outcome.status, {"stdout": filter_loading_messages(result.stdout), "stderr": ""})
-            envelope.extra["error"] = f"the file was written but Airflow could not parse the folder: {outcome.message}"
+            envelope.extra["error"] = (
+                f"the file was written but Airflow could not parse the folder: {outcome.message}"
+            )
             return
         listing = _plan(self.interpreter, "list_dags", {"output": ["json"]})
         errors_plan = _plan(self.interpreter, "list_import_errors", {"output": ["json"]})
@@ -257,7 +261,9 @@ class DagDeployer:
             errs_f = pool.submit(run, self.runner, errors_plan, self.timeout_for("list_import_errors"))
             dag_rows, error_rows = _json_rows(dags_f.result()), _json_rows(errs_f.result())
         folder = self.dags_folder()
-        dag_ids = sorted({str(r["dag_id"]) for r in dag_rows if "dag_id" in r and _same_file(r.get("fileloc"), path)})
+        dag_ids = sorted(
+            {str(r["dag_id"]) for r in dag_rows if "dag_id" in r and _same_file(r.get("fileloc"), path)}
+        )
         import_errors = [
             {"file": str(path), "error": str(r.get("error", ""))}
             for r in error_rows
@@ -284,14 +290,18 @@ class DagDeployer:
     def _set_paused(
         self, dag_ids: list[str], call: BuiltinCall, commands: list[str], envelope: Envelope
     ) -> dict[str, bool | None]:
-        wanted = "pause" if call.values.get("pause") is True else "unpause" if call.values.get("unpause") else None
+        wanted = (
+            "pause" if call.values.get("pause") is True else "unpause" if call.values.get("unpause") else None
+        )
         states: dict[str, bool | None] = {dag_id: None for dag_id in dag_ids}
         if wanted is None or not dag_ids:
             return states
         plans = {dag_id: _plan(self.interpreter, wanted, {"dag_id": [dag_id]}) for dag_id in dag_ids}
         commands += [p.display for p in plans.values()]
         with ThreadPoolExecutor(max_workers=min(len(plans), 4)) as pool:
-            futures = {d: pool.submit(run, self.runner, p, self.timeout_for(wanted)) for d, p in plans.items()}
+            futures = {
+                d: pool.submit(run, self.runner, p, self.timeout_for(wanted)) for d, p in plans.items()
+            }
             for dag_id, future in futures.items():
                 result = future.result()
                 if result.returncode == 0:

@@ -33,9 +33,17 @@ _SCHEMAS: dict[Kind, dict[str, Any]] = {
     Kind.DAG_ID: {"type": "string", "pattern": _ID},
     Kind.TASK_ID: {"type": "string", "pattern": _ID},
     Kind.RUN_ID: {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.~:+\-]{0,249}$"},
-    Kind.DATE: {"type": "string", "description": "ISO 8601 date or date-time", "examples": ["2017-01-02T03:04:05"]},
+    Kind.DATE: {
+        "type": "string",
+        "description": "ISO 8601 date or date-time",
+        "examples": ["2017-01-02T03:04:05"],
+    },
     Kind.DATE_OR_RUN_ID: {"type": "string", "description": "ISO 8601 date-time or a run_id"},
-    Kind.JSON_OBJECT: {"type": "string", "contentMediaType": "application/json", "examples": ['{"key": "value"}']},
+    Kind.JSON_OBJECT: {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "examples": ['{"key": "value"}'],
+    },
     Kind.BOOL: _BOOL,
     Kind.INT: {"type": "string", "pattern": r"^[0-9]{1,9}$"},
     Kind.PORT: {"type": "string", "pattern": r"^[0-9]{1,5}$"},
@@ -47,7 +55,10 @@ _SCHEMAS: dict[Kind, dict[str, Any]] = {
     Kind.CONN_TYPE: {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$"},
     Kind.VAR_KEY: {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.\-/:]{0,249}$"},
     Kind.TEXT: {"type": "string", "maxLength": 65536},
-    Kind.FILE_NAME: {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}\.(json|yaml|yml|env)$"},
+    Kind.FILE_NAME: {
+        "type": "string",
+        "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}\.(json|yaml|yml|env)$",
+    },
     Kind.SERVER_PATH: {"type": "string", "pattern": r"^/"},
     Kind.HOST: {"type": "string"},
     Kind.QUEUES: {"type": "string", "description": "comma-separated queue names"},
@@ -56,7 +67,10 @@ _SCHEMAS: dict[Kind, dict[str, Any]] = {
     Kind.DAEMON_ID: {"type": "string", "pattern": r"^[a-z0-9_]{1,40}-[0-9a-f]{8,32}$"},
     Kind.STATE: {"type": "string", "enum": ["queued", "running", "success", "failed"]},
     Kind.UPLOAD: {"type": "string", "contentMediaType": "application/octet-stream"},
-    Kind.SUBFOLDER: {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}(/[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}){0,3}$"},
+    Kind.SUBFOLDER: {
+        "type": "string",
+        "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}(/[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}){0,3}$",
+    },
 }
 assert set(_SCHEMAS) == set(Kind), "every Kind needs an OpenAPI schema"  # noqa: S101
 
@@ -85,7 +99,9 @@ ENVELOPE: dict[str, Any] = {
 
 def _schema(param: Param) -> dict[str, Any]:
     schema = dict(_SCHEMAS[param.kind])
-    schema["description"] = param.help + (f" (also accepted as: {', '.join(param.aliases)})" if param.aliases else "")
+    schema["description"] = param.help + (
+        f" (also accepted as: {', '.join(param.aliases)})" if param.aliases else ""
+    )
     return schema
 
 
@@ -106,9 +122,13 @@ def _responses() -> dict[str, Any]:
 def _operation(api: Api, method: str, interpreter: Interpreter) -> dict[str, Any]:
     entry = interpreter.dialect.table.get(api.name)
     available = interpreter.available(api.name)
-    note = "" if available else (
-        f" **Not available on this Airflow ({interpreter.dialect.versions})**"
-        + (f": {entry.reason}" if isinstance(entry, Unavailable) else ".")
+    note = (
+        ""
+        if available
+        else (
+            f" **Not available on this Airflow ({interpreter.dialect.versions})**"
+            + (f": {entry.reason}" if isinstance(entry, Unavailable) else ".")
+        )
     )
     op: dict[str, Any] = {
         "operationId": f"{api.name}_{method.lower()}",
@@ -155,20 +175,34 @@ def build_document(
             "operationId": "api_get",
             "summary": "The original plugin's URL: the API is chosen by the 'api' argument",
             "parameters": [
-                {"name": "api", "in": "query", "required": True, "schema": {"type": "string", "enum": list(catalogue)}},
+                {
+                    "name": "api",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "enum": list(catalogue)},
+                },
                 generic_args,
             ],
             "responses": _responses(),
         },
     }
-    page = {"200": {"description": "The admin page", "content": {"text/html": {"schema": {"type": "string"}}}}}
-    paths["/admin/rest_api/"] = {"get": {"operationId": "page", "summary": "Admin page", "responses": page, "security": []}}
+    page = {
+        "200": {"description": "The admin page", "content": {"text/html": {"schema": {"type": "string"}}}}
+    }
+    paths["/admin/rest_api/"] = {
+        "get": {"operationId": "page", "summary": "Admin page", "responses": page, "security": []}
+    }
     paths["/admin/rest_api/openapi.json"] = {
         "get": {
             "operationId": "openapi",
             "summary": "This document",
             "security": [],
-            "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}},
+            "responses": {
+                "200": {
+                    "description": "OpenAPI 3.1",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
         }
     }
     paths["/admin/rest_api/dags"] = {
@@ -183,7 +217,12 @@ def build_document(
             "operationId": "healthz",
             "summary": "Liveness (does not call Airflow)",
             "security": [],
-            "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": {"type": "object"}}}}},
+            "responses": {
+                "200": {
+                    "description": "alive",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
         }
     }
     schemes = {"pluginToken": {"type": "apiKey", "in": "header", "name": token_header}}

@@ -48,7 +48,8 @@ def _input(api: Api, param: Param, disabled: bool) -> str:
     if param.kind is Kind.BOOL:
         return f'<input type="checkbox" value="on" {" ".join(attrs)}>'
     if param.kind is Kind.JSON_OBJECT:
-        return f'<textarea rows="2" placeholder="{{&quot;key&quot;: &quot;value&quot;}}" {" ".join(attrs)}></textarea>'
+        placeholder = _e('{"key": "value"}')
+        return f'<textarea rows="2" placeholder="{placeholder}" {" ".join(attrs)}></textarea>'
     kind = _INPUT_TYPES.get(param.kind, "text")
     if param.kind is Kind.UPLOAD:
         attrs.append('accept=".py,.zip"')
@@ -94,7 +95,11 @@ def _section(api: Api, interpreter: Interpreter) -> str:
     if available:
         badge = '<span class="badge ok">available</span>'
     else:
-        reason = entry.reason if isinstance(entry, Unavailable) else "needs a provider package that is not installed"
+        reason = (
+            entry.reason
+            if isinstance(entry, Unavailable)
+            else "needs a provider package that is not installed"
+        )
         badge = (
             f'<span class="badge no">not available on Airflow {_e(interpreter.dialect.versions)}</span> '
             f'<span class="reason">{_e(reason)}</span>'

@@ -43,7 +43,9 @@ def airflow_dags(airflow: AirflowHome) -> dict[str, dict[str, object]]:
 
 
 def deploy(server: GatewayServer, name: str, data: bytes, **fields: str) -> Reply:
-    return post_multipart(server.api("api=deploy_dag"), fields, [("dag_file", name, data)], headers=TOKEN_HEADER)
+    return post_multipart(
+        server.api("api=deploy_dag"), fields, [("dag_file", name, data)], headers=TOKEN_HEADER
+    )
 
 
 def snapshot(*roots: Path) -> dict[str, int]:
@@ -57,8 +59,10 @@ def snapshot(*roots: Path) -> dict[str, int]:
     return found
 
 
-def test_readme_curl_deploy_then_airflow_lists_it_unpaused(gateway: GatewayServer, airflow: AirflowHome) -> None:
-    """The README's curl upload deploys a DAG (object not named dag) that real Airflow lists, unpaused as asked."""
+def test_readme_curl_deploy_then_airflow_lists_it_unpaused(
+    gateway: GatewayServer, airflow: AirflowHome
+) -> None:
+    """The README's curl upload deploys a DAG (not named dag) that real Airflow lists, unpaused as asked."""
     dag_id = f"gw_deployed_{airflow.major}"
     source = airflow.home.parent / f"{dag_id}.py"
     source.write_bytes(dag_source(dag_id))
@@ -118,7 +122,9 @@ def test_uploaded_code_never_runs_in_the_gateway(gateway3: GatewayServer, airflo
 
 def test_import_errors_are_reported(gateway3: GatewayServer, airflow3: AirflowHome) -> None:
     """A file Airflow cannot import is written, and Airflow's import error is in the envelope."""
-    reply = deploy(gateway3, "import_error.py", b"from airflow.sdk import DAG\nimport no_such_module_xyz\n", force="on")
+    reply = deploy(
+        gateway3, "import_error.py", b"from airflow.sdk import DAG\nimport no_such_module_xyz\n", force="on"
+    )
     assert reply.status == 200, reply.json
     assert reply.json["dag_ids"] == []
     assert len(reply.json["import_errors"]) == 1
@@ -173,7 +179,7 @@ def test_upload_attacks_write_nothing_outside(
     data: bytes,
     status: int,
 ) -> None:
-    """Hostile names, sizes, zips and subfolders are refused; no file appears anywhere in the area involved."""
+    """Hostile names, sizes, zips and subfolders are refused; no file appears anywhere in the area."""
     outside = airflow3.home.parent / "outside"
     outside.mkdir(exist_ok=True)
     link = airflow3.dags_folder / "linked"
@@ -191,7 +197,9 @@ def test_upload_attacks_write_nothing_outside(
     assert not Path("/tmp/abs_slip.py").exists() and not Path("/slip.py").exists()
 
 
-def test_path_in_file_name_is_reduced_to_the_dags_folder(gateway3: GatewayServer, airflow3: AirflowHome) -> None:
+def test_path_in_file_name_is_reduced_to_the_dags_folder(
+    gateway3: GatewayServer, airflow3: AirflowHome
+) -> None:
     """'../../x.py' and '/tmp/x.py' land as x.py inside the DAGs folder, with a warning, nowhere else."""
     token = uuid.uuid4().hex[:8]
     area = [airflow3.home.parent]
@@ -208,7 +216,7 @@ def test_path_in_file_name_is_reduced_to_the_dags_folder(gateway3: GatewayServer
 def test_concurrent_deploys_of_one_name_leave_one_complete_file(
     gateway3: GatewayServer, airflow3: AirflowHome
 ) -> None:
-    """Two simultaneous uploads of one name: one is written whole, the other gets 409; no temporary file is left."""
+    """Two simultaneous uploads of one name: one is written whole, the other gets 409; no temp file left."""
     payloads = [b"# airflow dag\n" + bytes([65 + i]) * 40_000 + b"\n" for i in range(2)]
     replies: list[Reply] = []
 
@@ -226,7 +234,7 @@ def test_concurrent_deploys_of_one_name_leave_one_complete_file(
 
 
 def test_refresh_dag_and_refresh_all_dags(gateway: GatewayServer, airflow: AirflowHome) -> None:
-    """refresh_dag reserializes a known DAG's bundle (404 for an unknown one); refresh_all_dags reserializes all."""
+    """refresh_dag reserializes a known DAG's bundle (404 if unknown); refresh_all_dags reserializes all."""
     reply = get(gateway.api("api=refresh_dag&dag_id=gw_example"), headers=TOKEN_HEADER)
     assert reply.status == 200, reply.json
     assert reply.json["airflow_cmd"].startswith("airflow dags reserialize")

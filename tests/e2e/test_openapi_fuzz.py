@@ -1,4 +1,4 @@
-"""The OpenAPI document, served by real gunicorn: it validates, and a bounded schemathesis run finds no 5xx."""
+"""The OpenAPI document served by real gunicorn validates, and a bounded schemathesis run finds no 5xx."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis import GenerationMode
 from openapi_spec_validator import validate
+from schemathesis import GenerationMode
 
 from tests.e2e.conftest import TOKEN_HEADER
 from tests.support.http import get

@@ -1,4 +1,4 @@
-"""The admin page in real headless Chromium (Debian's chromium + chromedriver), against real gunicorn and Airflow 3."""
+"""The admin page in real headless Chromium (Debian's chromium + chromedriver), gunicorn and Airflow 3."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ FLAGS = (
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     """Headless Chromium driven by Selenium through Debian's chromedriver."""
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.fail("chromium / chromium-driver are missing: run scripts/bootstrap (scripts/bootstrap.d/20-chromium.sh)")
+        pytest.fail(
+            "chromium / chromium-driver are missing: run scripts/bootstrap (bootstrap.d/20-chromium.sh)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in FLAGS:
@@ -73,7 +75,7 @@ def test_page_headers_and_versions(gateway3: GatewayServer) -> None:
     assert reply.status == 200 and reply.content_type.startswith("text/html")
     csp = reply.headers["Content-Security-Policy"]
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
-    assert b"Airflow <span id=\"airflow-version\">3." in reply.body
+    assert b'Airflow <span id="airflow-version">3.' in reply.body
 
 
 def test_send_a_form_and_see_the_json_answer(browser: WebDriver, gateway3: GatewayServer) -> None:
@@ -91,7 +93,7 @@ def test_send_a_form_and_see_the_json_answer(browser: WebDriver, gateway3: Gatew
 def test_deploy_a_dag_from_the_page(
     browser: WebDriver, gateway3: GatewayServer, airflow3: AirflowHome, tmp_path: Path
 ) -> None:
-    """A DAG file chosen in the deploy_dag form is deployed, unpaused, and appears in Airflow and in the page's DAG list."""
+    """A file chosen in the deploy_dag form is deployed, unpaused, and shown by Airflow and the DAG list."""
     source = tmp_path / "from_the_page.py"
     source.write_text(
         "import datetime\n"
@@ -110,9 +112,7 @@ def test_deploy_a_dag_from_the_page(
     assert body["dag_ids"] == ["gw_from_page"]
     rows = json.loads(airflow3.cli("dags", "list", "-o", "json").stdout.strip().splitlines()[-1])
     assert {r["dag_id"]: r["is_paused"] for r in rows}["gw_from_page"] in ("False", False)
-    WebDriverWait(browser, 120).until(
-        lambda b: "gw_from_page" in b.find_element(By.ID, "dags").text
-    )
+    WebDriverWait(browser, 120).until(lambda b: "gw_from_page" in b.find_element(By.ID, "dags").text)
 
 
 def test_xss_probe_does_not_execute(browser: WebDriver, gateway3: GatewayServer) -> None:

@@ -120,7 +120,9 @@ def test_zip_bomb_is_refused_by_measured_size() -> None:
 def test_zip_entry_count_and_garbage() -> None:
     """Too many entries, or bytes that are not a zip, are refused."""
     with pytest.raises(RefusedUpload, match="more than 2 entries"):
-        check_zip(make_zip({"a.py": b"", "b.py": b"", "c.py": b""}), max_entries=2, max_unzipped_bytes=1 << 20)
+        check_zip(
+            make_zip({"a.py": b"", "b.py": b"", "c.py": b""}), max_entries=2, max_unzipped_bytes=1 << 20
+        )
     with pytest.raises(RefusedUpload, match="not a valid zip"):
         check_zip(b"PK\x03\x04 not really", max_entries=2, max_unzipped_bytes=1 << 20)
 

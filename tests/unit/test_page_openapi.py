@@ -1,4 +1,4 @@
-"""The admin page and the OpenAPI document are generated from the catalogue (gateway.page, gateway.openapi)."""
+"""The admin page and the OpenAPI document come from the catalogue (gateway.page, gateway.openapi)."""
 
 from __future__ import annotations
 
@@ -56,13 +56,19 @@ class Forms(HTMLParser):
 def test_page_has_a_form_with_fitting_inputs_for_every_api(dialect: str) -> None:
     """Every API has a form with one input per argument: checkbox for booleans, file for uploads."""
     parser = Forms()
-    parser.feed(render_page(interpreter(dialect), CATALOGUE, versions=VERSIONS, token_header="rest_api_plugin_http_token"))
+    parser.feed(
+        render_page(
+            interpreter(dialect), CATALOGUE, versions=VERSIONS, token_header="rest_api_plugin_http_token"
+        )
+    )
     assert set(parser.forms) == set(CATALOGUE)
     for name, api in CATALOGUE.items():
         form = parser.forms[name]
         assert form["api"] == "hidden"
         for param in api.params:
-            expected = {Kind.BOOL: "checkbox", Kind.UPLOAD: "file", Kind.JSON_OBJECT: "textarea"}.get(param.kind)
+            expected = {Kind.BOOL: "checkbox", Kind.UPLOAD: "file", Kind.JSON_OBJECT: "textarea"}.get(
+                param.kind
+            )
             assert form[param.name] == (expected or form[param.name]), (name, param.name)
     assert parser.forms["deploy_dag"]["_enctype"] == "multipart/form-data"
     assert {"set", "set_value"} <= set(parser.forms["variables"])
@@ -94,13 +100,15 @@ def test_unavailable_api_is_marked_and_disabled() -> None:
     section = re.search(r'<section class="api" id="api-serve_logs">.*?</section>', text, re.S)
     assert section is not None
     assert "not available on Airflow 3.x" in section.group(0)
-    assert "<button type=\"submit\" disabled>" in section.group(0)
+    assert '<button type="submit" disabled>' in section.group(0)
 
 
 @pytest.mark.parametrize("dialect", [pytest.param("3", id="airflow3"), pytest.param("2", id="airflow2")])
 def test_openapi_document_is_valid_and_covers_the_catalogue(dialect: str) -> None:
     """The document validates as OpenAPI 3.1 and has one path per API with its arguments."""
-    doc = build_document(interpreter(dialect), CATALOGUE, token_header="rest_api_plugin_http_token", token_required=True)
+    doc = build_document(
+        interpreter(dialect), CATALOGUE, token_header="rest_api_plugin_http_token", token_required=True
+    )
     validate(doc)
     assert doc["openapi"] == "3.1.0"
     for name, api in CATALOGUE.items():

@@ -31,7 +31,9 @@ def test_deploy_plan_takes_the_file_from_the_uploads() -> None:
         pytest.param({"dag_file": ["x = 1"]}, {}, "multipart", id="file-as-text"),
         pytest.param({}, {"force": [Upload("a.py", b"")]}, "must be a form field", id="file-for-bool"),
         pytest.param({}, {"other": [Upload("a.py", b"")]}, "unknown file argument", id="unknown-file"),
-        pytest.param({}, {"dag_file": [Upload("a.py", b""), Upload("b.py", b"")]}, "more than once", id="two-files"),
+        pytest.param(
+            {}, {"dag_file": [Upload("a.py", b""), Upload("b.py", b"")]}, "more than once", id="two-files"
+        ),
     ],
 )
 def test_bad_uploads_are_plan_errors(
