@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan, PlanError
-from gateway.cli.output import classify, filter_loading_messages, last_json_line
+from gateway.cli.output import filter_loading_messages, last_json_line
 from gateway.cli.runner import CliResult, CliRunner, ConcurrencyLimitReached
 from gateway.cli.values import Upload
 from gateway.config import GatewayConfig
@@ -243,15 +243,9 @@ class DagDeployer:
         """Let Airflow parse the folder, then report the file's DAG ids and import errors."""
         refresh = _plan(self.interpreter, "refresh_all_dags", {})
         commands = [refresh.display]
-        result = run(self.runner, refresh, self.timeout_for("refresh_all_dags"))
-        outcome = classify(result, self.interpreter.dialect.outcome)
-        if outcome.status >= 400:
-            envelope.airflow_cmd = refresh.display
-            envelope.exit_code = result.returncode
-            envelope.fail(outcome.status, {"stdout": filter_loading_messages(result.stdout), "stderr": ""})
-            envelope.extra["error"] = (
-                f"the file was written but Airflow could not parse the folder: {outcome.message}"
-            )
+        self.run_plan(refresh, envelope)  # the standard envelope fields of the reserialize run
+        if envelope.status == "ERROR":
+            envelope.extra["error"] = "the file was written but Airflow could not parse the DAGs folder"
             return
         listing = _plan(self.interpreter, "list_dags", {"output": ["json"]})
         errors_plan = _plan(self.interpreter, "list_import_errors", {"output": ["json"]})
