@@ -21,6 +21,7 @@ from gateway.cli.output import classify, condense_tracebacks, filter_loading_mes
 from gateway.cli.probe import AirflowInstall
 from gateway.cli.runner import CliRunner, ConcurrencyLimitReached
 from gateway.cli.spec import ApiKind
+from gateway.cli.values import Upload
 from gateway.config import GatewayConfig
 from gateway.envelope import Envelope
 from gateway.errors import Busy, GatewayError, PayloadTooLarge
@@ -90,14 +91,35 @@ class ApiEndpoint:
             raise PayloadTooLarge() from None
         return request, request.args, form
 
-    def __call__(self, environ: dict[str, Any], principal: Principal) -> Response:
+    def uploads(self, request: Request) -> dict[str, list[Upload]]:
+        """The multipart files, read with the deploy size limit (413 past it)."""
+        if request.method != "POST":
+            return {}
+        limit = self.config.deploy.max_upload_bytes
+        found: dict[str, list[Upload]] = {}
+        for name, storage in request.files.items(multi=True):
+            data = storage.stream.read(limit + 1)
+            if len(data) > limit:
+                raise PayloadTooLarge(
+                    f"Uploaded file too large (limit {limit} bytes: deploy.max_upload_bytes)"
+                )
+            found.setdefault(name, []).append(Upload(storage.filename or "", data))
+        return found
+
+    def __call__(
+        self, environ: dict[str, Any], principal: Principal, api_name: str | None = None
+    ) -> Response:
+        """Serve one call; ``api_name`` comes from the ``/api/<name>`` route when used."""
         request, query, form = self.parse(environ)
         redact = self.redactor
+        uploads = self.uploads(request)
+        shown_form = form.to_dict()
+        shown_form.update({name: files[0].filename for name, files in uploads.items()})
         envelope = Envelope(
             call_time=environ["gateway.call_time"],
             request_id=environ["gateway.request_id"],
             arguments=redact.arguments(query.to_dict()),
-            post_arguments=redact.arguments(form.to_dict()),
+            post_arguments=redact.arguments(shown_form),
         )
         record = environ.get("gateway.audit")
         if record is None:  # used without the audit layer (unit tests of this module)
@@ -112,10 +134,14 @@ class ApiEndpoint:
                     envelope.fail(400, f"argument '{name}' is given both in the query and in the body")
                     return self._answer(envelope, record)
                 args[name] = source.getlist(name)
-        api_name = (args.pop("api", None) or [None])[0]
+        named = (args.pop("api", None) or [None])[0]
+        if api_name is not None and named not in (None, api_name):
+            envelope.fail(400, f"argument 'api' contradicts the URL path (api '{api_name}')")
+            return envelope.response(time.time())
+        api_name = api_name or named
         record.api = api_name if api_name in self.interpreter.catalogue else None
         try:
-            planned = self.interpreter.plan(api_name, args)
+            planned = self.interpreter.plan(api_name, args, uploads)
         except PlanError as exc:
             envelope.fail(exc.status, exc.message)
             return self._answer(envelope, record)
@@ -150,10 +176,21 @@ class ApiEndpoint:
         record.exit_code = envelope.exit_code
         return envelope.response(time.time())
 
+    def timeout_for(self, api: str) -> float:
+        """The configured CLI timeout of ``api``."""
+        return self._timeout(api)
+
     def _timeout(self, api: str) -> float:
         return self.config.cli.timeouts_s.get(api, self.config.cli.default_timeout_s)
 
-    def _run(self, plan: Plan, envelope: Envelope, record: AuditRecord) -> None:
+    def run_plan(self, plan: Plan, envelope: Envelope, record: AuditRecord | None = None) -> None:
+        """Run a planned CLI call and fill the envelope (for builtin handlers that end in one)."""
+        envelope.airflow_cmd = plan.display
+        self._run(plan, envelope, record)
+
+    def _run(self, plan: Plan, envelope: Envelope, record: AuditRecord | None) -> None:
+        if record is None:  # a builtin's helper run: the builtin call itself is what gets audited
+            record = AuditRecord(request_id=envelope.request_id, method="", path="", remote_addr=None)
         try:
             result = self.runner.run(plan.argv, timeout_s=self._timeout(plan.api.name))
         except ConcurrencyLimitReached:

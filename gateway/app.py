@@ -6,8 +6,11 @@ handler) or (anything else: the reverse proxy).  Errors always render as the env
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
 from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
 from gateway import __version__
 from gateway.api import ApiEndpoint
@@ -23,21 +26,26 @@ from gateway.audit import AuditLayer, AuditLog, AuditRecord, AuditSink, begin
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
-from gateway.cli.interpreter import Interpreter
-from gateway.cli.probe import AirflowInstall, dialect_for, probe, select_dialect
+from gateway.cli.interpreter import Interpreter, PlanError
+from gateway.cli.probe import AirflowInstall, airflow_python, dialect_for, probe, select_dialect
 from gateway.cli.runner import SubprocessRunner, cli_environment
 from gateway.config import GatewayConfig, load_config_from_process
+from gateway.deploy import DagDeployer, DagList
+from gateway.envelope import Envelope
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
-from gateway.logging import configure_logging
-from gateway.metrics import Metrics, MetricsEndpoint, create_metrics
-from gateway.redact import Redactor
 from gateway.identity.authenticator import Authenticator
 from gateway.identity.client import client_address
 from gateway.identity.context import CURRENT_CALLER, Caller
+from gateway.identity.principal import Principal
 from gateway.identity.whoami import WhoAmI
+from gateway.logging import configure_logging
+from gateway.metrics import Metrics, MetricsEndpoint, create_metrics
+from gateway.openapi import build_document
+from gateway.page import page_response, render_page, static_response
 from gateway.policy.enforce import ApiAuthorizer, ProxyGuard, record_principal
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import load_policies
+from gateway.redact import Redactor
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -64,6 +72,7 @@ class GatewayApp:
         metrics_endpoint: MetricsEndpoint | None = None,
         metrics: Metrics | None = None,
         policy: PolicyEngine | None = None,
+        dags: DagList | None = None,
     ) -> None:
         self.config = config
         self.api = api
@@ -73,9 +82,15 @@ class GatewayApp:
         self.metrics_endpoint = metrics_endpoint
         self.metrics = metrics
         self.policy = policy
+        self.dags = dags
         self.url_map = Map(
             [
                 Rule("/admin/rest_api/api", endpoint="api", methods=["GET", "POST"]),
+                Rule("/admin/rest_api/api/<api_name>", endpoint="api", methods=["GET", "POST"]),
+                Rule("/admin/rest_api/", endpoint="page", methods=["GET", "HEAD"]),
+                Rule("/admin/rest_api/static/<name>", endpoint="static", methods=["GET", "HEAD"]),
+                Rule("/admin/rest_api/openapi.json", endpoint="openapi", methods=["GET", "HEAD"]),
+                Rule("/admin/rest_api/dags", endpoint="dags", methods=["GET"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET", "HEAD"]),
                 # Always routed, so /metrics is never proxied to Airflow, even when disabled.
                 Rule("/metrics", endpoint="metrics", methods=["GET", "HEAD"]),
@@ -84,6 +99,10 @@ class GatewayApp:
         )
         self.handlers: dict[str, Callable[[WSGIEnvironment], Response]] = {
             "api": self._api,
+            "page": self._page,
+            "static": self._static,
+            "openapi": self._openapi,
+            "dags": self._dags,
             "healthz": self._healthz,
             "metrics": self._metrics,
         }
@@ -93,15 +112,67 @@ class GatewayApp:
             self.proxy or self._not_proxied, self.auth, self.policy, trusted_proxies=config.trusted_proxy_count
         )
 
-    def _api(self, environ: WSGIEnvironment) -> Response:
+        interpreter = api.interpreter
+        versions = describe_install(self)
+        # Both depend only on the catalogue, the dialect and the config: rendered once.
+        self._page_html = render_page(
+            interpreter, CATALOGUE, versions=versions, token_header=config.plugin_auth.header_name
+        )
+        self._openapi_json = json.dumps(
+            build_document(
+                interpreter,
+                CATALOGUE,
+                token_header=config.plugin_auth.header_name,
+                token_required=auth.enabled,
+            )
+        )
+
+    def _authenticate(self, environ: WSGIEnvironment) -> Principal:
         principal = self.auth.authenticate(environ, own=True)
         record_principal(environ, principal)
+        return principal
+
+    def _api(self, environ: WSGIEnvironment) -> Response:
+        principal = self._authenticate(environ)
         caller = Caller(principal, client_address(environ, self.config.trusted_proxy_count))
         token = CURRENT_CALLER.set(caller)
         try:
-            return self.api(environ, principal)
+            return self.api(environ, principal, environ["gateway.route_values"].get("api_name"))
         finally:
             CURRENT_CALLER.reset(token)
+
+    def _page(self, environ: WSGIEnvironment) -> Response:
+        return page_response(self._page_html)
+
+    def _static(self, environ: WSGIEnvironment) -> Response:
+        response = static_response(environ["gateway.route_values"]["name"])
+        if response is None:
+            raise NotFound()
+        return response
+
+    def _openapi(self, environ: WSGIEnvironment) -> Response:
+        headers = {"Cache-Control": "no-cache"}
+        return Response(self._openapi_json, mimetype="application/json", headers=headers)
+
+    def _dags(self, environ: WSGIEnvironment) -> Response:
+        """The page's DAG list: authenticated and authorized like ``api=list_dags``."""
+        principal = self._authenticate(environ)
+        envelope = Envelope(call_time=environ["gateway.call_time"], request_id=environ["gateway.request_id"])
+        if self.dags is None:
+            raise NotFound()
+        try:
+            plan = self.api.interpreter.plan("list_dags", {"output": ["json"]})
+        except PlanError as exc:
+            envelope.fail(exc.status, exc.message)
+            return envelope.response(time.time())
+        if self.api.authorize is not None:
+            self.api.authorize(principal, plan, Request(environ))
+        rows = self.dags.get()
+        envelope.airflow_cmd = plan.display
+        envelope.output = f"{len(rows)} DAG(s)"
+        shown = ("dag_id", "is_paused", "fileloc", "bundle_name")
+        envelope.extra["data"] = [{k: row[k] for k in shown if k in row} for row in rows]
+        return envelope.response(time.time(), {"Cache-Control": "no-store"})
 
     def _healthz(self, environ: WSGIEnvironment) -> Response:
         return Response('{"status": "ok"}', mimetype="application/json")
@@ -124,7 +195,7 @@ class GatewayApp:
         request_id = record.request_id
         adapter = self.url_map.bind_to_environ(environ)
         try:
-            endpoint, _ = adapter.match()
+            endpoint, values = adapter.match()
         except WzNotFound:
             record.route = "proxy" if self.proxy is not None else "unmatched"
             return self.proxied(environ, start_response)
@@ -133,6 +204,7 @@ class GatewayApp:
         except HTTPException as exc:  # e.g. a redirect
             return exc(environ, start_response)
         record.route = endpoint
+        environ["gateway.route_values"] = values
         try:
             response = self.handlers[endpoint](environ)
         except GatewayError as exc:
@@ -192,11 +264,24 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         authorize=authorize,
     )  # fmt: skip
     api.register_builtin("whoami", WhoAmI(policy, CATALOGUE))
+    dags = DagList(interpreter, runner, config.deploy.dag_list_ttl_s, api.timeout_for("list_dags"))
+    deployer = DagDeployer(
+        config,
+        interpreter=interpreter,
+        runner=runner,
+        run_plan=api.run_plan,
+        timeout_for=api.timeout_for,
+        work_dir=work_dir / "uploads",
+        python=airflow_python(install.executable) or sys.executable,
+        dags=dags,
+    )
+    api.register_builtin("deploy_dag", deployer.deploy)
+    api.register_builtin("refresh_dag", deployer.refresh_dag)
     metrics = create_metrics(set(CATALOGUE))
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
     app = assemble(
         config, api=api, auth=auth, install=install, redactor=redactor, metrics=metrics,
-        sink=AuditSink(file=config.audit.file), policy=policy,
+        sink=AuditSink(file=config.audit.file), policy=policy, dags=dags,
     )  # fmt: skip
     log.info(
         "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)
@@ -228,12 +313,13 @@ def assemble(
     sink: AuditSink,
     proxy: WSGIApplication | None = None,
     policy: PolicyEngine | None = None,
+    dags: DagList | None = None,
 ) -> GatewayApp:
     """Compose the app and its cross-cutting layers (the audit layer outermost)."""
     endpoint = MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None
     app = GatewayApp(
         config, api=api, auth=auth, install=install, proxy=proxy, metrics_endpoint=endpoint, metrics=metrics,
-        policy=policy,
+        policy=policy, dags=dags,
     )  # fmt: skip
     audit = AuditLog(redactor, sink)
     app.wsgi_app = AuditLayer(app.wsgi_app, audit=audit, redactor=redactor, observers=[metrics])

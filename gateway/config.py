@@ -155,6 +155,22 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DeployConfig:
+    """deploy_dag: where uploads go and how big they may be (issue 6).
+
+    :param dags_folder: ``None`` asks Airflow (``airflow config get-value core dags_folder``).
+    """
+
+    dags_folder: Path | None
+    max_upload_bytes: int
+    allow_zip: bool
+    allow_subfolder: bool
+    max_zip_entries: int
+    max_unzipped_bytes: int
+    dag_list_ttl_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole, validated configuration, passed explicitly to every layer."""
 
@@ -170,6 +186,9 @@ class GatewayConfig:
     auth: AuthConfig = field(default_factory=lambda: AuthConfig(DEFAULT_AUTH_HEADER, (), False))
     jwt: JwtConfig = field(default_factory=lambda: _jwt_config(lambda _s, _k, default=None: default))
     policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(None, False))
+    deploy: DeployConfig = field(
+        default_factory=lambda: DeployConfig(None, 1024 * 1024, True, True, 200, 16 * 1024 * 1024, 10.0)
+    )
     sources: tuple[str, ...] = field(default=())
 
     @property
@@ -434,6 +453,13 @@ _SCHEMA: dict[tuple[str, str], Callable[[str, Any], Any]] = {
     ("jwt", "groups_claim"): _claim_path,
     ("policy", "dir"): _path,
     ("policy", "shadow"): _bool,
+    ("deploy", "dags_folder"): _path,
+    ("deploy", "max_upload_bytes"): _pos_int,
+    ("deploy", "allow_zip"): _bool,
+    ("deploy", "allow_subfolder"): _bool,
+    ("deploy", "max_zip_entries"): _pos_int,
+    ("deploy", "max_unzipped_bytes"): _pos_int,
+    ("deploy", "dag_list_ttl"): _pos_float,
 }
 _TABLE_KEYS = {("airflow", "env"), ("cli", "timeouts")}
 _SECRET_KEYS = {(PLUGIN_SECTION, "rest_api_plugin_expected_http_token"), ("metrics", "token")}
@@ -600,6 +626,15 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
             dir=get("policy", "dir").resolve() if raw("policy", "dir") else None,
             shadow=get("policy", "shadow", False),
         ),
+        deploy=DeployConfig(
+            dags_folder=(folder.resolve() if (folder := get("deploy", "dags_folder")) else None),
+            max_upload_bytes=get("deploy", "max_upload_bytes", 1024 * 1024),
+            allow_zip=get("deploy", "allow_zip", True),
+            allow_subfolder=get("deploy", "allow_subfolder", True),
+            max_zip_entries=get("deploy", "max_zip_entries", 200),
+            max_unzipped_bytes=get("deploy", "max_unzipped_bytes", 16 * 1024 * 1024),
+            dag_list_ttl_s=get("deploy", "dag_list_ttl", 10.0),
+        ),
         sources=tuple(sources),
     )
 
@@ -685,5 +720,10 @@ def describe(config: GatewayConfig) -> dict[str, Any]:
         "policy": {
             "dir": str(config.policy.dir) if config.policy.dir else None,
             "shadow": config.policy.shadow,
+        },
+        "deploy": {
+            "dags_folder": str(config.deploy.dags_folder) if config.deploy.dags_folder else "(asked from Airflow)",
+            "max_upload_bytes": config.deploy.max_upload_bytes,
+            "allow_zip": config.deploy.allow_zip,
         },
     }

@@ -22,6 +22,10 @@ from gateway.cli.spec import (
 _SUBDIR = Opt("--subdir", "subdir")
 _DAG_TASK_WHEN = (Pos("dag_id"), Pos("task_id"), Pos("execution_date"))
 _NOT_IN_110 = "Airflow 1.10 has no equivalent command; upgrade to Airflow 2 or 3"
+_NO_REPARSE = (
+    "Airflow 1.10 has no CLI command that re-parses DAG files into the database; the gateway supports "
+    "deploy and refresh on Airflow 2 and 3"
+)
 _BACKFILL_REJECTS = {"run_backwards": "Airflow 1.10's backfill has no run_backwards"}
 
 AIRFLOW110 = Dialect(
@@ -227,6 +231,9 @@ AIRFLOW110 = Dialect(
         "list_daemons": Builtin("list_daemons"),
         "stop_daemon": Builtin("stop_daemon"),
         "whoami": Builtin("whoami"),
+        "deploy_dag": Unavailable(_NO_REPARSE),
+        "refresh_dag": Unavailable(_NO_REPARSE),
+        "refresh_all_dags": Unavailable(_NO_REPARSE),
     },
     outcome=(*NOT_FOUND,),
 )

@@ -272,6 +272,13 @@ AIRFLOW2 = Dialect(
         "dag_details": Translation((Command(("dags", "details", Pos("dag_id")), json="flag"),)),
         "triggerer": Translation((Command(("triggerer", Opt("--capacity", "capacity"))),)),
         "dag_processor": Translation((Command(("dag-processor", Opt("--num-runs", "num_runs"))),)),
+        "deploy_dag": Builtin("deploy_dag"),
+        "refresh_dag": Builtin("refresh_dag"),
+        # Never with --subdir: 2.x deletes every serialized DAG first, then parses only SUBDIR.
+        "refresh_all_dags": Translation(
+            (Command(("dags", "reserialize")),),
+            rejected={"bundle": "Airflow 2 has no DAG bundles"},
+        ),
         "list_daemons": Builtin("list_daemons"),
         "stop_daemon": Builtin("stop_daemon"),
         "whoami": Builtin("whoami"),

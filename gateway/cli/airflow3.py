@@ -280,6 +280,10 @@ AIRFLOW3 = Dialect(
         "dag_details": Translation((Command(("dags", "details", Pos("dag_id")), json="flag"),)),
         "triggerer": Translation((Command(("triggerer", Opt("--capacity", "capacity"))),)),
         "dag_processor": Translation((Command(("dag-processor", Opt("--num-runs", "num_runs"))),)),
+        "deploy_dag": Builtin("deploy_dag"),
+        "refresh_dag": Builtin("refresh_dag"),
+        # Upserts every DAG of the bundle(s); there is no per-DAG form (cli-map: refresh_dag).
+        "refresh_all_dags": Translation((Command(("dags", "reserialize", Opt("--bundle-name", "bundle"))),)),
         "list_daemons": Builtin("list_daemons"),
         "stop_daemon": Builtin("stop_daemon"),
         "whoami": Builtin("whoami"),

@@ -256,6 +256,32 @@ CATALOGUE: Mapping[str, Api] = _api(
             Param("exclude_subdags", Kind.BOOL, "Exclude subdags"),
         ),
     ),
+    Api(
+        "deploy_dag",
+        "Deploy a new DAG file (.py, or a .zip of DAG files) into the DAGs folder; Airflow parses it at once",
+        (
+            Param("dag_file", Kind.UPLOAD, "Python file (or .zip of DAG files) to upload and deploy", required=True),
+            Param("force", Kind.BOOL, "Replace the file if one with the same name already exists"),
+            Param("pause", Kind.BOOL, "Pause the file's DAGs once deployed (overrides dags_are_paused_at_creation)"),
+            Param(
+                "unpause", Kind.BOOL, "Unpause the file's DAGs once deployed (overrides dags_are_paused_at_creation)"
+            ),
+            Param("subfolder", Kind.SUBFOLDER, "Folder under the DAGs folder to write into (e.g. team_a/etl)"),
+        ),
+        kind=ApiKind.BUILTIN,
+        methods=("POST",),
+    ),
+    Api(
+        "refresh_dag",
+        "Re-parse the DAG files of the bundle holding this DAG into Airflow's database",
+        (DAG,),
+        kind=ApiKind.BUILTIN,
+    ),
+    Api(
+        "refresh_all_dags",
+        "Re-parse every DAG file into Airflow's database (airflow dags reserialize)",
+        (Param("bundle", Kind.BUNDLE, "Only this DAG bundle (Airflow 3)"),),
+    ),
     # --- read commands the original plugin lacked -------------------------------------
     Api(
         "list_dag_runs",

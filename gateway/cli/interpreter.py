@@ -30,7 +30,7 @@ from gateway.cli.spec import (
     Translation,
     Unavailable,
 )
-from gateway.cli.values import InvalidValue, Value, validate
+from gateway.cli.values import InvalidValue, Upload, Value, validate
 
 RESERVED = frozenset({"api"})
 OUTPUT_FORMATS = frozenset({"json", "text"})
@@ -122,10 +122,16 @@ class Interpreter:
             return entry.provider in self.distributions
         return entry is not None and not isinstance(entry, Unavailable)
 
-    def plan(self, api_name: str | None, args: Mapping[str, Sequence[str]]) -> Plan | BuiltinCall:
+    def plan(
+        self,
+        api_name: str | None,
+        args: Mapping[str, Sequence[str]],
+        uploads: Mapping[str, Sequence[Upload]] | None = None,
+    ) -> Plan | BuiltinCall:
         """Validate a request and build its plan.
 
         :param args: every request argument (query and form) but ``api``, as lists of values.
+        :param uploads: files of a multipart body, by field name (only ``Kind.UPLOAD`` takes them).
         :raises PlanError: with a message naming the offending API or argument.
         """
         if not api_name:
@@ -137,6 +143,7 @@ class Interpreter:
         if isinstance(entry, Unavailable):
             raise PlanError(f"api '{api.name}' is not available on Airflow {self.dialect.versions}: {entry.reason}")
         values = self._values(api, args)
+        self._uploads(api, uploads or {}, values)
         if isinstance(entry, Builtin):
             self._require(api, values, ())
             return BuiltinCall(api=api, handler=entry.handler, values=values)
@@ -171,6 +178,18 @@ class Interpreter:
         if output is not None and output not in OUTPUT_FORMATS:
             raise PlanError("argument 'output': expected 'json' or 'text'")
         return values
+
+    def _uploads(self, api: Api, uploads: Mapping[str, Sequence[Upload]], values: dict[str, Value]) -> None:
+        for name, files in uploads.items():
+            param = api.param(name)
+            if param is None:
+                accepted = ", ".join(p.name for p in api.params) or "none"
+                raise PlanError(f"unknown file argument {_quote(name)} for api '{api.name}'; accepted: {accepted}")
+            if param.kind is not Kind.UPLOAD:
+                raise PlanError(f"argument '{param.name}' must be a form field, not a file")
+            if param.name in values or len(files) != 1:
+                raise PlanError(f"argument '{param.name}' is given more than once")
+            values[param.name] = files[0]
 
     def _require(self, api: Api, values: Mapping[str, Value], extra: Sequence[str]) -> None:
         needed = [p.name for p in api.params if p.required] + list(extra)

@@ -54,6 +54,11 @@ def _interpreter_of(executable: Path) -> str | None:
     return None
 
 
+def airflow_python(executable: str) -> str | None:
+    """The Python interpreter named by the ``airflow`` script's shebang, if any."""
+    return _interpreter_of(Path(executable))
+
+
 def probe(executable: str, env: Mapping[str, str], timeout_s: float = 60.0) -> AirflowInstall:
     """Locate ``airflow`` and read its version and installed distributions.
 

@@ -40,6 +40,7 @@ class Kind(enum.Enum):
     DAEMON_ID = "daemon_id"
     STATE = "state"
     UPLOAD = "upload"
+    SUBFOLDER = "subfolder"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.cli.spec import Kind
@@ -37,7 +38,17 @@ class InvalidValue(ValueError):
     """The value is not acceptable; the message says why without repeating the value."""
 
 
-Value = str | bool | int | tuple[str, ...]
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file sent as a multipart part: the client's file name (untrusted) and its bytes."""
+
+    filename: str
+    data: bytes = field(repr=False)
+
+
+Value = str | bool | int | tuple[str, ...] | Upload
+# A relative folder under the DAGs folder: plain names joined by '/', at most 4 deep.
+_SUBFOLDER_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}")
 
 
 def _match(pattern: re.Pattern[str], what: str, allowed: str = "_ . -") -> Callable[[str], str]:
@@ -170,7 +181,16 @@ def _state(raw: str) -> str:
 
 
 def _upload(raw: str) -> str:
-    raise InvalidValue("must be sent as a multipart file upload")
+    raise InvalidValue("must be sent as a file in a multipart/form-data POST body")
+
+
+def _subfolder(raw: str) -> str:
+    parts = raw.split("/")
+    if len(parts) > 4 or not all(_SUBFOLDER_PART.fullmatch(part) for part in parts):
+        raise InvalidValue(
+            "not a folder under the DAGs folder (up to 4 names of letters, digits, _ and - joined by '/')"
+        )
+    return "/".join(parts)
 
 
 _VALIDATORS: dict[Kind, Callable[[str], Any]] = {
@@ -200,6 +220,7 @@ _VALIDATORS: dict[Kind, Callable[[str], Any]] = {
     Kind.DAEMON_ID: _match(_DAEMON_ID, "daemon id", "_ -"),
     Kind.STATE: _state,
     Kind.UPLOAD: _upload,
+    Kind.SUBFOLDER: _subfolder,
 }
 
 assert set(_VALIDATORS) == set(Kind), "every Kind needs a validator"  # noqa: S101

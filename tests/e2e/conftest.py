@@ -29,3 +29,20 @@ def gateway(airflow: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> I
     )
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway3(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    """A gateway on Airflow 3 with small upload limits, for the deploy, page and OpenAPI tests (issue 6)."""
+    server = start_gateway(
+        airflow3,
+        tmp_path_factory.mktemp("gateway-deploy"),
+        settings={
+            "REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": TOKEN,
+            "DEPLOY__MAX_UPLOAD_BYTES": str(64 * 1024),
+            "LIMITS__MAX_BODY_BYTES": str(256 * 1024),
+            "DEPLOY__DAG_LIST_TTL": "60",
+        },
+    )
+    yield server
+    server.stop()

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 import subprocess
 
-import pytest
 
 from tests.support.airflow import AirflowHome
 from tests.unit.golden import FILES, GOLDEN

@@ -54,3 +54,31 @@ def post_form(url: str, fields: dict[str, str], **kwargs: Any) -> Reply:
 
     headers = {"Content-Type": "application/x-www-form-urlencoded", **kwargs.pop("headers", {})}
     return request("POST", url, headers=headers, body=urlencode(fields).encode(), **kwargs)
+
+
+def multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body with exact (even hostile) file names; returns (body, content type)."""
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        )
+    for name, filename, data in files:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        parts.append(head.encode("utf-8", "surrogateescape") + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def post_multipart(
+    url: str, fields: dict[str, str], files: list[tuple[str, str, bytes]], **kwargs: Any
+) -> Reply:
+    body, content_type = multipart(fields, files)
+    headers = {"Content-Type": content_type, **kwargs.pop("headers", {})}
+    return request("POST", url, headers=headers, body=body, **kwargs)

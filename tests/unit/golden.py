@@ -119,6 +119,7 @@ AIRFLOW3: list[tuple[str, dict[str, str], list[str]]] = [
         {"dag_id": "d1", "state": "queued", "output": "json"},
         ["dags", "list-runs", "--state=queued", "--output=json", "--", "d1"],
     ),
+    ("refresh_all_dags", {"bundle": "dags-folder"}, ["dags", "reserialize", "--bundle-name=dags-folder"]),
 ]
 
 AIRFLOW2: list[tuple[str, dict[str, str], list[str]]] = [
@@ -162,6 +163,8 @@ AIRFLOW2: list[tuple[str, dict[str, str], list[str]]] = [
         {"dag_id": "d1", "state": "queued", "output": "json"},
         ["dags", "list-runs", "--dag-id=d1", "--state=queued", "--output=json"],
     ),
+    # never `-S`: on 2.x `dags reserialize -S` deletes every serialized DAG first
+    ("refresh_all_dags", {}, ["dags", "reserialize"]),
 ]
 
 # Airflow 1.10: argv level only (no 1.10 runs on Python 3.11); flags from the late-1.10 cli.py.

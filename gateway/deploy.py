@@ -1,0 +1,337 @@
+"""deploy_dag, refresh_dag and the DAG list: the original plugin's custom APIs, made safe.
+
+The uploaded code is never imported by the gateway.  It is syntax-checked by Airflow's own
+Python in a separate process (``compile()`` only, nothing runs), written atomically into
+the DAGs folder, and then Airflow's CLI parses it in its own processes: ``refresh_all_dags``
+(``dags reserialize``), then ``list_dags`` and ``list_import_errors`` to learn which DAG
+ids the file defines.  Every CLI call is planned by the interpreter, so this module has no
+per-version branches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan, PlanError
+from gateway.cli.output import filter_loading_messages, last_json_line
+from gateway.cli.runner import CliResult, CliRunner, ConcurrencyLimitReached
+from gateway.cli.values import Upload
+from gateway.config import GatewayConfig
+from gateway.dagfiles import RefusedUpload, check_zip, place, safe_name
+from gateway.envelope import Envelope
+from gateway.errors import Busy
+
+log = logging.getLogger("gateway.deploy")
+
+# Runs in Airflow's interpreter with -I (isolated): compile() builds a code object and
+# discards it; nothing from the upload executes.  One JSON line out.
+_SYNTAX_CHECK = r"""
+import json, sys, zipfile
+path, display, members = sys.argv[1], sys.argv[2], sys.argv[3:]
+def check(name, data):
+    try:
+        compile(data, name, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return {"file": name, "line": exc.lineno, "message": exc.msg}
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return {"file": name, "line": None, "message": type(exc).__name__ + ": " + str(exc)[:200]}
+    return None
+if members:
+    with zipfile.ZipFile(path) as archive:
+        errors = [check(m, archive.read(m)) for m in members]
+else:
+    with open(path, "rb") as handle:
+        errors = [check(display, handle.read())]
+print(json.dumps([e for e in errors if e]))
+"""
+SYNTAX_TIMEOUT_S = 30.0
+
+
+class DagList:
+    """The DAG list shown on the page: ``list_dags`` as JSON, cached for a few seconds."""
+
+    def __init__(self, interpreter: Interpreter, runner: CliRunner, ttl_s: float, timeout_s: float) -> None:
+        self.interpreter = interpreter
+        self.runner = runner
+        self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[dict[str, Any]]] | None = None
+
+    def invalidate(self) -> None:
+        self._cached = None
+
+    def get(self) -> list[dict[str, Any]]:
+        """Rows with at least ``dag_id``; one CLI call at most per ``ttl_s`` (others wait for it)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < self.ttl_s:
+                return self._cached[1]
+            rows = self.fetch()
+            self._cached = (time.monotonic(), rows)
+            return rows
+
+    def fetch(self) -> list[dict[str, Any]]:
+        plan = _plan(self.interpreter, "list_dags", {"output": ["json"]})
+        return _json_rows(run(self.runner, plan, self.timeout_s))
+
+
+def _plan(interpreter: Interpreter, api: str, args: dict[str, list[str]]) -> Plan:
+    planned = interpreter.plan(api, args)
+    if not isinstance(planned, Plan):  # pragma: no cover - the tables map these APIs to CLI commands
+        raise PlanError(f"api '{api}' is not a CLI command on this Airflow", status=500)
+    return planned
+
+
+def run(runner: CliRunner, plan: Plan, timeout_s: float) -> CliResult:
+    try:
+        return runner.run(plan.argv, timeout_s=timeout_s)
+    except ConcurrencyLimitReached:
+        raise Busy() from None
+
+
+def _json_rows(result: CliResult) -> list[dict[str, Any]]:
+    """The JSON list printed by an ``-o json`` command (whatever its exit code), or []."""
+    try:
+        rows = last_json_line(result.stdout)
+    except ValueError:
+        return []
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+
+class DagDeployer:
+    """Serves ``deploy_dag`` and ``refresh_dag``.
+
+    :param run_plan: the API endpoint's runner for a plan ending in the standard envelope.
+    :param timeout_for: the configured CLI timeout of an API.
+    :param work_dir: private folder for the syntax check's temporary copy.
+    :param python: Airflow's interpreter (for the syntax check).
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        interpreter: Interpreter,
+        runner: CliRunner,
+        run_plan: Callable[[Plan, Envelope], None],
+        timeout_for: Callable[[str], float],
+        work_dir: Path,
+        python: str,
+        dags: DagList,
+    ) -> None:
+        self.config = config
+        self.settings = config.deploy
+        self.interpreter = interpreter
+        self.runner = runner
+        self.run_plan = run_plan
+        self.timeout_for = timeout_for
+        self.work_dir = work_dir
+        self.python = python
+        self.dags = dags
+        self._folder: Path | None = config.deploy.dags_folder
+        self._folder_lock = threading.Lock()
+
+    # --- the DAGs folder ------------------------------------------------------------
+
+    def dags_folder(self) -> Path:
+        """The configured folder, or Airflow's ``core.dags_folder`` (asked once, then cached)."""
+        with self._folder_lock:
+            if self._folder is None:
+                argv = [self.interpreter.executable, "config", "get-value", "core", "dags_folder"]
+                try:
+                    result = self.runner.run(argv, timeout_s=self.timeout_for("config"))
+                except ConcurrencyLimitReached:
+                    raise Busy() from None
+                lines = [
+                    ln.strip() for ln in filter_loading_messages(result.stdout).splitlines() if ln.strip()
+                ]
+                if result.returncode != 0 or not lines or not lines[-1].startswith("/"):
+                    raise RefusedUpload(
+                        "could not learn the DAGs folder from Airflow (set deploy.dags_folder)", status=500
+                    )
+                self._folder = Path(lines[-1])
+            folder = self._folder
+        if not folder.is_dir():
+            raise RefusedUpload("the DAGs folder does not exist on the gateway host", status=500)
+        return folder.resolve()
+
+    # --- deploy_dag -----------------------------------------------------------------
+
+    def deploy(self, call: BuiltinCall, envelope: Envelope) -> None:
+        try:
+            self._deploy(call, envelope)
+        except RefusedUpload as exc:
+            envelope.fail(exc.status, exc.message)
+
+    def _deploy(self, call: BuiltinCall, envelope: Envelope) -> None:
+        values = call.values
+        upload = values["dag_file"]
+        assert isinstance(upload, Upload)  # noqa: S101 - Kind.UPLOAD values are Uploads
+        if values.get("pause") is True and values.get("unpause") is True:
+            raise RefusedUpload("pause and unpause cannot both be on")
+        subfolder = values.get("subfolder")
+        if subfolder is not None and not self.settings.allow_subfolder:
+            raise RefusedUpload("subfolder is disabled on this gateway (deploy.allow_subfolder)")
+        name = safe_name(upload.filename, allow_zip=self.settings.allow_zip)
+        if name.reduced:
+            envelope.add_warning(f"the file name was reduced to '{name.name}'")
+        if not upload.data:
+            raise RefusedUpload("the uploaded file is empty")
+        members: list[str] = []
+        if name.is_zip:
+            members = check_zip(
+                upload.data,
+                max_entries=self.settings.max_zip_entries,
+                max_unzipped_bytes=self.settings.max_unzipped_bytes,
+            )
+        elif not (b"airflow" in upload.data.lower() and b"dag" in upload.data.lower()):
+            envelope.add_warning(
+                "the file does not contain both 'airflow' and 'dag': Airflow's safe mode "
+                "([core] dag_discovery_safe_mode) skips such files"
+            )
+        self._syntax_check(upload.data, name.name, members)
+        folder = self.dags_folder()
+        try:
+            path = place(
+                folder,
+                str(subfolder) if subfolder else None,
+                name.name,
+                upload.data,
+                replace=values.get("force") is True,
+            )
+        except OSError as exc:
+            log.warning("deploy_dag could not write into %s: %s", folder, exc.strerror)
+            raise RefusedUpload(f"could not write into the DAGs folder: {exc.strerror}", status=500) from None
+        self.dags.invalidate()
+        envelope.extra["file"] = str(path)
+        self._register(path, call, envelope)
+
+    def _syntax_check(self, data: bytes, name: str, members: Sequence[str]) -> None:
+        """Compile (never run) the code in a separate Airflow-Python process; 400 on errors."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix="upload-", suffix=".tmp", dir=self.work_dir)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            argv = [self.python, "-I", "-c", _SYNTAX_CHECK, temp, name, *members]
+            try:
+                result = self.runner.run(argv, timeout_s=SYNTAX_TIMEOUT_S)
+            except ConcurrencyLimitReached:
+                raise Busy() from None
+        finally:
+            os.unlink(temp)
+        try:
+            errors = json.loads(result.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise RefusedUpload("the syntax check did not complete (file too complex?)") from None
+        if errors:
+            first = errors[0]
+            where = f"{first['file']}, line {first['line']}" if first.get("line") else first["file"]
+            raise RefusedUpload(f"the file was not written: syntax error in {where}: {first['message']}")
+
+    def _register(self, path: Path, call: BuiltinCall, envelope: Envelope) -> None:
+        """Let Airflow parse the folder, then report the file's DAG ids and import errors."""
+        refresh = _plan(self.interpreter, "refresh_all_dags", {})
+        commands = [refresh.display]
+        self.run_plan(refresh, envelope)  # the standard envelope fields of the reserialize run
+        if envelope.status == "ERROR":
+            envelope.extra["error"] = "the file was written but Airflow could not parse the DAGs folder"
+            return
+        listing = _plan(self.interpreter, "list_dags", {"output": ["json"]})
+        errors_plan = _plan(self.interpreter, "list_import_errors", {"output": ["json"]})
+        commands += [listing.display, errors_plan.display]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            dags_f = pool.submit(run, self.runner, listing, self.timeout_for("list_dags"))
+            errs_f = pool.submit(run, self.runner, errors_plan, self.timeout_for("list_import_errors"))
+            dag_rows, error_rows = _json_rows(dags_f.result()), _json_rows(errs_f.result())
+        folder = self.dags_folder()
+        dag_ids = sorted(
+            {str(r["dag_id"]) for r in dag_rows if "dag_id" in r and _same_file(r.get("fileloc"), path)}
+        )
+        import_errors = [
+            {"file": str(path), "error": str(r.get("error", ""))}
+            for r in error_rows
+            if _same_file(r.get("filepath"), path, folder)
+        ]
+        states = self._set_paused(dag_ids, call, commands, envelope)
+        envelope.airflow_cmd = " && ".join(commands)
+        envelope.extra["dag_ids"] = dag_ids
+        envelope.extra["import_errors"] = import_errors
+        envelope.extra["data"] = {
+            "file": str(path),
+            "dag_ids": dag_ids,
+            "import_errors": import_errors,
+            "paused": states,
+        }
+        if import_errors:
+            envelope.add_warning("Airflow could not import the file: see import_errors")
+        elif not dag_ids:
+            envelope.add_warning("Airflow found no DAG in the file")
+        envelope.output = f"DAG file [{path}] has been uploaded" + (
+            f"; DAG ids: {', '.join(dag_ids)}" if dag_ids else ""
+        )
+
+    def _set_paused(
+        self, dag_ids: list[str], call: BuiltinCall, commands: list[str], envelope: Envelope
+    ) -> dict[str, bool | None]:
+        wanted = (
+            "pause" if call.values.get("pause") is True else "unpause" if call.values.get("unpause") else None
+        )
+        states: dict[str, bool | None] = {dag_id: None for dag_id in dag_ids}
+        if wanted is None or not dag_ids:
+            return states
+        plans = {dag_id: _plan(self.interpreter, wanted, {"dag_id": [dag_id]}) for dag_id in dag_ids}
+        commands += [p.display for p in plans.values()]
+        with ThreadPoolExecutor(max_workers=min(len(plans), 4)) as pool:
+            futures = {
+                d: pool.submit(run, self.runner, p, self.timeout_for(wanted)) for d, p in plans.items()
+            }
+            for dag_id, future in futures.items():
+                result = future.result()
+                if result.returncode == 0:
+                    states[dag_id] = wanted == "pause"
+                else:
+                    envelope.add_warning(f"could not {wanted} '{dag_id}' (exit code {result.returncode})")
+        return states
+
+    # --- refresh_dag ----------------------------------------------------------------
+
+    def refresh_dag(self, call: BuiltinCall, envelope: Envelope) -> None:
+        """Reserialize the bundle holding the DAG (the whole folder on Airflow 2); 404 if unknown."""
+        dag_id = str(call.values["dag_id"])
+        rows = self.dags.fetch()
+        row = next((r for r in rows if r.get("dag_id") == dag_id), None)
+        if row is None:
+            envelope.fail(404, f"DAG '{dag_id}' not found; a new DAG file is found with api=refresh_all_dags")
+            return
+        args = {"bundle": [str(row["bundle_name"])]} if row.get("bundle_name") else {}
+        try:
+            plan = _plan(self.interpreter, "refresh_all_dags", args)
+        except PlanError as exc:
+            envelope.fail(exc.status, exc.message)
+            return
+        self.run_plan(plan, envelope)
+        self.dags.invalidate()
+
+
+def _same_file(reported: object, path: Path, folder: Path | None = None) -> bool:
+    """Does Airflow's ``fileloc``/``filepath`` name ``path`` (or a module inside the zip ``path``)?"""
+    if not isinstance(reported, str) or not reported:
+        return False
+    candidate = Path(reported)
+    if not candidate.is_absolute():
+        if folder is None:
+            return False
+        candidate = folder / candidate  # 3.x import errors are relative to the bundle
+    text, target = os.path.normpath(candidate), os.path.normpath(path)
+    return text == target or text.startswith(target + os.sep)

@@ -1,0 +1,132 @@
+"""The admin page and the OpenAPI document come from the catalogue (gateway.page, gateway.openapi)."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from openapi_spec_validator import validate
+
+from gateway.cli.apis import CATALOGUE
+from gateway.cli.dialects import DIALECTS
+from gateway.cli.interpreter import Interpreter
+from gateway.cli.spec import Api, ApiKind, Kind, Param
+from gateway.openapi import build_document
+from gateway.page import render_page
+
+VERSIONS = {"gateway": "0.1.0", "airflow": "3.3.2", "dialect": "3"}
+
+
+def interpreter(dialect: str = "3", catalogue: dict[str, Api] | None = None) -> Interpreter:
+    return Interpreter(
+        DIALECTS[dialect], catalogue or CATALOGUE, executable="/x/bin/airflow", files_dir=Path("/nonexistent")
+    )
+
+
+class Forms(HTMLParser):
+    """Collects each form's api and its named inputs (with type), and every script tag."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: dict[str, dict[str, str]] = {}
+        self.current: str | None = None
+        self.scripts: list[dict[str, str | None]] = []
+        self.styles = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "form":
+            self.current = a["data-api"]
+            self.forms[str(self.current)] = {"_enctype": str(a.get("enctype"))}
+        elif tag in {"input", "textarea"} and self.current and a.get("name") and a.get("form") is None:
+            self.forms[self.current][str(a["name"])] = str(a.get("type", tag))
+        elif tag == "script":
+            self.scripts.append(a)
+        elif tag == "style" or "style" in a:
+            self.styles += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.current = None
+
+
+@pytest.mark.parametrize("dialect", [pytest.param("3", id="airflow3"), pytest.param("2", id="airflow2")])
+def test_page_has_a_form_with_fitting_inputs_for_every_api(dialect: str) -> None:
+    """Every API has a form with one input per argument: checkbox for booleans, file for uploads."""
+    parser = Forms()
+    parser.feed(
+        render_page(
+            interpreter(dialect), CATALOGUE, versions=VERSIONS, token_header="rest_api_plugin_http_token"
+        )
+    )
+    assert set(parser.forms) == set(CATALOGUE)
+    for name, api in CATALOGUE.items():
+        form = parser.forms[name]
+        assert form["api"] == "hidden"
+        for param in api.params:
+            expected = {Kind.BOOL: "checkbox", Kind.UPLOAD: "file", Kind.JSON_OBJECT: "textarea"}.get(
+                param.kind
+            )
+            assert form[param.name] == (expected or form[param.name]), (name, param.name)
+    assert parser.forms["deploy_dag"]["_enctype"] == "multipart/form-data"
+    assert {"set", "set_value"} <= set(parser.forms["variables"])
+
+
+def test_page_has_no_inline_script_or_style() -> None:
+    """Only the gateway's own script file is loaded: the CSP forbids inline code."""
+    parser = Forms()
+    parser.feed(render_page(interpreter(), CATALOGUE, versions=VERSIONS, token_header="h"))
+    assert parser.scripts == [{"src": "/admin/rest_api/static/page.js"}]
+    assert parser.styles == 0
+    assert "http://" not in render_page(interpreter(), CATALOGUE, versions=VERSIONS, token_header="h")
+
+
+def test_every_value_is_html_escaped() -> None:
+    """Names, help texts and versions with markup come out escaped."""
+    evil = '<script>alert(1)</script>"'
+    catalogue = {**CATALOGUE, "version": Api("version", evil, (Param("x", Kind.TEXT, evil),))}
+    text = render_page(
+        interpreter(catalogue=catalogue), catalogue, versions={**VERSIONS, "airflow": evil}, token_header="h"
+    )
+    assert "<script>alert" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;" in text
+
+
+def test_unavailable_api_is_marked_and_disabled() -> None:
+    """An API without an equivalent on this Airflow is shown as not available, its form disabled."""
+    text = render_page(interpreter("3"), CATALOGUE, versions=VERSIONS, token_header="h")
+    section = re.search(r'<section class="api" id="api-serve_logs">.*?</section>', text, re.S)
+    assert section is not None
+    assert "not available on Airflow 3.x" in section.group(0)
+    assert '<button type="submit" disabled>' in section.group(0)
+
+
+@pytest.mark.parametrize("dialect", [pytest.param("3", id="airflow3"), pytest.param("2", id="airflow2")])
+def test_openapi_document_is_valid_and_covers_the_catalogue(dialect: str) -> None:
+    """The document validates as OpenAPI 3.1 and has one path per API with its arguments."""
+    doc = build_document(
+        interpreter(dialect), CATALOGUE, token_header="rest_api_plugin_http_token", token_required=True
+    )
+    validate(doc)
+    assert doc["openapi"] == "3.1.0"
+    for name, api in CATALOGUE.items():
+        path = doc["paths"][f"/admin/rest_api/api/{name}"]
+        assert set(path) == {m.lower() for m in api.methods}
+        if "get" in path:
+            assert [p["name"] for p in path["get"]["parameters"]] == [p.name for p in api.params]
+    deploy = doc["paths"]["/admin/rest_api/api/deploy_dag"]["post"]["requestBody"]["content"]
+    assert deploy["multipart/form-data"]["schema"]["required"] == ["dag_file"]
+    assert doc["components"]["securitySchemes"]["pluginToken"]["name"] == "rest_api_plugin_http_token"
+    assert {"400", "403", "404", "409", "413", "500", "503", "504"} <= set(
+        doc["paths"]["/admin/rest_api/api/version"]["get"]["responses"]
+    )
+
+
+def test_builtins_and_kinds_are_all_described() -> None:
+    """Builtin APIs are documented like the others (the table is the single source)."""
+    doc = build_document(interpreter(), CATALOGUE, token_header="h", token_required=False)
+    builtins = [n for n, a in CATALOGUE.items() if a.kind is ApiKind.BUILTIN]
+    assert {"deploy_dag", "refresh_dag", "rest_api_plugin_version"} <= set(builtins)
+    assert doc["security"] == [{"pluginToken": []}, {}]
