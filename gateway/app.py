@@ -32,6 +32,9 @@ from gateway.cli.probe import AirflowInstall, dialect_for, probe, select_dialect
 from gateway.cli.runner import SubprocessRunner, cli_environment
 from gateway.config import GatewayConfig, load_config_from_process
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
+from gateway.forwarded import trust_proxies
+from gateway.health import Health
+from gateway.proxy import ReverseProxy
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -72,22 +75,28 @@ class GatewayApp:
         auth: PluginTokenAuth,
         install: AirflowInstall,
         proxy: WSGIApplication | None = None,
+        health: Health | None = None,
     ) -> None:
         self.config = config
         self.api = api
         self.auth = auth
         self.install = install
         self.proxy = proxy
+        self.health = health or Health(install=install)
+        # ProxyFix first: every later layer (audit, policy, proxy) sees the trusted client.
+        self._entry = trust_proxies(self._dispatch, config.trusted_proxy_count)
         self.url_map = Map(
             [
                 Rule("/admin/rest_api/api", endpoint="api", methods=["GET", "POST"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET", "HEAD"]),
+                Rule("/readyz", endpoint="readyz", methods=["GET", "HEAD"]),
             ],
             strict_slashes=False,
         )
         self.handlers: dict[str, Callable[[WSGIEnvironment], Response]] = {
             "api": self._api,
-            "healthz": self._healthz,
+            "healthz": self.health.live,
+            "readyz": self.health.ready,
         }
 
     def _api(self, environ: WSGIEnvironment) -> Response:
@@ -96,14 +105,14 @@ class GatewayApp:
         record.principal, record.auth_method = principal.name, principal.method
         return self.api(environ, principal)
 
-    def _healthz(self, environ: WSGIEnvironment) -> Response:
-        return Response('{"status": "ok"}', mimetype="application/json")
-
     def _not_proxied(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         error = NotFound("Not found (no Airflow upstream is configured for other paths)")
         return error(environ, start_response)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return self._entry(environ, start_response)
+
+    def _dispatch(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         environ["gateway.call_time"] = time.time()
         request_id = environ["gateway.request_id"] = _request_id(environ)
         record = AuditRecord(
@@ -178,7 +187,11 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     log.info(
         "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)
     )
-    return GatewayApp(config, api=api, auth=auth, install=install)
+    proxy = None
+    if config.proxy.upstream is not None:
+        proxy = ReverseProxy.from_config(config.proxy, strip_environ_keys=auth.credential_keys())
+    health = Health(install=install, proxy=proxy, readiness_path=config.proxy.readiness_path)
+    return GatewayApp(config, api=api, auth=auth, install=install, proxy=proxy, health=health)
 
 
 def describe_install(app: Any) -> dict[str, str]:
