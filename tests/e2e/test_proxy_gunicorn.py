@@ -56,6 +56,20 @@ def down(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Ite
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def behind_proxy(
+    echo: EchoUpstream, airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayServer]:
+    """The gateway under gunicorn with one trusted proxy in front of it (trusted_proxy_count = 1)."""
+    server = start_gateway(
+        airflow3,
+        tmp_path_factory.mktemp("gw-trusted"),
+        settings={"PROXY__UPSTREAM": echo.url, "GATEWAY__TRUSTED_PROXY_COUNT": "1", "PROXY__HOST_HEADER": "upstream"},
+    )
+    yield server
+    server.stop()
+
+
 def _port(server: GatewayServer) -> int:
     return int(server.url.rsplit(":", 1)[1])
 
@@ -219,3 +233,20 @@ def test_down_upstream_is_a_fast_502_and_not_ready(down: GatewayServer) -> None:
     ready = get(down.url + "/readyz")
     assert ready.status == 503 and ready.json["checks"]["upstream"]["ok"] is False
     assert get(down.url + "/healthz").status == 200
+
+
+def test_trusted_proxy_hop_is_believed_and_no_further(behind_proxy: GatewayServer, echo: EchoUpstream) -> None:
+    """With one trusted proxy: its X-Forwarded-For/Proto/Host count, earlier hops do not; Host policy upstream."""
+    reply = get(
+        behind_proxy.url + "/x",
+        headers={
+            "X-Forwarded-For": "6.6.6.6, 203.0.113.7",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "airflow.example.org",
+        },
+    )
+    seen = _headers(reply.json)
+    assert seen["x-forwarded-for"] == ["203.0.113.7"]
+    assert seen["x-forwarded-proto"] == ["https"]
+    assert seen["x-forwarded-host"] == ["airflow.example.org"]
+    assert seen["host"] == [f"127.0.0.1:{echo.port}"]

@@ -242,3 +242,32 @@ def test_host_header_setting_is_validated(value: str, ok: bool) -> None:
     else:
         with pytest.raises(ConfigError, match="proxy.host_header"):
             load_config(env)
+
+
+def test_connect_timeout_is_a_504() -> None:
+    """An upstream whose accept queue is full (SYNs dropped) answers 504 after connect_timeout."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):  # fill the accept queue until a connect itself times out
+                sock = socket.socket()
+                fillers.append(sock)
+                sock.settimeout(0.3)
+                try:
+                    sock.connect(("127.0.0.1", port))
+                except TimeoutError:
+                    break
+            started = time.monotonic()
+            reply = _client(f"http://127.0.0.1:{port}", connect_timeout_s=0.5).get("/x")
+            elapsed = time.monotonic() - started
+        finally:
+            for sock in fillers:
+                sock.close()
+    assert reply.status_code == 504
+    assert reply.get_json()["output"] == "Airflow did not accept the connection in time"
+    assert 0.4 < elapsed < 2
