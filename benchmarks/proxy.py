@@ -23,7 +23,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,12 +96,16 @@ class _Static(asyncio.Protocol):
     def _respond(self, path: str) -> None:
         if "/huge/" in path:
             self.huge_left = int(path.rsplit("/", 1)[1])
-            self.t.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
-                         % self.huge_left)
+            self.t.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+                % self.huge_left
+            )
             self._pump()
             return
         body = _BLOCK if path.endswith("/big") else b"ok"
-        self.t.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body))
+        self.t.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+        )
 
 
 def serve_static(port: int) -> None:
@@ -169,8 +172,16 @@ def _worker(args: tuple[int, str, str, int, int, float, dict[str, str]]) -> tupl
     return sum(len(x) for x in lat), sum(errors), [v for x in lat for v in x]
 
 
-def load(port: int, path: str, *, seconds: float, concurrency: int, method: str = "GET", body_size: int = 0,
-         headers: dict[str, str] | None = None) -> Result:
+def load(
+    port: int,
+    path: str,
+    *,
+    seconds: float,
+    concurrency: int,
+    method: str = "GET",
+    body_size: int = 0,
+    headers: dict[str, str] | None = None,
+) -> Result:
     """Bounded load: ``concurrency`` keep-alive connections over up to 2 processes, for ``seconds``."""
     procs = 2 if concurrency >= 2 else 1
     per = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
@@ -179,7 +190,9 @@ def load(port: int, path: str, *, seconds: float, concurrency: int, method: str 
     with multiprocessing.get_context("fork").Pool(procs) as pool:
         parts = pool.map(_worker, jobs)
     elapsed = max(seconds, time.monotonic() - started - 0.05)
-    return Result(sum(p[0] for p in parts), sum(p[1] for p in parts), elapsed, [v for p in parts for v in p[2]])
+    return Result(
+        sum(p[0] for p in parts), sum(p[1] for p in parts), elapsed, [v for p in parts for v in p[2]]
+    )
 
 
 # --- servers ---
@@ -201,16 +214,39 @@ def _wait(port: int, path: str, proc: subprocess.Popen[bytes], log: Path, deadli
     raise SystemExit(f"server on {port} did not start: {log.read_text()[-3000:]}")
 
 
-def start_werkzeug_proxy(target: str, tmp: Path, workers: int, threads: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_werkzeug_proxy(
+    target: str, tmp: Path, workers: int, threads: int
+) -> tuple[subprocess.Popen[bytes], int]:
     from tests.support.servers import free_port
 
     port = free_port()
     log = tmp / "werkzeug-proxy.log"
-    argv = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(workers), "--threads", str(threads),
-            "-b", f"127.0.0.1:{port}", "--access-logfile", "-", f"benchmarks.werkzeug_proxy:create({target!r})"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gthread",
+        "-w",
+        str(workers),
+        "--threads",
+        str(threads),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--access-logfile",
+        "-",
+        f"benchmarks.werkzeug_proxy:create({target!r})",
+    ]
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     _wait(port, "/p/small", proc, log)
     return proc, port
 
@@ -246,9 +282,11 @@ def stream_gib(port: int, master_pid: int, *, upload: bool, size: int) -> tuple[
     started = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     if upload:
+
         def chunks():  # type: ignore[no-untyped-def]
             for _ in range(size // MIB):
                 yield _BLOCK
+
         conn.request("POST", "/p/upload", body=chunks(), headers={"Content-Length": str(size)})
         resp = conn.getresponse()
         resp.read()
@@ -258,7 +296,8 @@ def stream_gib(port: int, master_pid: int, *, upload: bool, size: int) -> tuple[
         got = 0
         while chunk := resp.read(MIB):
             got += len(chunk)
-        assert got == size, got
+        if got != size:
+            raise SystemExit(f"download ended at {got} of {size} bytes")
     conn.close()
     elapsed = time.monotonic() - started
     stop.set()
@@ -271,8 +310,10 @@ def stream_gib(port: int, master_pid: int, *, upload: bool, size: int) -> tuple[
 
 
 def _row(name: str, r: Result) -> str:
-    return (f"  {name:<44} {r.rps:9.0f} req/s   p50 {r.pct(0.5):7.2f} ms   p99 {r.pct(0.99):7.2f} ms"
-            f"   errors {r.errors}")
+    return (
+        f"  {name:<44} {r.rps:9.0f} req/s   p50 {r.pct(0.5):7.2f} ms   p99 {r.pct(0.99):7.2f} ms"
+        f"   errors {r.errors}"
+    )
 
 
 def main() -> None:
@@ -296,16 +337,26 @@ def main() -> None:
     env = {"GATEWAY_THREADS": str(args.threads), "GATEWAY_ACCESS_LOG": str(tmp / "gateway-access.log")}
     stops: list[object] = []
     secs, conc = args.seconds, args.concurrency
-    print(f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {conc} connections,"
-          f" {secs:g} s per phase; gunicorn gthread {args.workers}x{args.threads}", flush=True)
+    print(
+        f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {conc} connections,"
+        f" {secs:g} s per phase; gunicorn gthread {args.workers}x{args.threads}",
+        flush=True,
+    )
     try:
         static_port = free_port()
-        static = multiprocessing.get_context("fork").Process(target=serve_static, args=(static_port,), daemon=True)
+        static = multiprocessing.get_context("fork").Process(
+            target=serve_static, args=(static_port,), daemon=True
+        )
         static.start()
         print("starting Airflow 3 (home, api-server) ..." if not args.skip_airflow else "", flush=True)
         airflow = make_airflow_home("3", tmp / "airflow-home")
-        gw_static = start_gateway(airflow, tmp, settings={**settings, "PROXY__UPSTREAM": f"http://127.0.0.1:{static_port}"},
-                                  extra_env=env, workers=args.workers)
+        gw_static = start_gateway(
+            airflow,
+            tmp,
+            settings={**settings, "PROXY__UPSTREAM": f"http://127.0.0.1:{static_port}"},
+            extra_env=env,
+            workers=args.workers,
+        )
         stops.append(gw_static)
         wz, wz_port = start_werkzeug_proxy(f"http://127.0.0.1:{static_port}", tmp, args.workers, args.threads)
         stops.append(wz)
@@ -328,17 +379,26 @@ def main() -> None:
         print("\n1 MiB bodies (fast static upstream):")
         b_big = load(gw_port, "/p/big", seconds=secs, concurrency=4, headers=token)
         c_big = load(wz_port, "/p/big", seconds=secs, concurrency=4)
-        b_up = load(gw_port, "/p/upload", seconds=secs, concurrency=4, method="POST", body_size=MIB, headers=token)
+        b_up = load(
+            gw_port, "/p/upload", seconds=secs, concurrency=4, method="POST", body_size=MIB, headers=token
+        )
         c_up = load(wz_port, "/p/upload", seconds=secs, concurrency=4, method="POST", body_size=MIB)
-        for name, r in (("(b) gateway, 1 MiB download", b_big), ("(c) werkzeug, 1 MiB download", c_big),
-                        ("(b) gateway, 1 MiB upload", b_up), ("(c) werkzeug, 1 MiB upload", c_up)):
+        for name, r in (
+            ("(b) gateway, 1 MiB download", b_big),
+            ("(c) werkzeug, 1 MiB download", c_big),
+            ("(b) gateway, 1 MiB upload", b_up),
+            ("(c) werkzeug, 1 MiB upload", c_up),
+        ):
             print(_row(name, r))
 
         size = int(args.gib * 1024 * MIB)
         down_rate, down_growth = stream_gib(gw_port, gw_static.proc.pid, upload=False, size=size)
         up_rate, up_growth = stream_gib(gw_port, gw_static.proc.pid, upload=True, size=size)
-        print(f"\n{args.gib:g} GiB through the gateway: download {down_rate:.0f} MiB/s, worker RSS growth"
-              f" {down_growth / 1024:.1f} MiB; upload {up_rate:.0f} MiB/s, worker RSS growth {up_growth / 1024:.1f} MiB")
+        print(
+            f"\n{args.gib:g} GiB through the gateway: download {down_rate:.0f} MiB/s, worker RSS growth"
+            f" {down_growth / 1024:.1f} MiB; upload {up_rate:.0f} MiB/s,"
+            f" worker RSS growth {up_growth / 1024:.1f} MiB"
+        )
 
         figures = {
             "b_vs_c_static_rps": b_small.rps / c_small.rps,
@@ -354,8 +414,13 @@ def main() -> None:
 
             api = start_api_server(airflow, tmp)
             stops.append(api)
-            gw_af = start_gateway(airflow, tmp, settings={**settings, "PROXY__UPSTREAM": api.url},
-                                  extra_env=env, workers=args.workers)
+            gw_af = start_gateway(
+                airflow,
+                tmp,
+                settings={**settings, "PROXY__UPSTREAM": api.url},
+                extra_env=env,
+                workers=args.workers,
+            )
             stops.append(gw_af)
             af_port, gwa_port = api.port, int(gw_af.url.rsplit(":", 1)[1])
             path = "/api/v2/version"

@@ -1,6 +1,6 @@
 """Baseline (c) for benchmarks/proxy.py: werkzeug's own ProxyMiddleware, served by gunicorn.
 
-    gunicorn -k gthread 'benchmarks.werkzeug_proxy:create("http://127.0.0.1:PORT")'
+gunicorn -k gthread 'benchmarks.werkzeug_proxy:create("http://127.0.0.1:PORT")'
 """
 
 from __future__ import annotations

@@ -37,8 +37,18 @@ _SMALL_BODY = 64 * 1024
 # Request headers the proxy sets itself: a client must not choose what Airflow believes
 # about the caller's address, scheme or host.  Expect is answered by gunicorn already.
 _REPLACED_REQUEST = frozenset(
-    {"HOST", "X_FORWARDED_FOR", "X_FORWARDED_PROTO", "X_FORWARDED_HOST", "X_FORWARDED_PORT",
-     "X_FORWARDED_PREFIX", "X_FORWARDED_SERVER", "FORWARDED", "X_REAL_IP", "EXPECT"}
+    {
+        "HOST",
+        "X_FORWARDED_FOR",
+        "X_FORWARDED_PROTO",
+        "X_FORWARDED_HOST",
+        "X_FORWARDED_PORT",
+        "X_FORWARDED_PREFIX",
+        "X_FORWARDED_SERVER",
+        "FORWARDED",
+        "X_REAL_IP",
+        "EXPECT",
+    }
 )
 # gunicorn always writes its own Server and Date; passing Airflow's would duplicate them
 # (nginx hides both from upstreams by default too).
@@ -214,7 +224,9 @@ class ReverseProxy:
     # --- request side ---
 
     def _host(self, environ: WSGIEnvironment) -> str:
-        client = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+        client = (
+            environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+        )
         if self.host_header == "client":
             return str(client)
         if self.host_header == "upstream":
@@ -222,7 +234,7 @@ class ReverseProxy:
         return self.host_header
 
     def request_headers(self, environ: WSGIEnvironment) -> list[tuple[str, str]]:
-        """The headers Airflow receives: the client's, minus hop-by-hop and credentials, plus X-Forwarded-*."""
+        """What Airflow receives: the client's headers less hop-by-hop and credentials, plus X-Forwarded-*."""
         listed = {t.upper().replace("-", "_") for t in _tokens(environ.get("HTTP_CONNECTION"))}
         headers = [("Host", self._host(environ))]
         for key, value in environ.items():
@@ -262,7 +274,11 @@ class ReverseProxy:
             conn.sock.settimeout(self.read_timeout_s)
 
     def _send(
-        self, conn: http.client.HTTPConnection, method: str, target: str, headers: list[tuple[str, str]],
+        self,
+        conn: http.client.HTTPConnection,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
         environ: WSGIEnvironment,
     ) -> None:
         conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
@@ -290,11 +306,15 @@ class ReverseProxy:
             conn.send(chunk)
             remaining -= len(chunk)
 
-    def _exchange(self, environ: WSGIEnvironment) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def _exchange(
+        self, environ: WSGIEnvironment
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         method = environ.get("REQUEST_METHOD", "GET")
         target = _request_target(environ, self.upstream.prefix)
         headers = self.request_headers(environ)
-        replayable = not environ.get("CONTENT_LENGTH", "").strip("0") and not environ.get("HTTP_TRANSFER_ENCODING")
+        replayable = not environ.get("CONTENT_LENGTH", "").strip("0") and not environ.get(
+            "HTTP_TRANSFER_ENCODING"
+        )
         for attempt in (1, 2):
             conn, reused = self._pool.get()
             if not reused:
@@ -330,7 +350,9 @@ class ReverseProxy:
         headers = [
             (name, value)
             for name, value in resp.getheaders()
-            if not is_hop_by_hop_header(name) and name.lower() not in listed and name.lower() not in _OWN_RESPONSE
+            if not is_hop_by_hop_header(name)
+            and name.lower() not in listed
+            and name.lower() not in _OWN_RESPONSE
         ]
         record = environ.get("gateway.audit")
         if record is not None:
@@ -339,7 +361,9 @@ class ReverseProxy:
         start_response(f"{resp.status} {reason}", headers)
         return _Body(self._pool, conn, resp)
 
-    def _error(self, environ: WSGIEnvironment, start_response: StartResponse, exc: GatewayError) -> Iterable[bytes]:
+    def _error(
+        self, environ: WSGIEnvironment, start_response: StartResponse, exc: GatewayError
+    ) -> Iterable[bytes]:
         """The envelope for API clients, a short HTML page for browsers."""
         record = environ.get("gateway.audit")
         if record is not None:
@@ -437,4 +461,3 @@ class _Body:
         else:
             self._resp.close()
             conn.close()
-

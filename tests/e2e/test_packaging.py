@@ -66,7 +66,9 @@ def test_dockerfile_runs_unprivileged_with_exec_form_and_no_secrets() -> None:
             assert not re.search(r"(TOKEN|SECRET|PASSWORD|KEY)\w*=", args, re.IGNORECASE), args
     rules = [r for r in (ROOT / ".dockerignore").read_text().splitlines() if r and not r.startswith("#")]
     assert rules[0] == "*"  # an allow-list: everything else (.git, .venv, tests, .state) stays out
-    assert not [r for r in rules if r.startswith("!") and r[1:].split("/")[0] in {".git", ".venv", "tests", ".state"}]
+    assert not [
+        r for r in rules if r.startswith("!") and r[1:].split("/")[0] in {".git", ".venv", "tests", ".state"}
+    ]
 
 
 def test_gunicorn_check_config(airflow3: AirflowHome) -> None:
@@ -74,7 +76,9 @@ def test_gunicorn_check_config(airflow3: AirflowHome) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--check-config"],
         cwd=ROOT,
-        env=_gunicorn_env(airflow3, PYTHONPATH=str(ROOT), AIRFLOW_GATEWAY__PROXY__UPSTREAM="http://127.0.0.1:9"),
+        env=_gunicorn_env(
+            airflow3, PYTHONPATH=str(ROOT), AIRFLOW_GATEWAY__PROXY__UPSTREAM="http://127.0.0.1:9"
+        ),
         capture_output=True,
         text=True,
         timeout=120,
@@ -114,7 +118,9 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def image_server(image_venv: Path, airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def image_server(
+    image_venv: Path, airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
     """The image's CMD (paths mapped to the test venv) running from a directory outside the repo."""
     workdir = tmp_path_factory.mktemp("opt-gateway")
     shutil.copy(ROOT / "gunicorn.conf.py", workdir / "gunicorn.conf.py")
@@ -123,12 +129,19 @@ def image_server(image_venv: Path, airflow3: AirflowHome, tmp_path_factory: pyte
         for arg in _exec_form(_instructions(), "CMD")
     ]
     port = free_port()
-    env = _gunicorn_env(airflow3, GATEWAY_BIND=f"127.0.0.1:{port}", AIRFLOW_GATEWAY__GATEWAY__STATE_DIR=str(workdir / "state"))
+    env = _gunicorn_env(
+        airflow3, GATEWAY_BIND=f"127.0.0.1:{port}", AIRFLOW_GATEWAY__GATEWAY__STATE_DIR=str(workdir / "state")
+    )
     env.pop("PYTHONPATH", None)
     log = workdir / "gunicorn.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            argv,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
@@ -148,6 +161,11 @@ def test_image_cmd_serves_and_healthcheck_passes(image_venv: Path, image_server:
     assert done.returncode == 0, done.stderr
     located = subprocess.run(
         [str(image_venv / "bin" / "python"), "-c", "import gateway; print(gateway.__file__)"],
-        capture_output=True, text=True, timeout=30, check=True, cwd="/", env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd="/",
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
     assert str(image_venv) in located.stdout

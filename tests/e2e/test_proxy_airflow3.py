@@ -28,7 +28,10 @@ def front(
     server = start_gateway(
         airflow3,
         tmp_path_factory.mktemp("gw-af3"),
-        settings={"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": TOKEN, "PROXY__UPSTREAM": airflow3_api.url},
+        settings={
+            "REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": TOKEN,
+            "PROXY__UPSTREAM": airflow3_api.url,
+        },
     )
     yield server
     server.stop()
@@ -70,7 +73,9 @@ def test_ui_loads_and_logs_in_through_the_gateway(front: GatewayServer) -> None:
         assert browser.get(asset.replace("./", "/", 1)).status == 200, asset
 
     wrong = browser.request(
-        "POST", "/auth/token", headers={"Content-Type": "application/json"},
+        "POST",
+        "/auth/token",
+        headers={"Content-Type": "application/json"},
         body=json.dumps({"username": USERNAME, "password": "wrong"}).encode(),
     )
     assert wrong.status == 401
@@ -98,7 +103,9 @@ def test_official_client_lists_triggers_and_reads_back(front: GatewayServer) -> 
         dags = af.DAGApi(client).get_dags()
         assert "gw_example" in [dag.dag_id for dag in dags.dags]
         runs = af.DagRunApi(client)
-        run = runs.trigger_dag_run("gw_example", af.TriggerDAGRunPostBody(logical_date=None, conf={"via": "gateway"}))
+        run = runs.trigger_dag_run(
+            "gw_example", af.TriggerDAGRunPostBody(logical_date=None, conf={"via": "gateway"})
+        )
         assert ":" in run.dag_run_id and "+" in run.dag_run_id  # needs the path passed byte for byte
         back = runs.get_dag_run("gw_example", run.dag_run_id)
         assert back.dag_run_id == run.dag_run_id

@@ -50,7 +50,10 @@ def down(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Ite
     server = start_gateway(
         airflow3,
         tmp_path_factory.mktemp("gw-down"),
-        settings={"PROXY__UPSTREAM": f"http://127.0.0.1:{closed_port()}", "GATEWAY__TRUSTED_PROXY_COUNT": "1"},
+        settings={
+            "PROXY__UPSTREAM": f"http://127.0.0.1:{closed_port()}",
+            "GATEWAY__TRUSTED_PROXY_COUNT": "1",
+        },
     )
     yield server
     server.stop()
@@ -64,7 +67,11 @@ def behind_proxy(
     server = start_gateway(
         airflow3,
         tmp_path_factory.mktemp("gw-trusted"),
-        settings={"PROXY__UPSTREAM": echo.url, "GATEWAY__TRUSTED_PROXY_COUNT": "1", "PROXY__HOST_HEADER": "upstream"},
+        settings={
+            "PROXY__UPSTREAM": echo.url,
+            "GATEWAY__TRUSTED_PROXY_COUNT": "1",
+            "PROXY__HOST_HEADER": "upstream",
+        },
     )
     yield server
     server.stop()
@@ -149,7 +156,9 @@ def _dechunk(data: bytes) -> bytes:
 def test_large_upload_and_download_stream(proxied: GatewayServer, echo: EchoUpstream) -> None:
     """A 32 MiB upload arrives intact; 32 MiB downloads arrive intact, sized and chunked."""
     body = bytes(range(256)) * (32 * MIB // 256)
-    reply = request("POST", proxied.url + "/upload", body=body, headers={"Content-Type": "application/octet-stream"})
+    reply = request(
+        "POST", proxied.url + "/upload", body=body, headers={"Content-Type": "application/octet-stream"}
+    )
     assert reply.json["body_sha256"] == hashlib.sha256(body).hexdigest()
     for query in ("", "?chunked=1"):
         down = get(f"{proxied.url}/_stream/{32 * MIB}{query}")
@@ -215,8 +224,12 @@ def test_websocket_upgrade_is_a_501(proxied: GatewayServer) -> None:
     """A WebSocket handshake through gunicorn gets the documented 501."""
     reply = get(
         proxied.url + "/ws",
-        headers={"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-                 "Sec-WebSocket-Version": "13"},
+        headers={
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+        },
     )
     assert reply.status == 501
 
@@ -235,8 +248,10 @@ def test_down_upstream_is_a_fast_502_and_not_ready(down: GatewayServer) -> None:
     assert get(down.url + "/healthz").status == 200
 
 
-def test_trusted_proxy_hop_is_believed_and_no_further(behind_proxy: GatewayServer, echo: EchoUpstream) -> None:
-    """With one trusted proxy: its X-Forwarded-For/Proto/Host count, earlier hops do not; Host policy upstream."""
+def test_trusted_proxy_hop_is_believed_and_no_further(
+    behind_proxy: GatewayServer, echo: EchoUpstream
+) -> None:
+    """One trusted proxy: its X-Forwarded-For/Proto/Host count, earlier hops do not; Host is upstream's."""
     reply = get(
         behind_proxy.url + "/x",
         headers={

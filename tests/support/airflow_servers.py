@@ -60,7 +60,9 @@ def _start(argv: list[str], env: dict[str, str], log: Path, health_url: str) -> 
     return proc
 
 
-def start_api_server(airflow: AirflowHome, tmp: Path, *, extra_env: dict[str, str] | None = None) -> AirflowServer:
+def start_api_server(
+    airflow: AirflowHome, tmp: Path, *, extra_env: dict[str, str] | None = None
+) -> AirflowServer:
     """``airflow api-server`` (Airflow 3) with one worker and the simple auth manager user admin/admin."""
     assert airflow.major == "3", "api-server is Airflow 3's web server"
     port = free_port()
@@ -76,25 +78,57 @@ def start_api_server(airflow: AirflowHome, tmp: Path, *, extra_env: dict[str, st
     )
     env.update(extra_env or {})
     log = tmp / f"api-server-{port}.log"
-    argv = [str(airflow.executable), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    argv = [
+        str(airflow.executable),
+        "api-server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     url = f"http://127.0.0.1:{port}"
     proc = _start(argv, env, log, f"{url}/api/v2/version")
     return AirflowServer(url=url, proc=proc, log=log, env=env)
 
 
-def start_webserver(airflow: AirflowHome, tmp: Path, *, extra_env: dict[str, str] | None = None) -> AirflowServer:
+def start_webserver(
+    airflow: AirflowHome, tmp: Path, *, extra_env: dict[str, str] | None = None
+) -> AirflowServer:
     """``airflow webserver`` (Airflow 2, FAB) with one worker and the user admin/admin."""
     assert airflow.major == "2", "webserver is Airflow 2's web server"
     airflow.cli(
-        "users", "create", "--username", USERNAME, "--password", PASSWORD, "--role", "Admin",
-        "--firstname", "Ad", "--lastname", "Min", "--email", "admin@example.invalid",
+        "users",
+        "create",
+        "--username",
+        USERNAME,
+        "--password",
+        PASSWORD,
+        "--role",
+        "Admin",
+        "--firstname",
+        "Ad",
+        "--lastname",
+        "Min",
+        "--email",
+        "admin@example.invalid",
     )
     port = free_port()
     env = airflow.process_env()
     env.update(_SECRETS)
     env.update(extra_env or {})
     log = tmp / f"webserver-{port}.log"
-    argv = [str(airflow.executable), "webserver", "--hostname", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    argv = [
+        str(airflow.executable),
+        "webserver",
+        "--hostname",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     url = f"http://127.0.0.1:{port}"
     proc = _start(argv, env, log, f"{url}/health")
     return AirflowServer(url=url, proc=proc, log=log, env=env)

@@ -23,7 +23,9 @@ class Browser:
         self.cookies: dict[str, str] = {}
         self.set_cookie_headers: list[str] = []
 
-    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> Reply:
+    def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> Reply:
         url = urljoin(self.base_url, path)
         sent = {"Accept": HTML_ACCEPT, **(headers or {})}
         if self.cookies:
@@ -48,7 +50,9 @@ class Browser:
         while reply.status in {301, 302, 303, 307, 308} and limit:
             location = reply.headers["Location"]
             target = urljoin(self.base_url, location)
-            assert urlsplit(target).netloc == urlsplit(self.base_url).netloc, f"redirect left the gateway: {location}"
+            assert urlsplit(target).netloc == urlsplit(self.base_url).netloc, (
+                f"redirect left the gateway: {location}"
+            )
             reply = self.get(target)
             limit -= 1
         return reply

@@ -95,7 +95,11 @@ def test_hop_by_hop_and_connection_listed_headers_are_dropped(echo: EchoUpstream
 def test_gateway_credentials_are_stripped(echo: EchoUpstream) -> None:
     """The environ keys given in strip_environ_keys (the plugin token) are not forwarded."""
     client = _client(echo.url, strip_environ_keys=("HTTP_REST_API_PLUGIN_HTTP_TOKEN",))
-    seen = _headers(client.get("/x", headers={"rest-api-plugin-http-token": "t0k", "Authorization": "Bearer a"}).get_json())
+    seen = _headers(
+        client.get(
+            "/x", headers={"rest-api-plugin-http-token": "t0k", "Authorization": "Bearer a"}
+        ).get_json()
+    )
     assert "rest-api-plugin-http-token" not in seen
     assert seen["authorization"] == ["Bearer a"]  # Airflow's own auth passes through
 
@@ -110,7 +114,9 @@ def test_gateway_credentials_are_stripped(echo: EchoUpstream) -> None:
 )
 def test_host_policy(echo: EchoUpstream, policy: str, expected: str | None) -> None:
     """Host follows the configured policy; X-Forwarded-Host always carries the client's Host."""
-    seen = _headers(_client(echo.url, host_header=policy).get("/x", headers={"Host": "public.example:8443"}).get_json())
+    seen = _headers(
+        _client(echo.url, host_header=policy).get("/x", headers={"Host": "public.example:8443"}).get_json()
+    )
     assert seen["host"] == [expected or f"127.0.0.1:{echo.port}"]
     assert seen["x-forwarded-host"] == ["public.example:8443"]
 
@@ -134,7 +140,11 @@ def test_trusted_proxy_count_believes_that_many_hops(echo: EchoUpstream) -> None
     client = _Client(trust_proxies(_proxy(echo.url), 1))
     reply = client.get(
         "/x",
-        headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "af.example"},
+        headers={
+            "X-Forwarded-For": "6.6.6.6, 203.0.113.9",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "af.example",
+        },
         environ_base={"REMOTE_ADDR": "10.0.0.1"},
     )
     seen = _headers(reply.get_json())
