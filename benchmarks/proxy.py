@@ -195,6 +195,26 @@ def load(
     )
 
 
+def interleaved(variants: dict[str, dict[str, object]], *, seconds: float, rounds: int) -> dict[str, Result]:
+    """Run each variant for ``seconds / rounds`` in turn, ``rounds`` times, and merge.
+
+    On a shared machine the background load drifts; alternating in short rounds gives
+    every variant the same mix of quiet and busy moments, so the ratios stay fair.
+    """
+    merged = {name: Result(0, 0, 0.0, []) for name in variants}
+    for _ in range(rounds):
+        for name, kwargs in variants.items():
+            r = load(seconds=seconds / rounds, **kwargs)  # type: ignore[arg-type]
+            m = merged[name]
+            m.requests, m.errors, m.seconds = (
+                m.requests + r.requests,
+                m.errors + r.errors,
+                m.seconds + r.seconds,
+            )
+            m.latencies_ms.extend(r.latencies_ms)
+    return merged
+
+
 # --- servers ---
 
 
@@ -254,7 +274,11 @@ def start_werkzeug_proxy(
 def worker_rss_kb(master_pid: int) -> dict[int, int]:
     """VmRSS of each direct child (gunicorn worker) of ``master_pid``."""
     out: dict[int, int] = {}
-    for task in Path(f"/proc/{master_pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{master_pid}/task").iterdir())
+    except FileNotFoundError:
+        return out
+    for task in tasks:
         for child in (task / "children").read_text().split():
             try:
                 for line in Path(f"/proc/{child}/status").read_text().splitlines():
@@ -320,6 +344,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each load phase")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of the compared variants")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--skip-airflow", action="store_true", help="only the static-upstream comparisons")
@@ -339,7 +364,7 @@ def main() -> None:
     secs, conc = args.seconds, args.concurrency
     print(
         f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {conc} connections,"
-        f" {secs:g} s per phase; gunicorn gthread {args.workers}x{args.threads}",
+        f" {secs:g} s per variant in {args.rounds} rounds; gunicorn gthread {args.workers}x{args.threads}",
         flush=True,
     )
     try:
@@ -362,36 +387,53 @@ def main() -> None:
         stops.append(wz)
         gw_port = int(gw_static.url.rsplit(":", 1)[1])
 
+        rounds = args.rounds
         print("\nfast static upstream, 2-byte answers:")
         load(gw_port, "/p/small", seconds=1, concurrency=conc, headers=token)  # warm-up
         load(wz_port, "/p/small", seconds=1, concurrency=conc)
-        b_small = load(gw_port, "/p/small", seconds=secs, concurrency=conc, headers=token)
-        c_small = load(wz_port, "/p/small", seconds=secs, concurrency=conc)
-        direct_small = load(static_port, "/p/small", seconds=secs, concurrency=conc)
-        print(_row("(b) gateway -> static", b_small))
-        print(_row("(c) werkzeug ProxyMiddleware -> static", c_small))
-        print(_row("    static upstream directly", direct_small))
-        b1 = load(gw_port, "/p/small", seconds=secs, concurrency=1, headers=token)
-        d1 = load(static_port, "/p/small", seconds=secs, concurrency=1)
-        print(_row("(b) gateway -> static, 1 connection", b1))
-        print(_row("    static directly, 1 connection", d1))
-
-        print("\n1 MiB bodies (fast static upstream):")
-        b_big = load(gw_port, "/p/big", seconds=secs, concurrency=4, headers=token)
-        c_big = load(wz_port, "/p/big", seconds=secs, concurrency=4)
-        b_up = load(
-            gw_port, "/p/upload", seconds=secs, concurrency=4, method="POST", body_size=MIB, headers=token
+        small = interleaved(
+            {
+                "(b) gateway -> static": dict(port=gw_port, path="/p/small", concurrency=conc, headers=token),
+                "(c) werkzeug ProxyMiddleware -> static": dict(
+                    port=wz_port, path="/p/small", concurrency=conc
+                ),
+                "    static upstream directly": dict(port=static_port, path="/p/small", concurrency=conc),
+                "(b) gateway -> static, 1 connection": dict(
+                    port=gw_port, path="/p/small", concurrency=1, headers=token
+                ),
+                "    static directly, 1 connection": dict(port=static_port, path="/p/small", concurrency=1),
+            },
+            seconds=secs,
+            rounds=rounds,
         )
-        c_up = load(wz_port, "/p/upload", seconds=secs, concurrency=4, method="POST", body_size=MIB)
-        for name, r in (
-            ("(b) gateway, 1 MiB download", b_big),
-            ("(c) werkzeug, 1 MiB download", c_big),
-            ("(b) gateway, 1 MiB upload", b_up),
-            ("(c) werkzeug, 1 MiB upload", c_up),
-        ):
+        for name, r in small.items():
             print(_row(name, r))
+        b_small, c_small = small["(b) gateway -> static"], small["(c) werkzeug ProxyMiddleware -> static"]
+        b1, d1 = small["(b) gateway -> static, 1 connection"], small["    static directly, 1 connection"]
 
-        size = int(args.gib * 1024 * MIB)
+        print("\n1 MiB bodies (fast static upstream), 4 connections:")
+        big = interleaved(
+            {
+                "(b) gateway, 1 MiB download": dict(
+                    port=gw_port, path="/p/big", concurrency=4, headers=token
+                ),
+                "(c) werkzeug, 1 MiB download": dict(port=wz_port, path="/p/big", concurrency=4),
+                "(b) gateway, 1 MiB upload": dict(
+                    port=gw_port, path="/p/upload", concurrency=4, method="POST", body_size=MIB, headers=token
+                ),
+                "(c) werkzeug, 1 MiB upload": dict(
+                    port=wz_port, path="/p/upload", concurrency=4, method="POST", body_size=MIB
+                ),
+            },
+            seconds=secs,
+            rounds=rounds,
+        )
+        for name, r in big.items():
+            print(_row(name, r))
+        b_big, c_big = big["(b) gateway, 1 MiB download"], big["(c) werkzeug, 1 MiB download"]
+        b_up, c_up = big["(b) gateway, 1 MiB upload"], big["(c) werkzeug, 1 MiB upload"]
+
+        size = max(1, int(args.gib * 1024)) * MIB
         down_rate, down_growth = stream_gib(gw_port, gw_static.proc.pid, upload=False, size=size)
         up_rate, up_growth = stream_gib(gw_port, gw_static.proc.pid, upload=True, size=size)
         print(
@@ -427,14 +469,27 @@ def main() -> None:
             print(f"\nAirflow 3 api-server, GET {path}:")
             load(af_port, path, seconds=1, concurrency=conc)
             load(gwa_port, path, seconds=1, concurrency=conc, headers=token)
-            a = load(af_port, path, seconds=secs, concurrency=conc)
-            b = load(gwa_port, path, seconds=secs, concurrency=conc, headers=token)
-            a1 = load(af_port, path, seconds=secs, concurrency=1)
-            b1a = load(gwa_port, path, seconds=secs, concurrency=1, headers=token)
-            print(_row("(a) api-server directly", a))
-            print(_row("(b) gateway -> api-server", b))
-            print(_row("(a) api-server directly, 1 connection", a1))
-            print(_row("(b) gateway -> api-server, 1 connection", b1a))
+            af = interleaved(
+                {
+                    "(a) api-server directly": dict(port=af_port, path=path, concurrency=conc),
+                    "(b) gateway -> api-server": dict(
+                        port=gwa_port, path=path, concurrency=conc, headers=token
+                    ),
+                    "(a) api-server directly, 1 connection": dict(port=af_port, path=path, concurrency=1),
+                    "(b) gateway -> api-server, 1 connection": dict(
+                        port=gwa_port, path=path, concurrency=1, headers=token
+                    ),
+                },
+                seconds=secs,
+                rounds=rounds,
+            )
+            for name, r in af.items():
+                print(_row(name, r))
+            a, b = af["(a) api-server directly"], af["(b) gateway -> api-server"]
+            a1, b1a = (
+                af["(a) api-server directly, 1 connection"],
+                af["(b) gateway -> api-server, 1 connection"],
+            )
             figures["b_vs_a_airflow_rps"] = b.rps / a.rps
             figures["added_p50_ms_airflow"] = b1a.pct(0.5) - a1.pct(0.5)
 
