@@ -1,10 +1,11 @@
 """The reverse proxy: every path the gateway does not own goes to Airflow.
 
-Built on :mod:`http.client` with a small per-process pool of keep-alive connections, so
-the request line, the query string and the bodies pass byte for byte (no re-encoding,
-no redirect following, no content decoding).  Bodies stream both ways in chunks; the
-upstream connection is closed (never pooled) when the client goes away mid-response.
-Behaviour and the Host policy are documented in ``docs/proxy.md``.
+Built on :mod:`gateway.upstream` (a lean HTTP/1.1 client connection) with a small
+per-process pool of keep-alive connections, so the request line, the query string and
+the bodies pass byte for byte (no re-encoding, no redirect following, no content
+decoding).  Bodies stream both ways in chunks; the upstream connection is closed (never
+pooled) when the client goes away mid-response.  Behaviour and the Host policy are
+documented in ``docs/proxy.md``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from werkzeug.http import HTTP_STATUS_CODES, is_hop_by_hop_header
 from werkzeug.wrappers import Request, Response
 
 from gateway.config import ProxyConfig
-from gateway.errors import GatewayError, UpgradeNotSupported, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import BadRequest, GatewayError, UpgradeNotSupported, UpstreamTimeout, UpstreamUnavailable
+from gateway.upstream import Connection, UpstreamClosed
+from gateway.upstream import Response as UpstreamResponse
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -54,7 +57,7 @@ _REPLACED_REQUEST = frozenset(
 # (nginx hides both from upstreams by default too).
 _OWN_RESPONSE = frozenset({"server", "date"})
 # Errors that mean "the pooled connection had been closed by Airflow before we used it".
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+_STALE = (UpstreamClosed, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 _HTML_ERROR = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{code} {title}</title></head>
 <body><h1>{code} {title}</h1><p>{text}</p><p><small>request id {request_id}</small></p></body></html>
@@ -98,29 +101,48 @@ class Upstream:
 class _Pool:
     """Idle keep-alive connections to one upstream, newest first, at most ``size`` kept."""
 
-    def __init__(self, upstream: Upstream, size: int, connect_timeout_s: float) -> None:
+    def __init__(
+        self, upstream: Upstream, size: int, connect_timeout_s: float, read_timeout_s: float
+    ) -> None:
         self._upstream = upstream
         self._size = size
         self._connect_timeout_s = connect_timeout_s
-        self._idle: list[http.client.HTTPConnection] = []
+        self._read_timeout_s = read_timeout_s
+        self._idle: list[Connection] = []
         self._lock = threading.Lock()
 
-    def new(self) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self._upstream.scheme == "https" else http.client.HTTPConnection
-        return cls(self._upstream.host, self._upstream.port, timeout=self._connect_timeout_s)
+    def new(self) -> Connection:
+        """A fresh connection.
 
-    def get(self) -> tuple[http.client.HTTPConnection, bool]:
+        :raises UpstreamTimeout: when Airflow does not accept it within the connect timeout.
+        :raises UpstreamUnavailable: when it is refused (Airflow down) or TLS fails.
+        """
+        try:
+            return Connection(
+                self._upstream.host,
+                self._upstream.port,
+                tls=self._upstream.scheme == "https",
+                connect_timeout_s=self._connect_timeout_s,
+                read_timeout_s=self._read_timeout_s,
+            )
+        except TimeoutError:
+            raise UpstreamTimeout("Airflow did not accept the connection in time") from None
+        except OSError as exc:
+            log.warning("upstream connect failed: %s", type(exc).__name__)
+            raise UpstreamUnavailable() from None
+
+    def get(self) -> tuple[Connection, bool]:
         """An idle connection that Airflow has not closed (and ``True``), or a new one."""
         while True:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
                 return self.new(), False
-            if not _dropped(conn):
+            if not _dropped(conn.sock):
                 return conn, True
             conn.close()
 
-    def put(self, conn: http.client.HTTPConnection) -> None:
+    def put(self, conn: Connection) -> None:
         with self._lock:
             if len(self._idle) < self._size:
                 self._idle.append(conn)
@@ -134,12 +156,10 @@ class _Pool:
             conn.close()
 
 
-def _dropped(conn: http.client.HTTPConnection) -> bool:
+def _dropped(sock: object) -> bool:
     """An idle connection that is readable has been closed by the peer (or is out of sync)."""
-    if conn.sock is None:
-        return True
     poller = select.poll()
-    poller.register(conn.sock, select.POLLIN)
+    poller.register(sock, select.POLLIN)  # type: ignore[arg-type]
     return bool(poller.poll(0))
 
 
@@ -205,7 +225,7 @@ class ReverseProxy:
         self.read_timeout_s = read_timeout_s
         self.host_header = host_header
         self.strip_environ_keys = frozenset(strip_environ_keys)
-        self._pool = _Pool(self.upstream, pool_size, connect_timeout_s)
+        self._pool = _Pool(self.upstream, pool_size, connect_timeout_s, read_timeout_s)
 
     @classmethod
     def from_config(cls, config: ProxyConfig, *, strip_environ_keys: Iterable[str] = ()) -> ReverseProxy:
@@ -260,45 +280,28 @@ class ReverseProxy:
 
     # --- the exchange ---
 
-    def _connect(self, conn: http.client.HTTPConnection) -> None:
-        try:
-            conn.connect()
-        except TimeoutError:
-            conn.close()
-            raise UpstreamTimeout("Airflow did not accept the connection in time") from None
-        except OSError as exc:
-            conn.close()
-            log.warning("upstream connect failed: %s", type(exc).__name__)
-            raise UpstreamUnavailable() from None
-        if conn.sock is not None:
-            conn.sock.settimeout(self.read_timeout_s)
-
     def _send(
         self,
-        conn: http.client.HTTPConnection,
+        conn: Connection,
         method: str,
         target: str,
         headers: list[tuple[str, str]],
         environ: WSGIEnvironment,
     ) -> None:
-        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
         length = environ.get("CONTENT_LENGTH") or ""
         chunked = not length and "chunked" in _tokens(environ.get("HTTP_TRANSFER_ENCODING"))
-        for name, value in headers:
-            conn.putheader(name, value)
-        if chunked:
-            conn.putheader("Transfer-Encoding", "chunked")
         stream = environ["wsgi.input"]
         remaining = int(length) if length.isdigit() else 0
-        if remaining and remaining <= _SMALL_BODY:
-            conn.endheaders(message_body=_read_exactly(stream, remaining))
-            return
-        conn.endheaders()
         if chunked:
+            conn.send_head(method, target, [*headers, ("Transfer-Encoding", "chunked")])
             while chunk := stream.read(_CHUNK):
                 conn.send(b"%x\r\n%b\r\n" % (len(chunk), chunk))
             conn.send(b"0\r\n\r\n")
             return
+        if remaining <= _SMALL_BODY:
+            conn.send_head(method, target, headers, _read_exactly(stream, remaining) if remaining else b"")
+            return
+        conn.send_head(method, target, headers)
         while remaining > 0:
             chunk = stream.read(min(_CHUNK, remaining))
             if not chunk:
@@ -306,9 +309,7 @@ class ReverseProxy:
             conn.send(chunk)
             remaining -= len(chunk)
 
-    def _exchange(
-        self, environ: WSGIEnvironment
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def _exchange(self, environ: WSGIEnvironment) -> tuple[Connection, UpstreamResponse]:
         method = environ.get("REQUEST_METHOD", "GET")
         target = _request_target(environ, self.upstream.prefix)
         headers = self.request_headers(environ)
@@ -317,11 +318,9 @@ class ReverseProxy:
         )
         for attempt in (1, 2):
             conn, reused = self._pool.get()
-            if not reused:
-                self._connect(conn)
             try:
                 self._send(conn, method, target, headers, environ)
-                return conn, conn.getresponse()
+                return conn, conn.read_response(method)
             except TimeoutError:
                 conn.close()
                 raise UpstreamTimeout() from None
@@ -332,7 +331,10 @@ class ReverseProxy:
                 if reused and replayable and attempt == 1:
                     continue
                 raise UpstreamUnavailable() from None
-            except (OSError, http.client.HTTPException) as exc:
+            except ValueError:
+                conn.close()
+                raise BadRequest("Request header not forwardable") from None
+            except OSError as exc:
                 conn.close()
                 log.warning("upstream exchange failed: %s", type(exc).__name__)
                 raise UpstreamUnavailable() from None
@@ -349,7 +351,7 @@ class ReverseProxy:
         listed = _tokens(resp.getheader("Connection"))
         headers = [
             (name, value)
-            for name, value in resp.getheaders()
+            for name, value in resp.headers
             if not is_hop_by_hop_header(name)
             and name.lower() not in listed
             and name.lower() not in _OWN_RESPONSE
@@ -428,36 +430,25 @@ class _Body:
     is then closed, so Airflow stops sending and nothing half-read is ever reused.
     """
 
-    def __init__(self, pool: _Pool, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
+    def __init__(self, pool: _Pool, conn: Connection, resp: UpstreamResponse) -> None:
         self._pool = pool
-        self._conn: http.client.HTTPConnection | None = conn
+        self._conn: Connection | None = conn
         self._resp = resp
-        self._complete = False
 
     def __iter__(self) -> Iterator[bytes]:
-        read = self._resp.read1
-        while True:
-            try:
-                chunk = read(_CHUNK)
-            except (OSError, http.client.HTTPException) as exc:
-                # Headers are gone already: the only honest signal left is to break
-                # the client connection instead of ending the body as if complete.
-                log.warning("upstream body broke off: %s", type(exc).__name__)
-                raise UpstreamBodyError(f"upstream body broke off ({type(exc).__name__})") from None
-            if not chunk:
-                # read1() does not mark a Content-Length response closed at its end;
-                # close() does, which is what lets the connection carry the next request.
-                self._complete = not self._resp.will_close
-                self._resp.close()
-                return
-            yield chunk
+        try:
+            yield from self._resp.stream(_CHUNK)
+        except OSError as exc:
+            # Headers are gone already: the only honest signal left is to break the
+            # client connection instead of ending the body as if it were complete.
+            log.warning("upstream body broke off: %s", type(exc).__name__)
+            raise UpstreamBodyError(f"upstream body broke off ({type(exc).__name__})") from None
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self._complete:
+        if self._resp.complete and not self._resp.will_close:
             self._pool.put(conn)
         else:
-            self._resp.close()
             conn.close()
