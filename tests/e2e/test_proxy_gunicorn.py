@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -265,3 +268,27 @@ def test_trusted_proxy_hop_is_believed_and_no_further(
     assert seen["x-forwarded-proto"] == ["https"]
     assert seen["x-forwarded-host"] == ["airflow.example.org"]
     assert seen["host"] == [f"127.0.0.1:{echo.port}"]
+
+
+def test_sigterm_lets_in_flight_proxied_requests_finish(
+    echo: EchoUpstream, airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Graceful shutdown: on SIGTERM a proxied request already in flight still gets its answer."""
+    server = start_gateway(
+        airflow3,
+        tmp_path_factory.mktemp("gw-graceful"),
+        settings={"PROXY__UPSTREAM": echo.url, "PROXY__READ_TIMEOUT": "10"},
+        extra_env={"GATEWAY_GRACEFUL_TIMEOUT": "20"},
+    )
+    try:
+        result: dict[str, object] = {}
+        worker = threading.Thread(target=lambda: result.update(reply=get(server.url + "/_stall/2", timeout=30)))
+        worker.start()
+        time.sleep(0.7)
+        os.kill(server.proc.pid, signal.SIGTERM)
+        worker.join(30)
+        reply = result.get("reply")
+        assert reply is not None and reply.status == 200  # type: ignore[attr-defined]
+        assert server.proc.wait(timeout=30) == 0
+    finally:
+        server.stop()
