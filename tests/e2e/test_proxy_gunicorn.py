@@ -282,7 +282,8 @@ def test_sigterm_lets_in_flight_proxied_requests_finish(
     )
     try:
         result: dict[str, object] = {}
-        worker = threading.Thread(target=lambda: result.update(reply=get(server.url + "/_stall/2", timeout=30)))
+        slow = server.url + "/_stall/2"
+        worker = threading.Thread(target=lambda: result.update(reply=get(slow, timeout=30)))
         worker.start()
         time.sleep(0.7)
         os.kill(server.proc.pid, signal.SIGTERM)

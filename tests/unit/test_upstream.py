@@ -24,7 +24,10 @@ class _Canned:
         self.thread.start()
 
     def _serve(self) -> None:
-        conn, _ = self.sock.accept()
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:  # closed by the fixture before the test connected
+            return
         with conn:
             data = b""
             while self.answers:
@@ -41,6 +44,7 @@ class _Canned:
 
     def close(self) -> None:
         self.sock.close()
+        self.thread.join(5)
 
 
 @pytest.fixture
