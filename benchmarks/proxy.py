@@ -289,6 +289,21 @@ def worker_rss_kb(master_pid: int) -> dict[int, int]:
     return out
 
 
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and all its descendants (from /proc)."""
+    total, tick, todo = 0.0, os.sysconf("SC_CLK_TCK"), [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def stream_gib(port: int, master_pid: int, *, upload: bool, size: int) -> tuple[float, int]:
     """Stream ``size`` bytes one way through the gateway; return (MiB/s, max worker RSS growth in KiB)."""
     before = worker_rss_kb(master_pid)
@@ -391,6 +406,7 @@ def main() -> None:
         print("\nfast static upstream, 2-byte answers:")
         load(gw_port, "/p/small", seconds=1, concurrency=conc, headers=token)  # warm-up
         load(wz_port, "/p/small", seconds=1, concurrency=conc)
+        cpu_before = tree_cpu_s(gw_static.proc.pid), tree_cpu_s(wz.pid)
         small = interleaved(
             {
                 "(b) gateway -> static": dict(port=gw_port, path="/p/small", concurrency=conc, headers=token),
@@ -408,6 +424,19 @@ def main() -> None:
         )
         for name, r in small.items():
             print(_row(name, r))
+        gw_requests = (
+            small["(b) gateway -> static"].requests + small["(b) gateway -> static, 1 connection"].requests
+        )
+        gw_cpu_ms = (tree_cpu_s(gw_static.proc.pid) - cpu_before[0]) * 1000 / max(1, gw_requests)
+        wz_cpu_ms = (
+            (tree_cpu_s(wz.pid) - cpu_before[1])
+            * 1000
+            / max(1, small["(c) werkzeug ProxyMiddleware -> static"].requests)
+        )
+        print(
+            f"  CPU per request: gateway (gunicorn + app) {gw_cpu_ms:.3f} ms,"
+            f" werkzeug under gunicorn {wz_cpu_ms:.3f} ms"
+        )
         b_small, c_small = small["(b) gateway -> static"], small["(c) werkzeug ProxyMiddleware -> static"]
         b1, d1 = small["(b) gateway -> static, 1 connection"], small["    static directly, 1 connection"]
 
@@ -469,6 +498,7 @@ def main() -> None:
             print(f"\nAirflow 3 api-server, GET {path}:")
             load(af_port, path, seconds=1, concurrency=conc)
             load(gwa_port, path, seconds=1, concurrency=conc, headers=token)
+            cpu_before = tree_cpu_s(api.proc.pid), tree_cpu_s(gw_af.proc.pid)
             af = interleaved(
                 {
                     "(a) api-server directly": dict(port=af_port, path=path, concurrency=conc),
@@ -485,6 +515,14 @@ def main() -> None:
             )
             for name, r in af.items():
                 print(_row(name, r))
+            total = sum(r.requests for r in af.values())
+            via_gw = (
+                af["(b) gateway -> api-server"].requests
+                + af["(b) gateway -> api-server, 1 connection"].requests
+            )
+            api_cpu = (tree_cpu_s(api.proc.pid) - cpu_before[0]) * 1000 / max(1, total)
+            gw_cpu = (tree_cpu_s(gw_af.proc.pid) - cpu_before[1]) * 1000 / max(1, via_gw)
+            print(f"  CPU per request: api-server {api_cpu:.3f} ms, gateway (gunicorn + app) {gw_cpu:.3f} ms")
             a, b = af["(a) api-server directly"], af["(b) gateway -> api-server"]
             a1, b1a = (
                 af["(a) api-server directly, 1 connection"],
