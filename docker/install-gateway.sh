@@ -3,6 +3,9 @@
 # also run by CI outside Docker (tests/e2e/test_packaging.py) so the image stays honest.
 #   usage: install-gateway.sh VENV SOURCE_DIR [PYTHON]
 set -eu
+# The official Airflow image sets PIP_USER=true (installs go to ~/.local), which pip
+# refuses inside a virtualenv; this venv is the gateway's own, so switch it off here.
+export PIP_USER=0
 venv=$1
 src=$2
 python=${3:-python3}

@@ -106,8 +106,12 @@ def test_gunicorn_conf_refuses_a_bad_setting_readably(airflow3: AirflowHome) -> 
 def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Dockerfile's install step (docker/install-gateway.sh), run outside Docker."""
     venv = tmp_path_factory.mktemp("image") / "venv"
+    # The base image's own environment: it sets PIP_USER=true for Airflow's user installs.
+    env = {**os.environ, "PIP_USER": "true"}
+    env.pop("PYTHONPATH", None)
     done = subprocess.run(
         ["/bin/sh", str(ROOT / "docker" / "install-gateway.sh"), str(venv), str(ROOT), sys.executable],
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
