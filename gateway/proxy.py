@@ -51,6 +51,7 @@ _REPLACED_REQUEST = frozenset(
         "FORWARDED",
         "X_REAL_IP",
         "EXPECT",
+        "X_REQUEST_ID",
     }
 )
 # gunicorn always writes its own Server and Date; passing Airflow's would duplicate them
@@ -274,6 +275,10 @@ class ReverseProxy:
         # allowed to change REMOTE_ADDR) these are the values the gateway itself believes.
         headers.append(("X-Forwarded-For", environ.get("REMOTE_ADDR") or "unknown"))
         headers.append(("X-Forwarded-Proto", environ.get("wsgi.url_scheme", "http")))
+        # The gateway's request id (the client's when well-formed) ties Airflow's logs to the audit log.
+        request_id = environ.get("gateway.request_id") or environ.get("HTTP_X_REQUEST_ID")
+        if request_id:
+            headers.append(("X-Request-ID", request_id))
         if environ.get("HTTP_HOST"):
             headers.append(("X-Forwarded-Host", environ["HTTP_HOST"]))
         return headers
@@ -360,6 +365,8 @@ class ReverseProxy:
         if record is not None:
             record.status = resp.status
         reason = resp.reason or HTTP_STATUS_CODES.get(resp.status, "Unknown")
+        if environ.get("gateway.request_id") and not resp.getheader("X-Request-ID"):
+            headers.append(("X-Request-ID", environ["gateway.request_id"]))
         start_response(f"{resp.status} {reason}", headers)
         return _Body(self._pool, conn, resp)
 

@@ -117,6 +117,14 @@ def test_request_reaches_airflow_exactly(proxied: GatewayServer, echo: EchoUpstr
     assert seen["x-forwarded-proto"] == ["http"]
     assert seen["host"] == [f"127.0.0.1:{_port(proxied)}"]  # Host policy "client" (the default)
     assert seen["cookie"] == ["session=abc"] and seen["x-custom"] == ["v"]
+    assert seen["x-request-id"] == [reply.headers["X-Request-ID"]]  # one id for gateway and Airflow logs
+
+
+def test_request_id_reaches_airflow_and_the_client(proxied: GatewayServer) -> None:
+    """A well-formed client X-Request-ID is kept; Airflow and the client see the same id."""
+    given = get(proxied.url + "/x", headers={"X-Request-ID": "client-chosen-id-42"})
+    assert _headers(given.json)["x-request-id"] == ["client-chosen-id-42"]
+    assert given.headers["X-Request-ID"] == "client-chosen-id-42"
 
 
 def test_own_endpoints_are_not_proxied(proxied: GatewayServer) -> None:
