@@ -57,6 +57,8 @@ _REPLACED_REQUEST = frozenset(
 # gunicorn always writes its own Server and Date; passing Airflow's would duplicate them
 # (nginx hides both from upstreams by default too).
 _OWN_RESPONSE = frozenset({"server", "date"})
+# Idle pooled connections older than this are not reused (uvicorn's keep-alive is 5 s).
+_MAX_IDLE_S = 4.0
 # Errors that mean "the pooled connection had been closed by Airflow before we used it".
 _STALE = (UpstreamClosed, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 _HTML_ERROR = """<!doctype html>
@@ -109,7 +111,7 @@ class _Pool:
         self._size = size
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
-        self._idle: list[Connection] = []
+        self._idle: list[tuple[Connection, float]] = []
         self._lock = threading.Lock()
 
     def new(self) -> Connection:
@@ -136,24 +138,26 @@ class _Pool:
         """An idle connection that Airflow has not closed (and ``True``), or a new one."""
         while True:
             with self._lock:
-                conn = self._idle.pop() if self._idle else None
+                conn, since = self._idle.pop() if self._idle else (None, 0.0)
             if conn is None:
                 return self.new(), False
-            if not _dropped(conn.sock):
+            # Servers close idle keep-alive connections (uvicorn after 5 s, gunicorn sync
+            # workers at once); retiring ours first avoids racing their close.
+            if time.monotonic() - since < _MAX_IDLE_S and not _dropped(conn.sock):
                 return conn, True
             conn.close()
 
     def put(self, conn: Connection) -> None:
         with self._lock:
             if len(self._idle) < self._size:
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
                 return
         conn.close()
 
     def clear(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             conn.close()
 
 

@@ -192,6 +192,16 @@ def test_keep_alive_connections_are_reused(echo: EchoUpstream) -> None:
     assert len(ports) == 1
 
 
+def test_long_idle_connections_are_retired(echo: EchoUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pooled connection idle past the limit is closed, not reused (never racing the server's close)."""
+    monkeypatch.setattr("gateway.proxy._MAX_IDLE_S", 0.5)
+    client = _client(echo.url)
+    first = client.get("/x").get_json()["peer_port"]
+    assert client.get("/x").get_json()["peer_port"] == first
+    time.sleep(0.7)
+    assert client.get("/x").get_json()["peer_port"] != first
+
+
 def test_down_upstream_is_a_fast_502_envelope() -> None:
     """A refused connection answers 502 in the envelope, immediately."""
     started = time.monotonic()
