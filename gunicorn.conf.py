@@ -39,14 +39,27 @@ except MultiprocError as _exc:
 wsgi_app = "gateway.app:create_app()"
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 # Threads, not processes, carry concurrency: a CLI call blocks its thread for seconds
-# while the others keep serving (and proxying).
+# while the others keep serving (and proxying).  There are always at least 4 more
+# threads than CLI calls allowed at once, so CLI calls can never starve the proxy.
 worker_class = "gthread"
 workers = int(os.environ.get("GATEWAY_WORKERS", "2"))
-threads = int(os.environ.get("GATEWAY_THREADS", "8"))
-# Longer than the longest CLI timeout, so gunicorn never kills a worker mid-call.
-timeout = int(max(_gateway_config.cli.default_timeout_s, *_gateway_config.cli.timeouts_s.values(), 0) + 30)
+threads = max(int(os.environ.get("GATEWAY_THREADS", "8")), _gateway_config.cli.max_concurrent + 4)
+# Longer than the longest CLI timeout and the proxy's read timeout, so gunicorn never
+# kills a worker mid-call (gthread heartbeats from its main thread, but keep it safe).
+_longest_s = max(
+    _gateway_config.cli.default_timeout_s, *_gateway_config.cli.timeouts_s.values(), _gateway_config.proxy.read_timeout_s
+)
+timeout = int(_longest_s + 30)
+# On SIGTERM: stop accepting, let in-flight requests finish for this long, then exit.
+# Match it to the orchestrator's stop grace period (Kubernetes: 30 s by default).
 graceful_timeout = int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", "30"))
-keepalive = 5
+# Idle client keep-alive; keep it above the idle timeout of a load balancer in front.
+keepalive = int(os.environ.get("GATEWAY_KEEPALIVE", "5"))
+# Recycling is off by default: a restart waits for streams in flight (up to graceful_timeout).
+max_requests = int(os.environ.get("GATEWAY_MAX_REQUESTS", "0"))
+max_requests_jitter = int(os.environ.get("GATEWAY_MAX_REQUESTS_JITTER", "0"))
+# Airflow UI URLs can carry long queries; nginx's default buffer is 8 KiB too.
+limit_request_line = 8190
 # The audit event (one JSON line per request, redacted) replaces the access log; set
 # GATEWAY_ACCESS_LOG=- to have gunicorn's too (rendered as JSON, query strings redacted).
 accesslog = os.environ.get("GATEWAY_ACCESS_LOG") or None

@@ -33,6 +33,8 @@ from gateway.config import GatewayConfig, load_config_from_process
 from gateway.deploy import DagDeployer, DagList
 from gateway.envelope import Envelope
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
+from gateway.forwarded import trust_proxies
+from gateway.health import Health
 from gateway.identity.authenticator import Authenticator
 from gateway.identity.client import client_address
 from gateway.identity.context import CURRENT_CALLER, Caller
@@ -45,6 +47,7 @@ from gateway.page import page_response, render_page, static_response
 from gateway.policy.enforce import ApiAuthorizer, ProxyGuard, record_principal
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import load_policies
+from gateway.proxy import ReverseProxy
 from gateway.redact import Redactor
 
 if TYPE_CHECKING:
@@ -73,6 +76,7 @@ class GatewayApp:
         metrics: Metrics | None = None,
         policy: PolicyEngine | None = None,
         dags: DagList | None = None,
+        health: Health | None = None,
     ) -> None:
         self.config = config
         self.api = api
@@ -83,6 +87,9 @@ class GatewayApp:
         self.metrics = metrics
         self.policy = policy
         self.dags = dags
+        self.health = health or Health(install=install)
+        # ProxyFix first: every later layer (audit, policy, proxy) sees the trusted client.
+        self._entry = trust_proxies(self._layers, config.trusted_proxy_count)
         self.url_map = Map(
             [
                 Rule("/admin/rest_api/api", endpoint="api", methods=["GET", "POST"]),
@@ -94,6 +101,7 @@ class GatewayApp:
                 Rule("/healthz", endpoint="healthz", methods=["GET", "HEAD"]),
                 # Always routed, so /metrics is never proxied to Airflow, even when disabled.
                 Rule("/metrics", endpoint="metrics", methods=["GET", "HEAD"]),
+                Rule("/readyz", endpoint="readyz", methods=["GET", "HEAD"]),
             ],
             strict_slashes=False,
         )
@@ -103,7 +111,8 @@ class GatewayApp:
             "static": self._static,
             "openapi": self._openapi,
             "dags": self._dags,
-            "healthz": self._healthz,
+            "healthz": self.health.live,
+            "readyz": self.health.ready,
             "metrics": self._metrics,
         }
         self.wsgi_app: WSGIApplication = self.dispatch
@@ -174,9 +183,6 @@ class GatewayApp:
         envelope.extra["data"] = [{k: row[k] for k in shown if k in row} for row in rows]
         return envelope.response(time.time(), {"Cache-Control": "no-store"})
 
-    def _healthz(self, environ: WSGIEnvironment) -> Response:
-        return Response('{"status": "ok"}', mimetype="application/json")
-
     def _metrics(self, environ: WSGIEnvironment) -> Response:
         if self.metrics_endpoint is None:
             raise NotFound("Metrics are disabled")
@@ -187,6 +193,9 @@ class GatewayApp:
         return error(environ, start_response)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return self._entry(environ, start_response)
+
+    def _layers(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self.wsgi_app(environ, start_response)
 
     def dispatch(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -279,9 +288,13 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     api.register_builtin("refresh_dag", deployer.refresh_dag)
     metrics = create_metrics(set(CATALOGUE))
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
+    proxy = None
+    if config.proxy.upstream is not None:
+        proxy = ReverseProxy.from_config(config.proxy, strip_environ_keys=auth.credential_keys())
+    health = Health(install=install, proxy=proxy, readiness_path=config.proxy.readiness_path)
     app = assemble(
         config, api=api, auth=auth, install=install, redactor=redactor, metrics=metrics,
-        sink=AuditSink(file=config.audit.file), policy=policy, dags=dags,
+        sink=AuditSink(file=config.audit.file), policy=policy, dags=dags, proxy=proxy, health=health,
     )  # fmt: skip
     log.info(
         "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)
@@ -314,12 +327,13 @@ def assemble(
     proxy: WSGIApplication | None = None,
     policy: PolicyEngine | None = None,
     dags: DagList | None = None,
+    health: Health | None = None,
 ) -> GatewayApp:
     """Compose the app and its cross-cutting layers (the audit layer outermost)."""
     endpoint = MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None
     app = GatewayApp(
         config, api=api, auth=auth, install=install, proxy=proxy, metrics_endpoint=endpoint, metrics=metrics,
-        policy=policy, dags=dags,
+        policy=policy, dags=dags, health=health,
     )  # fmt: skip
     audit = AuditLog(redactor, sink)
     app.wsgi_app = AuditLayer(app.wsgi_app, audit=audit, redactor=redactor, observers=[metrics])

@@ -78,6 +78,9 @@ class ProxyConfig:
     upstream: str | None
     connect_timeout_s: float
     read_timeout_s: float
+    host_header: str = "client"  # "client", "upstream" or a fixed host[:port]
+    pool_size: int = 16
+    readiness_path: str = "/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +287,35 @@ def _networks(name: str, value: Any) -> tuple[str, ...]:
     return items
 
 
+def _host_policy(name: str, value: Any) -> str:
+    text = _str(name, value).strip()
+    if text in {"client", "upstream"}:
+        return text
+    try:
+        parts = urlsplit(f"//{text}")
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or any(c.isspace() for c in text)
+    ):
+        raise ConfigError(f"{name} has value {text!r}: expected client, upstream or a host[:port]")
+    return text
+
+
+def _abs_path(name: str, value: Any) -> str:
+    text = _str(name, value)
+    if not text.startswith("/") or any(c.isspace() for c in text):
+        raise ConfigError(f"{name} has value {text!r}: expected a path starting with '/'")
+    return text
+
+
 def _choice(*choices: str) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         text = str(value)
@@ -428,6 +460,9 @@ _SCHEMA: dict[tuple[str, str], Callable[[str, Any], Any]] = {
     ("proxy", "upstream"): _url,
     ("proxy", "connect_timeout"): _pos_float,
     ("proxy", "read_timeout"): _pos_float,
+    ("proxy", "host_header"): _host_policy,
+    ("proxy", "pool_size"): _pos_int,
+    ("proxy", "readiness_path"): _abs_path,
     ("limits", "max_body_bytes"): _pos_int,
     ("limits", "max_form_memory_bytes"): _pos_int,
     ("audit", "file"): _path,
@@ -602,6 +637,9 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
             upstream=get("proxy", "upstream"),
             connect_timeout_s=get("proxy", "connect_timeout", 5.0),
             read_timeout_s=get("proxy", "read_timeout", 60.0),
+            host_header=get("proxy", "host_header", "client"),
+            pool_size=get("proxy", "pool_size", 16),
+            readiness_path=get("proxy", "readiness_path", "/"),
         ),
         limits=LimitsConfig(
             max_body_bytes=get("limits", "max_body_bytes", 16 * 1024 * 1024),
@@ -694,7 +732,13 @@ def describe(config: GatewayConfig) -> dict[str, Any]:
             "header_name": config.plugin_auth.header_name,
             "token_configured": config.plugin_auth.expected_token is not None,
         },
-        "proxy": {"upstream": config.proxy.upstream},
+        "proxy": {
+            "upstream": config.proxy.upstream,
+            "connect_timeout_s": config.proxy.connect_timeout_s,
+            "read_timeout_s": config.proxy.read_timeout_s,
+            "host_header": config.proxy.host_header,
+            "pool_size": config.proxy.pool_size,
+        },
         "audit": {
             "file": str(config.audit.file) if config.audit.file else None,
             "sensitive_names": list(config.audit.sensitive_names),

@@ -149,3 +149,24 @@ class Busy(GatewayError):
 class InternalError(GatewayError):
     code = 500
     description = "Internal error (see the gateway log for this request id)"
+
+
+class UpgradeNotSupported(GatewayError):
+    """WebSocket upgrades are refused explicitly instead of being silently downgraded."""
+
+    code = 501
+    description = "WebSocket upgrades are not proxied by the gateway"
+
+
+class UpstreamUnavailable(GatewayError):
+    """Airflow refused the connection, reset it or answered with garbage."""
+
+    code = 502
+    description = "Airflow is unavailable (the gateway could not get an answer from it)"
+
+
+class UpstreamTimeout(GatewayError):
+    """Airflow did not accept the connection or answer within the configured timeout."""
+
+    code = 504
+    description = "Airflow did not answer in time"

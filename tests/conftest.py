@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.support.airflow import AirflowHome, make_airflow_home
+from tests.support.airflow_servers import AirflowServer, start_api_server, start_webserver
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +26,19 @@ def airflow2(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
 def airflow(request: pytest.FixtureRequest) -> AirflowHome:
     """Each supported Airflow in turn."""
     return request.getfixturevalue(f"airflow{request.param}")
+
+
+@pytest.fixture(scope="session")
+def airflow3_api(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowServer]:
+    """A real Airflow 3 ``api-server`` on loopback (simple auth manager, admin/admin)."""
+    server = start_api_server(airflow3, tmp_path_factory.mktemp("airflow3-api"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow2_web(airflow2: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowServer]:
+    """A real Airflow 2 ``webserver`` on loopback (FAB, admin/admin)."""
+    server = start_webserver(airflow2, tmp_path_factory.mktemp("airflow2-web"))
+    yield server
+    server.stop()

@@ -7,9 +7,8 @@ The parser is built and run inside the Airflow virtualenv, without executing com
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import subprocess
-
+from pathlib import Path
 
 from tests.support.airflow import AirflowHome
 from tests.unit.golden import FILES, GOLDEN

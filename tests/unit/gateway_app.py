@@ -16,7 +16,6 @@ from prometheus_client import CollectorRegistry
 from gateway.api import ApiEndpoint
 from gateway.app import GatewayApp, assemble
 from gateway.audit import AuditSink
-from gateway.identity.authenticator import Authenticator
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
@@ -24,6 +23,7 @@ from gateway.cli.interpreter import Interpreter
 from gateway.cli.probe import AirflowInstall
 from gateway.cli.runner import CliResult
 from gateway.config import load_config
+from gateway.identity.authenticator import Authenticator
 from gateway.logging import configure_logging, json_formatter
 from gateway.metrics import Metrics
 

@@ -1,0 +1,563 @@
+"""Proxy benchmark: throughput and latency on loopback, with ratios against baselines measured
+in the same run.  Not a test: it prints figures; targets are in docs/proxy.md.
+
+    eval "$(scripts/bootstrap)"; .venv/bin/python benchmarks/proxy.py [--seconds 5] [--skip-airflow]
+
+Compared:
+  (a) Airflow 3's api-server directly
+  (b) the gateway (gunicorn.conf.py, token configured) in front of it, and in front of a fast
+      static upstream
+  (c) werkzeug's ProxyMiddleware under gunicorn (same worker class, workers and threads) in
+      front of the same fast static upstream
+plus 1 MiB downloads/uploads, and a 1 GiB download and upload through the gateway with the
+growth of each gunicorn worker's RSS.  Extra gateway settings (e.g. to switch on audit,
+policy or metrics layers) go in with ``--gateway-setting SECTION__KEY=VALUE``.
+Every request goes to 127.0.0.1; every loop is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MIB = 1024 * 1024
+_BLOCK = b"\xab" * MIB
+
+
+# --- the fast static upstream (its own process, asyncio, keep-alive) ---
+
+
+class _Static(asyncio.Protocol):
+    """GET /small (2 bytes), GET /big (1 MiB), GET /huge/<n> (n bytes, flow-controlled),
+    POST anything (body read and discarded, 2-byte answer)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buf = b""
+        self.body_left = 0
+        self.pending: str | None = None
+        self.huge_left = 0
+        self.paused = False
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._pump()
+
+    def _pump(self) -> None:
+        while self.huge_left and not self.paused:
+            piece = _BLOCK if self.huge_left >= MIB else _BLOCK[: self.huge_left]
+            self.huge_left -= len(piece)
+            self.t.write(piece)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            if self.body_left:
+                used = min(self.body_left, len(self.buf))
+                self.body_left -= used
+                self.buf = self.buf[used:]
+                if self.body_left:
+                    return
+                self._respond(self.pending or "/")
+                continue
+            head, sep, rest = self.buf.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            self.buf = rest
+            lines = head.split(b"\r\n")
+            path = lines[0].split(b" ")[1].decode()
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length:
+                self.body_left, self.pending = length, path
+                continue
+            self._respond(path)
+
+    def _respond(self, path: str) -> None:
+        if "/huge/" in path:
+            self.huge_left = int(path.rsplit("/", 1)[1])
+            self.t.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+                % self.huge_left
+            )
+            self._pump()
+            return
+        body = _BLOCK if path.endswith("/big") else b"ok"
+        self.t.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+        )
+
+
+def serve_static(port: int) -> None:
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_Static, "127.0.0.1", port, backlog=512)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# --- the load generator: processes x threads, keep-alive http.client connections ---
+
+
+@dataclass
+class Result:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def pct(self, p: float) -> float:
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, int(len(data) * p))] if data else float("nan")
+
+
+def _worker(args: tuple[int, str, str, int, int, float, dict[str, str]]) -> tuple[int, int, list[float]]:
+    port, method, path, body_size, threads, seconds, headers = args
+    body = b"x" * body_size if body_size else None
+    lat: list[list[float]] = [[] for _ in range(threads)]
+    errors = [0] * threads
+    deadline = time.monotonic() + seconds
+
+    def run(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                while resp.read(MIB):
+                    pass
+                if resp.will_close:
+                    conn.close()
+                if resp.status >= 400:
+                    errors[i] += 1
+                    continue
+            except (OSError, http.client.HTTPException):
+                errors[i] += 1
+                conn.close()
+                continue
+            lat[i].append((time.perf_counter() - started) * 1000)
+        conn.close()
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(seconds + 60)
+    return sum(len(x) for x in lat), sum(errors), [v for x in lat for v in x]
+
+
+def load(
+    port: int,
+    path: str,
+    *,
+    seconds: float,
+    concurrency: int,
+    method: str = "GET",
+    body_size: int = 0,
+    headers: dict[str, str] | None = None,
+) -> Result:
+    """Bounded load: ``concurrency`` keep-alive connections over up to 2 processes, for ``seconds``."""
+    procs = 2 if concurrency >= 2 else 1
+    per = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
+    jobs = [(port, method, path, body_size, n, seconds, headers or {}) for n in per]
+    started = time.monotonic()
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        parts = pool.map(_worker, jobs)
+    elapsed = max(seconds, time.monotonic() - started - 0.05)
+    return Result(
+        sum(p[0] for p in parts), sum(p[1] for p in parts), elapsed, [v for p in parts for v in p[2]]
+    )
+
+
+def interleaved(variants: dict[str, dict[str, object]], *, seconds: float, rounds: int) -> dict[str, Result]:
+    """Run each variant for ``seconds / rounds`` in turn, ``rounds`` times, and merge.
+
+    On a shared machine the background load drifts; alternating in short rounds gives
+    every variant the same mix of quiet and busy moments, so the ratios stay fair.
+    """
+    merged = {name: Result(0, 0, 0.0, []) for name in variants}
+    for _ in range(rounds):
+        for name, kwargs in variants.items():
+            r = load(seconds=seconds / rounds, **kwargs)  # type: ignore[arg-type]
+            m = merged[name]
+            m.requests, m.errors, m.seconds = (
+                m.requests + r.requests,
+                m.errors + r.errors,
+                m.seconds + r.seconds,
+            )
+            m.latencies_ms.extend(r.latencies_ms)
+    return merged
+
+
+# --- servers ---
+
+
+def _wait(port: int, path: str, proc: subprocess.Popen[bytes], log: Path, deadline_s: float = 240) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {log.read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"server on {port} did not start: {log.read_text()[-3000:]}")
+
+
+def start_werkzeug_proxy(
+    target: str, tmp: Path, workers: int, threads: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    from tests.support.servers import free_port
+
+    port = free_port()
+    log = tmp / "werkzeug-proxy.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gthread",
+        "-w",
+        str(workers),
+        "--threads",
+        str(threads),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--access-logfile",
+        "-",
+        f"benchmarks.werkzeug_proxy:create({target!r})",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _wait(port, "/p/small", proc, log)
+    return proc, port
+
+
+def worker_rss_kb(master_pid: int) -> dict[int, int]:
+    """VmRSS of each direct child (gunicorn worker) of ``master_pid``."""
+    out: dict[int, int] = {}
+    try:
+        tasks = list(Path(f"/proc/{master_pid}/task").iterdir())
+    except FileNotFoundError:
+        return out
+    for task in tasks:
+        for child in (task / "children").read_text().split():
+            try:
+                for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        out[int(child)] = int(line.split()[1])
+            except FileNotFoundError:
+                pass
+    return out
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and all its descendants (from /proc)."""
+    total, tick, todo = 0.0, os.sysconf("SC_CLK_TCK"), [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def stream_gib(port: int, master_pid: int, *, upload: bool, size: int) -> tuple[float, int]:
+    """Stream ``size`` bytes one way through the gateway; return (MiB/s, max worker RSS growth in KiB)."""
+    before = worker_rss_kb(master_pid)
+    peak = dict(before)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            for pid, kb in worker_rss_kb(master_pid).items():
+                peak[pid] = max(peak.get(pid, 0), kb)
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    if upload:
+
+        def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(size // MIB):
+                yield _BLOCK
+
+        conn.request("POST", "/p/upload", body=chunks(), headers={"Content-Length": str(size)})
+        resp = conn.getresponse()
+        resp.read()
+    else:
+        conn.request("GET", f"/p/huge/{size}")
+        resp = conn.getresponse()
+        got = 0
+        while chunk := resp.read(MIB):
+            got += len(chunk)
+        if got != size:
+            raise SystemExit(f"download ended at {got} of {size} bytes")
+    conn.close()
+    elapsed = time.monotonic() - started
+    stop.set()
+    sampler.join()
+    growth = max((peak[pid] - before.get(pid, peak[pid])) for pid in peak) if peak else 0
+    return size / MIB / elapsed, growth
+
+
+# --- the run ---
+
+
+def _row(name: str, r: Result) -> str:
+    return (
+        f"  {name:<44} {r.rps:9.0f} req/s   p50 {r.pct(0.5):7.2f} ms   p99 {r.pct(0.99):7.2f} ms"
+        f"   errors {r.errors}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each load phase")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of the compared variants")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--skip-airflow", action="store_true", help="only the static-upstream comparisons")
+    parser.add_argument("--gib", type=float, default=1.0, help="size of the big streams, in GiB")
+    parser.add_argument("--gateway-setting", action="append", default=[], metavar="SECTION__KEY=VALUE")
+    args = parser.parse_args()
+
+    from tests.support.airflow import make_airflow_home
+    from tests.support.servers import free_port, start_gateway
+
+    tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
+    settings = {"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "bench-token"}
+    settings.update(dict(s.split("=", 1) for s in args.gateway_setting))
+    token = {"rest-api-plugin-http-token": "bench-token"}
+    env = {"GATEWAY_THREADS": str(args.threads), "GATEWAY_ACCESS_LOG": str(tmp / "gateway-access.log")}
+    stops: list[object] = []
+    secs, conc = args.seconds, args.concurrency
+    print(
+        f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {conc} connections,"
+        f" {secs:g} s per variant in {args.rounds} rounds; gunicorn gthread {args.workers}x{args.threads}",
+        flush=True,
+    )
+    try:
+        static_port = free_port()
+        static = multiprocessing.get_context("fork").Process(
+            target=serve_static, args=(static_port,), daemon=True
+        )
+        static.start()
+        print("starting Airflow 3 (home, api-server) ..." if not args.skip_airflow else "", flush=True)
+        airflow = make_airflow_home("3", tmp / "airflow-home")
+        gw_static = start_gateway(
+            airflow,
+            tmp,
+            settings={**settings, "PROXY__UPSTREAM": f"http://127.0.0.1:{static_port}"},
+            extra_env=env,
+            workers=args.workers,
+        )
+        stops.append(gw_static)
+        wz, wz_port = start_werkzeug_proxy(f"http://127.0.0.1:{static_port}", tmp, args.workers, args.threads)
+        stops.append(wz)
+        gw_port = int(gw_static.url.rsplit(":", 1)[1])
+
+        rounds = args.rounds
+        print("\nfast static upstream, 2-byte answers:")
+        load(gw_port, "/p/small", seconds=1, concurrency=conc, headers=token)  # warm-up
+        load(wz_port, "/p/small", seconds=1, concurrency=conc)
+        cpu_before = tree_cpu_s(gw_static.proc.pid), tree_cpu_s(wz.pid)
+        small = interleaved(
+            {
+                "(b) gateway -> static": dict(port=gw_port, path="/p/small", concurrency=conc, headers=token),
+                "(c) werkzeug ProxyMiddleware -> static": dict(
+                    port=wz_port, path="/p/small", concurrency=conc
+                ),
+                "    static upstream directly": dict(port=static_port, path="/p/small", concurrency=conc),
+                "(b) gateway -> static, 1 connection": dict(
+                    port=gw_port, path="/p/small", concurrency=1, headers=token
+                ),
+                "    static directly, 1 connection": dict(port=static_port, path="/p/small", concurrency=1),
+            },
+            seconds=secs,
+            rounds=rounds,
+        )
+        for name, r in small.items():
+            print(_row(name, r))
+        gw_requests = (
+            small["(b) gateway -> static"].requests + small["(b) gateway -> static, 1 connection"].requests
+        )
+        gw_cpu_ms = (tree_cpu_s(gw_static.proc.pid) - cpu_before[0]) * 1000 / max(1, gw_requests)
+        wz_cpu_ms = (
+            (tree_cpu_s(wz.pid) - cpu_before[1])
+            * 1000
+            / max(1, small["(c) werkzeug ProxyMiddleware -> static"].requests)
+        )
+        print(
+            f"  CPU per request: gateway (gunicorn + app) {gw_cpu_ms:.3f} ms,"
+            f" werkzeug under gunicorn {wz_cpu_ms:.3f} ms"
+        )
+        b_small, c_small = small["(b) gateway -> static"], small["(c) werkzeug ProxyMiddleware -> static"]
+        b1, d1 = small["(b) gateway -> static, 1 connection"], small["    static directly, 1 connection"]
+
+        print("\n1 MiB bodies (fast static upstream), 4 connections:")
+        big = interleaved(
+            {
+                "(b) gateway, 1 MiB download": dict(
+                    port=gw_port, path="/p/big", concurrency=4, headers=token
+                ),
+                "(c) werkzeug, 1 MiB download": dict(port=wz_port, path="/p/big", concurrency=4),
+                "(b) gateway, 1 MiB upload": dict(
+                    port=gw_port, path="/p/upload", concurrency=4, method="POST", body_size=MIB, headers=token
+                ),
+                "(c) werkzeug, 1 MiB upload": dict(
+                    port=wz_port, path="/p/upload", concurrency=4, method="POST", body_size=MIB
+                ),
+            },
+            seconds=secs,
+            rounds=rounds,
+        )
+        for name, r in big.items():
+            print(_row(name, r))
+        b_big, c_big = big["(b) gateway, 1 MiB download"], big["(c) werkzeug, 1 MiB download"]
+        b_up, c_up = big["(b) gateway, 1 MiB upload"], big["(c) werkzeug, 1 MiB upload"]
+
+        size = max(1, int(args.gib * 1024)) * MIB
+        down_rate, down_growth = stream_gib(gw_port, gw_static.proc.pid, upload=False, size=size)
+        up_rate, up_growth = stream_gib(gw_port, gw_static.proc.pid, upload=True, size=size)
+        print(
+            f"\n{args.gib:g} GiB through the gateway: download {down_rate:.0f} MiB/s, worker RSS growth"
+            f" {down_growth / 1024:.1f} MiB; upload {up_rate:.0f} MiB/s,"
+            f" worker RSS growth {up_growth / 1024:.1f} MiB"
+        )
+
+        figures = {
+            "b_vs_c_static_rps": b_small.rps / c_small.rps,
+            "b_vs_c_1mib_download_rps": b_big.rps / c_big.rps,
+            "b_vs_c_1mib_upload_rps": b_up.rps / c_up.rps,
+            "added_p50_ms_static": b1.pct(0.5) - d1.pct(0.5),
+            "gib_download_rss_growth_mib": down_growth / 1024,
+            "gib_upload_rss_growth_mib": up_growth / 1024,
+        }
+
+        if not args.skip_airflow:
+            from tests.support.airflow_servers import start_api_server
+
+            api = start_api_server(airflow, tmp)
+            stops.append(api)
+            gw_af = start_gateway(
+                airflow,
+                tmp,
+                settings={**settings, "PROXY__UPSTREAM": api.url},
+                extra_env=env,
+                workers=args.workers,
+            )
+            stops.append(gw_af)
+            af_port, gwa_port = api.port, int(gw_af.url.rsplit(":", 1)[1])
+            path = "/api/v2/version"
+            print(f"\nAirflow 3 api-server, GET {path}:")
+            load(af_port, path, seconds=1, concurrency=conc)
+            load(gwa_port, path, seconds=1, concurrency=conc, headers=token)
+            cpu_before = tree_cpu_s(api.proc.pid), tree_cpu_s(gw_af.proc.pid)
+            af = interleaved(
+                {
+                    "(a) api-server directly": dict(port=af_port, path=path, concurrency=conc),
+                    "(b) gateway -> api-server": dict(
+                        port=gwa_port, path=path, concurrency=conc, headers=token
+                    ),
+                    "(a) api-server directly, 1 connection": dict(port=af_port, path=path, concurrency=1),
+                    "(b) gateway -> api-server, 1 connection": dict(
+                        port=gwa_port, path=path, concurrency=1, headers=token
+                    ),
+                },
+                seconds=secs,
+                rounds=rounds,
+            )
+            for name, r in af.items():
+                print(_row(name, r))
+            total = sum(r.requests for r in af.values())
+            via_gw = (
+                af["(b) gateway -> api-server"].requests
+                + af["(b) gateway -> api-server, 1 connection"].requests
+            )
+            api_cpu = (tree_cpu_s(api.proc.pid) - cpu_before[0]) * 1000 / max(1, total)
+            gw_cpu = (tree_cpu_s(gw_af.proc.pid) - cpu_before[1]) * 1000 / max(1, via_gw)
+            print(f"  CPU per request: api-server {api_cpu:.3f} ms, gateway (gunicorn + app) {gw_cpu:.3f} ms")
+            a, b = af["(a) api-server directly"], af["(b) gateway -> api-server"]
+            a1, b1a = (
+                af["(a) api-server directly, 1 connection"],
+                af["(b) gateway -> api-server, 1 connection"],
+            )
+            figures["b_vs_a_airflow_rps"] = b.rps / a.rps
+            figures["added_p50_ms_airflow"] = b1a.pct(0.5) - a1.pct(0.5)
+
+        print("\nratios and targets:")
+        targets = {
+            "b_vs_a_airflow_rps": (">=", 0.95),
+            "b_vs_c_static_rps": (">=", 1.5),
+            "added_p50_ms_airflow": ("<=", 1.0),
+            "added_p50_ms_static": ("<=", 1.0),
+            "gib_download_rss_growth_mib": ("<", 20.0),
+            "gib_upload_rss_growth_mib": ("<", 20.0),
+        }
+        for key, value in figures.items():
+            op, goal = targets.get(key, ("", None))
+            verdict = ""
+            if goal is not None:
+                ok = value >= goal if op == ">=" else value <= goal if op == "<=" else value < goal
+                verdict = f"target {op} {goal:g}: {'met' if ok else 'NOT met'}"
+            print(f"  {key:<30} {value:8.2f}   {verdict}")
+        (tmp / "figures.json").write_text(json.dumps(figures, indent=2))
+        print(f"\nfigures: {tmp / 'figures.json'}")
+    finally:
+        from tests.support.servers import stop_group
+
+        for item in reversed(stops):
+            if isinstance(item, subprocess.Popen):
+                stop_group(item)
+            else:
+                item.stop()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()
