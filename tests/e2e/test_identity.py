@@ -1,8 +1,8 @@
 """Identities and policies through real gunicorn, in front of a real Airflow 3 api-server.
 
 One gateway serves every test here: the plugin token, two named tokens, JWTs from a
-loopback JWKS, a three-team policy file, and (test-only, until the real proxy is merged)
-a forwarder to ``airflow api-server`` for the proxied paths.
+loopback JWKS, a three-team policy file, and the reverse proxy to ``airflow api-server``
+for the proxied paths.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def api_server(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) 
 def gw(
     airflow3: AirflowHome, api_server: ApiServer, jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
-    """The gateway with every principal source, the three-team policy and the test-only forwarder."""
+    """The gateway with every principal source, the three-team policy and the real proxy to Airflow."""
     tmp = tmp_path_factory.mktemp("identity-gateway")
     (tmp / "policies").mkdir()
     (tmp / "policies" / "teams.toml").write_text(POLICY)
@@ -130,9 +130,8 @@ def gw(
             "JWT__GROUPS_CLAIM": "realm_access.roles",
             "POLICY__DIR": str(tmp / "policies"),
             "LIMITS__MAX_BODY_BYTES": "8192",
+            "PROXY__UPSTREAM": api_server.url,
         },
-        extra_env={"GATEWAY_TEST_UPSTREAM": api_server.url},
-        app="tests.support.forwarding:create_app()",
     )
     yield server
     server.stop()

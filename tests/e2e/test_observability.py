@@ -26,6 +26,7 @@ import pytest
 from tests.support.airflow import AirflowHome
 from tests.support.http import Reply, get, post_form, request
 from tests.support.servers import GatewayServer, free_port, start_gateway, stop_group
+from tests.support.upstreams import EchoUpstream
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TOKEN = "changeme-obs-T0ken"
@@ -82,14 +83,19 @@ def _sample(text: str, name: str, **labels: str) -> float | None:
 
 @pytest.fixture(scope="module")
 def scenario(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    """The gateway (2 workers, audit file, metrics token, a 0.5 s timeout on list_dags) after the scenario."""
+    """The gateway (2 workers, audit file, metrics token, a 0.5 s timeout on list_dags) after the scenario.
+
+    Proxied paths go through the real proxy to a loopback upstream that streams slowly.
+    """
     tmp = tmp_path_factory.mktemp("observe")
+    upstream = EchoUpstream()
     audit_file = tmp / "audit" / "audit.jsonl"
     server = start_gateway(
         airflow3,
         tmp,
-        app="tests.support.stream_gateway:create_app()",
         settings={
+            "PROXY__UPSTREAM": upstream.url,
+            "PROXY__READ_TIMEOUT": "1.5",
             "REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": TOKEN,
             "AUDIT__FILE": str(audit_file),
             "METRICS__TOKEN": METRICS_TOKEN,
@@ -112,7 +118,7 @@ def scenario(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) ->
     s.replies["timeout"] = get(f"{api}?api=list_dags", headers={**AUTH, **rid("timeout")})
     s.replies["stream"] = request(
         "POST",
-        f"{server.url}/stream/data?chunks=5&delay=0.2&token={SECRETS['query token']}",
+        f"{server.url}/_slow?chunks=5&delay=0.2&token={SECRETS['query token']}",
         headers={
             **rid("stream"),
             "Authorization": f"Bearer {SECRETS['bearer header']}",
@@ -121,7 +127,7 @@ def scenario(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) ->
         },
         body=b"x" * 1000,
     )
-    s.replies["broken"] = get(f"{server.url}/broken", headers=rid("broken"))
+    s.replies["broken"] = get(f"{server.url}/_stall/5", headers=rid("broken"))  # over the read timeout
     s.replies["variable"] = post_form(
         api,
         {"api": "variables", "set": "my_api_key", "set_value": SECRETS["variable value"]},
@@ -137,10 +143,11 @@ def scenario(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) ->
         headers={**AUTH, **rid("connection")},
     )
     s.replies["malformed-id"] = get(
-        f"{server.url}/stream?chunks=1&delay=0", headers={"X-Request-ID": "bad id!"}
+        f"{server.url}/_slow?chunks=1&delay=0", headers={"X-Request-ID": "bad id!"}
     )
     yield s
     server.stop()
+    upstream.stop()
 
 
 def test_allowed_cli_call_is_audited_field_by_field(scenario: Scenario) -> None:
@@ -205,15 +212,15 @@ def test_timed_out_command_is_audited(scenario: Scenario) -> None:
 def test_streamed_proxied_body_is_audited_after_it_finished(scenario: Scenario) -> None:
     """The event of a streamed (proxied) response comes after the last chunk and counts every byte."""
     reply = scenario.replies["stream"]
-    assert reply.status == 200 and reply.body.count(b"chunk") == 5
+    assert reply.status == 200 and reply.body == b"s" * 5 * 1024
     event = scenario.event("obs-stream-0001")
-    assert (event["route"], event["method"], event["path"]) == ("proxy", "POST", "/stream/data")
+    assert (event["route"], event["method"], event["path"]) == ("proxy", "POST", "/_slow")
     assert event["bytes_out"] == len(reply.body) and event["bytes_in"] == 1000
     assert event["duration_s"] >= 5 * 0.2  # the body took a second to stream
     assert event["upstream_status"] == 200 and event["upstream_duration_s"] is not None
     assert "token=***" in event["query"]
     broken = scenario.event("obs-broken-0001")
-    assert (broken["http_status"], broken["upstream_error"]) == (502, "connect")
+    assert (broken["http_status"], broken["upstream_error"]) == (504, "timeout")
 
 
 def test_request_ids_are_accepted_returned_and_forwarded(scenario: Scenario) -> None:
@@ -299,7 +306,7 @@ def test_cli_and_auth_figures_match_what_was_sent(scenario: Scenario) -> None:
     assert _sample(text, "airflow_gateway_cli_duration_seconds_count", api="version") == 1
     assert _sample(text, "airflow_gateway_auth_failures_total", reason="missing_token") == 1
     assert _sample(text, "airflow_gateway_auth_failures_total", reason="bad_token") == 1
-    assert _sample(text, "airflow_gateway_upstream_errors_total", kind="connect") == 1
+    assert _sample(text, "airflow_gateway_upstream_errors_total", kind="timeout") == 1
     assert _sample(text, "airflow_gateway_requests_total", route="proxy", method="POST", code="200") == 1
     build = [line for line in text.splitlines() if line.startswith("airflow_gateway_build_info{")]
     assert len(build) == 1 and build[0].endswith(" 1.0") and 'dialect="3"' in build[0]

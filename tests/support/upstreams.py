@@ -69,6 +69,8 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if path == "/_headers":
             return self._headers()
+        if path == "/_slow":
+            return self._slow()
         if path == "/_redirect":
             self.send_response(302)
             self.send_header("Location", "http://elsewhere.invalid/next")
@@ -117,6 +119,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.server.completed_streams.append(sent)
+
+    def _slow(self) -> None:
+        """``/_slow?chunks=N&delay=S``: N chunked pieces S seconds apart; echoes X-Request-ID."""
+        query = dict(p.split("=", 1) for p in self.path.partition("?")[2].split("&") if "=" in p)
+        chunks, delay = int(query.get("chunks", "5")), float(query.get("delay", "0.1"))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("X-Seen-Request-ID", self.headers.get("X-Request-ID", ""))
+        self.end_headers()
+        for _ in range(chunks):
+            self.wfile.write(b"%x\r\n%b\r\n" % (1024, b"s" * 1024))
+            self.wfile.flush()
+            time.sleep(delay)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _headers(self) -> None:
         data = gzip.compress(b"hello gzip " * 100)
