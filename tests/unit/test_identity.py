@@ -43,8 +43,10 @@ FULL = {
 
 
 def hs_jwt(**claims: Any) -> str:
+    # Built at collection time for the parametrized tables, which may run an hour later
+    # (the e2e tests come first): a day of validity keeps them independent of suite order.
     return jwt.encode(
-        {"sub": "carol", "exp": int(time.time()) + 60, "groups": ["admins"], **claims},
+        {"sub": "carol", "exp": int(time.time()) + 86400, "groups": ["admins"], **claims},
         HS_SECRET,
         algorithm="HS256",
     )
