@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
-from gateway.cli.common import CELERY, DAEMON_MANAGED, DO_PICKLE_GONE, NO_RUN, NOT_FOUND, PAUSE_NOOP
+from gateway.cli.common import (
+    CELERY,
+    DAEMON_MANAGED,
+    DO_PICKLE_GONE,
+    MODERN_CONNECTIONS,
+    MODERN_DAG_DETAILS,
+    MODERN_DAG_PROCESSOR,
+    MODERN_LIST_CONNECTIONS,
+    MODERN_LIST_IMPORT_ERRORS,
+    MODERN_LIST_POOLS,
+    MODERN_LIST_TASK_STATES,
+    MODERN_LIST_VARIABLES,
+    MODERN_NEXT_EXECUTION,
+    MODERN_POOL,
+    MODERN_TRIGGERER,
+    MODERN_VERSION,
+    NO_RUN,
+    NOT_FOUND,
+    PAUSE_NOOP,
+)
 from gateway.cli.spec import (
     Builtin,
     Command,
@@ -29,7 +48,7 @@ AIRFLOW2 = Dialect(
     name="2",
     versions="2.x",
     table={
-        "version": Translation((Command(("version",)),)),
+        "version": MODERN_VERSION,
         "rest_api_plugin_version": Builtin("rest_api_plugin_version"),
         "render": Translation(
             (Command(("tasks", "render", _SUBDIR, Opt("--map-index", "map_index"), *_DAG_TASK_WHEN)),)
@@ -41,31 +60,16 @@ AIRFLOW2 = Dialect(
                     when="set",
                     requires=("set_value",),
                 ),
-                Command(("variables", "get", Opt("--default", "default"), Pos("get")), when="get", json="stdout"),
+                Command(
+                    ("variables", "get", Opt("--default", "default"), Pos("get")), when="get", json="stdout"
+                ),
                 Command(("variables", "delete", Pos("delete")), when="delete"),
                 Command(("variables", "import", FilePath("import")), when="import"),
                 Command(("variables", "export", FilePath("export")), when="export", returns_file="export"),
                 Command(("variables", "list"), json="flag"),
             )
         ),
-        "connections": Translation(
-            (
-                Command(
-                    (
-                        "connections",
-                        "add",
-                        Opt("--conn-uri", "conn_uri"),
-                        Opt("--conn-type", "conn_type"),
-                        Opt("--conn-extra", "conn_extra"),
-                        Pos("conn_id"),
-                    ),
-                    when="add",
-                    requires=("conn_id",),
-                ),
-                Command(("connections", "delete", Pos("conn_id")), when="delete", requires=("conn_id",)),
-                Command(("connections", "list"), json="flag"),
-            )
-        ),
+        "connections": MODERN_CONNECTIONS,
         "pause": Translation(
             (Command(("dags", "pause", _SUBDIR, Pos("dag_id")), json="flag"),), outcome=(PAUSE_NOOP,)
         ),
@@ -136,7 +140,9 @@ AIRFLOW2 = Dialect(
             },
             logs_are_output=True,
         ),
-        "list_tasks": Translation((Command(("tasks", "list", _SUBDIR, Flag("--tree", "tree"), Pos("dag_id"))),)),
+        "list_tasks": Translation(
+            (Command(("tasks", "list", _SUBDIR, Flag("--tree", "tree"), Pos("dag_id"))),)
+        ),
         "backfill": Translation(
             (
                 Command(
@@ -211,14 +217,7 @@ AIRFLOW2 = Dialect(
         "task_state": Translation(
             (Command(("tasks", "state", _SUBDIR, Opt("--map-index", "map_index"), *_DAG_TASK_WHEN)),)
         ),
-        "pool": Translation(
-            (
-                Command(("pools", "set", Pos("set")), when="set"),
-                Command(("pools", "get", Pos("get")), when="get", json="flag"),
-                Command(("pools", "delete", Pos("delete")), when="delete"),
-                Command(("pools", "list"), json="flag"),
-            )
-        ),
+        "pool": MODERN_POOL,
         "serve_logs": Unavailable(
             "Airflow 2 and 3 have no `serve_logs` command: the scheduler, triggerer and Celery workers serve "
             "task logs themselves (start api=scheduler)"
@@ -259,19 +258,15 @@ AIRFLOW2 = Dialect(
                 ),
             )
         ),
-        "list_task_states": Translation(
-            (Command(("tasks", "states-for-dag-run", Pos("dag_id"), Pos("execution_date")), json="flag"),)
-        ),
-        "list_import_errors": Translation((Command(("dags", "list-import-errors"), json="flag"),)),
-        "list_variables": Translation((Command(("variables", "list"), json="flag"),)),
-        "list_pools": Translation((Command(("pools", "list"), json="flag"),)),
-        "list_connections": Translation((Command(("connections", "list"), json="flag"),)),
-        "next_execution": Translation(
-            (Command(("dags", "next-execution", Opt("--num-executions", "num_executions"), Pos("dag_id"))),)
-        ),
-        "dag_details": Translation((Command(("dags", "details", Pos("dag_id")), json="flag"),)),
-        "triggerer": Translation((Command(("triggerer", Opt("--capacity", "capacity"))),)),
-        "dag_processor": Translation((Command(("dag-processor", Opt("--num-runs", "num_runs"))),)),
+        "list_task_states": MODERN_LIST_TASK_STATES,
+        "list_import_errors": MODERN_LIST_IMPORT_ERRORS,
+        "list_variables": MODERN_LIST_VARIABLES,
+        "list_pools": MODERN_LIST_POOLS,
+        "list_connections": MODERN_LIST_CONNECTIONS,
+        "next_execution": MODERN_NEXT_EXECUTION,
+        "dag_details": MODERN_DAG_DETAILS,
+        "triggerer": MODERN_TRIGGERER,
+        "dag_processor": MODERN_DAG_PROCESSOR,
         "deploy_dag": Builtin("deploy_dag"),
         "refresh_dag": Builtin("refresh_dag"),
         # Never with --subdir: 2.x deletes every serialized DAG first, then parses only SUBDIR.

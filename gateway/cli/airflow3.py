@@ -6,6 +6,18 @@ from gateway.cli.common import (
     CELERY,
     DAEMON_MANAGED,
     DO_PICKLE_GONE,
+    MODERN_CONNECTIONS,
+    MODERN_DAG_DETAILS,
+    MODERN_DAG_PROCESSOR,
+    MODERN_LIST_CONNECTIONS,
+    MODERN_LIST_IMPORT_ERRORS,
+    MODERN_LIST_POOLS,
+    MODERN_LIST_TASK_STATES,
+    MODERN_LIST_VARIABLES,
+    MODERN_NEXT_EXECUTION,
+    MODERN_POOL,
+    MODERN_TRIGGERER,
+    MODERN_VERSION,
     NO_RUN,
     NOT_FOUND,
     PAUSE_NOOP,
@@ -39,7 +51,7 @@ AIRFLOW3 = Dialect(
     name="3",
     versions="3.x",
     table={
-        "version": Translation((Command(("version",)),)),
+        "version": MODERN_VERSION,
         "rest_api_plugin_version": Builtin("rest_api_plugin_version"),
         "render": Translation(
             (Command(("tasks", "render", Opt("--map-index", "map_index"), *_DAG_TASK_WHEN)),),
@@ -53,36 +65,23 @@ AIRFLOW3 = Dialect(
                     requires=("set_value",),
                 ),
                 # `variables get -j` prints a Python repr in 3.x; the gateway parses JSON itself.
-                Command(("variables", "get", Opt("--default", "default"), Pos("get")), when="get", json="stdout"),
+                Command(
+                    ("variables", "get", Opt("--default", "default"), Pos("get")), when="get", json="stdout"
+                ),
                 Command(("variables", "delete", Pos("delete")), when="delete"),
                 Command(("variables", "import", FilePath("import")), when="import"),
                 Command(("variables", "export", FilePath("export")), when="export", returns_file="export"),
                 Command(("variables", "list"), json="flag"),
             )
         ),
-        "connections": Translation(
-            (
-                Command(
-                    (
-                        "connections",
-                        "add",
-                        Opt("--conn-uri", "conn_uri"),
-                        Opt("--conn-type", "conn_type"),
-                        Opt("--conn-extra", "conn_extra"),
-                        Pos("conn_id"),
-                    ),
-                    when="add",
-                    requires=("conn_id",),
-                ),
-                Command(("connections", "delete", Pos("conn_id")), when="delete", requires=("conn_id",)),
-                Command(("connections", "list"), json="flag"),
-            )
-        ),
+        "connections": MODERN_CONNECTIONS,
         "pause": Translation(
             (Command(("dags", "pause", Pos("dag_id")), json="flag"),), dropped=_SUBDIR, outcome=(PAUSE_NOOP,)
         ),
         "unpause": Translation(
-            (Command(("dags", "unpause", Pos("dag_id")), json="flag"),), dropped=_SUBDIR, outcome=(PAUSE_NOOP,)
+            (Command(("dags", "unpause", Pos("dag_id")), json="flag"),),
+            dropped=_SUBDIR,
+            outcome=(PAUSE_NOOP,),
         ),
         "task_failed_deps": Translation(
             (Command(("tasks", "failed-deps", Opt("--map-index", "map_index"), *_DAG_TASK_WHEN)),),
@@ -124,7 +123,9 @@ AIRFLOW3 = Dialect(
             logs_are_output=True,
         ),
         "dag_state": Translation(
-            (Command(("dags", "state", Pos("dag_id"), Pos("execution_date"))),), dropped=_SUBDIR, outcome=(NO_RUN,)
+            (Command(("dags", "state", Pos("dag_id"), Pos("execution_date"))),),
+            dropped=_SUBDIR,
+            outcome=(NO_RUN,),
         ),
         "run": Unavailable(
             "Airflow 3 removed `airflow tasks run`. Use api=test with an existing run_id (runs the task and "
@@ -151,7 +152,11 @@ AIRFLOW3 = Dialect(
                 ),
             ),
             requires=("start_date", "end_date"),
-            dropped={**_SUBDIR, "donot_pickle": DO_PICKLE_GONE, "include_adhoc": "include_adhoc was ignored: it no longer exists"},
+            dropped={
+                **_SUBDIR,
+                "donot_pickle": DO_PICKLE_GONE,
+                "include_adhoc": "include_adhoc was ignored: it no longer exists",
+            },
             rejected={
                 name: f"Airflow 3 backfills create DAG runs for the scheduler and have no {name} option"
                 for name in (
@@ -207,14 +212,7 @@ AIRFLOW3 = Dialect(
         "task_state": Translation(
             (Command(("tasks", "state", Opt("--map-index", "map_index"), *_DAG_TASK_WHEN)),), dropped=_SUBDIR
         ),
-        "pool": Translation(
-            (
-                Command(("pools", "set", Pos("set")), when="set"),
-                Command(("pools", "get", Pos("get")), when="get", json="flag"),
-                Command(("pools", "delete", Pos("delete")), when="delete"),
-                Command(("pools", "list"), json="flag"),
-            )
-        ),
+        "pool": MODERN_POOL,
         "serve_logs": Unavailable(
             "Airflow 2 and 3 have no `serve_logs` command: the scheduler, triggerer and Celery workers serve "
             "task logs themselves (start api=scheduler)"
@@ -267,19 +265,15 @@ AIRFLOW3 = Dialect(
                 ),
             )
         ),
-        "list_task_states": Translation(
-            (Command(("tasks", "states-for-dag-run", Pos("dag_id"), Pos("execution_date")), json="flag"),)
-        ),
-        "list_import_errors": Translation((Command(("dags", "list-import-errors"), json="flag"),)),
-        "list_variables": Translation((Command(("variables", "list"), json="flag"),)),
-        "list_pools": Translation((Command(("pools", "list"), json="flag"),)),
-        "list_connections": Translation((Command(("connections", "list"), json="flag"),)),
-        "next_execution": Translation(
-            (Command(("dags", "next-execution", Opt("--num-executions", "num_executions"), Pos("dag_id"))),)
-        ),
-        "dag_details": Translation((Command(("dags", "details", Pos("dag_id")), json="flag"),)),
-        "triggerer": Translation((Command(("triggerer", Opt("--capacity", "capacity"))),)),
-        "dag_processor": Translation((Command(("dag-processor", Opt("--num-runs", "num_runs"))),)),
+        "list_task_states": MODERN_LIST_TASK_STATES,
+        "list_import_errors": MODERN_LIST_IMPORT_ERRORS,
+        "list_variables": MODERN_LIST_VARIABLES,
+        "list_pools": MODERN_LIST_POOLS,
+        "list_connections": MODERN_LIST_CONNECTIONS,
+        "next_execution": MODERN_NEXT_EXECUTION,
+        "dag_details": MODERN_DAG_DETAILS,
+        "triggerer": MODERN_TRIGGERER,
+        "dag_processor": MODERN_DAG_PROCESSOR,
         "deploy_dag": Builtin("deploy_dag"),
         "refresh_dag": Builtin("refresh_dag"),
         # Upserts every DAG of the bundle(s); there is no per-DAG form (cli-map: refresh_dag).

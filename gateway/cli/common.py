@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.cli.spec import OutcomeRule
+from gateway.cli.spec import Command, Opt, OutcomeRule, Pos, Translation
 
 # Airflow's own words for "that thing does not exist": the exit code is 1 for all of
 # them, so without these the gateway could only answer 500.
@@ -14,7 +14,9 @@ NOT_FOUND: tuple[OutcomeRule, ...] = (
     OutcomeRule(r"Variable \S+ does not exist", 404, "variable not found"),
     OutcomeRule(r"Pool \S+ does not exist", 404, "pool not found"),
     OutcomeRule(r"Did not find a connection with", 404, "connection not found"),
-    OutcomeRule(r"AlreadyRunningBackfill|already has a running backfill", 409, "a backfill is already running"),
+    OutcomeRule(
+        r"AlreadyRunningBackfill|already has a running backfill", 409, "a backfill is already running"
+    ),
     OutcomeRule(r"already exists", 409, "already exists", exit_codes=(1,)),
 )
 
@@ -42,3 +44,46 @@ DAEMON_MANAGED = {
 }
 DO_PICKLE_GONE = "do_pickle was ignored: DAG pickling no longer exists; workers parse DAG files themselves"
 CELERY = "apache-airflow-providers-celery"
+
+
+# Translations identical on Airflow 2.x and 3.x (both tables list them by name).
+MODERN_CONNECTIONS = Translation(
+    (
+        Command(
+            (
+                "connections",
+                "add",
+                Opt("--conn-uri", "conn_uri"),
+                Opt("--conn-type", "conn_type"),
+                Opt("--conn-extra", "conn_extra"),
+                Pos("conn_id"),
+            ),
+            when="add",
+            requires=("conn_id",),
+        ),
+        Command(("connections", "delete", Pos("conn_id")), when="delete", requires=("conn_id",)),
+        Command(("connections", "list"), json="flag"),
+    )
+)
+MODERN_POOL = Translation(
+    (
+        Command(("pools", "set", Pos("set")), when="set"),
+        Command(("pools", "get", Pos("get")), when="get", json="flag"),
+        Command(("pools", "delete", Pos("delete")), when="delete"),
+        Command(("pools", "list"), json="flag"),
+    )
+)
+MODERN_LIST_TASK_STATES = Translation(
+    (Command(("tasks", "states-for-dag-run", Pos("dag_id"), Pos("execution_date")), json="flag"),)
+)
+MODERN_LIST_IMPORT_ERRORS = Translation((Command(("dags", "list-import-errors"), json="flag"),))
+MODERN_LIST_VARIABLES = Translation((Command(("variables", "list"), json="flag"),))
+MODERN_LIST_POOLS = Translation((Command(("pools", "list"), json="flag"),))
+MODERN_LIST_CONNECTIONS = Translation((Command(("connections", "list"), json="flag"),))
+MODERN_NEXT_EXECUTION = Translation(
+    (Command(("dags", "next-execution", Opt("--num-executions", "num_executions"), Pos("dag_id"))),)
+)
+MODERN_DAG_DETAILS = Translation((Command(("dags", "details", Pos("dag_id")), json="flag"),))
+MODERN_TRIGGERER = Translation((Command(("triggerer", Opt("--capacity", "capacity"))),))
+MODERN_DAG_PROCESSOR = Translation((Command(("dag-processor", Opt("--num-runs", "num_runs"))),))
+MODERN_VERSION = Translation((Command(("version",)),))

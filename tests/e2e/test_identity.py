@@ -17,7 +17,9 @@ import pytest
 
 from gateway.identity.tokens import hash_token
 from tests.support.airflow import AirflowHome
-from tests.support.apiserver import ADMIN_PASSWORD, ADMIN_USER, ApiServer, start_api_server
+from tests.support.airflow_servers import PASSWORD as ADMIN_PASSWORD
+from tests.support.airflow_servers import USERNAME as ADMIN_USER
+from tests.support.airflow_servers import AirflowServer
 from tests.support.http import Reply, get, post_form, request
 from tests.support.keys import JwksServer, KeyPair, jwks_server, rsa_key
 from tests.support.servers import GatewayServer, start_gateway
@@ -96,16 +98,8 @@ def jwks(signing_key: KeyPair) -> Iterator[JwksServer]:
 
 
 @pytest.fixture(scope="module")
-def api_server(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """Airflow 3's api-server with the simple auth manager."""
-    server = start_api_server(airflow3, tmp_path_factory.mktemp("api-server"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def gw(
-    airflow3: AirflowHome, api_server: ApiServer, jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
+    airflow3: AirflowHome, airflow3_api: AirflowServer, jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
     """The gateway with every principal source, the three-team policy and the real proxy to Airflow."""
     tmp = tmp_path_factory.mktemp("identity-gateway")
@@ -130,7 +124,7 @@ def gw(
             "JWT__GROUPS_CLAIM": "realm_access.roles",
             "POLICY__DIR": str(tmp / "policies"),
             "LIMITS__MAX_BODY_BYTES": "8192",
-            "PROXY__UPSTREAM": api_server.url,
+            "PROXY__UPSTREAM": airflow3_api.url,
         },
     )
     yield server
