@@ -137,7 +137,7 @@ class ApiEndpoint:
         named = (args.pop("api", None) or [None])[0]
         if api_name is not None and named not in (None, api_name):
             envelope.fail(400, f"argument 'api' contradicts the URL path (api '{api_name}')")
-            return envelope.response(time.time())
+            return self._answer(envelope, record)
         api_name = api_name or named
         record.api = api_name if api_name in self.interpreter.catalogue else None
         try:
@@ -178,9 +178,6 @@ class ApiEndpoint:
 
     def timeout_for(self, api: str) -> float:
         """The configured CLI timeout of ``api``."""
-        return self._timeout(api)
-
-    def _timeout(self, api: str) -> float:
         return self.config.cli.timeouts_s.get(api, self.config.cli.default_timeout_s)
 
     def run_plan(self, plan: Plan, envelope: Envelope, record: AuditRecord | None = None) -> None:
@@ -192,7 +189,7 @@ class ApiEndpoint:
         if record is None:  # a builtin's helper run: the builtin call itself is what gets audited
             record = AuditRecord(request_id=envelope.request_id, method="", path="", remote_addr=None)
         try:
-            result = self.runner.run(plan.argv, timeout_s=self._timeout(plan.api.name))
+            result = self.runner.run(plan.argv, timeout_s=self.timeout_for(plan.api.name))
         except ConcurrencyLimitReached:
             record.cli_outcome = "busy"
             raise Busy() from None
