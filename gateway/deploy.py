@@ -136,6 +136,9 @@ class DagDeployer:
         self.run_plan = run_plan
         self.timeout_for = timeout_for
         self.work_dir = work_dir
+        # Created at start-up, not on the first upload: an unwritable state dir fails fast,
+        # and uploads never change the filesystem outside the DAGs folder.
+        self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.python = python
         self.dags = dags
         self._folder: Path | None = config.deploy.dags_folder
@@ -218,7 +221,6 @@ class DagDeployer:
 
     def _syntax_check(self, data: bytes, name: str, members: Sequence[str]) -> None:
         """Compile (never run) the code in a separate Airflow-Python process; 400 on errors."""
-        self.work_dir.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix="upload-", suffix=".tmp", dir=self.work_dir)
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -57,7 +57,14 @@ class Scenario:
         return [json.loads(line) for line in self.audit_file.read_text().splitlines() if line.strip()]
 
     def event(self, request_id: str) -> dict[str, Any]:
-        found = [e for e in self.events() if e["request_id"] == request_id]
+        # The event is written when gunicorn closes the response, which can be just after
+        # the client has read the whole body: allow it a moment to land.
+        deadline = time.monotonic() + 10
+        while True:
+            found = [e for e in self.events() if e["request_id"] == request_id]
+            if found or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert len(found) == 1, f"{len(found)} audit events for {request_id}"
         return found[0]
 
