@@ -171,4 +171,8 @@ class DaemonManager:
         if self.alive(record):
             os.killpg(record.pid, signal.SIGKILL)
             killed = True
+            # SIGKILL is delivered asynchronously: answer once the process is really gone.
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline and self.alive(record):
+                time.sleep(0.05)
         return {"id": daemon_id, "stopped": True, "alive": self.alive(record), "sigkill": killed}

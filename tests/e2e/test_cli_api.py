@@ -266,7 +266,7 @@ def test_scheduler_daemon_start_list_stop(gateway: GatewayServer, airflow: Airfl
     listed = {d["id"]: d for d in ok(gateway, "list_daemons")["data"]}
     assert listed[daemon["id"]]["alive"] is True
     stopped = ok(gateway, "stop_daemon", id=daemon["id"])["output"]
-    assert stopped["stopped"] is True
+    assert stopped["stopped"] is True and stopped["alive"] is False
     listed = {d["id"]: d for d in ok(gateway, "list_daemons")["data"]}
     assert listed[daemon["id"]]["alive"] is False
     status, _ = call(gateway, "stop_daemon", id="scheduler-0123456789ab")
