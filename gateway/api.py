@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
@@ -14,7 +13,6 @@ from werkzeug.wrappers import Request, Response
 
 from gateway import __version__
 from gateway.audit import AuditRecord, begin
-from gateway.auth import Principal
 from gateway.cli.daemons import DaemonError, DaemonManager
 from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan, PlanError
 from gateway.cli.output import classify, condense_tracebacks, filter_loading_messages, last_json_line
@@ -25,6 +23,7 @@ from gateway.cli.values import Upload
 from gateway.config import GatewayConfig
 from gateway.envelope import Envelope
 from gateway.errors import Busy, GatewayError, PayloadTooLarge
+from gateway.identity.principal import Principal
 from gateway.redact import Redactor
 
 MAX_RETURNED_FILE = 8 * 1024 * 1024
@@ -32,15 +31,6 @@ MAX_RETURNED_FILE = 8 * 1024 * 1024
 
 class LimitedRequest(Request):
     """Request with the gateway's body and form limits (the proxy path streams instead)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CallContext:
-    """What the endpoint learnt about one call, for the audit record and the policy."""
-
-    api: str | None
-    values: Mapping[str, Any]
-    argv: tuple[str, ...] | None
 
 
 Handler = Callable[[BuiltinCall, Envelope], None]

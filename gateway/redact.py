@@ -228,16 +228,3 @@ class Redactor:
             else:
                 event_dict[key] = self.value(value, secrets)
         return event_dict
-
-
-_DEFAULT = Redactor()
-
-
-def redact_arguments(args: Mapping[str, Any], extra: Iterable[str] = ()) -> dict[str, Any]:
-    """Request arguments safe to echo or log (see :meth:`Redactor.arguments`)."""
-    return (Redactor(extra) if extra else _DEFAULT).arguments(args)
-
-
-def redact_argv(argv: Iterable[str], secrets: Iterable[str]) -> list[str]:
-    """Replace every argv element (or ``--flag=value`` value) equal to a known secret."""
-    return _DEFAULT.argv(argv, secrets)
