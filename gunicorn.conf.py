@@ -63,6 +63,7 @@ limit_request_line = 8190
 # The audit event (one JSON line per request, redacted) replaces the access log; set
 # GATEWAY_ACCESS_LOG=- to have gunicorn's too (rendered as JSON, query strings redacted).
 accesslog = os.environ.get("GATEWAY_ACCESS_LOG") or None
+logger_class = "gateway.logging.GunicornLogger"
 errorlog = "-"
 logconfig_dict = gunicorn_logconfig(_gateway_config)
 control_socket_disable = True

@@ -105,6 +105,10 @@ class GatewayApp:
             ],
             strict_slashes=False,
         )
+        # Most traffic is proxied: a path whose first segment starts no rule skips the matcher
+        # (a tenth of a proxied request's CPU).  "//" paths still go through it, for the
+        # slash-merging redirect.
+        self._own_segments = frozenset(r.rule.split("/")[1] for r in self.url_map.iter_rules())
         self.handlers: dict[str, Callable[[WSGIEnvironment], Response]] = {
             "api": self._api,
             "page": self._page,
@@ -202,6 +206,10 @@ class GatewayApp:
         """Route to an own endpoint, or hand the raw environ to the proxy."""
         record = begin(environ)  # normally done already by the AuditLayer
         request_id = record.request_id
+        path = environ.get("PATH_INFO", "")
+        if path[1:].partition("/")[0] not in self._own_segments and not path.startswith("//"):
+            record.route = "proxy" if self.proxy is not None else "unmatched"
+            return self.proxied(environ, start_response)
         adapter = self.url_map.bind_to_environ(environ)
         try:
             endpoint, values = adapter.match()

@@ -17,6 +17,7 @@ from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
+from gunicorn import glogging
 
 from gateway.redact import Redactor
 
@@ -109,6 +110,20 @@ def _formatter_options(redactor: Redactor) -> dict[str, Any]:
             structlog.processors.JSONRenderer(default=str),
         ],
     }
+
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's logger, writing the access log only when one is configured.
+
+    gunicorn builds an access record for every request as soon as ``logconfig_dict`` is
+    set, which the JSON set-up needs; the gateway's audit event already is the access
+    log, so without ``GATEWAY_ACCESS_LOG`` that record was a second line per request
+    (and about 0.15 ms of CPU).
+    """
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)
 
 
 def gunicorn_logconfig(config: GatewayConfig) -> dict[str, Any]:

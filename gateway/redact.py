@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 MASK = "***"
+_SCALARS = frozenset({bool, int, float})
 # Airflow's DEFAULT_SENSITIVE_FIELDS (airflow/utils/log/secrets_masker.py), plus "cookie"
 # for HTTP headers.  Matching is by substring, as Airflow's is.
 SENSITIVE_NAMES = frozenset(
@@ -44,6 +45,7 @@ _URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-_]*://[^:/@\s]*:)(?P
 _AUTH_SCHEME = re.compile(
     r"(?i)\b(?P<scheme>bearer|basic|digest)(?P<sp>\s+)(?P<cred>[A-Za-z0-9._~+/=\-]{4,})"
 )
+_SCHEME_WORD = re.compile(r"(?i)bearer|basic|digest")
 # ``name=value`` in a query string, for finding secrets in a connection URI.
 _KEY_VALUE = re.compile(r"(?P<name>[A-Za-z_][\w.\-]*)(?P<sep>=)(?P<value>[^\s&\"',;}\]]+)")
 
@@ -90,6 +92,14 @@ class Redactor:
         self.secrets = frozenset(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)
         self._words = tuple(sorted({*SENSITIVE_NAMES, *self.extra}))
         self._pairs = _pairs_pattern(self._words)
+        # Whatever text() could change: a known secret, a URI, or a name=value / scheme form.
+        self._suspect = re.compile(
+            "|".join(["://", "[=: ]", *(re.escape(x) for x in sorted(self.secrets, key=len, reverse=True))])
+        )
+        # One C-level scan instead of a Python loop over the words (a hot path: audit events).
+        self._any_word = re.compile(
+            "|".join(re.escape(w).replace("_", "[-_]") for w in self._words), re.IGNORECASE
+        )
         self._verdicts: dict[str, bool] = {}  # names repeat (event keys, argument names)
 
     def is_sensitive(self, name: str) -> bool:
@@ -185,23 +195,27 @@ class Redactor:
 
     def text(self, text: str, secrets: Iterable[str] = ()) -> str:
         """Free text (a message, a traceback, a URL) with every recognisable secret masked."""
+        if not secrets and self._suspect.search(text) is None:  # one C-level scan, most strings
+            return text
         present = [s for s in (*secrets, *self.secrets) if len(s) >= MIN_SECRET_LENGTH and s in text]
-        for secret in sorted(present, key=len, reverse=True):  # longest first: one may contain another
-            text = text.replace(secret, MASK)
+        if present:
+            for secret in sorted(present, key=len, reverse=True):  # longest first: one may contain another
+                text = text.replace(secret, MASK)
         # Cheap checks first: most strings (ids, paths, statuses) hold none of these forms.
         if "://" in text:
             text = mask_uri(text)
         if "=" not in text and ":" not in text and " " not in text:
             return text
-        lowered = text.lower()
-        if "bearer" in lowered or "basic" in lowered or "digest" in lowered:
+        if _SCHEME_WORD.search(text):
             text = _AUTH_SCHEME.sub(lambda m: f"{m.group('scheme')}{m.group('sp')}{MASK}", text)
-        if ("=" in text or ":" in text) and any(w in lowered.replace("-", "_") for w in self._words):
+        if ("=" in text or ":" in text) and self._any_word.search(text):
             text = self._pairs.sub(lambda m: f"{m.group('name')}{m.group('sep')}{MASK}", text)
         return text
 
     def value(self, obj: Any, secrets: Iterable[str] = ()) -> Any:
         """Any JSON-like structure: sensitive keys masked, strings scrubbed."""
+        if obj is None or type(obj) in _SCALARS:  # most audit fields; skips the ABC checks below
+            return obj
         secrets = tuple(secrets)
         if isinstance(obj, str):
             return self.text(obj, secrets)
@@ -219,12 +233,21 @@ class Redactor:
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         """structlog processor: runs after exception formatting, before rendering."""
         secrets = tuple(event_dict.pop(SECRETS_KEY, None) or ())
-        for key in list(event_dict):
-            if key.startswith("_"):  # structlog/stdlib bookkeeping (e.g. _record)
+        # Runs on every audit event: None and numbers (most fields) cost one lookup each.
+        # Replacing values of existing keys while iterating is safe (no resize).
+        # Method calls are the cost at this size, hence the inlined lookups.
+        verdicts, suspect = self._verdicts, self._suspect.search
+        for key, value in event_dict.items():
+            if value is None or key[:1] == "_":  # _record etc.: structlog/stdlib bookkeeping
                 continue
-            value = event_dict[key]
-            if self.is_sensitive(key) and value is not None:
+            sensitive = verdicts.get(key)
+            if sensitive is None:
+                sensitive = self.is_sensitive(key)
+            if sensitive:
                 event_dict[key] = MASK
-            else:
+            elif type(value) is str:
+                if secrets or suspect(value) is not None:
+                    event_dict[key] = self.text(value, secrets)
+            elif type(value) not in _SCALARS:
                 event_dict[key] = self.value(value, secrets)
         return event_dict

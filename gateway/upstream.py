@@ -11,6 +11,7 @@ connection, and parses only what a proxy needs: the status line, the header line
 from __future__ import annotations
 
 import io
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -29,13 +30,12 @@ class UpstreamClosed(UpstreamProtocolError):
     """The connection closed before any byte of a response (typical of a stale keep-alive)."""
 
 
+# RFC 9110 token characters; a header name with anything else is refused both ways.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
 def _token_ok(name: str) -> bool:
-    return (
-        bool(name)
-        and name.isascii()
-        and not any(c in name for c in ' \t"(),/:;<=>?@[\\]{}\x7f')
-        and name.isprintable()
-    )
+    return _TOKEN.fullmatch(name) is not None
 
 
 class Connection:

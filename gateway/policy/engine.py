@@ -197,11 +197,12 @@ class PolicyEngine:
         return decision
 
     def decide(self, principal: Principal, target: Target, address: IPAddress | None) -> Decision:
-        """The decision for one request, logged (denials at warning level)."""
+        """The decision for one request, logged (denials at warning level, allows at debug:
+        every request's audit event already carries its decision and rule)."""
         decision = self._decide(principal, target, address, None)
         what = target.api.name if target.api is not None else f"{target.method} {target.path}"
         if decision.allowed:
-            log.info("policy allow: %s -> %s by rule %s", principal.name, what, decision.rule_id)
+            log.debug("policy allow: %s -> %s by rule %s", principal.name, what, decision.rule_id)
         else:
             verb = "would deny (shadow mode)" if decision.shadow else "deny"
             log.warning("policy %s: %s -> %s by rule %s", verb, principal.name, what, decision.rule_id)
