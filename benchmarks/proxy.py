@@ -5,14 +5,18 @@ in the same run.  Not a test: it prints figures; targets are in docs/proxy.md.
 
 Compared:
   (a) Airflow 3's api-server directly
-  (b) the gateway (gunicorn.conf.py, token configured) in front of it, and in front of a fast
-      static upstream
+  (b) the gateway (gunicorn.conf.py; plugin token, the example policies, the audit event and
+      metrics all on) in front of it, and in front of a fast static upstream
   (c) werkzeug's ProxyMiddleware under gunicorn (same worker class, workers and threads) in
       front of the same fast static upstream
 plus 1 MiB downloads/uploads, and a 1 GiB download and upload through the gateway with the
 growth of each gunicorn worker's RSS.  Extra gateway settings (e.g. to switch on audit,
 policy or metrics layers) go in with ``--gateway-setting SECTION__KEY=VALUE``.
 Every request goes to 127.0.0.1; every loop is bounded in time.
+
+The load comes from wrk (Debian's package, installed when missing and possible): on 2 shared
+cores a Python load generator spends more CPU per request than the servers it measures, and
+squeezes every ratio towards 1.  ``--load-generator python`` keeps the built-in one.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import http.client
 import json
 import multiprocessing
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,12 +132,18 @@ class Result:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    # wrk reports percentiles, not samples: per round, {percentile: ms}
+    rounds_pct: list[dict[float, float]] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
 
     def pct(self, p: float) -> float:
+        if self.rounds_pct:
+            # Across rounds: the median round's p50, the worst round's p99.
+            values = sorted(r[p] for r in self.rounds_pct)
+            return values[len(values) // 2] if p <= 0.5 else values[-1]
         data = sorted(self.latencies_ms)
         return data[min(len(data) - 1, int(len(data) * p))] if data else float("nan")
 
@@ -195,7 +207,66 @@ def load(
     )
 
 
-def interleaved(variants: dict[str, dict[str, object]], *, seconds: float, rounds: int) -> dict[str, Result]:
+# --- wrk: the same loads from a C load generator (preferred) ---
+
+_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def ensure_wrk() -> str | None:
+    """wrk's path, installing Debian's package when possible (as scripts/bootstrap.d does)."""
+    found = shutil.which("wrk")
+    if found or not shutil.which("apt-get") or os.geteuid() != 0:
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, check=False,
+    )  # fmt: skip
+    return shutil.which("wrk")
+
+
+def wrk_load(
+    wrk: str,
+    port: int,
+    path: str,
+    *,
+    seconds: float,
+    concurrency: int,
+    method: str = "GET",
+    body_size: int = 0,
+    headers: dict[str, str] | None = None,
+) -> Result:
+    """One bounded wrk run: ``concurrency`` keep-alive connections over up to 2 threads."""
+    argv = [wrk, f"-t{min(2, concurrency)}", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency"]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    with tempfile.TemporaryDirectory(prefix="gw-wrk-") as tmp:
+        if method != "GET" or body_size:
+            script = Path(tmp) / "request.lua"
+            script.write_text(
+                f'wrk.method = "{method}"\nwrk.body = string.rep("x", {body_size})\n'
+                'wrk.headers["Content-Type"] = "application/octet-stream"\n'
+            )
+            argv += ["-s", str(script)]
+        argv.append(f"http://127.0.0.1:{port}{path}")
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s)", out)
+    if done is None:
+        raise SystemExit(f"unexpected wrk output:\n{out}")
+    pct = {}
+    for label, key in (("50%", 0.5), ("99%", 0.99)):
+        m = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)", out, re.M)
+        pct[key] = float(m.group(1)) * _WRK_UNITS[m.group(2)] if m else float("nan")
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors += int(non2xx.group(1)) if non2xx else 0
+    elapsed = float(done.group(2)) * _WRK_UNITS[done.group(3)] / 1000
+    return Result(int(done.group(1)), errors, elapsed, [], [pct])
+
+
+def interleaved(
+    variants: dict[str, dict[str, object]], *, seconds: float, rounds: int, wrk: str | None = None
+) -> dict[str, Result]:
     """Run each variant for ``seconds / rounds`` in turn, ``rounds`` times, and merge.
 
     On a shared machine the background load drifts; alternating in short rounds gives
@@ -204,7 +275,10 @@ def interleaved(variants: dict[str, dict[str, object]], *, seconds: float, round
     merged = {name: Result(0, 0, 0.0, []) for name in variants}
     for _ in range(rounds):
         for name, kwargs in variants.items():
-            r = load(seconds=seconds / rounds, **kwargs)  # type: ignore[arg-type]
+            if wrk:
+                r = wrk_load(wrk, seconds=seconds / rounds, **kwargs)  # type: ignore[arg-type]
+            else:
+                r = load(seconds=seconds / rounds, **kwargs)  # type: ignore[arg-type]
             m = merged[name]
             m.requests, m.errors, m.seconds = (
                 m.requests + r.requests,
@@ -212,6 +286,7 @@ def interleaved(variants: dict[str, dict[str, object]], *, seconds: float, round
                 m.seconds + r.seconds,
             )
             m.latencies_ms.extend(r.latencies_ms)
+            m.rounds_pct.extend(r.rounds_pct)
     return merged
 
 
@@ -364,6 +439,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--skip-airflow", action="store_true", help="only the static-upstream comparisons")
     parser.add_argument("--gib", type=float, default=1.0, help="size of the big streams, in GiB")
+    parser.add_argument(
+        "--load-generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="wrk (C, installed from Debian if missing) or the built-in Python one; auto prefers wrk",
+    )
     parser.add_argument("--gateway-setting", action="append", default=[], metavar="SECTION__KEY=VALUE")
     args = parser.parse_args()
 
@@ -371,15 +452,26 @@ def main() -> None:
     from tests.support.servers import free_port, start_gateway
 
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
-    settings = {"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "bench-token"}
+    # Every layer on, as issue 3 asks: token auth, the example policies (the proxied paths
+    # go through the passthrough rule after the deny rules), the audit event, metrics.
+    settings = {
+        "REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "bench-token",
+        "POLICY__DIR": str(ROOT / "policies"),
+    }
     settings.update(dict(s.split("=", 1) for s in args.gateway_setting))
     token = {"rest-api-plugin-http-token": "bench-token"}
-    env = {"GATEWAY_THREADS": str(args.threads), "GATEWAY_ACCESS_LOG": str(tmp / "gateway-access.log")}
+    # No GATEWAY_ACCESS_LOG: the gateway's audit event (on, to stdout) is its access log,
+    # as in production; the werkzeug baseline keeps gunicorn's access log, one line each.
+    env = {"GATEWAY_THREADS": str(args.threads)}
+    wrk = ensure_wrk() if args.load_generator != "python" else None
+    if args.load_generator == "wrk" and wrk is None:
+        raise SystemExit("wrk is not installed and could not be installed (try --load-generator python)")
     stops: list[object] = []
     secs, conc = args.seconds, args.concurrency
     print(
         f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {conc} connections,"
-        f" {secs:g} s per variant in {args.rounds} rounds; gunicorn gthread {args.workers}x{args.threads}",
+        f" {secs:g} s per variant in {args.rounds} rounds; gunicorn gthread {args.workers}x{args.threads};"
+        f" load generator: {'wrk' if wrk else 'Python (http.client threads)'}",
         flush=True,
     )
     try:
@@ -421,6 +513,7 @@ def main() -> None:
             },
             seconds=secs,
             rounds=rounds,
+            wrk=wrk,
         )
         for name, r in small.items():
             print(_row(name, r))
@@ -456,6 +549,7 @@ def main() -> None:
             },
             seconds=secs,
             rounds=rounds,
+            wrk=wrk,
         )
         for name, r in big.items():
             print(_row(name, r))
@@ -512,6 +606,7 @@ def main() -> None:
                 },
                 seconds=secs,
                 rounds=rounds,
+                wrk=wrk,
             )
             for name, r in af.items():
                 print(_row(name, r))

@@ -181,8 +181,10 @@ class Metrics:
         duration, sent, received = self._route_children(route)
         if record.duration_s is not None:
             duration.observe(record.duration_s)
-        sent.inc(record.bytes_out)
-        received.inc(record.bytes_in)
+        if record.bytes_out:  # each inc is a locked mmap write; most requests have no body
+            sent.inc(record.bytes_out)
+        if record.bytes_in:
+            received.inc(record.bytes_in)
         if record.auth_failure_reason:
             self.auth_failure(record.auth_failure_reason)
         if record.decision == "deny":

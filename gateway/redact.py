@@ -232,13 +232,23 @@ class Redactor:
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         """structlog processor: runs after exception formatting, before rendering."""
+        return self.scrub(event_dict)
+
+    def scrub(
+        self, event_dict: MutableMapping[str, Any], skip: frozenset[str] = frozenset()
+    ) -> MutableMapping[str, Any]:
+        """Mask secrets in an event dict, in place.
+
+        :param skip: keys whose values the gateway produced itself (numbers, enums,
+            timestamps), left as they are; the audit event's hot path uses it.
+        """
         secrets = tuple(event_dict.pop(SECRETS_KEY, None) or ())
         # Runs on every audit event: None and numbers (most fields) cost one lookup each.
         # Replacing values of existing keys while iterating is safe (no resize).
         # Method calls are the cost at this size, hence the inlined lookups.
         verdicts, suspect = self._verdicts, self._suspect.search
         for key, value in event_dict.items():
-            if value is None or key[:1] == "_":  # _record etc.: structlog/stdlib bookkeeping
+            if value is None or key in skip or key[:1] == "_":  # _record etc.: structlog/stdlib bookkeeping
                 continue
             sensitive = verdicts.get(key)
             if sensitive is None:

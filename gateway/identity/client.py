@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,12 @@ def client_address(environ: WSGIEnvironment, trusted_proxies: int) -> IPAddress 
         hops = [h.strip() for h in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
         if len(hops) >= trusted_proxies:
             raw = hops[-trusted_proxies]
+    return _parse(raw.strip("[]"))
+
+
+@functools.lru_cache(maxsize=4096)  # per request otherwise; clients' addresses repeat
+def _parse(raw: str) -> IPAddress | None:
     try:
-        return ipaddress.ip_address(raw.strip("[]"))
+        return ipaddress.ip_address(raw)
     except ValueError:
         return None

@@ -34,7 +34,7 @@ CATEGORIES: dict[str, tuple[Kind, ...]] = {
 
 
 def _globs(value: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+    return "*" in patterns or any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
 def _checks(c: Constraints) -> dict[str, Callable[[str], bool]]:
@@ -101,6 +101,10 @@ class PolicyEngine:
     def __init__(self, policies: PolicySet, *, shadow: bool = False) -> None:
         self.policies = policies
         self.shadow = shadow
+        # A rule can only match the kind of target it names (see _what); deciding walks just
+        # those, in order.  explain() still walks every rule, for its trace.
+        self._api_rules = tuple(r for r in policies.rules if r.apis)
+        self._proxy_rules = tuple(r for r in policies.rules if r.proxy_paths)
 
     # --- matching, each returning None on a match or the reason it does not match ----
 
@@ -170,7 +174,11 @@ class PolicyEngine:
     ) -> Decision:
         deny: Rule | None = None
         allow: Rule | None = None
-        for rule in self.policies.rules:
+        if trace is not None:
+            rules = self.policies.rules
+        else:
+            rules = self._api_rules if target.api is not None else self._proxy_rules
+        for rule in rules:
             if trace is None and (deny is not None or (allow is not None and rule.effect == "allow")):
                 continue  # the outcome cannot change any more; only explain needs the rest
             reason = self.match(rule, principal, target, address)
