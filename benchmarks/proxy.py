@@ -235,8 +235,10 @@ def wrk_load(
     method: str = "GET",
     body_size: int = 0,
     headers: dict[str, str] | None = None,
+    cpus: set[int] | None = None,
 ) -> Result:
-    """One bounded wrk run: ``concurrency`` keep-alive connections over up to 2 threads."""
+    """One bounded wrk run: ``concurrency`` keep-alive connections over up to 2 threads
+    (on ``cpus`` only, when given)."""
     argv = [wrk, f"-t{min(2, concurrency)}", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency"]
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
@@ -249,6 +251,8 @@ def wrk_load(
             )
             argv += ["-s", str(script)]
         argv.append(f"http://127.0.0.1:{port}{path}")
+        if cpus:
+            argv = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *argv]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s)", out)
     if done is None:
@@ -265,7 +269,12 @@ def wrk_load(
 
 
 def interleaved(
-    variants: dict[str, dict[str, object]], *, seconds: float, rounds: int, wrk: str | None = None
+    variants: dict[str, dict[str, object]],
+    *,
+    seconds: float,
+    rounds: int,
+    wrk: str | None = None,
+    cpus: set[int] | None = None,
 ) -> dict[str, Result]:
     """Run each variant for ``seconds / rounds`` in turn, ``rounds`` times, and merge.
 
@@ -276,7 +285,7 @@ def interleaved(
     for _ in range(rounds):
         for name, kwargs in variants.items():
             if wrk:
-                r = wrk_load(wrk, seconds=seconds / rounds, **kwargs)  # type: ignore[arg-type]
+                r = wrk_load(wrk, seconds=seconds / rounds, cpus=cpus, **kwargs)  # type: ignore[arg-type]
             else:
                 r = load(seconds=seconds / rounds, **kwargs)  # type: ignore[arg-type]
             m = merged[name]
@@ -377,6 +386,23 @@ def tree_cpu_s(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+def pin_tree(pid: int, cpus: set[int]) -> None:
+    """Move every thread of ``pid`` and of its descendants to ``cpus`` (threads and children
+    created later inherit it)."""
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                try:
+                    os.sched_setaffinity(int(task.name), cpus)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue
 
 
 def stream_gib(port: int, master_pid: int, *, upload: bool, size: int) -> tuple[float, int]:
@@ -589,42 +615,58 @@ def main() -> None:
             stops.append(gw_af)
             af_port, gwa_port = api.port, int(gw_af.url.rsplit(":", 1)[1])
             path = "/api/v2/version"
-            print(f"\nAirflow 3 api-server, GET {path}:")
-            load(af_port, path, seconds=1, concurrency=conc)
+            load(af_port, path, seconds=1, concurrency=conc)  # warm-up
             load(gwa_port, path, seconds=1, concurrency=conc, headers=token)
-            cpu_before = tree_cpu_s(api.proc.pid), tree_cpu_s(gw_af.proc.pid)
-            af = interleaved(
-                {
-                    "(a) api-server directly": dict(port=af_port, path=path, concurrency=conc),
-                    "(b) gateway -> api-server": dict(
-                        port=gwa_port, path=path, concurrency=conc, headers=token
-                    ),
-                    "(a) api-server directly, 1 connection": dict(port=af_port, path=path, concurrency=1),
-                    "(b) gateway -> api-server, 1 connection": dict(
-                        port=gwa_port, path=path, concurrency=1, headers=token
-                    ),
-                },
-                seconds=secs,
-                rounds=rounds,
-                wrk=wrk,
-            )
-            for name, r in af.items():
-                print(_row(name, r))
-            total = sum(r.requests for r in af.values())
-            via_gw = (
-                af["(b) gateway -> api-server"].requests
-                + af["(b) gateway -> api-server, 1 connection"].requests
-            )
-            api_cpu = (tree_cpu_s(api.proc.pid) - cpu_before[0]) * 1000 / max(1, total)
-            gw_cpu = (tree_cpu_s(gw_af.proc.pid) - cpu_before[1]) * 1000 / max(1, via_gw)
-            print(f"  CPU per request: api-server {api_cpu:.3f} ms, gateway (gunicorn + app) {gw_cpu:.3f} ms")
-            a, b = af["(a) api-server directly"], af["(b) gateway -> api-server"]
-            a1, b1a = (
-                af["(a) api-server directly, 1 connection"],
-                af["(b) gateway -> api-server, 1 connection"],
-            )
-            figures["b_vs_a_airflow_rps"] = b.rps / a.rps
-            figures["added_p50_ms_airflow"] = b1a.pct(0.5) - a1.pct(0.5)
+            cpus = sorted(os.sched_getaffinity(0))
+            pinning = bool(wrk) and len(cpus) >= 2
+            setups: list[tuple[str, str, list[int] | None]] = [
+                ("shared cores", "_shared_cores" if pinning else "", None)
+            ]
+            if pinning:
+                # The api-server is one process: on 2 shared cores the gateway's workers take CPU
+                # from it, and the ratio measures the scheduler.  Pinned, Airflow keeps its
+                # core(s) in both variants and the gateway lives on the rest with the load
+                # generator, as in a deployment where each has its own CPU budget.
+                setups.append(("pinned: api-server alone on its core(s)", "", cpus[: len(cpus) // 2]))
+            for title, suffix, rest in setups:
+                if rest is not None:
+                    pin_tree(api.proc.pid, set(cpus) - set(rest))
+                    pin_tree(gw_af.proc.pid, set(rest))
+                print(f"\nAirflow 3 api-server, GET {path}, {title}:")
+                cpu_before = tree_cpu_s(api.proc.pid), tree_cpu_s(gw_af.proc.pid)
+                af = interleaved(
+                    {
+                        "(a) api-server directly": dict(port=af_port, path=path, concurrency=conc),
+                        "(b) gateway -> api-server": dict(
+                            port=gwa_port, path=path, concurrency=conc, headers=token
+                        ),
+                        "(a) api-server directly, 1 connection": dict(port=af_port, path=path, concurrency=1),
+                        "(b) gateway -> api-server, 1 connection": dict(
+                            port=gwa_port, path=path, concurrency=1, headers=token
+                        ),
+                    },
+                    seconds=secs,
+                    rounds=rounds,
+                    wrk=wrk,
+                    cpus=set(rest) if rest is not None else None,
+                )
+                for name, r in af.items():
+                    print(_row(name, r))
+                total = sum(r.requests for r in af.values())
+                via_gw = (
+                    af["(b) gateway -> api-server"].requests
+                    + af["(b) gateway -> api-server, 1 connection"].requests
+                )
+                api_cpu = (tree_cpu_s(api.proc.pid) - cpu_before[0]) * 1000 / max(1, total)
+                gw_cpu = (tree_cpu_s(gw_af.proc.pid) - cpu_before[1]) * 1000 / max(1, via_gw)
+                print(f"  CPU per request: api-server {api_cpu:.3f} ms, gateway (gunicorn + app) {gw_cpu:.3f} ms")
+                a, b = af["(a) api-server directly"], af["(b) gateway -> api-server"]
+                a1, b1a = (
+                    af["(a) api-server directly, 1 connection"],
+                    af["(b) gateway -> api-server, 1 connection"],
+                )
+                figures[f"b_vs_a_airflow_rps{suffix}"] = b.rps / a.rps
+                figures[f"added_p50_ms_airflow{suffix}"] = b1a.pct(0.5) - a1.pct(0.5)
 
         print("\nratios and targets:")
         targets = {
