@@ -62,6 +62,9 @@ _REPLACED_REQUEST = frozenset(
 _OWN_RESPONSE = frozenset({"server", "date"})
 # Idle pooled connections older than this are not reused (uvicorn's keep-alive is 5 s).
 _MAX_IDLE_S = 4.0
+# Used this recently, a pooled connection is taken without checking for a peer close when
+# the request could be replayed (no keep-alive timeout we know of is shorter).
+_FRESH_S = 1.0
 # Errors that mean "the pooled connection had been closed by Airflow before we used it".
 _STALE = (UpstreamClosed, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 _HTML_ERROR = """<!doctype html>
@@ -137,16 +140,22 @@ class _Pool:
             log.warning("upstream connect failed: %s", type(exc).__name__)
             raise UpstreamUnavailable() from None
 
-    def get(self) -> tuple[Connection, bool]:
-        """An idle connection that Airflow has not closed (and ``True``), or a new one."""
+    def get(self, *, replayable: bool = False) -> tuple[Connection, bool]:
+        """An idle connection that Airflow has not closed (and ``True``), or a new one.
+
+        :param replayable: the request can be sent again on a fresh connection if this one
+            turns out closed, so a connection used within :data:`_FRESH_S` skips the
+            closed-by-peer check (a ``poll`` per request, and a GIL hand-off under load).
+        """
         while True:
             with self._lock:
                 conn, since = self._idle.pop() if self._idle else (None, 0.0)
             if conn is None:
                 return self.new(), False
+            idle = time.monotonic() - since
             # Servers close idle keep-alive connections (uvicorn after 5 s, gunicorn sync
             # workers at once); retiring ours first avoids racing their close.
-            if time.monotonic() - since < _MAX_IDLE_S and not _dropped(conn.sock):
+            if idle < _MAX_IDLE_S and ((replayable and idle < _FRESH_S) or not _dropped(conn.sock)):
                 return conn, True
             conn.close()
 
@@ -329,7 +338,7 @@ class ReverseProxy:
             "HTTP_TRANSFER_ENCODING"
         )
         for attempt in (1, 2):
-            conn, reused = self._pool.get()
+            conn, reused = self._pool.get(replayable=replayable)
             try:
                 self._send(conn, method, target, headers, environ)
                 return conn, conn.read_response(method)

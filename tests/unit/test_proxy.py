@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -200,6 +202,61 @@ def test_long_idle_connections_are_retired(echo: EchoUpstream, monkeypatch: pyte
     assert client.get("/x").get_json()["peer_port"] == first
     time.sleep(0.7)
     assert client.get("/x").get_json()["peer_port"] != first
+
+
+class _OneAnswerPerConnection:
+    """An upstream that answers one request per connection, then closes it without saying
+    so (no ``Connection: close``), as a server whose keep-alive timeout just fired does."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self.bodies: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next(
+                    (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+                    0,
+                )
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.bodies.append(body)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_pooled_connection_closed_by_the_upstream_is_not_an_error(method: str) -> None:
+    """Replayable requests reuse a fresh pooled connection without a liveness check and are
+    sent again when it turns out closed; requests with a body check it first."""
+    upstream = _OneAnswerPerConnection()
+    try:
+        client = _client(upstream.url)
+        for i in range(4):
+            answer = client.open("/x", method=method, data=b"body-%d" % i if method == "POST" else None)
+            assert (answer.status_code, answer.data) == (200, b"ok")
+            time.sleep(0.05)  # the upstream's close has arrived: the liveness check can see it
+        assert upstream.connections == 4
+        if method == "POST":
+            assert upstream.bodies == [b"body-%d" % i for i in range(4)]  # each body sent once
+    finally:
+        upstream.close()
 
 
 def test_down_upstream_is_a_fast_502_envelope() -> None:
