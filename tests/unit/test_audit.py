@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from werkzeug.test import Client, EnvironBuilder, TestResponse
 
-from gateway.audit import AuditRecord
+from gateway.audit import AuditRecord, request_id_of
 from gateway.cli.runner import CliResult
 from gateway.errors import Forbidden
 from tests.unit.gateway_app import AIRFLOW, TOKEN, FakeRunner, UnitGateway, unit_gateway
@@ -261,3 +262,20 @@ def test_audit_file_gets_each_event_as_one_line(tmp_path: Path) -> None:
         log.emit(AuditRecord(request_id=f"file-test-{n:04d}", method="GET", path="/", remote_addr=None))
         assert len(path.read_text().splitlines()) == n + 1  # on disk at once, no buffering
     sink.close()
+
+
+def test_generated_request_ids_are_unique_across_forked_workers() -> None:
+    """Ids come from a per-process random prefix and a counter; a forked child draws its own prefix."""
+    ids = [request_id_of({}) for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a gunicorn worker forked from a master that had already made ids
+        os.write(write_end, request_id_of({}).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.close(write_end)
+    assert len(child) == 32 and child[:16] != ids[0][:16]
