@@ -618,25 +618,45 @@ def main() -> None:
             load(af_port, path, seconds=1, concurrency=conc)  # warm-up
             load(gwa_port, path, seconds=1, concurrency=conc, headers=token)
             cpus = sorted(os.sched_getaffinity(0))
+            # What Airflow sees behind the gateway besides the client's headers: (a') prices
+            # Airflow's own handling of them (uvicorn's proxy-headers middleware).
+            forwarding = {
+                "X-Forwarded-For": "127.0.0.1",
+                "X-Forwarded-Proto": "http",
+                "X-Forwarded-Host": f"127.0.0.1:{gwa_port}",
+                "X-Request-ID": "0123456789abcdef0123456789abcdef",
+            }
             pinning = bool(wrk) and len(cpus) >= 2
-            setups: list[tuple[str, str, list[int] | None]] = [
-                ("shared cores", "_shared_cores" if pinning else "", None)
+            half = set(cpus[: len(cpus) // 2])
+            airflow_cpus = set(cpus) - half
+            # (title, figure suffix, gateway CPUs, wrk CPUs); None: not pinned
+            setups: list[tuple[str, str, set[int] | None, set[int] | None]] = [
+                ("shared cores", "_shared_cores" if pinning else "", None, None)
             ]
             if pinning:
-                # The api-server is one process: on 2 shared cores the gateway's workers take CPU
-                # from it, and the ratio measures the scheduler.  Pinned, Airflow keeps its
-                # core(s) in both variants and the gateway lives on the rest with the load
-                # generator, as in a deployment where each has its own CPU budget.
-                setups.append(("pinned: api-server alone on its core(s)", "", cpus[: len(cpus) // 2]))
-            for title, suffix, rest in setups:
-                if rest is not None:
-                    pin_tree(api.proc.pid, set(cpus) - set(rest))
-                    pin_tree(gw_af.proc.pid, set(rest))
+                # The api-server is one process.  On 2 shared cores the gateway's workers take
+                # CPU from it and the ratio measures how the scheduler splits the cores.
+                # Pinned, the api-server has the same core(s) in (a) and (b) and the gateway
+                # its own, as in a deployment where each has its CPU budget.  wrk stands in
+                # for remote clients: next to Airflow it costs (a) and (b) the same; next to
+                # the gateway it competes with (b) only.  Both are printed; the target is
+                # checked on the first.
+                setups += [
+                    ("pinned: gateway alone on its core(s), wrk beside Airflow", "", half, airflow_cpus),
+                    ("pinned: wrk beside the gateway", "_wrk_beside_gateway", half, half),
+                ]
+            for title, suffix, gateway_cpus, wrk_cpus in setups:
+                if gateway_cpus is not None:
+                    pin_tree(api.proc.pid, airflow_cpus)
+                    pin_tree(gw_af.proc.pid, gateway_cpus)
                 print(f"\nAirflow 3 api-server, GET {path}, {title}:")
                 cpu_before = tree_cpu_s(api.proc.pid), tree_cpu_s(gw_af.proc.pid)
                 af = interleaved(
                     {
                         "(a) api-server directly": dict(port=af_port, path=path, concurrency=conc),
+                        "(a') directly, with the gateway's X-Forwarded-*": dict(
+                            port=af_port, path=path, concurrency=conc, headers=forwarding
+                        ),
                         "(b) gateway -> api-server": dict(
                             port=gwa_port, path=path, concurrency=conc, headers=token
                         ),
@@ -648,11 +668,12 @@ def main() -> None:
                     seconds=secs,
                     rounds=rounds,
                     wrk=wrk,
-                    cpus=set(rest) if rest is not None else None,
+                    cpus=wrk_cpus,
                 )
                 for name, r in af.items():
                     print(_row(name, r))
                 total = sum(r.requests for r in af.values())
+                a_fwd = af["(a') directly, with the gateway's X-Forwarded-*"]
                 via_gw = (
                     af["(b) gateway -> api-server"].requests
                     + af["(b) gateway -> api-server, 1 connection"].requests
@@ -666,6 +687,7 @@ def main() -> None:
                     af["(b) gateway -> api-server, 1 connection"],
                 )
                 figures[f"b_vs_a_airflow_rps{suffix}"] = b.rps / a.rps
+                figures[f"a_fwd_vs_a_airflow_rps{suffix}"] = a_fwd.rps / a.rps
                 figures[f"added_p50_ms_airflow{suffix}"] = b1a.pct(0.5) - a1.pct(0.5)
 
         print("\nratios and targets:")
