@@ -214,12 +214,12 @@ _WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 def ensure_wrk() -> str | None:
     """wrk's path, installing Debian's package when possible (as scripts/bootstrap.d does)."""
-    found = shutil.which("wrk")
-    if found or not shutil.which("apt-get") or os.geteuid() != 0:
+    found, apt_get = shutil.which("wrk"), shutil.which("apt-get")
+    if found or not apt_get or os.geteuid() != 0:
         return found
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"],
+        [apt_get, "install", "-y", "-qq", "--no-install-recommends", "wrk"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, check=False,
     )  # fmt: skip
     return shutil.which("wrk")
@@ -682,7 +682,9 @@ def main() -> None:
                 )
                 api_cpu = (tree_cpu_s(api.proc.pid) - cpu_before[0]) * 1000 / max(1, total)
                 gw_cpu = (tree_cpu_s(gw_af.proc.pid) - cpu_before[1]) * 1000 / max(1, via_gw)
-                print(f"  CPU per request: api-server {api_cpu:.3f} ms, gateway (gunicorn + app) {gw_cpu:.3f} ms")
+                print(
+                    f"  CPU per request: api-server {api_cpu:.3f} ms, gateway (gunicorn + app) {gw_cpu:.3f} ms"
+                )
                 a, b = af["(a) api-server directly"], af["(b) gateway -> api-server"]
                 a1, b1a = (
                     af["(a) api-server directly, 1 connection"],

@@ -40,16 +40,15 @@ def _logger_name(logger: Any, method_name: str, event_dict: MutableMapping[str, 
     return event_dict
 
 
-def shared_processors(redactor: Redactor, *, context: bool = True) -> list[Processor]:
+def shared_processors(redactor: Redactor) -> list[Processor]:
     """Everything before rendering; the redactor runs last, after tracebacks became text."""
-    chain: list[Processor] = [structlog.contextvars.merge_contextvars] if context else []
-    chain += [
+    return [
+        structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
         structlog.processors.format_exc_info,
         redactor,
     ]
-    return chain
 
 
 # One lock for every line this process writes itself (log lines and audit events), so

@@ -198,9 +198,8 @@ class Redactor:
         if not secrets and self._suspect.search(text) is None:  # one C-level scan, most strings
             return text
         present = [s for s in (*secrets, *self.secrets) if len(s) >= MIN_SECRET_LENGTH and s in text]
-        if present:
-            for secret in sorted(present, key=len, reverse=True):  # longest first: one may contain another
-                text = text.replace(secret, MASK)
+        for secret in sorted(present, key=len, reverse=True):  # longest first: one may contain another
+            text = text.replace(secret, MASK)
         # Cheap checks first: most strings (ids, paths, statuses) hold none of these forms.
         if "://" in text:
             text = mask_uri(text)
