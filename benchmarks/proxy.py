@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -373,36 +374,39 @@ def worker_rss_kb(master_pid: int) -> dict[int, int]:
     return out
 
 
-def tree_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and all its descendants (from /proc)."""
-    total, tick, todo = 0.0, os.sysconf("SC_CLK_TCK"), [pid]
+def _tree_tasks(pid: int) -> Iterator[tuple[int, Path]]:
+    """``(process id, /proc task dir)`` for every thread of ``pid`` and of its descendants."""
+    todo = [pid]
     while todo:
         current = todo.pop()
         try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{current}/task").iterdir():
+            for task in list(Path(f"/proc/{current}/task").iterdir()):
+                yield current, task
                 todo.extend(int(c) for c in (task / "children").read_text().split())
-        except (FileNotFoundError, ProcessLookupError):
+        except FileNotFoundError:
             continue
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and all its descendants (from /proc)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for process in {p for p, _ in _tree_tasks(pid)}:
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 
 def pin_tree(pid: int, cpus: set[int]) -> None:
     """Move every thread of ``pid`` and of its descendants to ``cpus`` (threads and children
     created later inherit it)."""
-    todo = [pid]
-    while todo:
-        current = todo.pop()
+    for _, task in _tree_tasks(pid):
         try:
-            for task in Path(f"/proc/{current}/task").iterdir():
-                try:
-                    os.sched_setaffinity(int(task.name), cpus)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-        except FileNotFoundError:
-            continue
+            os.sched_setaffinity(int(task.name), cpus)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def stream_gib(port: int, master_pid: int, *, upload: bool, size: int) -> tuple[float, int]:
