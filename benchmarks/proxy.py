@@ -1,7 +1,8 @@
 """Proxy benchmark: throughput and latency on loopback, with ratios against baselines measured
 in the same run.  Not a test: it prints figures; targets are in docs/proxy.md.
 
-    eval "$(scripts/bootstrap)"; .venv/bin/python benchmarks/proxy.py [--seconds 9] [--rounds 9] [--skip-airflow]
+    eval "$(scripts/bootstrap)"
+    .venv/bin/python benchmarks/proxy.py [--seconds 9] [--rounds 9] [--skip-airflow] [--no-nginx]
 
 Compared:
   (a) Airflow 3's api-server directly
@@ -9,6 +10,8 @@ Compared:
       metrics all on) in front of it, and in front of a fast static upstream
   (c) werkzeug's ProxyMiddleware under gunicorn (same worker class, workers and threads) in
       front of the same fast static upstream
+  (n) nginx in front of the same api-server, when nginx is installed (never installed here):
+      a reference for what a C event-loop proxy costs Airflow on the same machine
 plus 1 MiB downloads/uploads, and a 1 GiB download and upload through the gateway with the
 growth of each gunicorn worker's RSS.  Extra gateway settings (e.g. to switch on audit,
 policy or metrics layers) go in with ``--gateway-setting SECTION__KEY=VALUE``.
@@ -356,6 +359,80 @@ def start_werkzeug_proxy(
     return proc, port
 
 
+def airflow_token(port: int) -> str:
+    """A JWT from Airflow 3's ``/auth/token`` for the test admin (simple auth manager)."""
+    from tests.support.airflow_servers import PASSWORD, USERNAME
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = json.dumps({"username": USERNAME, "password": PASSWORD})
+    conn.request("POST", "/auth/token", body, {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    if resp.status not in (200, 201):
+        raise SystemExit(f"Airflow refused the benchmark's token request: {resp.status} {data[:300]!r}")
+    return str(json.loads(data)["access_token"])
+
+
+def find_nginx() -> str | None:
+    """nginx's path when installed (a reference point only: never installed by this script,
+    since Debian's package starts a system-wide service where an init system runs)."""
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+
+
+def start_nginx_proxy(
+    nginx: str, upstream_port: int, tmp: Path, workers: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx reverse-proxying to ``upstream_port`` with pooled keep-alive connections, the
+    headers the gateway adds, and an access line per request: what a C event-loop proxy
+    costs Airflow on this machine."""
+    from tests.support.servers import free_port
+
+    port, home = free_port(), tmp / "nginx"
+    home.mkdir(exist_ok=True)
+    conf = home / "nginx.conf"
+    conf.write_text(
+        f"""daemon off;
+worker_processes {workers};
+pid {home}/nginx.pid;
+error_log {home}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log {home}/access.log;
+  client_body_temp_path {home}/body;
+  proxy_temp_path {home}/proxy;
+  upstream airflow {{ server 127.0.0.1:{upstream_port}; keepalive 32; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://airflow;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Request-ID $request_id;
+    }}
+  }}
+}}
+"""
+    )
+    log = home / "stdout.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [nginx, "-e", str(home / "error.log"), "-p", str(home), "-c", str(conf)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _wait(port, "/api/v2/version", proc, log)
+    return proc, port
+
+
 def worker_rss_kb(master_pid: int) -> dict[int, int]:
     """VmRSS of each direct child (gunicorn worker) of ``master_pid``."""
     out: dict[int, int] = {}
@@ -455,7 +532,7 @@ def stream_gib(port: int, master_pid: int, *, upload: bool, size: int) -> tuple[
 
 def _row(name: str, r: Result) -> str:
     return (
-        f"  {name:<44} {r.rps:9.0f} req/s   p50 {r.pct(0.5):7.2f} ms   p99 {r.pct(0.99):7.2f} ms"
+        f"  {name:<48} {r.rps:9.0f} req/s   p50 {r.pct(0.5):7.2f} ms   p99 {r.pct(0.99):7.2f} ms"
         f"   errors {r.errors}"
     )
 
@@ -470,6 +547,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--skip-airflow", action="store_true", help="only the static-upstream comparisons")
+    parser.add_argument(
+        "--no-nginx",
+        action="store_true",
+        help="leave out the (n) nginx reference even when nginx is installed",
+    )
     parser.add_argument("--gib", type=float, default=1.0, help="size of the big streams, in GiB")
     parser.add_argument(
         "--load-generator",
@@ -620,9 +702,20 @@ def main() -> None:
             )
             stops.append(gw_af)
             af_port, gwa_port = api.port, int(gw_af.url.rsplit(":", 1)[1])
+            nginx = None if args.no_nginx else find_nginx()
+            ng_proc, ng_port = None, 0
+            if nginx:
+                ng_proc, ng_port = start_nginx_proxy(nginx, af_port, tmp, args.workers)
+                stops.append(ng_proc)
+            else:
+                print("(n) nginx reference left out: nginx is not installed (apt-get install nginx-light)")
             path = "/api/v2/version"
             load(af_port, path, seconds=1, concurrency=conc)  # warm-up
             load(gwa_port, path, seconds=1, concurrency=conc, headers=token)
+            # A typical API call next to the cheapest one: listing DAGs with a bearer token
+            # (JWT check, a database query, serialisation) costs Airflow ten times more.
+            bearer = {"Authorization": f"Bearer {airflow_token(af_port)}"}
+            dags_path = "/api/v2/dags?limit=10"
             cpus = sorted(os.sched_getaffinity(0))
             # What Airflow sees behind the gateway besides the client's headers: (a') prices
             # Airflow's own handling of them (uvicorn's proxy-headers middleware).
@@ -655,22 +748,29 @@ def main() -> None:
                 if gateway_cpus is not None:
                     pin_tree(api.proc.pid, airflow_cpus)
                     pin_tree(gw_af.proc.pid, gateway_cpus)
+                    if ng_proc is not None:
+                        pin_tree(ng_proc.pid, gateway_cpus)
                 print(f"\nAirflow 3 api-server, GET {path}, {title}:")
                 cpu_before = tree_cpu_s(api.proc.pid), tree_cpu_s(gw_af.proc.pid)
+                variants: dict[str, dict[str, object]] = {
+                    "(a) api-server directly": dict(port=af_port, path=path, concurrency=conc),
+                    "(a') directly, with the gateway's X-Forwarded-*": dict(
+                        port=af_port, path=path, concurrency=conc, headers=forwarding
+                    ),
+                    "(b) gateway -> api-server": dict(
+                        port=gwa_port, path=path, concurrency=conc, headers=token
+                    ),
+                    "(a) api-server directly, 1 connection": dict(port=af_port, path=path, concurrency=1),
+                    "(b) gateway -> api-server, 1 connection": dict(
+                        port=gwa_port, path=path, concurrency=1, headers=token
+                    ),
+                }
+                if ng_proc is not None:
+                    variants["(n) nginx -> api-server (reference)"] = dict(
+                        port=ng_port, path=path, concurrency=conc
+                    )
                 af = interleaved(
-                    {
-                        "(a) api-server directly": dict(port=af_port, path=path, concurrency=conc),
-                        "(a') directly, with the gateway's X-Forwarded-*": dict(
-                            port=af_port, path=path, concurrency=conc, headers=forwarding
-                        ),
-                        "(b) gateway -> api-server": dict(
-                            port=gwa_port, path=path, concurrency=conc, headers=token
-                        ),
-                        "(a) api-server directly, 1 connection": dict(port=af_port, path=path, concurrency=1),
-                        "(b) gateway -> api-server, 1 connection": dict(
-                            port=gwa_port, path=path, concurrency=1, headers=token
-                        ),
-                    },
+                    variants,
                     seconds=secs,
                     rounds=rounds,
                     wrk=wrk,
@@ -687,7 +787,8 @@ def main() -> None:
                 api_cpu = (tree_cpu_s(api.proc.pid) - cpu_before[0]) * 1000 / max(1, total)
                 gw_cpu = (tree_cpu_s(gw_af.proc.pid) - cpu_before[1]) * 1000 / max(1, via_gw)
                 print(
-                    f"  CPU per request: api-server {api_cpu:.3f} ms, gateway (gunicorn + app) {gw_cpu:.3f} ms"
+                    f"  CPU per request: api-server {api_cpu:.3f} ms,"
+                    f" gateway (gunicorn + app) {gw_cpu:.3f} ms"
                 )
                 a, b = af["(a) api-server directly"], af["(b) gateway -> api-server"]
                 a1, b1a = (
@@ -697,6 +798,35 @@ def main() -> None:
                 figures[f"b_vs_a_airflow_rps{suffix}"] = b.rps / a.rps
                 figures[f"a_fwd_vs_a_airflow_rps{suffix}"] = a_fwd.rps / a.rps
                 figures[f"added_p50_ms_airflow{suffix}"] = b1a.pct(0.5) - a1.pct(0.5)
+                if ng_proc is not None:
+                    n = af["(n) nginx -> api-server (reference)"]
+                    figures[f"n_vs_a_airflow_rps{suffix}"] = n.rps / a.rps
+                    figures[f"b_vs_n_airflow_rps{suffix}"] = b.rps / n.rps
+                if suffix:
+                    continue
+                print(f"\n  GET {dags_path} with a bearer token, {title}:")
+                dag_variants: dict[str, dict[str, object]] = {
+                    "(a) api-server directly": dict(
+                        port=af_port, path=dags_path, concurrency=conc, headers=bearer
+                    ),
+                    "(b) gateway -> api-server": dict(
+                        port=gwa_port, path=dags_path, concurrency=conc, headers={**bearer, **token}
+                    ),
+                }
+                if ng_proc is not None:
+                    dag_variants["(n) nginx -> api-server (reference)"] = dict(
+                        port=ng_port, path=dags_path, concurrency=conc, headers=bearer
+                    )
+                # About 100 req/s: twice the time per variant for as many requests per round.
+                dags = interleaved(dag_variants, seconds=2 * secs, rounds=rounds, wrk=wrk, cpus=wrk_cpus)
+                for name, r in dags.items():
+                    print(_row(name, r))
+                a_dags = dags["(a) api-server directly"]
+                figures["b_vs_a_airflow_dags_rps"] = dags["(b) gateway -> api-server"].rps / a_dags.rps
+                if ng_proc is not None:
+                    figures["n_vs_a_airflow_dags_rps"] = (
+                        dags["(n) nginx -> api-server (reference)"].rps / a_dags.rps
+                    )
 
         print("\nratios and targets:")
         targets = {
@@ -713,7 +843,7 @@ def main() -> None:
             if goal is not None:
                 ok = value >= goal if op == ">=" else value <= goal if op == "<=" else value < goal
                 verdict = f"target {op} {goal:g}: {'met' if ok else 'NOT met'}"
-            print(f"  {key:<30} {value:8.2f}   {verdict}")
+            print(f"  {key:<42} {value:8.2f}   {verdict}")
         (tmp / "figures.json").write_text(json.dumps(figures, indent=2))
         print(f"\nfigures: {tmp / 'figures.json'}")
     finally:
