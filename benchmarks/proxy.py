@@ -322,6 +322,30 @@ def _wait(port: int, path: str, proc: subprocess.Popen[bytes], log: Path, deadli
     raise SystemExit(f"server on {port} did not start: {log.read_text()[-3000:]}")
 
 
+def _start(
+    argv: list[str],
+    log: Path,
+    port: int,
+    ready_path: str,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """A server in its own session (stopped as a group), output to ``log``, once it answers."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _wait(port, ready_path, proc, log)
+    return proc
+
+
 def start_werkzeug_proxy(
     target: str, tmp: Path, workers: int, threads: int
 ) -> tuple[subprocess.Popen[bytes], int]:
@@ -345,17 +369,7 @@ def start_werkzeug_proxy(
         "-",
         f"benchmarks.werkzeug_proxy:create({target!r})",
     ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    _wait(port, "/p/small", proc, log)
+    proc = _start(argv, log, port, "/p/small", cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     return proc, port
 
 
@@ -420,17 +434,8 @@ http {{
 }}
 """
     )
-    log = home / "stdout.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [nginx, "-e", str(home / "error.log"), "-p", str(home), "-c", str(conf)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    _wait(port, "/api/v2/version", proc, log)
-    return proc, port
+    argv = [nginx, "-e", str(home / "error.log"), "-p", str(home), "-c", str(conf)]
+    return _start(argv, home / "stdout.log", port, "/api/v2/version"), port
 
 
 def worker_rss_kb(master_pid: int) -> dict[int, int]:
@@ -707,7 +712,7 @@ def main() -> None:
             if nginx:
                 ng_proc, ng_port = start_nginx_proxy(nginx, af_port, tmp, args.workers)
                 stops.append(ng_proc)
-            else:
+            elif not args.no_nginx:
                 print("(n) nginx reference left out: nginx is not installed (apt-get install nginx-light)")
             path = "/api/v2/version"
             load(af_port, path, seconds=1, concurrency=conc)  # warm-up
