@@ -8,7 +8,7 @@ Compared:
   (a) Airflow 3's api-server directly
   (b) the gateway (gunicorn.conf.py; plugin token, the example policies, the audit event and
       metrics all on) in front of it, and in front of a fast static upstream
-  (c) werkzeug's ProxyMiddleware under gunicorn (same worker class, workers and threads) in
+  (c) werkzeug's ProxyMiddleware under gunicorn (stock gthread, same workers and threads) in
       front of the same fast static upstream
   (n) nginx in front of the same api-server, when nginx is installed (never installed here):
       a reference for what a C event-loop proxy costs Airflow on the same machine
@@ -138,6 +138,8 @@ class Result:
     latencies_ms: list[float]
     # wrk reports percentiles, not samples: per round, {percentile: ms}
     rounds_pct: list[dict[float, float]] = field(default_factory=list)
+    # throughput of each interleaved round, for per-round ratios
+    rounds_rps: list[float] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
@@ -300,7 +302,17 @@ def interleaved(
             )
             m.latencies_ms.extend(r.latencies_ms)
             m.rounds_pct.extend(r.rounds_pct)
+            m.rounds_rps.append(r.rps)
     return merged
+
+
+def round_ratios(top: Result, bottom: Result) -> str:
+    """``top / bottom`` round by round: neighbouring rounds share the machine's background
+    load, so the spread of these ratios shows how far one run's overall ratio can be trusted."""
+    ratios = sorted(t / b for t, b in zip(top.rounds_rps, bottom.rounds_rps, strict=True) if b)
+    if not ratios:
+        return "n/a"
+    return f"median {ratios[len(ratios) // 2]:.2f} (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})"
 
 
 # --- servers ---
@@ -347,7 +359,7 @@ def _start(
 
 
 def start_werkzeug_proxy(
-    target: str, tmp: Path, workers: int, threads: int
+    target: str, tmp: Path, workers: int, threads: int, worker_class: str = "gthread"
 ) -> tuple[subprocess.Popen[bytes], int]:
     from tests.support.servers import free_port
 
@@ -358,7 +370,7 @@ def start_werkzeug_proxy(
         "-m",
         "gunicorn",
         "-k",
-        "gthread",
+        worker_class,
         "-w",
         str(workers),
         "--threads",
@@ -553,6 +565,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--skip-airflow", action="store_true", help="only the static-upstream comparisons")
     parser.add_argument(
+        "--werkzeug-worker",
+        default="gthread",
+        help="gunicorn worker class of (c); the gateway's is gateway.worker.KeepAliveThreadWorker",
+    )
+    parser.add_argument(
         "--no-nginx",
         action="store_true",
         help="leave out the (n) nginx reference even when nginx is installed",
@@ -589,7 +606,8 @@ def main() -> None:
     secs, conc = args.seconds, args.concurrency
     print(
         f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {conc} connections,"
-        f" {secs:g} s per variant in {args.rounds} rounds; gunicorn gthread {args.workers}x{args.threads};"
+        f" {secs:g} s per variant in {args.rounds} rounds; gunicorn {args.workers}x{args.threads}"
+        f" (werkzeug on {args.werkzeug_worker});"
         f" load generator: {'wrk' if wrk else 'Python (http.client threads)'}",
         flush=True,
     )
@@ -609,7 +627,9 @@ def main() -> None:
             workers=args.workers,
         )
         stops.append(gw_static)
-        wz, wz_port = start_werkzeug_proxy(f"http://127.0.0.1:{static_port}", tmp, args.workers, args.threads)
+        wz, wz_port = start_werkzeug_proxy(
+            f"http://127.0.0.1:{static_port}", tmp, args.workers, args.threads, args.werkzeug_worker
+        )
         stops.append(wz)
         gw_port = int(gw_static.url.rsplit(":", 1)[1])
 
@@ -801,6 +821,10 @@ def main() -> None:
                     af["(b) gateway -> api-server, 1 connection"],
                 )
                 figures[f"b_vs_a_airflow_rps{suffix}"] = b.rps / a.rps
+                spread = f"  per-round (b)/(a): {round_ratios(b, a)}"
+                if ng_proc is not None:
+                    spread += f"; (n)/(a): {round_ratios(af['(n) nginx -> api-server (reference)'], a)}"
+                print(spread)
                 figures[f"a_fwd_vs_a_airflow_rps{suffix}"] = a_fwd.rps / a.rps
                 figures[f"added_p50_ms_airflow{suffix}"] = b1a.pct(0.5) - a1.pct(0.5)
                 if ng_proc is not None:
