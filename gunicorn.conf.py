@@ -36,28 +36,51 @@ except MultiprocError as _exc:
     sys.stderr.write(f"airflow-gateway: {_exc}\n")
     sys.exit(2)
 
+
+def _env_int(name: str, default: int, minimum: int) -> int:
+    """An integer setting from the environment; a bad value stops start-up with its name."""
+    raw = os.environ.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        sys.stderr.write(
+            f"airflow-gateway: configuration error: {name}={raw!r}: expected an integer >= {minimum}\n"
+        )
+        sys.exit(2)
+    return value
+
+
 wsgi_app = "gateway.app:create_app()"
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 # Threads, not processes, carry concurrency: a CLI call blocks its thread for seconds
 # while the others keep serving (and proxying).  There are always at least 4 more
 # threads than CLI calls allowed at once, so CLI calls can never starve the proxy.
-worker_class = "gthread"
-workers = int(os.environ.get("GATEWAY_WORKERS", "2"))
-threads = max(int(os.environ.get("GATEWAY_THREADS", "8")), _gateway_config.cli.max_concurrent + 4)
+# The worker is gunicorn's gthread, except that a thread that has just answered on a
+# keep-alive connection waits up to GATEWAY_KEEPALIVE_LINGER_MS for its next request
+# (only while no other connection waits for a thread; 0 is plain gthread): see
+# gateway/worker.py.
+worker_class = "gateway.worker.KeepAliveThreadWorker"
+_linger_ms = _env_int("GATEWAY_KEEPALIVE_LINGER_MS", 2, 0)
+workers = _env_int("GATEWAY_WORKERS", 2, 1)
+threads = max(_env_int("GATEWAY_THREADS", 8, 1), _gateway_config.cli.max_concurrent + 4)
 # Longer than the longest CLI timeout and the proxy's read timeout, so gunicorn never
 # kills a worker mid-call (gthread heartbeats from its main thread, but keep it safe).
 _longest_s = max(
-    _gateway_config.cli.default_timeout_s, *_gateway_config.cli.timeouts_s.values(), _gateway_config.proxy.read_timeout_s
+    _gateway_config.cli.default_timeout_s,
+    *_gateway_config.cli.timeouts_s.values(),
+    _gateway_config.proxy.read_timeout_s,
 )
 timeout = int(_longest_s + 30)
 # On SIGTERM: stop accepting, let in-flight requests finish for this long, then exit.
 # Match it to the orchestrator's stop grace period (Kubernetes: 30 s by default).
-graceful_timeout = int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", "30"))
+graceful_timeout = _env_int("GATEWAY_GRACEFUL_TIMEOUT", 30, 0)
 # Idle client keep-alive; keep it above the idle timeout of a load balancer in front.
-keepalive = int(os.environ.get("GATEWAY_KEEPALIVE", "5"))
+keepalive = _env_int("GATEWAY_KEEPALIVE", 5, 0)
 # Recycling is off by default: a restart waits for streams in flight (up to graceful_timeout).
-max_requests = int(os.environ.get("GATEWAY_MAX_REQUESTS", "0"))
-max_requests_jitter = int(os.environ.get("GATEWAY_MAX_REQUESTS_JITTER", "0"))
+max_requests = _env_int("GATEWAY_MAX_REQUESTS", 0, 0)
+max_requests_jitter = _env_int("GATEWAY_MAX_REQUESTS_JITTER", 0, 0)
 # Airflow UI URLs can carry long queries; nginx's default buffer is 8 KiB too.
 limit_request_line = 8190
 # The audit event (one JSON line per request, redacted) replaces the access log; set
@@ -90,6 +113,11 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     server.log.info("gateway ready: bind=%s workers=%s", ",".join(server.cfg.bind), server.cfg.workers)
+
+
+def post_worker_init(worker: Any) -> None:
+    """In each worker, before it serves: how long a thread waits on a kept-alive connection."""
+    worker.linger_s = _linger_ms / 1000
 
 
 def child_exit(server: Any, worker: Any) -> None:

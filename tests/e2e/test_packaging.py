@@ -102,6 +102,27 @@ def test_gunicorn_conf_refuses_a_bad_setting_readably(airflow3: AirflowHome) -> 
     assert "proxy.host_header" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("GATEWAY_THREADS", "eight"), ("GATEWAY_WORKERS", "0"), ("GATEWAY_KEEPALIVE_LINGER_MS", "-1")],
+)
+def test_gunicorn_conf_refuses_a_bad_environment_number_readably(
+    airflow3: AirflowHome, name: str, value: str
+) -> None:
+    """A bad GATEWAY_* number stops gunicorn before any worker, naming the variable."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--check-config"],
+        cwd=ROOT,
+        env=_gunicorn_env(airflow3, PYTHONPATH=str(ROOT), **{name: value}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"{name}={value!r}" in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.fixture(scope="module")
 def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Dockerfile's install step (docker/install-gateway.sh), run outside Docker."""

@@ -301,3 +301,51 @@ def test_sigterm_lets_in_flight_proxied_requests_finish(
         assert server.proc.wait(timeout=30) == 0
     finally:
         server.stop()
+
+
+def test_busy_keep_alive_connections_leave_room_for_a_new_one(
+    echo: EchoUpstream, airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A thread stays on its keep-alive connection only while no other connection waits.
+
+    One worker with five threads and a 1 s linger: five clients send back to back on
+    kept-alive connections, each holding a thread.  Were a thread to stay on its
+    connection regardless, a sixth client would wait for as long as they keep sending.
+    """
+    server = start_gateway(
+        airflow3,
+        tmp_path_factory.mktemp("gw-linger"),
+        settings={"PROXY__UPSTREAM": echo.url, "CLI__MAX_CONCURRENT": "1"},
+        extra_env={"GATEWAY_THREADS": "1", "GATEWAY_KEEPALIVE_LINGER_MS": "1000"},
+        workers=1,
+    )
+    stop = threading.Event()
+    served = [0] * 5
+
+    def hammer(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", _port(server), timeout=30)
+        while not stop.is_set():
+            conn.request("GET", f"/busy/{i}")
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            served[i] += 1
+        conn.close()
+
+    clients = [threading.Thread(target=hammer, args=(i,), daemon=True) for i in range(5)]
+    try:
+        for client in clients:
+            client.start()
+        deadline = time.monotonic() + 30
+        while min(served) < 20 and time.monotonic() < deadline:  # every client is holding a thread
+            time.sleep(0.05)
+        assert min(served) >= 20, served
+        reply = get(server.url + "/sixth", timeout=10)
+        assert reply.status == 200
+        assert all(client.is_alive() for client in clients)  # they were still sending throughout
+        assert "Using worker: gateway.worker.KeepAliveThreadWorker" in server.log.read_text()
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(30)
+        server.stop()
