@@ -30,6 +30,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -306,13 +307,41 @@ def interleaved(
     return merged
 
 
+def ratio_interval(
+    top: Result, bottom: Result, level: float = 0.9, resamples: int = 4000
+) -> tuple[float, float]:
+    """A bootstrap confidence interval of ``top.rps / bottom.rps`` over paired rounds.
+
+    Rounds are resampled in pairs (round i of both variants), because neighbouring rounds
+    share the machine's background load; the statistic is the ratio of summed throughputs,
+    like the run's overall ratio.  Seeded, so the same rounds give the same interval.
+    """
+    pairs = list(zip(top.rounds_rps, bottom.rounds_rps, strict=True))
+    if len(pairs) < 2:
+        return float("nan"), float("nan")
+    rng = random.Random(0)  # noqa: S311 - resampling for statistics, not a secret
+    stats = []
+    for _ in range(resamples):
+        sample = rng.choices(pairs, k=len(pairs))
+        below = sum(b for _, b in sample)
+        stats.append(sum(t for t, _ in sample) / below if below else float("nan"))
+    stats.sort()
+    tail = (1 - level) / 2
+    return stats[int(tail * resamples)], stats[min(resamples - 1, int((1 - tail) * resamples))]
+
+
 def round_ratios(top: Result, bottom: Result) -> str:
     """``top / bottom`` round by round: neighbouring rounds share the machine's background
-    load, so the spread of these ratios shows how far one run's overall ratio can be trusted."""
+    load, so the spread of these ratios, and the interval of the overall ratio, show how far
+    one run's overall ratio can be trusted."""
     ratios = sorted(t / b for t, b in zip(top.rounds_rps, bottom.rounds_rps, strict=True) if b)
     if not ratios:
         return "n/a"
-    return f"median {ratios[len(ratios) // 2]:.2f} (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})"
+    low, high = ratio_interval(top, bottom)
+    return (
+        f"median {ratios[len(ratios) // 2]:.2f} (rounds {ratios[0]:.2f}-{ratios[-1]:.2f}),"
+        f" overall 90 % CI {low:.2f}-{high:.2f}"
+    )
 
 
 # --- servers ---
@@ -564,6 +593,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--skip-airflow", action="store_true", help="only the static-upstream comparisons")
+    parser.add_argument("--skip-static", action="store_true", help="only the comparisons in front of Airflow")
+    parser.add_argument(
+        "--setups",
+        choices=("all", "target"),
+        default="all",
+        help="in front of Airflow: every CPU placement, or only the pinned one the target is checked on",
+    )
     parser.add_argument(
         "--werkzeug-worker",
         default="gthread",
@@ -603,7 +639,7 @@ def main() -> None:
     if args.load_generator == "wrk" and wrk is None:
         raise SystemExit("wrk is not installed and could not be installed (try --load-generator python)")
     stops: list[object] = []
-    secs, conc = args.seconds, args.concurrency
+    secs, conc, rounds = args.seconds, args.concurrency, args.rounds
     print(
         f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {conc} connections,"
         f" {secs:g} s per variant in {args.rounds} rounds; gunicorn {args.workers}x{args.threads}"
@@ -612,106 +648,119 @@ def main() -> None:
         flush=True,
     )
     try:
-        static_port = free_port()
-        static = multiprocessing.get_context("fork").Process(
-            target=serve_static, args=(static_port,), daemon=True
-        )
-        static.start()
         print("starting Airflow 3 (home, api-server) ..." if not args.skip_airflow else "", flush=True)
         airflow = make_airflow_home("3", tmp / "airflow-home")
-        gw_static = start_gateway(
-            airflow,
-            tmp,
-            settings={**settings, "PROXY__UPSTREAM": f"http://127.0.0.1:{static_port}"},
-            extra_env=env,
-            workers=args.workers,
-        )
-        stops.append(gw_static)
-        wz, wz_port = start_werkzeug_proxy(
-            f"http://127.0.0.1:{static_port}", tmp, args.workers, args.threads, args.werkzeug_worker
-        )
-        stops.append(wz)
-        gw_port = int(gw_static.url.rsplit(":", 1)[1])
+        figures: dict[str, float] = {}
+        if not args.skip_static:
+            static_port = free_port()
+            static = multiprocessing.get_context("fork").Process(
+                target=serve_static, args=(static_port,), daemon=True
+            )
+            static.start()
+            gw_static = start_gateway(
+                airflow,
+                tmp,
+                settings={**settings, "PROXY__UPSTREAM": f"http://127.0.0.1:{static_port}"},
+                extra_env=env,
+                workers=args.workers,
+            )
+            stops.append(gw_static)
+            wz, wz_port = start_werkzeug_proxy(
+                f"http://127.0.0.1:{static_port}", tmp, args.workers, args.threads, args.werkzeug_worker
+            )
+            stops.append(wz)
+            gw_port = int(gw_static.url.rsplit(":", 1)[1])
 
-        rounds = args.rounds
-        print("\nfast static upstream, 2-byte answers:")
-        load(gw_port, "/p/small", seconds=1, concurrency=conc, headers=token)  # warm-up
-        load(wz_port, "/p/small", seconds=1, concurrency=conc)
-        cpu_before = tree_cpu_s(gw_static.proc.pid), tree_cpu_s(wz.pid)
-        small = interleaved(
-            {
-                "(b) gateway -> static": dict(port=gw_port, path="/p/small", concurrency=conc, headers=token),
-                "(c) werkzeug ProxyMiddleware -> static": dict(
-                    port=wz_port, path="/p/small", concurrency=conc
-                ),
-                "    static upstream directly": dict(port=static_port, path="/p/small", concurrency=conc),
-                "(b) gateway -> static, 1 connection": dict(
-                    port=gw_port, path="/p/small", concurrency=1, headers=token
-                ),
-                "    static directly, 1 connection": dict(port=static_port, path="/p/small", concurrency=1),
-            },
-            seconds=secs,
-            rounds=rounds,
-            wrk=wrk,
-        )
-        for name, r in small.items():
-            print(_row(name, r))
-        gw_requests = (
-            small["(b) gateway -> static"].requests + small["(b) gateway -> static, 1 connection"].requests
-        )
-        gw_cpu_ms = (tree_cpu_s(gw_static.proc.pid) - cpu_before[0]) * 1000 / max(1, gw_requests)
-        wz_cpu_ms = (
-            (tree_cpu_s(wz.pid) - cpu_before[1])
-            * 1000
-            / max(1, small["(c) werkzeug ProxyMiddleware -> static"].requests)
-        )
-        print(
-            f"  CPU per request: gateway (gunicorn + app) {gw_cpu_ms:.3f} ms,"
-            f" werkzeug under gunicorn {wz_cpu_ms:.3f} ms"
-        )
-        b_small, c_small = small["(b) gateway -> static"], small["(c) werkzeug ProxyMiddleware -> static"]
-        b1, d1 = small["(b) gateway -> static, 1 connection"], small["    static directly, 1 connection"]
+            print("\nfast static upstream, 2-byte answers:")
+            load(gw_port, "/p/small", seconds=1, concurrency=conc, headers=token)  # warm-up
+            load(wz_port, "/p/small", seconds=1, concurrency=conc)
+            cpu_before = tree_cpu_s(gw_static.proc.pid), tree_cpu_s(wz.pid)
+            small = interleaved(
+                {
+                    "(b) gateway -> static": dict(
+                        port=gw_port, path="/p/small", concurrency=conc, headers=token
+                    ),
+                    "(c) werkzeug ProxyMiddleware -> static": dict(
+                        port=wz_port, path="/p/small", concurrency=conc
+                    ),
+                    "    static upstream directly": dict(port=static_port, path="/p/small", concurrency=conc),
+                    "(b) gateway -> static, 1 connection": dict(
+                        port=gw_port, path="/p/small", concurrency=1, headers=token
+                    ),
+                    "    static directly, 1 connection": dict(
+                        port=static_port, path="/p/small", concurrency=1
+                    ),
+                },
+                seconds=secs,
+                rounds=rounds,
+                wrk=wrk,
+            )
+            for name, r in small.items():
+                print(_row(name, r))
+            gw_requests = (
+                small["(b) gateway -> static"].requests
+                + small["(b) gateway -> static, 1 connection"].requests
+            )
+            gw_cpu_ms = (tree_cpu_s(gw_static.proc.pid) - cpu_before[0]) * 1000 / max(1, gw_requests)
+            wz_cpu_ms = (
+                (tree_cpu_s(wz.pid) - cpu_before[1])
+                * 1000
+                / max(1, small["(c) werkzeug ProxyMiddleware -> static"].requests)
+            )
+            print(
+                f"  CPU per request: gateway (gunicorn + app) {gw_cpu_ms:.3f} ms,"
+                f" werkzeug under gunicorn {wz_cpu_ms:.3f} ms"
+            )
+            b_small, c_small = small["(b) gateway -> static"], small["(c) werkzeug ProxyMiddleware -> static"]
+            b1, d1 = small["(b) gateway -> static, 1 connection"], small["    static directly, 1 connection"]
 
-        print("\n1 MiB bodies (fast static upstream), 4 connections:")
-        big = interleaved(
-            {
-                "(b) gateway, 1 MiB download": dict(
-                    port=gw_port, path="/p/big", concurrency=4, headers=token
-                ),
-                "(c) werkzeug, 1 MiB download": dict(port=wz_port, path="/p/big", concurrency=4),
-                "(b) gateway, 1 MiB upload": dict(
-                    port=gw_port, path="/p/upload", concurrency=4, method="POST", body_size=MIB, headers=token
-                ),
-                "(c) werkzeug, 1 MiB upload": dict(
-                    port=wz_port, path="/p/upload", concurrency=4, method="POST", body_size=MIB
-                ),
-            },
-            seconds=secs,
-            rounds=rounds,
-            wrk=wrk,
-        )
-        for name, r in big.items():
-            print(_row(name, r))
-        b_big, c_big = big["(b) gateway, 1 MiB download"], big["(c) werkzeug, 1 MiB download"]
-        b_up, c_up = big["(b) gateway, 1 MiB upload"], big["(c) werkzeug, 1 MiB upload"]
+            print("\n1 MiB bodies (fast static upstream), 4 connections:")
+            big = interleaved(
+                {
+                    "(b) gateway, 1 MiB download": dict(
+                        port=gw_port, path="/p/big", concurrency=4, headers=token
+                    ),
+                    "(c) werkzeug, 1 MiB download": dict(port=wz_port, path="/p/big", concurrency=4),
+                    "(b) gateway, 1 MiB upload": dict(
+                        port=gw_port,
+                        path="/p/upload",
+                        concurrency=4,
+                        method="POST",
+                        body_size=MIB,
+                        headers=token,
+                    ),
+                    "(c) werkzeug, 1 MiB upload": dict(
+                        port=wz_port, path="/p/upload", concurrency=4, method="POST", body_size=MIB
+                    ),
+                },
+                seconds=secs,
+                rounds=rounds,
+                wrk=wrk,
+            )
+            for name, r in big.items():
+                print(_row(name, r))
+            b_big, c_big = big["(b) gateway, 1 MiB download"], big["(c) werkzeug, 1 MiB download"]
+            b_up, c_up = big["(b) gateway, 1 MiB upload"], big["(c) werkzeug, 1 MiB upload"]
 
-        size = max(1, int(args.gib * 1024)) * MIB
-        down_rate, down_growth = stream_gib(gw_port, gw_static.proc.pid, upload=False, size=size)
-        up_rate, up_growth = stream_gib(gw_port, gw_static.proc.pid, upload=True, size=size)
-        print(
-            f"\n{args.gib:g} GiB through the gateway: download {down_rate:.0f} MiB/s, worker RSS growth"
-            f" {down_growth / 1024:.1f} MiB; upload {up_rate:.0f} MiB/s,"
-            f" worker RSS growth {up_growth / 1024:.1f} MiB"
-        )
+            size = max(1, int(args.gib * 1024)) * MIB
+            down_rate, down_growth = stream_gib(gw_port, gw_static.proc.pid, upload=False, size=size)
+            up_rate, up_growth = stream_gib(gw_port, gw_static.proc.pid, upload=True, size=size)
+            print(
+                f"\n{args.gib:g} GiB through the gateway: download {down_rate:.0f} MiB/s, worker RSS growth"
+                f" {down_growth / 1024:.1f} MiB; upload {up_rate:.0f} MiB/s,"
+                f" worker RSS growth {up_growth / 1024:.1f} MiB"
+            )
 
-        figures = {
-            "b_vs_c_static_rps": b_small.rps / c_small.rps,
-            "b_vs_c_1mib_download_rps": b_big.rps / c_big.rps,
-            "b_vs_c_1mib_upload_rps": b_up.rps / c_up.rps,
-            "added_p50_ms_static": b1.pct(0.5) - d1.pct(0.5),
-            "gib_download_rss_growth_mib": down_growth / 1024,
-            "gib_upload_rss_growth_mib": up_growth / 1024,
-        }
+            figures.update(
+                {
+                    "b_vs_c_static_rps": b_small.rps / c_small.rps,
+                    "b_vs_c_1mib_download_rps": b_big.rps / c_big.rps,
+                    "b_vs_c_1mib_upload_rps": b_up.rps / c_up.rps,
+                    "added_p50_ms_static": b1.pct(0.5) - d1.pct(0.5),
+                    "gib_download_rss_growth_mib": down_growth / 1024,
+                    "gib_upload_rss_growth_mib": up_growth / 1024,
+                }
+            )
 
         if not args.skip_airflow:
             from tests.support.airflow_servers import start_api_server
@@ -769,6 +818,8 @@ def main() -> None:
                     ("pinned: gateway alone on its core(s), wrk beside Airflow", "", half, airflow_cpus),
                     ("pinned: wrk beside the gateway", "_wrk_beside_gateway", half, half),
                 ]
+                if args.setups == "target":
+                    setups = setups[1:2]
             for title, suffix, gateway_cpus, wrk_cpus in setups:
                 if gateway_cpus is not None:
                     pin_tree(api.proc.pid, airflow_cpus)
@@ -821,10 +872,15 @@ def main() -> None:
                     af["(b) gateway -> api-server, 1 connection"],
                 )
                 figures[f"b_vs_a_airflow_rps{suffix}"] = b.rps / a.rps
-                spread = f"  per-round (b)/(a): {round_ratios(b, a)}"
+                print(f"  per-round (b)/(a): {round_ratios(b, a)}")
+                (
+                    figures[f"b_vs_a_airflow_rps{suffix}_ci90_low"],
+                    figures[f"b_vs_a_airflow_rps{suffix}_ci90_high"],
+                ) = ratio_interval(b, a)
                 if ng_proc is not None:
-                    spread += f"; (n)/(a): {round_ratios(af['(n) nginx -> api-server (reference)'], a)}"
-                print(spread)
+                    n = af["(n) nginx -> api-server (reference)"]
+                    print(f"  per-round (n)/(a): {round_ratios(n, a)}")
+                    print(f"  per-round (b)/(n): {round_ratios(b, n)}")
                 figures[f"a_fwd_vs_a_airflow_rps{suffix}"] = a_fwd.rps / a.rps
                 figures[f"added_p50_ms_airflow{suffix}"] = b1a.pct(0.5) - a1.pct(0.5)
                 if ng_proc is not None:
@@ -852,6 +908,12 @@ def main() -> None:
                     print(_row(name, r))
                 a_dags = dags["(a) api-server directly"]
                 figures["b_vs_a_airflow_dags_rps"] = dags["(b) gateway -> api-server"].rps / a_dags.rps
+                print(f"  per-round (b)/(a): {round_ratios(dags['(b) gateway -> api-server'], a_dags)}")
+                if ng_proc is not None:
+                    print(
+                        "  per-round (n)/(a):"
+                        f" {round_ratios(dags['(n) nginx -> api-server (reference)'], a_dags)}"
+                    )
                 if ng_proc is not None:
                     figures["n_vs_a_airflow_dags_rps"] = (
                         dags["(n) nginx -> api-server (reference)"].rps / a_dags.rps
