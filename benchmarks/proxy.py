@@ -934,7 +934,7 @@ def main() -> None:
             if goal is not None:
                 ok = value >= goal if op == ">=" else value <= goal if op == "<=" else value < goal
                 verdict = f"target {op} {goal:g}: {'met' if ok else 'NOT met'}"
-            print(f"  {key:<42} {value:8.2f}   {verdict}")
+            print(f"  {key:<50} {value:8.2f}   {verdict}")
         (tmp / "figures.json").write_text(json.dumps(figures, indent=2))
         print(f"\nfigures: {tmp / 'figures.json'}")
     finally:
