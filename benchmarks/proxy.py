@@ -41,12 +41,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MIB = 1024 * 1024
 _BLOCK = b"\xab" * MIB
+
+if TYPE_CHECKING:
+    from tests.support.airflow import AirflowHome
 
 
 # --- the fast static upstream (its own process, asyncio, keep-alive) ---
@@ -583,6 +587,121 @@ def _row(name: str, r: Result) -> str:
     )
 
 
+def static_phase(
+    args: argparse.Namespace,
+    airflow: AirflowHome,
+    tmp: Path,
+    settings: dict[str, str],
+    env: dict[str, str],
+    token: dict[str, str],
+    wrk: str | None,
+    stops: list[object],
+) -> dict[str, float]:
+    """(b) against (c) in front of the fast static upstream: small answers, 1 MiB bodies and
+    the 1 GiB streams; returns the figures.  Servers started here go on ``stops``."""
+    from tests.support.servers import free_port, start_gateway
+
+    secs, conc, rounds = args.seconds, args.concurrency, args.rounds
+    static_port = free_port()
+    static = multiprocessing.get_context("fork").Process(
+        target=serve_static, args=(static_port,), daemon=True
+    )
+    static.start()
+    gw_static = start_gateway(
+        airflow,
+        tmp,
+        settings={**settings, "PROXY__UPSTREAM": f"http://127.0.0.1:{static_port}"},
+        extra_env=env,
+        workers=args.workers,
+    )
+    stops.append(gw_static)
+    wz, wz_port = start_werkzeug_proxy(
+        f"http://127.0.0.1:{static_port}", tmp, args.workers, args.threads, args.werkzeug_worker
+    )
+    stops.append(wz)
+    gw_port = int(gw_static.url.rsplit(":", 1)[1])
+
+    print("\nfast static upstream, 2-byte answers:")
+    load(gw_port, "/p/small", seconds=1, concurrency=conc, headers=token)  # warm-up
+    load(wz_port, "/p/small", seconds=1, concurrency=conc)
+    cpu_before = tree_cpu_s(gw_static.proc.pid), tree_cpu_s(wz.pid)
+    small = interleaved(
+        {
+            "(b) gateway -> static": dict(port=gw_port, path="/p/small", concurrency=conc, headers=token),
+            "(c) werkzeug ProxyMiddleware -> static": dict(port=wz_port, path="/p/small", concurrency=conc),
+            "    static upstream directly": dict(port=static_port, path="/p/small", concurrency=conc),
+            "(b) gateway -> static, 1 connection": dict(
+                port=gw_port, path="/p/small", concurrency=1, headers=token
+            ),
+            "    static directly, 1 connection": dict(port=static_port, path="/p/small", concurrency=1),
+        },
+        seconds=secs,
+        rounds=rounds,
+        wrk=wrk,
+    )
+    for name, r in small.items():
+        print(_row(name, r))
+    gw_requests = (
+        small["(b) gateway -> static"].requests + small["(b) gateway -> static, 1 connection"].requests
+    )
+    gw_cpu_ms = (tree_cpu_s(gw_static.proc.pid) - cpu_before[0]) * 1000 / max(1, gw_requests)
+    wz_cpu_ms = (
+        (tree_cpu_s(wz.pid) - cpu_before[1])
+        * 1000
+        / max(1, small["(c) werkzeug ProxyMiddleware -> static"].requests)
+    )
+    print(
+        f"  CPU per request: gateway (gunicorn + app) {gw_cpu_ms:.3f} ms,"
+        f" werkzeug under gunicorn {wz_cpu_ms:.3f} ms"
+    )
+    b_small, c_small = small["(b) gateway -> static"], small["(c) werkzeug ProxyMiddleware -> static"]
+    b1, d1 = small["(b) gateway -> static, 1 connection"], small["    static directly, 1 connection"]
+
+    print("\n1 MiB bodies (fast static upstream), 4 connections:")
+    big = interleaved(
+        {
+            "(b) gateway, 1 MiB download": dict(port=gw_port, path="/p/big", concurrency=4, headers=token),
+            "(c) werkzeug, 1 MiB download": dict(port=wz_port, path="/p/big", concurrency=4),
+            "(b) gateway, 1 MiB upload": dict(
+                port=gw_port,
+                path="/p/upload",
+                concurrency=4,
+                method="POST",
+                body_size=MIB,
+                headers=token,
+            ),
+            "(c) werkzeug, 1 MiB upload": dict(
+                port=wz_port, path="/p/upload", concurrency=4, method="POST", body_size=MIB
+            ),
+        },
+        seconds=secs,
+        rounds=rounds,
+        wrk=wrk,
+    )
+    for name, r in big.items():
+        print(_row(name, r))
+    b_big, c_big = big["(b) gateway, 1 MiB download"], big["(c) werkzeug, 1 MiB download"]
+    b_up, c_up = big["(b) gateway, 1 MiB upload"], big["(c) werkzeug, 1 MiB upload"]
+
+    size = max(1, int(args.gib * 1024)) * MIB
+    down_rate, down_growth = stream_gib(gw_port, gw_static.proc.pid, upload=False, size=size)
+    up_rate, up_growth = stream_gib(gw_port, gw_static.proc.pid, upload=True, size=size)
+    print(
+        f"\n{args.gib:g} GiB through the gateway: download {down_rate:.0f} MiB/s, worker RSS growth"
+        f" {down_growth / 1024:.1f} MiB; upload {up_rate:.0f} MiB/s,"
+        f" worker RSS growth {up_growth / 1024:.1f} MiB"
+    )
+
+    return {
+        "b_vs_c_static_rps": b_small.rps / c_small.rps,
+        "b_vs_c_1mib_download_rps": b_big.rps / c_big.rps,
+        "b_vs_c_1mib_upload_rps": b_up.rps / c_up.rps,
+        "added_p50_ms_static": b1.pct(0.5) - d1.pct(0.5),
+        "gib_download_rss_growth_mib": down_growth / 1024,
+        "gib_upload_rss_growth_mib": up_growth / 1024,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=9.0, help="duration of each load phase")
@@ -621,7 +740,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tests.support.airflow import make_airflow_home
-    from tests.support.servers import free_port, start_gateway
+    from tests.support.servers import start_gateway
 
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     # Every layer on, as issue 3 asks: token auth, the example policies (the proxied paths
@@ -650,117 +769,9 @@ def main() -> None:
     try:
         print("starting Airflow 3 (home, api-server) ..." if not args.skip_airflow else "", flush=True)
         airflow = make_airflow_home("3", tmp / "airflow-home")
-        figures: dict[str, float] = {}
-        if not args.skip_static:
-            static_port = free_port()
-            static = multiprocessing.get_context("fork").Process(
-                target=serve_static, args=(static_port,), daemon=True
-            )
-            static.start()
-            gw_static = start_gateway(
-                airflow,
-                tmp,
-                settings={**settings, "PROXY__UPSTREAM": f"http://127.0.0.1:{static_port}"},
-                extra_env=env,
-                workers=args.workers,
-            )
-            stops.append(gw_static)
-            wz, wz_port = start_werkzeug_proxy(
-                f"http://127.0.0.1:{static_port}", tmp, args.workers, args.threads, args.werkzeug_worker
-            )
-            stops.append(wz)
-            gw_port = int(gw_static.url.rsplit(":", 1)[1])
-
-            print("\nfast static upstream, 2-byte answers:")
-            load(gw_port, "/p/small", seconds=1, concurrency=conc, headers=token)  # warm-up
-            load(wz_port, "/p/small", seconds=1, concurrency=conc)
-            cpu_before = tree_cpu_s(gw_static.proc.pid), tree_cpu_s(wz.pid)
-            small = interleaved(
-                {
-                    "(b) gateway -> static": dict(
-                        port=gw_port, path="/p/small", concurrency=conc, headers=token
-                    ),
-                    "(c) werkzeug ProxyMiddleware -> static": dict(
-                        port=wz_port, path="/p/small", concurrency=conc
-                    ),
-                    "    static upstream directly": dict(port=static_port, path="/p/small", concurrency=conc),
-                    "(b) gateway -> static, 1 connection": dict(
-                        port=gw_port, path="/p/small", concurrency=1, headers=token
-                    ),
-                    "    static directly, 1 connection": dict(
-                        port=static_port, path="/p/small", concurrency=1
-                    ),
-                },
-                seconds=secs,
-                rounds=rounds,
-                wrk=wrk,
-            )
-            for name, r in small.items():
-                print(_row(name, r))
-            gw_requests = (
-                small["(b) gateway -> static"].requests
-                + small["(b) gateway -> static, 1 connection"].requests
-            )
-            gw_cpu_ms = (tree_cpu_s(gw_static.proc.pid) - cpu_before[0]) * 1000 / max(1, gw_requests)
-            wz_cpu_ms = (
-                (tree_cpu_s(wz.pid) - cpu_before[1])
-                * 1000
-                / max(1, small["(c) werkzeug ProxyMiddleware -> static"].requests)
-            )
-            print(
-                f"  CPU per request: gateway (gunicorn + app) {gw_cpu_ms:.3f} ms,"
-                f" werkzeug under gunicorn {wz_cpu_ms:.3f} ms"
-            )
-            b_small, c_small = small["(b) gateway -> static"], small["(c) werkzeug ProxyMiddleware -> static"]
-            b1, d1 = small["(b) gateway -> static, 1 connection"], small["    static directly, 1 connection"]
-
-            print("\n1 MiB bodies (fast static upstream), 4 connections:")
-            big = interleaved(
-                {
-                    "(b) gateway, 1 MiB download": dict(
-                        port=gw_port, path="/p/big", concurrency=4, headers=token
-                    ),
-                    "(c) werkzeug, 1 MiB download": dict(port=wz_port, path="/p/big", concurrency=4),
-                    "(b) gateway, 1 MiB upload": dict(
-                        port=gw_port,
-                        path="/p/upload",
-                        concurrency=4,
-                        method="POST",
-                        body_size=MIB,
-                        headers=token,
-                    ),
-                    "(c) werkzeug, 1 MiB upload": dict(
-                        port=wz_port, path="/p/upload", concurrency=4, method="POST", body_size=MIB
-                    ),
-                },
-                seconds=secs,
-                rounds=rounds,
-                wrk=wrk,
-            )
-            for name, r in big.items():
-                print(_row(name, r))
-            b_big, c_big = big["(b) gateway, 1 MiB download"], big["(c) werkzeug, 1 MiB download"]
-            b_up, c_up = big["(b) gateway, 1 MiB upload"], big["(c) werkzeug, 1 MiB upload"]
-
-            size = max(1, int(args.gib * 1024)) * MIB
-            down_rate, down_growth = stream_gib(gw_port, gw_static.proc.pid, upload=False, size=size)
-            up_rate, up_growth = stream_gib(gw_port, gw_static.proc.pid, upload=True, size=size)
-            print(
-                f"\n{args.gib:g} GiB through the gateway: download {down_rate:.0f} MiB/s, worker RSS growth"
-                f" {down_growth / 1024:.1f} MiB; upload {up_rate:.0f} MiB/s,"
-                f" worker RSS growth {up_growth / 1024:.1f} MiB"
-            )
-
-            figures.update(
-                {
-                    "b_vs_c_static_rps": b_small.rps / c_small.rps,
-                    "b_vs_c_1mib_download_rps": b_big.rps / c_big.rps,
-                    "b_vs_c_1mib_upload_rps": b_up.rps / c_up.rps,
-                    "added_p50_ms_static": b1.pct(0.5) - d1.pct(0.5),
-                    "gib_download_rss_growth_mib": down_growth / 1024,
-                    "gib_upload_rss_growth_mib": up_growth / 1024,
-                }
-            )
+        figures = (
+            static_phase(args, airflow, tmp, settings, env, token, wrk, stops) if not args.skip_static else {}
+        )
 
         if not args.skip_airflow:
             from tests.support.airflow_servers import start_api_server
