@@ -54,9 +54,11 @@ def _env_int(name: str, default: int, minimum: int) -> int:
 
 wsgi_app = "gateway.app:create_app()"
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
-# Threads, not processes, carry concurrency: a CLI call blocks its thread for seconds
-# while the others keep serving (and proxying).  There are always at least 4 more
-# threads than CLI calls allowed at once, so CLI calls can never starve the proxy.
+# Threads, not processes, carry concurrency: a CLI call blocks its thread while the
+# others keep serving (and proxying).  CLI calls can hold at most cli.max_concurrent
+# (running) + cli.max_waiting (queued) threads; any further call is answered 503 at once
+# (gateway.cli.runner.Admission), and there are always at least 4 more threads than
+# that, so CLI load can never starve the proxy.
 # The worker is gunicorn's gthread, except that a thread that has just answered on a
 # keep-alive connection waits up to GATEWAY_KEEPALIVE_LINGER_MS for its next request
 # (only while no other connection waits for a thread; 0 is plain gthread): see
@@ -64,7 +66,9 @@ bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 worker_class = "gateway.worker.KeepAliveThreadWorker"
 _linger_ms = _env_int("GATEWAY_KEEPALIVE_LINGER_MS", 2, 0)
 workers = _env_int("GATEWAY_WORKERS", 2, 1)
-threads = max(_env_int("GATEWAY_THREADS", 8, 1), _gateway_config.cli.max_concurrent + 4)
+threads = max(
+    _env_int("GATEWAY_THREADS", 8, 1), _gateway_config.cli.max_concurrent + _gateway_config.cli.max_waiting + 4
+)
 # Longer than the longest CLI timeout and the proxy's read timeout, so gunicorn never
 # kills a worker mid-call (gthread heartbeats from its main thread, but keep it safe).
 _longest_s = max(

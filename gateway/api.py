@@ -17,12 +17,13 @@ from gateway.cli.daemons import DaemonError, DaemonManager
 from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan, PlanError
 from gateway.cli.output import classify, condense_tracebacks, filter_loading_messages, last_json_line
 from gateway.cli.probe import AirflowInstall
-from gateway.cli.runner import CliRunner, ConcurrencyLimitReached
+from gateway.cli.runner import CallOptions, CliRunner, ConcurrencyLimitReached
 from gateway.cli.spec import ApiKind
 from gateway.cli.values import Upload
 from gateway.config import GatewayConfig
 from gateway.envelope import Envelope
 from gateway.errors import Busy, GatewayError, PayloadTooLarge
+from gateway.identity.context import CURRENT_CALLER
 from gateway.identity.principal import Principal
 from gateway.redact import Redactor
 
@@ -157,7 +158,7 @@ class ApiEndpoint:
             if planned.api.kind is ApiKind.DAEMON:
                 self._start_daemon(planned, envelope, record)
             else:
-                self._run(planned, envelope, record)
+                self._run(planned, envelope, record, self.call_options(principal))
         return self._answer(envelope, record)
 
     @staticmethod
@@ -170,19 +171,30 @@ class ApiEndpoint:
         """The configured CLI timeout of ``api``."""
         return self.config.cli.timeouts_s.get(api, self.config.cli.default_timeout_s)
 
-    def run_plan(self, plan: Plan, envelope: Envelope, record: AuditRecord | None = None) -> None:
-        """Run a planned CLI call and fill the envelope (for builtin handlers that end in one)."""
-        envelope.airflow_cmd = plan.display
-        self._run(plan, envelope, record)
+    def call_options(self, principal: Principal | None) -> CallOptions:
+        """Per-call runner options: the principal's name as Airflow's CLI user, when configured."""
+        if principal is None or not self.config.cli.pass_principal_as_user:
+            return CallOptions()
+        return CallOptions(user=principal.name)
 
-    def _run(self, plan: Plan, envelope: Envelope, record: AuditRecord | None) -> None:
+    def run_plan(
+        self, plan: Plan, envelope: Envelope, record: AuditRecord | None = None, principal: Principal | None = None
+    ) -> None:
+        """Run a planned CLI call and fill the envelope (for builtin handlers that end in one)."""
+        if principal is None and (caller := CURRENT_CALLER.get(None)) is not None:
+            principal = caller.principal
+        envelope.airflow_cmd = plan.display
+        self._run(plan, envelope, record, self.call_options(principal))
+
+    def _run(self, plan: Plan, envelope: Envelope, record: AuditRecord | None, options: CallOptions) -> None:
         if record is None:  # a builtin's helper run: the builtin call itself is what gets audited
             record = AuditRecord(request_id=envelope.request_id, method="", path="", remote_addr=None)
         try:
-            result = self.runner.run(plan.argv, timeout_s=self.timeout_for(plan.api.name))
+            result = self.runner.run(plan.argv, timeout_s=self.timeout_for(plan.api.name), options=options)
         except ConcurrencyLimitReached:
             record.cli_outcome = "busy"
-            raise Busy() from None
+            raise Busy(headers={"Retry-After": "1"}) from None
+        record.cli_runner = envelope.extra["runner"] = result.runner
         rules = plan.outcome_rules + self.interpreter.dialect.outcome
         outcome = classify(result, rules)
         record.cli_duration_s = result.duration_s

@@ -28,7 +28,7 @@ from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter, PlanError
 from gateway.cli.probe import AirflowInstall, airflow_python, dialect_for, probe, select_dialect
-from gateway.cli.runner import SubprocessRunner, cli_environment
+from gateway.cli.runner import Admission, SubprocessRunner, cli_environment
 from gateway.config import GatewayConfig, load_config_from_process
 from gateway.deploy import DagDeployer, DagList
 from gateway.envelope import Envelope
@@ -265,9 +265,8 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         files_dir=config.cli.files_dir,
         distributions=install.distributions,
     )
-    runner = SubprocessRunner(
-        env=env, cwd=work_dir, max_output_bytes=config.cli.max_output_bytes, max_concurrent=config.cli.max_concurrent
-    )
+    admission = Admission(config.cli.max_concurrent, config.cli.max_waiting, config.cli.queue_timeout_s)
+    runner = SubprocessRunner(env=env, cwd=work_dir, max_output_bytes=config.cli.max_output_bytes, admission=admission)
     daemons = DaemonManager(config.daemon_dir, env=env, cwd=work_dir)
     auth = Authenticator(config, os.environ)
     if not auth.enabled:

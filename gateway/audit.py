@@ -67,6 +67,7 @@ class AuditRecord:
     exit_code: int | None = None
     cli_outcome: str | None = None  # ok | failed | timeout | busy
     cli_duration_s: float | None = None
+    cli_runner: str | None = None  # warm | cold
     upstream_status: int | None = None
     upstream_error: str | None = None
     upstream_duration_s: float | None = None
@@ -101,6 +102,7 @@ class AuditRecord:
             "exit_code": self.exit_code,
             "cli_outcome": self.cli_outcome,
             "cli_duration_s": None if self.cli_duration_s is None else round(self.cli_duration_s, 6),
+            "cli_runner": self.cli_runner,
             "upstream_status": self.upstream_status,
             "upstream_error": self.upstream_error,
             "upstream_duration_s": None
@@ -121,7 +123,7 @@ GENERATED_FIELDS = frozenset(
     {
         "start_time", "auth_method", "auth_failure_reason", "route", "api", "decision", "rule_id",
         "shadow", "http_status", "envelope_status", "exit_code", "cli_outcome", "cli_duration_s",
-        "upstream_status", "upstream_error", "upstream_duration_s", "duration_s", "bytes_in",
+        "cli_runner", "upstream_status", "upstream_error", "upstream_duration_s", "duration_s", "bytes_in",
         "bytes_out", "error", "logger", "event", "level", "time",
     }
 )  # fmt: skip

@@ -61,6 +61,17 @@ class CliConfig:
     max_concurrent: int
     filter_loading_messages: bool
     files_dir: Path
+    #: "warm": fork each call from a warm Airflow process; "cold": a new process per call.
+    runner: str = "warm"
+    #: calls that may wait for a slot (beyond them: 503 at once), and for how long.
+    max_waiting: int = 2
+    queue_timeout_s: float = 5.0
+    #: Airflow records the gateway principal's name as the CLI user (LOGNAME/USER).
+    pass_principal_as_user: bool = True
+    #: the warm process is replaced after this many calls, this age or this RSS.
+    warm_max_calls: int = 2000
+    warm_max_age_s: float = 3600.0
+    warm_max_rss_bytes: int = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,6 +463,13 @@ _SCHEMA: dict[tuple[str, str], Callable[[str, Any], Any]] = {
     ("cli", "max_output_bytes"): _pos_int,
     ("cli", "max_concurrent"): _pos_int,
     ("cli", "files_dir"): _path,
+    ("cli", "runner"): _choice("warm", "cold"),
+    ("cli", "max_waiting"): _non_neg_int,
+    ("cli", "queue_timeout"): _pos_float,
+    ("cli", "pass_principal_as_user"): _bool,
+    ("cli", "warm_max_calls"): _pos_int,
+    ("cli", "warm_max_age"): _pos_float,
+    ("cli", "warm_max_rss_bytes"): _pos_int,
     (PLUGIN_SECTION, "log_loading"): _bool,
     (PLUGIN_SECTION, "filter_loading_messages_in_cli_response"): _bool,
     (PLUGIN_SECTION, "rest_api_plugin_http_token_header_name"): _header_name,
@@ -625,9 +643,16 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
             default_timeout_s=get("cli", "default_timeout", 120.0),
             timeouts_s=get("cli", "timeouts", {}),
             max_output_bytes=get("cli", "max_output_bytes", 1024 * 1024),
-            max_concurrent=get("cli", "max_concurrent", 4),
+            max_concurrent=get("cli", "max_concurrent", 3),
             filter_loading_messages=get(PLUGIN_SECTION, "filter_loading_messages_in_cli_response", True),
             files_dir=(get("cli", "files_dir") or state_dir / "files").resolve(),
+            runner=get("cli", "runner", "warm"),
+            max_waiting=get("cli", "max_waiting", 2),
+            queue_timeout_s=get("cli", "queue_timeout", 5.0),
+            pass_principal_as_user=get("cli", "pass_principal_as_user", True),
+            warm_max_calls=get("cli", "warm_max_calls", 2000),
+            warm_max_age_s=get("cli", "warm_max_age", 3600.0),
+            warm_max_rss_bytes=get("cli", "warm_max_rss_bytes", 1024 * 1024 * 1024),
         ),
         plugin_auth=PluginAuthConfig(
             header_name=get(PLUGIN_SECTION, "rest_api_plugin_http_token_header_name", "rest_api_plugin_http_token"),
@@ -726,7 +751,14 @@ def describe(config: GatewayConfig) -> dict[str, Any]:
             "timeouts_s": dict(config.cli.timeouts_s),
             "max_output_bytes": config.cli.max_output_bytes,
             "max_concurrent": config.cli.max_concurrent,
+            "max_waiting": config.cli.max_waiting,
+            "queue_timeout_s": config.cli.queue_timeout_s,
             "files_dir": str(config.cli.files_dir),
+            "runner": config.cli.runner,
+            "pass_principal_as_user": config.cli.pass_principal_as_user,
+            "warm_max_calls": config.cli.warm_max_calls,
+            "warm_max_age_s": config.cli.warm_max_age_s,
+            "warm_max_rss_bytes": config.cli.warm_max_rss_bytes,
         },
         "rest_api_plugin": {
             "header_name": config.plugin_auth.header_name,

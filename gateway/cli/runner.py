@@ -1,29 +1,50 @@
-"""Run one CLI command: argv list, own process group, closed stdin, deadline, output cap.
+"""Run one CLI command: argv list, own session, closed stdin, deadline, output cap.
 
-:class:`CliRunner` is the small interface the rest of the gateway depends on; a faster
-runner (e.g. a warm Airflow worker pool) can replace :class:`SubprocessRunner` later.
+:class:`CliRunner` is the interface the rest of the gateway depends on.  Two runners
+implement it: :class:`SubprocessRunner` starts ``airflow`` cold for every call, and
+:class:`gateway.cli.warm.WarmRunner` forks each call from a warm Airflow process.  Both
+share :class:`Admission` (how many calls may run or wait), :func:`pump` (reading the two
+streams under a deadline and a cap) and :func:`gateway.cli.proctree.kill_tree` (nothing of
+a call survives its timeout or cancellation).
 """
 
 from __future__ import annotations
 
 import os
 import selectors
-import signal
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from gateway.cli import proctree
 
 KILL_GRACE_S = 3.0
 _CHUNK = 65536
 
+#: Receives output as it is produced: ``(stream, data)`` with stream "stdout" or "stderr".
+OutputCallback = Callable[[str, bytes], None]
+
+# Runs in the gateway's own Python before the command: the command's first process
+# becomes a child subreaper (so its orphans stay findable), then execs the exact argv.
+_LAUNCHER = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)\n"
+    "try:\n"
+    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "except OSError as exc:\n"
+    "    sys.stderr.write('cannot run %s: %s\\n' % (sys.argv[1], exc.strerror))\n"
+    "    sys.exit(127)\n"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class CliResult:
-    """What a finished (or killed) command produced."""
+    """What a finished, timed-out or cancelled command produced."""
 
     returncode: int | None
     stdout: str
@@ -31,27 +52,178 @@ class CliResult:
     truncated: bool
     timed_out: bool
     duration_s: float
+    cancelled: bool = False
+    #: "warm" (forked from a warm Airflow process) or "cold" (a new ``airflow`` process).
+    runner: str = "cold"
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-call facts beyond argv and timeout.
+
+    :param user: the name Airflow records as the CLI user (its ``log`` table,
+        ``triggering_user_name``); ``None`` keeps the gateway's OS user.
+    :param on_output: called with each chunk of output as it arrives (jobs stream it).
+    :param cancel: set it to kill the call's whole tree early.
+    """
+
+    user: str | None = None
+    on_output: OutputCallback | None = None
+    cancel: threading.Event | None = field(default=None, compare=False)
+
+
+NO_OPTIONS = CallOptions()
 
 
 class CliRunner(Protocol):
-    """Runs a command and returns its result; never raises for the command's own failure."""
+    """Runs a command and returns its result; never raises for the command's own failure.
 
-    def run(self, argv: Sequence[str], *, timeout_s: float) -> CliResult: ...
+    :raises ConcurrencyLimitReached: when admission refuses the call.
+    """
+
+    def run(self, argv: Sequence[str], *, timeout_s: float, options: CallOptions = NO_OPTIONS) -> CliResult: ...
 
 
 class ConcurrencyLimitReached(Exception):
-    """More CLI calls are running in this worker than configured."""
+    """CLI capacity is full: too many calls are running and waiting in this worker."""
+
+
+class Admission:
+    """At most ``max_running`` calls run and ``max_waiting`` wait, each up to ``wait_s``.
+
+    A call beyond both is refused at once, so CLI load can hold at most
+    ``max_running + max_waiting`` of a worker's threads; the rest stay free for the proxy.
+    """
+
+    def __init__(self, max_running: int, max_waiting: int = 0, wait_s: float = 0.0) -> None:
+        self.max_running = max_running
+        self.max_waiting = max_waiting
+        self.wait_s = wait_s
+        self._running = threading.BoundedSemaphore(max_running)
+        self._lock = threading.Lock()
+        self._waiting = 0
+
+    @property
+    def threads_needed(self) -> int:
+        """Threads CLI calls can occupy at most in one worker."""
+        return self.max_running + self.max_waiting
+
+    def acquire(self) -> None:
+        if self._running.acquire(blocking=False):
+            return
+        with self._lock:
+            if self._waiting >= self.max_waiting:
+                raise ConcurrencyLimitReached()
+            self._waiting += 1
+        try:
+            if not self._running.acquire(timeout=self.wait_s):
+                raise ConcurrencyLimitReached()
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def release(self) -> None:
+        self._running.release()
+
+
+@dataclass(slots=True)
+class Pumped:
+    """The two streams read by :func:`pump`, and why reading stopped."""
+
+    stdout: bytearray
+    stderr: bytearray
+    truncated: bool = False
+    timed_out: bool = False
+    cancelled: bool = False
+
+
+def pump(
+    streams: Mapping[str, int],
+    *,
+    deadline: float,
+    max_bytes: int,
+    on_output: OutputCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Pumped:
+    """Read ``{"stdout": fd, "stderr": fd}`` until both close, the deadline passes or ``cancel`` is set.
+
+    Each stream keeps at most ``max_bytes``; the rest is read and dropped (the child never
+    blocks on a full pipe) and ``truncated`` is set.  ``on_output`` sees only kept bytes.
+    """
+    result = Pumped(bytearray(), bytearray())
+    buffers = {"stdout": result.stdout, "stderr": result.stderr}
+    tick = 0.2 if cancel is not None else 1.0
+    with selectors.DefaultSelector() as selector:
+        for name, fd in streams.items():
+            selector.register(fd, selectors.EVENT_READ, name)
+        while selector.get_map():
+            if cancel is not None and cancel.is_set():
+                result.cancelled = True
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                result.timed_out = True
+                break
+            for key, _ in selector.select(timeout=min(remaining, tick)):
+                chunk = os.read(key.fd, _CHUNK)
+                if not chunk:
+                    selector.unregister(key.fd)
+                    continue
+                buffer = buffers[key.data]
+                room = max_bytes - len(buffer)
+                if len(chunk) > room:
+                    result.truncated = True
+                    chunk = chunk[: max(room, 0)]
+                if chunk:
+                    buffer += chunk
+                    if on_output is not None:
+                        on_output(key.data, chunk)
+    return result
+
+
+def result_of(
+    pumped: Pumped, returncode: int | None, started: float, *, runner: str
+) -> CliResult:
+    """The :class:`CliResult` of a pumped call (no exit code when it was killed)."""
+    killed = pumped.timed_out or pumped.cancelled
+    return CliResult(
+        returncode=None if killed else returncode,
+        stdout=pumped.stdout.decode("utf-8", "replace"),
+        stderr=pumped.stderr.decode("utf-8", "replace"),
+        truncated=pumped.truncated,
+        timed_out=pumped.timed_out,
+        duration_s=time.monotonic() - started,
+        cancelled=pumped.cancelled,
+        runner=runner,
+    )
+
+
+_USER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@+-")
+
+
+def os_user_name(name: str) -> str:
+    """``name`` as a safe user name for Airflow's records: other characters become ``_``, 64 at most."""
+    return "".join(c if c in _USER_CHARS else "_" for c in name[:64]) or "_"
+
+
+def call_environment(env: Mapping[str, str], user: str | None) -> dict[str, str]:
+    """``env`` for one call: with ``user``, Airflow's ``getpass.getuser()`` returns it."""
+    if user is None:
+        return dict(env)
+    safe = os_user_name(user)
+    return {**env, "LOGNAME": safe, "USER": safe}
 
 
 class SubprocessRunner:
-    """Runs commands with :func:`subprocess.Popen`, never through a shell.
+    """Runs each command as a new process, never through a shell.
 
     :param env: the complete environment for the child (nothing else is inherited).
     :param cwd: a fixed working directory, so relative paths land in one known place.
     :param max_output_bytes: cap per stream; the rest is discarded and ``truncated`` set.
-    :param max_concurrent: CLI calls allowed at once in this process.
-    :param queue_timeout_s: how long a call waits for a free slot before giving up.
+    :param admission: how many calls may run and wait at once in this process.
     """
+
+    name = "cold"
 
     def __init__(
         self,
@@ -59,97 +231,61 @@ class SubprocessRunner:
         env: Mapping[str, str],
         cwd: Path,
         max_output_bytes: int,
-        max_concurrent: int = 4,
-        queue_timeout_s: float = 30.0,
+        admission: Admission | None = None,
     ) -> None:
         self.env = dict(env)
         self.cwd = cwd
         self.max_output_bytes = max_output_bytes
-        self._slots = threading.BoundedSemaphore(max_concurrent)
-        self._queue_timeout_s = queue_timeout_s
+        self.admission = admission or Admission(4)
 
-    def run(self, argv: Sequence[str], *, timeout_s: float) -> CliResult:
-        if not self._slots.acquire(timeout=self._queue_timeout_s):
-            raise ConcurrencyLimitReached()
+    def run(self, argv: Sequence[str], *, timeout_s: float, options: CallOptions = NO_OPTIONS) -> CliResult:
+        self.admission.acquire()
         try:
-            return self._run(list(argv), timeout_s)
+            return self.run_admitted(argv, timeout_s=timeout_s, options=options)
         finally:
-            self._slots.release()
+            self.admission.release()
 
-    def _run(self, argv: list[str], timeout_s: float) -> CliResult:
+    def run_admitted(self, argv: Sequence[str], *, timeout_s: float, options: CallOptions) -> CliResult:
+        """Run without taking a slot (the caller holds one)."""
         self.cwd.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         proc = subprocess.Popen(
-            argv,
+            [sys.executable, "-I", "-S", "-c", _LAUNCHER, *argv],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=self.env,
+            env=call_environment(self.env, options.user),
             cwd=self.cwd,
             start_new_session=True,
             close_fds=True,
         )
-        buffers = {"stdout": bytearray(), "stderr": bytearray()}
-        truncated = False
-        timed_out = False
-        deadline = started + timeout_s
-        with selectors.DefaultSelector() as selector:
-            assert proc.stdout is not None and proc.stderr is not None  # noqa: S101
-            selector.register(proc.stdout, selectors.EVENT_READ, "stdout")
-            selector.register(proc.stderr, selectors.EVENT_READ, "stderr")
-            while selector.get_map():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
-                    break
-                for key, _ in selector.select(timeout=min(remaining, 1.0)):
-                    chunk = os.read(key.fd, _CHUNK)
-                    if not chunk:
-                        selector.unregister(key.fileobj)
-                        continue
-                    buffer = buffers[key.data]
-                    room = self.max_output_bytes - len(buffer)
-                    if len(chunk) > room:
-                        truncated = True
-                    if room > 0:
-                        buffer += chunk[:room]
-        if timed_out:
-            kill_group(proc)
-        else:
-            try:
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                kill_group(proc)
-        proc.stdout.close()
-        proc.stderr.close()
-        return CliResult(
-            returncode=None if timed_out else proc.returncode,
-            stdout=buffers["stdout"].decode("utf-8", "replace"),
-            stderr=buffers["stderr"].decode("utf-8", "replace"),
-            truncated=truncated,
-            timed_out=timed_out,
-            duration_s=time.monotonic() - started,
-        )
+        assert proc.stdout is not None and proc.stderr is not None  # noqa: S101
+        try:
+            streams = {"stdout": proc.stdout.fileno(), "stderr": proc.stderr.fileno()}
+            deadline = started + timeout_s
+            pumped = pump(
+                streams, deadline=deadline, max_bytes=self.max_output_bytes,
+                on_output=options.on_output, cancel=options.cancel,
+            )  # fmt: skip
+            if not (pumped.timed_out or pumped.cancelled):
+                try:
+                    proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+                except subprocess.TimeoutExpired:
+                    pumped.timed_out = True
+            if pumped.timed_out or pumped.cancelled:
+                kill_process(proc)
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+        return result_of(pumped, proc.returncode, started, runner=self.name)
 
 
-def kill_group(proc: subprocess.Popen[bytes], grace_s: float = KILL_GRACE_S) -> None:
-    """SIGTERM the child's whole process group, then SIGKILL it after ``grace_s``."""
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
-    # Airflow's own children may outlive the leader: always sweep the group.
-    _signal_group(proc.pid, signal.SIGKILL)
+def kill_process(proc: subprocess.Popen[bytes], grace_s: float = KILL_GRACE_S) -> None:
+    """Kill ``proc`` and every process of its tree (see :mod:`gateway.cli.proctree`), then reap it."""
+    proctree.kill_tree(proc.pid, grace_s, exited=lambda: proc.poll() is not None)
+    if proc.poll() is None:
+        proc.kill()
     proc.wait()
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def cli_environment(

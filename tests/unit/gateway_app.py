@@ -21,7 +21,7 @@ from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter
 from gateway.cli.probe import AirflowInstall
-from gateway.cli.runner import CliResult
+from gateway.cli.runner import NO_OPTIONS, CallOptions, CliResult
 from gateway.config import load_config
 from gateway.identity.authenticator import Authenticator
 from gateway.logging import configure_logging, json_formatter
@@ -40,7 +40,7 @@ class FakeRunner:
     error: Exception | None = None
     calls: list[list[str]] = field(default_factory=list)
 
-    def run(self, argv: Sequence[str], *, timeout_s: float) -> CliResult:
+    def run(self, argv: Sequence[str], *, timeout_s: float, options: CallOptions = NO_OPTIONS) -> CliResult:
         self.calls.append(list(argv))
         if self.error is not None:
             raise self.error

@@ -13,7 +13,7 @@ import pytest
 import structlog
 from werkzeug.test import Client
 
-from gateway.cli.runner import CliResult
+from gateway.cli.runner import NO_OPTIONS, CallOptions, CliResult
 from gateway.redact import MASK, Redactor
 from tests.unit.gateway_app import TOKEN, FakeRunner, unit_gateway
 
@@ -28,7 +28,7 @@ AIRFLOW_SENSITIVE_KEYS = [
 class ExplodingRunner(FakeRunner):
     """Fails with the argv in the exception message and in a local variable (traceback forms)."""
 
-    def run(self, argv: Sequence[str], *, timeout_s: float) -> CliResult:
+    def run(self, argv: Sequence[str], *, timeout_s: float, options: CallOptions = NO_OPTIONS) -> CliResult:
         secret_argv = list(argv)  # a local: must not be rendered
         raise RuntimeError(f"could not start {' '.join(secret_argv)}")
 

@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
-from gateway.cli.runner import SubprocessRunner, cli_environment
+import pytest
+
+from gateway.cli.runner import (
+    Admission,
+    CallOptions,
+    ConcurrencyLimitReached,
+    SubprocessRunner,
+    call_environment,
+    cli_environment,
+)
 
 
 def runner(tmp_path: Path, cap: int = 1024) -> SubprocessRunner:
     return SubprocessRunner(env={"PATH": os.environ["PATH"]}, cwd=tmp_path / "work", max_output_bytes=cap)
+
+
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_separate_streams_and_exit_code(tmp_path: Path) -> None:
@@ -66,3 +89,89 @@ def test_environment_is_an_allow_list(tmp_path: Path) -> None:
         "AIRFLOW_HOME": str(tmp_path),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
+
+
+# A child in its own session that ignores SIGTERM, started by a parent that then exits:
+# BashOperator's shape (issue 13, finding 7).  Killing the process group missed it.
+_ESCAPER = """
+import os, signal, subprocess, sys, time
+code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+p = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+open(sys.argv[1], "w").write(str(p.pid))
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+time.sleep(600)
+"""
+
+
+def test_timeout_kills_children_in_other_sessions(tmp_path: Path) -> None:
+    """Nothing of a timed-out call survives, even a setsid child that ignores SIGTERM."""
+    marker = tmp_path / "escaper.pid"
+    res = runner(tmp_path).run([sys.executable, "-c", _ESCAPER, str(marker)], timeout_s=2)
+    assert res.timed_out
+    assert _gone(int(marker.read_text()))
+
+
+def test_cancel_kills_the_tree_and_says_so(tmp_path: Path) -> None:
+    """Setting the cancel event ends the call early; output so far reaches the callback."""
+    marker = tmp_path / "escaper.pid"
+    cancel = threading.Event()
+    seen: list[tuple[str, bytes]] = []
+    code = "import sys, time; print('first', flush=True); time.sleep(600)"
+
+    def on_output(stream: str, data: bytes) -> None:
+        seen.append((stream, data))
+        cancel.set()
+
+    res = runner(tmp_path).run(
+        [sys.executable, "-c", code], timeout_s=60, options=CallOptions(on_output=on_output, cancel=cancel)
+    )
+    assert res.cancelled and not res.timed_out and res.returncode is None
+    assert seen == [("stdout", b"first\n")] and res.stdout == "first\n"
+    del marker
+
+
+def test_admission_refuses_beyond_running_and_waiting() -> None:
+    """With every slot and every waiting place taken, a call is refused at once."""
+    admission = Admission(1, max_waiting=1, wait_s=30)
+    admission.acquire()
+    waiter = threading.Thread(target=lambda: (admission.acquire(), admission.release()))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while admission._waiting == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    with pytest.raises(ConcurrencyLimitReached):
+        admission.acquire()
+    assert time.monotonic() - started < 5  # refused, not queued for wait_s
+    admission.release()
+    waiter.join(10)
+    assert admission.threads_needed == 2
+
+
+def test_admission_wait_times_out() -> None:
+    admission = Admission(1, max_waiting=1, wait_s=0.1)
+    admission.acquire()
+    with pytest.raises(ConcurrencyLimitReached):
+        admission.acquire()
+
+
+def test_principal_becomes_the_os_user_name() -> None:
+    """Airflow's getpass.getuser() reads LOGNAME first; odd characters cannot reach it."""
+    env = call_environment({"PATH": "/bin", "USER": "gw"}, "alice@example.com")
+    assert env["LOGNAME"] == env["USER"] == "alice@example.com"
+    assert call_environment({}, "x\n\x00y z")["USER"] == "x__y_z"
+    assert call_environment({"USER": "gw"}, None) == {"USER": "gw"}
+
+
+def test_user_reaches_the_command(tmp_path: Path) -> None:
+    res = runner(tmp_path).run(
+        [sys.executable, "-c", "import getpass; print(getpass.getuser())"],
+        timeout_s=30,
+        options=CallOptions(user="svc-reporting"),
+    )
+    assert res.stdout == "svc-reporting\n"
+
+
+def test_missing_executable_is_an_exit_code_not_a_crash(tmp_path: Path) -> None:
+    res = runner(tmp_path).run([str(tmp_path / "nope")], timeout_s=30)
+    assert res.returncode == 127 and "cannot run" in res.stderr

@@ -1,0 +1,126 @@
+"""Kill a CLI call's whole process tree, whatever sessions its children made.
+
+Killing the call's process group misses children that called ``setsid`` (BashOperator
+runs bash in its own session).  Instead the call's first process becomes a *child
+subreaper* (orphaned descendants reparent to it, not to PID 1, while it lives), and
+:func:`kill_tree` walks ``/proc`` for every descendant, freezes them with SIGSTOP so none
+can fork again, and SIGKILLs them all.
+
+Standard library only and Python 3.8-compatible: the warm CLI server loads this file
+into Airflow's own interpreter (Airflow 1.10 runs on Python 3.8).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+PR_SET_CHILD_SUBREAPER = 36
+_libc = None
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux >= 3.4)."""
+    global _libc
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        return bool(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _stat(pid: int) -> Optional[Tuple[int, int, int, str]]:
+    """(ppid, pgid, sid, starttime) of ``pid``, or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as handle:
+            raw = handle.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = raw.rpartition(")")[2].split()
+    if len(fields) < 20 or fields[0] == "Z":
+        return None  # zombies are already dead; their parent reaps them
+    return int(fields[1]), int(fields[2]), int(fields[3]), fields[19]
+
+
+def _table() -> Dict[int, Tuple[int, int, int, str]]:
+    table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            found = _stat(int(name))
+            if found is not None:
+                table[int(name)] = found
+    return table
+
+
+def members(root: int, known: Iterable[Tuple[int, str]] = ()) -> Dict[int, str]:
+    """Live processes of the call: ``root``'s descendants, its session and group, and ``known``.
+
+    ``known`` are (pid, starttime) pairs seen earlier; a pid whose start time changed was
+    reused by an unrelated process and is left alone.
+    """
+    table = _table()
+    found = {}  # type: Dict[int, str]
+    for pid, start in known:
+        if pid in table and table[pid][3] == start:
+            found[pid] = start
+    if root in table:
+        found[root] = table[root][3]
+    for pid, (_ppid, pgid, sid, start) in table.items():
+        if pid != os.getpid() and root in (pgid, sid):
+            found[pid] = start
+    children = {}  # type: Dict[int, List[int]]
+    for pid, (ppid, _pgid, _sid, _start) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    queue = list(found)
+    while queue:
+        for child in children.get(queue.pop(), ()):
+            if child not in found and child != os.getpid():
+                found[child] = table[child][3]
+                queue.append(child)
+    return found
+
+
+def _signal_all(pids: Iterable[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def kill_tree(root: int, grace_s: float = 3.0, exited: Optional[object] = None) -> Set[int]:
+    """SIGTERM the call's tree, wait up to ``grace_s``, then freeze and SIGKILL what is left.
+
+    ``exited`` is an optional callable returning True once ``root`` itself has been reaped
+    by its parent; when it has, the root's pid is not signalled again (it may be reused).
+    Returns the pids that had to be SIGKILLed.
+    """
+    root_gone = exited if callable(exited) else (lambda: False)
+    snapshot = members(root)
+    _signal_all(snapshot, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        alive = members(root, snapshot.items())
+        if root_gone():
+            alive.pop(root, None)
+        if not alive:
+            return set()
+        time.sleep(0.05)
+    # Freeze until the set stops growing: a stopped process cannot fork again.
+    frozen = {}  # type: Dict[int, str]
+    for _ in range(50):
+        alive = members(root, list(snapshot.items()) + list(frozen.items()))
+        if root_gone():
+            alive.pop(root, None)
+        new = {pid: start for pid, start in alive.items() if pid not in frozen}
+        if not new:
+            break
+        _signal_all(new, signal.SIGSTOP)
+        frozen.update(new)
+    _signal_all(frozen, signal.SIGKILL)
+    return set(frozen)
