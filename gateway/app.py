@@ -28,7 +28,9 @@ from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter, PlanError
 from gateway.cli.probe import AirflowInstall, airflow_python, dialect_for, probe, select_dialect
-from gateway.cli.runner import Admission, SubprocessRunner, cli_environment
+from gateway.cli.runner import Admission, CliRunner, SubprocessRunner, cli_environment
+from gateway.cli.warm.dialects import WARM_UP
+from gateway.cli.warm.runner import WarmLimits, WarmRunner
 from gateway.config import GatewayConfig, load_config_from_process
 from gateway.deploy import DagDeployer, DagList
 from gateway.envelope import Envelope
@@ -266,7 +268,11 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         distributions=install.distributions,
     )
     admission = Admission(config.cli.max_concurrent, config.cli.max_waiting, config.cli.queue_timeout_s)
-    runner = SubprocessRunner(env=env, cwd=work_dir, max_output_bytes=config.cli.max_output_bytes, admission=admission)
+    cold = SubprocessRunner(env=env, cwd=work_dir, max_output_bytes=config.cli.max_output_bytes, admission=admission)
+    metrics = create_metrics(set(CATALOGUE))
+    runner: CliRunner = cold
+    if config.cli.runner == "warm":
+        runner = build_warm_runner(config, cold, install, dialect.name, metrics)
     daemons = DaemonManager(config.daemon_dir, env=env, cwd=work_dir)
     auth = Authenticator(config, os.environ)
     if not auth.enabled:
@@ -293,7 +299,6 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     )
     api.register_builtin("deploy_dag", deployer.deploy)
     api.register_builtin("refresh_dag", deployer.refresh_dag)
-    metrics = create_metrics(set(CATALOGUE))
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
     proxy = None
     if config.proxy.upstream is not None:
@@ -307,6 +312,26 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)
     )
     return app
+
+
+def build_warm_runner(
+    config: GatewayConfig, cold: SubprocessRunner, install: AirflowInstall, dialect: str, metrics: Metrics
+) -> WarmRunner:
+    """The warm runner over ``cold``, warming up in the background from now on."""
+    python = airflow_python(install.executable)
+    if python is None:
+        log.warning("cannot tell Airflow's Python from %s: every CLI call runs cold", install.executable)
+    runner = WarmRunner(
+        cold=cold,
+        python=python,
+        executable=install.executable,
+        steps=WARM_UP.get(dialect),
+        state_dir=config.state_dir,
+        limits=WarmLimits(config.cli.warm_max_calls, config.cli.warm_max_age_s, config.cli.warm_max_rss_bytes),
+        observer=metrics,
+    )
+    runner.start()
+    return runner
 
 
 def build_policy(config: GatewayConfig) -> PolicyEngine | None:

@@ -40,10 +40,17 @@ CLI_OUTCOMES = frozenset({"ok", "failed", "timeout", "busy"})
 AUTH_FAILURE_REASONS = frozenset(
     {"missing_token", "bad_token", "expired_token", "invalid_token", "unknown_key", "key_service_unavailable"}
 )
+CLI_RUNNERS = frozenset({"warm", "cold"})
+# Why a call ran cold although the warm runner is on, and why a warm process was replaced
+# (gateway/cli/warm/runner.py).
+WARM_FALLBACK_REASONS = frozenset(
+    {"warming_up", "unavailable", "died", "max_calls", "max_age", "max_rss", "config", "plugins", "install",
+     "environment"}
+)  # fmt: skip
 UPSTREAM_ERROR_KINDS = frozenset({"connect", "timeout", "read", "protocol", "disconnect"})
 
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-_CLI_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+_CLI_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -101,6 +108,22 @@ class Metrics:
             f"{PREFIX}cli_duration_seconds", "Wall time of Airflow CLI commands, by API.",
             ("api",), buckets=_CLI_BUCKETS, registry=r,
         )  # fmt: skip
+        self.cli_runner_calls = Counter(
+            f"{PREFIX}cli_runner_calls", "Airflow CLI calls by the runner that served them (warm, cold).",
+            ("runner",), registry=r,
+        )  # fmt: skip
+        self.cli_fallbacks = Counter(
+            f"{PREFIX}cli_warm_fallbacks", "CLI calls run cold although the warm runner is on, by reason.",
+            ("reason",), registry=r,
+        )  # fmt: skip
+        self.warm_restarts = Counter(
+            f"{PREFIX}cli_warm_restarts", "Warm CLI processes replaced, by reason.", ("reason",), registry=r
+        )
+        # One warm process per worker: the sum over live workers is the instance's total.
+        self.warm_rss_bytes = Gauge(
+            f"{PREFIX}cli_warm_rss_bytes", "Resident memory of the warm CLI processes (forked calls excluded).",
+            registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         self.auth_failures = Counter(
             f"{PREFIX}auth_failures", "Requests refused because authentication failed, by reason.",
             ("reason",), registry=r,
@@ -142,6 +165,15 @@ class Metrics:
         self.cli_calls.labels(label, _bounded(outcome, CLI_OUTCOMES)).inc()
         if seconds is not None:
             self.cli_duration.labels(label).observe(seconds)
+
+    def cli_fallback(self, reason: str) -> None:
+        self.cli_fallbacks.labels(_bounded(reason, WARM_FALLBACK_REASONS)).inc()
+
+    def warm_restart(self, reason: str) -> None:
+        self.warm_restarts.labels(_bounded(reason, WARM_FALLBACK_REASONS)).inc()
+
+    def warm_rss(self, rss_bytes: int) -> None:
+        self.warm_rss_bytes.set(rss_bytes)
 
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(_bounded(reason, AUTH_FAILURE_REASONS)).inc()
@@ -191,6 +223,8 @@ class Metrics:
             self.policy_denied(record.api)
         if record.cli_outcome:
             self.observe_cli(record.api, record.cli_outcome, record.cli_duration_s)
+        if record.cli_runner:
+            self.cli_runner_calls.labels(_bounded(record.cli_runner, CLI_RUNNERS)).inc()
         if record.upstream_error:
             self.upstream_error(record.upstream_error)
         if record.upstream_duration_s is not None:

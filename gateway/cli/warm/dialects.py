@@ -1,0 +1,65 @@
+"""What a warm process imports and builds once, per Airflow CLI dialect.
+
+Read by :func:`gateway.cli.warm.server.warm_up` in Airflow's own interpreter:
+
+- ``imports``: modules imported once (Airflow, its configuration and settings, the CLI).
+- ``import_packages``: packages whose every module is imported (the CLI command modules,
+  which Airflow 2/3 import lazily per command; a module failing to import is skipped).
+- ``memoize``: callables replaced by a cached version (1.10 rebuilds its parser per call).
+- ``calls``: callables run once: building the parser, importing every model, configuring
+  the SQLAlchemy mappers (over a second of the first query in each child otherwise).
+- ``optional``: calls that may be missing in some releases.
+
+Nothing here may parse DAG files or connect to the database: a child must see DAG files
+as they are at call time, and must not inherit a pooled connection.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+WARM_UP: Final[dict[str, dict[str, list[str]]]] = {
+    "3": {
+        "imports": ["airflow", "airflow.settings", "airflow.__main__", "airflow.cli.cli_parser"],
+        "import_packages": ["airflow.cli.commands"],
+        "memoize": [],
+        "calls": [
+            "airflow.cli.cli_parser:get_parser",
+            "airflow.models:import_all_models",
+            "sqlalchemy.orm:configure_mappers",
+        ],
+        "optional": ["airflow.models:import_all_models"],
+    },
+    "2": {
+        "imports": ["airflow", "airflow.settings", "airflow.__main__", "airflow.cli.cli_parser"],
+        "import_packages": ["airflow.cli.commands"],
+        "memoize": [],
+        "calls": [
+            "airflow.cli.cli_parser:get_parser",
+            "airflow.models:import_all_models",
+            "sqlalchemy.orm:configure_mappers",
+        ],
+        "optional": ["airflow.models:import_all_models"],
+    },
+    "1.10": {
+        "imports": ["airflow", "airflow.settings", "airflow.models", "airflow.bin.cli"],
+        "import_packages": [],
+        "memoize": ["airflow.bin.cli:CLIFactory.get_parser"],
+        "calls": ["airflow.bin.cli:CLIFactory.get_parser", "sqlalchemy.orm:configure_mappers"],
+        "optional": [],
+    },
+}
+
+
+#: First CLI words that always run cold, whatever the dialect.  Servers and daemons run
+#: for days: forked from the warm process they would pin its memory and share its
+#: import-time state for their whole life, and they are not short calls anyway (the
+#: daemon APIs start them through the daemon manager, never the runner).  ``db`` and the
+#: 1.10 ``*db`` commands rewrite the schema that the warm process's mappers describe.
+COLD_COMMANDS: Final[frozenset[str]] = frozenset(
+    {
+        "api-server", "celery", "dag-processor", "db", "flower", "internal-api", "kerberos",
+        "scheduler", "serve_logs", "standalone", "triggerer", "webserver", "worker",
+        "initdb", "resetdb", "upgradedb",
+    }
+)  # fmt: skip
