@@ -22,6 +22,18 @@ def airflow2(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
     return make_airflow_home("2", tmp_path_factory.mktemp("airflow2-home"))
 
 
+@pytest.fixture(scope="session")
+def airflow3_cold(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+    """A second Airflow 3 home, for the CLI suite run through the cold runner."""
+    return make_airflow_home("3", tmp_path_factory.mktemp("airflow3-cold-home"))
+
+
+@pytest.fixture(scope="session")
+def airflow2_cold(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+    """A second Airflow 2 home, for the CLI suite run through the cold runner."""
+    return make_airflow_home("2", tmp_path_factory.mktemp("airflow2-cold-home"))
+
+
 @pytest.fixture(scope="session", params=["3", "2"], ids=["airflow3", "airflow2"])
 def airflow(request: pytest.FixtureRequest) -> AirflowHome:
     """Each supported Airflow in turn."""

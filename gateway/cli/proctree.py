@@ -16,7 +16,7 @@ import ctypes
 import os
 import signal
 import time
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from collections.abc import Callable, Iterable
 
 PR_SET_CHILD_SUBREAPER = 36
 _libc = None
@@ -33,10 +33,10 @@ def become_subreaper() -> bool:
         return False
 
 
-def _stat(pid: int) -> Optional[Tuple[int, int, int, str]]:
+def _stat(pid: int) -> tuple[int, int, int, str] | None:
     """(ppid, pgid, sid, starttime) of ``pid``, or None when it is gone."""
     try:
-        with open("/proc/%d/stat" % pid, "rb") as handle:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
             raw = handle.read().decode("ascii", "replace")
     except OSError:
         return None
@@ -47,7 +47,7 @@ def _stat(pid: int) -> Optional[Tuple[int, int, int, str]]:
     return int(fields[1]), int(fields[2]), int(fields[3]), fields[19]
 
 
-def _table() -> Dict[int, Tuple[int, int, int, str]]:
+def _table() -> dict[int, tuple[int, int, int, str]]:
     table = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -57,14 +57,14 @@ def _table() -> Dict[int, Tuple[int, int, int, str]]:
     return table
 
 
-def members(root: int, known: Iterable[Tuple[int, str]] = ()) -> Dict[int, str]:
+def members(root: int, known: Iterable[tuple[int, str]] = ()) -> dict[int, str]:
     """Live processes of the call: ``root``'s descendants, its session and group, and ``known``.
 
     ``known`` are (pid, starttime) pairs seen earlier; a pid whose start time changed was
     reused by an unrelated process and is left alone.
     """
     table = _table()
-    found = {}  # type: Dict[int, str]
+    found: dict[int, str] = {}
     for pid, start in known:
         if pid in table and table[pid][3] == start:
             found[pid] = start
@@ -73,7 +73,7 @@ def members(root: int, known: Iterable[Tuple[int, str]] = ()) -> Dict[int, str]:
     for pid, (_ppid, pgid, sid, start) in table.items():
         if pid != os.getpid() and root in (pgid, sid):
             found[pid] = start
-    children = {}  # type: Dict[int, List[int]]
+    children: dict[int, list[int]] = {}
     for pid, (ppid, _pgid, _sid, _start) in table.items():
         children.setdefault(ppid, []).append(pid)
     queue = list(found)
@@ -93,14 +93,18 @@ def _signal_all(pids: Iterable[int], sig: int) -> None:
             pass
 
 
-def kill_tree(root: int, grace_s: float = 3.0, exited: Optional[object] = None) -> Set[int]:
+def _never() -> bool:
+    return False
+
+
+def kill_tree(root: int, grace_s: float = 3.0, exited: Callable[[], bool] | None = None) -> set[int]:
     """SIGTERM the call's tree, wait up to ``grace_s``, then freeze and SIGKILL what is left.
 
     ``exited`` is an optional callable returning True once ``root`` itself has been reaped
     by its parent; when it has, the root's pid is not signalled again (it may be reused).
     Returns the pids that had to be SIGKILLed.
     """
-    root_gone = exited if callable(exited) else (lambda: False)
+    root_gone = exited or _never
     snapshot = members(root)
     _signal_all(snapshot, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
@@ -112,7 +116,7 @@ def kill_tree(root: int, grace_s: float = 3.0, exited: Optional[object] = None) 
             return set()
         time.sleep(0.05)
     # Freeze until the set stops growing: a stopped process cannot fork again.
-    frozen = {}  # type: Dict[int, str]
+    frozen: dict[int, str] = {}
     for _ in range(50):
         alive = members(root, list(snapshot.items()) + list(frozen.items()))
         if root_gone():

@@ -81,7 +81,9 @@ class CliRunner(Protocol):
     :raises ConcurrencyLimitReached: when admission refuses the call.
     """
 
-    def run(self, argv: Sequence[str], *, timeout_s: float, options: CallOptions = NO_OPTIONS) -> CliResult: ...
+    def run(
+        self, argv: Sequence[str], *, timeout_s: float, options: CallOptions = NO_OPTIONS
+    ) -> CliResult: ...
 
 
 class ConcurrencyLimitReached(Exception):
@@ -181,9 +183,7 @@ def pump(
     return result
 
 
-def result_of(
-    pumped: Pumped, returncode: int | None, started: float, *, runner: str
-) -> CliResult:
+def result_of(pumped: Pumped, returncode: int | None, started: float, *, runner: str) -> CliResult:
     """The :class:`CliResult` of a pumped call (no exit code when it was killed)."""
     killed = pumped.timed_out or pumped.cancelled
     return CliResult(

@@ -1,9 +1,11 @@
 """Every API of the original plugin against real Airflow 3 and 2, through real gunicorn.
 
 Each test checks the *effect* of the call (state read back from Airflow), not only the
-status.  The module shares one gateway per Airflow version; tests use their own
+status.  The module shares one gateway per Airflow version and CLI runner (warm and cold,
+each on its own Airflow home, so fixed run ids do not collide); tests use their own
 variable/pool/connection names so their order does not matter, except where a fixture
-creates the DAG run they inspect.
+creates the DAG run they inspect.  Every call that reaches the CLI must have been served
+by the gateway's runner (the warm one never silently falls back here).
 """
 
 from __future__ import annotations
@@ -15,21 +17,59 @@ from urllib.parse import urlencode
 import pytest
 
 from gateway import __version__
-from tests.e2e.conftest import TOKEN_HEADER
+from collections.abc import Iterator
+
+from tests.e2e.conftest import TOKEN, TOKEN_HEADER
 from tests.support.airflow import AirflowHome
 from tests.support.http import get, post_form
-from tests.support.servers import GatewayServer
+from tests.support.servers import GatewayServer, start_gateway, wait_warm
 
 DAG = "gw_example"
 RUN_DATE = "2026-11-02T00:00:00+00:00"
 RUN_ID = "gw_run_1"
 
 
+CASES = [("3", "warm"), ("3", "cold"), ("2", "warm"), ("2", "cold")]
+
+
+@pytest.fixture(scope="session", params=CASES, ids=[f"airflow{v}-{r}" for v, r in CASES])
+def cli_case(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return tuple(request.param)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def airflow(cli_case: tuple[str, str], request: pytest.FixtureRequest) -> AirflowHome:
+    """Each Airflow, with a home of its own per runner."""
+    version, runner = cli_case
+    home: AirflowHome = request.getfixturevalue(f"airflow{version}" if runner == "warm" else f"airflow{version}_cold")
+    return home
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    cli_case: tuple[str, str], airflow: AirflowHome, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayServer]:
+    """The gateway with the original plugin's token and the case's CLI runner."""
+    version, runner = cli_case
+    server = start_gateway(
+        airflow,
+        tmp_path_factory.mktemp(f"gateway-cli-{version}-{runner}"),
+        settings={"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": TOKEN, "CLI__RUNNER": runner},
+    )
+    if runner == "warm":
+        wait_warm(server, TOKEN_HEADER)
+    yield server
+    server.stop()
+
+
 def call(gateway: GatewayServer, api: str, **args: str) -> tuple[int, dict[str, Any]]:
     """GET the API with the plugin token; returns (HTTP status, envelope)."""
     reply = get(gateway.api(urlencode({"api": api, **args})), headers=TOKEN_HEADER)
     assert reply.content_type == "application/json", reply.body[:300]
-    return reply.status, reply.json
+    body = reply.json
+    if body.get("exit_code") is not None:  # it reached the CLI
+        assert body.get("runner") == gateway.env["AIRFLOW_GATEWAY__CLI__RUNNER"], json.dumps(body)[:1000]
+    return reply.status, body
 
 
 def ok(gateway: GatewayServer, api: str, **args: str) -> dict[str, Any]:

@@ -127,3 +127,16 @@ def start_gateway(
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", proc, log)
     return GatewayServer(url=url, proc=proc, log=log, state_dir=state, env=env, multiproc_dir=multiproc)
+
+
+def wait_warm(server: GatewayServer, headers: dict[str, str], within_s: float = 240.0) -> None:
+    """Until ten ``version`` calls in a row (spread over the workers) are served warm."""
+    deadline = time.monotonic() + within_s
+    streak = 0
+    while streak < 10:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the warm runner never served 10 calls in a row:\n{server.log_text()[-4000:]}")
+        body = get(f"{server.url}/admin/rest_api/api?api=version", headers=headers, timeout=120).json
+        streak = streak + 1 if body.get("runner") == "warm" else 0
+        if not streak:
+            time.sleep(0.5)

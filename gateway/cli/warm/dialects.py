@@ -9,6 +9,8 @@ Read by :func:`gateway.cli.warm.server.warm_up` in Airflow's own interpreter:
 - ``calls``: callables run once: building the parser, importing every model, configuring
   the SQLAlchemy mappers (over a second of the first query in each child otherwise).
 - ``optional``: calls that may be missing in some releases.
+- ``package``: the installed package whose directory (and site-packages) is watched for
+  an upgrade; with it, its ``airflow.cfg`` and plugins folder are watched too.
 
 Nothing here may parse DAG files or connect to the database: a child must see DAG files
 as they are at call time, and must not inherit a pooled connection.
@@ -29,6 +31,7 @@ WARM_UP: Final[dict[str, dict[str, list[str]]]] = {
             "sqlalchemy.orm:configure_mappers",
         ],
         "optional": ["airflow.models:import_all_models"],
+        "package": ["airflow"],
     },
     "2": {
         "imports": ["airflow", "airflow.settings", "airflow.__main__", "airflow.cli.cli_parser"],
@@ -40,6 +43,7 @@ WARM_UP: Final[dict[str, dict[str, list[str]]]] = {
             "sqlalchemy.orm:configure_mappers",
         ],
         "optional": ["airflow.models:import_all_models"],
+        "package": ["airflow"],
     },
     "1.10": {
         "imports": ["airflow", "airflow.settings", "airflow.models", "airflow.bin.cli"],
@@ -47,6 +51,7 @@ WARM_UP: Final[dict[str, dict[str, list[str]]]] = {
         "memoize": ["airflow.bin.cli:CLIFactory.get_parser"],
         "calls": ["airflow.bin.cli:CLIFactory.get_parser", "sqlalchemy.orm:configure_mappers"],
         "optional": [],
+        "package": ["airflow"],
     },
 }
 

@@ -150,10 +150,14 @@ class WarmProcess:
             reply = ours.recv(MAX_MESSAGE)
         except OSError as exc:
             self.close(kill=True)
-            raise WarmUnavailable(f"no answer from the warm process within {timeout_s:.0f} s ({exc})") from None
+            raise WarmUnavailable(
+                f"no answer from the warm process within {timeout_s:.0f} s ({exc})"
+            ) from None
         finally:
             ours.settimeout(None)
-        message: dict[str, Any] = json.loads(reply) if reply else {"ready": False, "error": "exited while warming up"}
+        message: dict[str, Any] = (
+            json.loads(reply) if reply else {"ready": False, "error": "exited while warming up"}
+        )
         if not message.get("ready"):
             self.close(kill=True)
             raise WarmUnavailable(f"warm-up failed: {message.get('error')} (see {self.log_path})")
@@ -197,7 +201,8 @@ class WarmProcess:
             payload = json.dumps({"argv": list(argv), "user": user}).encode("utf-8")
             with self._lock:
                 self._sock.sendmsg(
-                    [payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(_fd_array(out_w, err_w, status_w)))]
+                    [payload],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(_fd_array(out_w, err_w, status_w)))],
                 )
         except OSError as exc:
             for fd in mine:

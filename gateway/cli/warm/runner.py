@@ -163,7 +163,9 @@ class WarmRunner:
                 first, longest = RETRY_AFTER_FAILURE_S
                 pause = min(first * 2 ** (self._failures - 1), longest)
                 self._next_try = time.monotonic() + pause
-            log.warning("warm CLI process did not start (%s); CLI calls run cold, next try in %.0f s", exc, pause)
+            log.warning(
+                "warm CLI process did not start (%s); CLI calls run cold, next try in %.0f s", exc, pause
+            )
             return
         fingerprint = Fingerprint.take(facts.watch, facts.trees, self.cold.env)
         changed = fingerprint.newer_than(process.started_wall_ns)
@@ -253,7 +255,9 @@ class WarmRunner:
                 self.observer.cli_fallback(reason)
         return self.cold.run_admitted(argv, timeout_s=timeout_s, options=options)
 
-    def _run_warm(self, warm: WarmProcess, argv: Sequence[str], timeout_s: float, options: CallOptions) -> CliResult:
+    def _run_warm(
+        self, warm: WarmProcess, argv: Sequence[str], timeout_s: float, options: CallOptions
+    ) -> CliResult:
         started = time.monotonic()
         deadline = started + timeout_s
         user = os_user_name(options.user) if options.user is not None else None
@@ -263,7 +267,9 @@ class WarmRunner:
                 {"stdout": call.stdout, "stderr": call.stderr}, deadline=deadline,
                 max_bytes=self.cold.max_output_bytes, on_output=options.on_output, cancel=options.cancel,
             )  # fmt: skip
-            if not (pumped.timed_out or pumped.cancelled) and not call.wait(max(deadline - time.monotonic(), 0.1)):
+            if not (pumped.timed_out or pumped.cancelled) and not call.wait(
+                max(deadline - time.monotonic(), 0.1)
+            ):
                 pumped.timed_out = True
             if pumped.timed_out or pumped.cancelled:
                 proctree.kill_tree(call.pid, KILL_GRACE_S, exited=call.reaped)
@@ -273,7 +279,9 @@ class WarmRunner:
         if call.returncode is None and not (pumped.timed_out or pumped.cancelled):
             # The call was forked, so it must not run again cold: report the lost exit code.
             self._retire(warm, "died")
-            pumped.stderr += b"\ngateway: the warm CLI process died during the call; the exit code is unknown\n"
+            pumped.stderr += (
+                b"\ngateway: the warm CLI process died during the call; the exit code is unknown\n"
+            )
         return result_of(pumped, call.returncode, started, runner=self.name)
 
 

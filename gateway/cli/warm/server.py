@@ -32,10 +32,9 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 MAX_MESSAGE = 1024 * 1024
-PR_SET_PDEATHSIG = 1
 
 
 def _load_proctree() -> Any:
@@ -47,7 +46,7 @@ def _load_proctree() -> Any:
     return module
 
 
-def _resolve(path: str) -> Tuple[Any, str, Any]:
+def _resolve(path: str) -> tuple[Any, str, Any]:
     """``"pkg.module:Attr.attr"`` -> (owner object, last attribute name, value)."""
     module_name, _, qualname = path.partition(":")
     owner = importlib.import_module(module_name)
@@ -59,7 +58,7 @@ def _resolve(path: str) -> Tuple[Any, str, Any]:
 
 def _memoize(path: str) -> None:
     owner, name, func = _resolve(path)
-    cache = {}  # type: Dict[Any, Any]
+    cache: dict[Any, Any] = {}
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
         key = (args, tuple(sorted(kwargs.items())))
@@ -70,7 +69,7 @@ def _memoize(path: str) -> None:
     setattr(owner, name, memoized)
 
 
-def warm_up(steps: Dict[str, List[str]]) -> Dict[str, Any]:
+def warm_up(steps: dict[str, list[str]]) -> dict[str, Any]:
     """Run the dialect's warm-up table; returns facts for the gateway (what to watch)."""
     started = time.monotonic()
     for name in steps.get("imports", []):
@@ -93,20 +92,22 @@ def warm_up(steps: Dict[str, List[str]]) -> Dict[str, Any]:
         except (ImportError, AttributeError):
             if path not in steps.get("optional", []):
                 raise
-    facts = {"warm_s": round(time.monotonic() - started, 3)}  # type: Dict[str, Any]
-    facts.update(_watch_list())
+    facts: dict[str, Any] = {"warm_s": round(time.monotonic() - started, 3)}
+    facts.update(_watch_list(steps.get("package", [])))
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()  # forked children then never scan (and so copy) the warm parent's objects
     return facts
 
 
-def _watch_list() -> Dict[str, Any]:
+def _watch_list(packages: list[str]) -> dict[str, Any]:
     """Files whose change makes this warm process stale: config, plugins, the install."""
-    watch = []  # type: List[str]
-    trees = []  # type: List[str]
+    watch: list[str] = []
+    trees: list[str] = []
+    if not packages:
+        return {"watch": watch, "trees": trees, "airflow_version": ""}
     try:
-        from airflow import configuration
+        from airflow import configuration  # type: ignore[import-not-found]
 
         cfg = getattr(configuration, "AIRFLOW_CONFIG", None)
         if cfg:
@@ -116,14 +117,13 @@ def _watch_list() -> Dict[str, Any]:
             trees.append(plugins)
     except Exception:  # noqa: S110 - a broken config still runs; the child reports it
         pass
-    import airflow
-
-    package_dir = os.path.dirname(os.path.abspath(airflow.__file__))
+    package = importlib.import_module(packages[0])
+    package_dir = os.path.dirname(os.path.abspath(package.__file__ or ""))
     watch += [package_dir, os.path.dirname(package_dir)]
-    return {"watch": watch, "trees": trees, "airflow_version": getattr(airflow, "__version__", "")}
+    return {"watch": watch, "trees": trees, "airflow_version": getattr(package, "__version__", "")}
 
 
-def _recv(sock: socket.socket) -> Tuple[Optional[Dict[str, Any]], List[int]]:
+def _recv(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     fds = array.array("i")
     data, ancdata, _flags, _addr = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(16 * fds.itemsize))
     for level, kind, payload in ancdata:
@@ -131,7 +131,8 @@ def _recv(sock: socket.socket) -> Tuple[Optional[Dict[str, Any]], List[int]]:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
     if not data:
         return None, list(fds)
-    return json.loads(data.decode("utf-8")), list(fds)
+    message: dict[str, Any] = json.loads(data.decode("utf-8"))
+    return message, list(fds)
 
 
 def _write(fd: int, line: str) -> None:
@@ -154,7 +155,7 @@ class Server:
         self.sock = sock
         self.executable = executable
         self.cwd = cwd
-        self.calls = {}  # type: Dict[int, int]  # child pid -> status fd
+        self.calls: dict[int, int] = {}  # child pid -> status fd
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         os.set_blocking(self.wake_r, False)
@@ -164,7 +165,7 @@ class Server:
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         while True:
             try:
-                ready, _, _ = select.select([self.sock, self.wake_r], [], [], 5.0)
+                ready, _, _ = select.select([self.sock.fileno(), self.wake_r], [], [], 5.0)
             except InterruptedError:
                 ready = []
             self._reap()
@@ -173,7 +174,7 @@ class Server:
                     os.read(self.wake_r, 4096)
                 except BlockingIOError:
                     pass
-            if self.sock in ready:
+            if self.sock.fileno() in ready:
                 message, fds = _recv(self.sock)
                 if message is None:
                     for fd in fds:
@@ -191,10 +192,10 @@ class Server:
                 return
             fd = self.calls.pop(pid, None)
             if fd is not None:
-                _write(fd, "exit %d" % _exit_code(status))
+                _write(fd, f"exit {_exit_code(status)}")
                 os.close(fd)
 
-    def _start(self, message: Dict[str, Any], fds: List[int]) -> None:
+    def _start(self, message: dict[str, Any], fds: list[int]) -> None:
         if len(fds) != 3 or not isinstance(message.get("argv"), list):
             for fd in fds:
                 os.close(fd)
@@ -212,14 +213,14 @@ class Server:
             if pid == 0:
                 self._child(argv, user if isinstance(user, str) else None, out, err, status)
             self.calls[pid] = status
-            _write(status, "pid %d" % pid)
+            _write(status, f"pid {pid}")
             os.close(out)
             os.close(err)
             return
         for fd in fds:
             os.close(fd)
 
-    def _child(self, argv: List[str], user: Optional[str], out: int, err: int, status: int) -> None:
+    def _child(self, argv: list[str], user: str | None, out: int, err: int, status: int) -> None:
         code = 1
         try:
             os.setsid()
@@ -251,7 +252,7 @@ class Server:
                 os._exit(code)
 
 
-def _after_fork(user: Optional[str]) -> None:
+def _after_fork(user: str | None) -> None:
     """What a forked child must not share with the warm parent."""
     if user:
         os.environ["LOGNAME"] = os.environ["USER"] = user
@@ -290,7 +291,7 @@ def _run_script(executable: str) -> int:
         elif isinstance(exc.code, int):
             code = exc.code
         else:
-            sys.stderr.write("%s\n" % (exc.code,))
+            sys.stderr.write(f"{exc.code}\n")
             code = 1
     except BaseException:  # noqa: B036 - what an uncaught exception does in a cold process
         sys.excepthook(*sys.exc_info())
@@ -302,14 +303,11 @@ def _run_script(executable: str) -> int:
     return code
 
 
-def main(args: List[str]) -> int:
+def main(args: list[str]) -> int:
     fd, executable, cwd, steps = int(args[0]), args[1], args[2], json.loads(args[3])
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    # No PR_SET_PDEATHSIG: it fires when the *thread* that started us ends (the gateway
+    # starts us from a short-lived thread).  The control socket's EOF is the signal: the
+    # gateway worker alone holds the other end (close-on-exec), so it closes when it exits.
     sock = socket.socket(fileno=fd)
     # What the console script would have on sys.path: its own directory, not ours.
     sys.path[0] = os.path.dirname(executable)
@@ -319,7 +317,7 @@ def main(args: List[str]) -> int:
         facts.update(ready=True, pid=os.getpid(), python=sys.version.split()[0])
     except BaseException as exc:  # noqa: B036 - report any warm-up failure, then exit
         traceback.print_exc()
-        sock.sendall(json.dumps({"ready": False, "error": "%s: %s" % (type(exc).__name__, exc)}).encode())
+        sock.sendall(json.dumps({"ready": False, "error": f"{type(exc).__name__}: {exc}"}).encode())
         return 1
     facts["threads"] = threading.active_count()
     sock.sendall(json.dumps(facts).encode("utf-8"))

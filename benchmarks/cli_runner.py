@@ -1,0 +1,301 @@
+"""CLI calls: `airflow` run directly (a), through the gateway cold (b) and warm (c).
+
+One run, loopback only, interleaved: every round calls each command once per variant,
+so (a), (b) and (c) share the machine's background load.  Auth (a named token), the
+repository's policies, the audit log and metrics are on.  For each command: p50/p95 wall
+time and CPU per call, and the ratios (c)/(a); then throughput with 16 clients polling
+dag_state for 30 s while a proxied request is timed, and the warm processes' memory.
+
+    eval "$(scripts/bootstrap)"; .venv/bin/python benchmarks/cli_runner.py [--rounds 7] [--airflow 3]
+
+CPU per call: for (a) the CPU of the reaped ``airflow`` process; for (b) and (c) the CPU
+of the whole gateway process tree (gunicorn, workers, warm processes, and every reaped
+call), read from /proc before and after each call.  Targets (issue 12): (c)/(a) <= 0.03
+for version, variables get, pool get, connections list; <= 0.10 for the rest; CPU per
+call <= 0.1x; >= 20 dag_state calls/s with 16 clients; proxied p99 < 2x idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway.identity.tokens import hash_token  # noqa: E402
+from tests.support.airflow import AirflowHome, make_airflow_home  # noqa: E402
+from tests.support.http import get  # noqa: E402
+from tests.support.servers import GatewayServer, free_port, start_gateway  # noqa: E402
+
+TOKEN = "bench-Admin-token"
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+DAG = "gw_example"
+RUN_ID = "bench_run"
+RUN_DATE = "2026-10-01T00:00:00+00:00"
+
+
+def cases(major: str) -> list[tuple[str, dict[str, str], list[str], float]]:
+    """(api, gateway arguments, direct argv, target ratio)."""
+    return [
+        ("version", {}, ["version"], 0.03),
+        ("variables", {"get": "bench_key"}, ["variables", "get", "bench_key"], 0.03),
+        ("pool", {"get": "default_pool"}, ["pools", "get", "default_pool"], 0.03),
+        ("connections", {"list": "on"}, ["connections", "list"], 0.03),
+        ("dag_state", {"dag_id": DAG, "execution_date": RUN_DATE}, ["dags", "state", DAG, RUN_DATE], 0.10),
+        ("task_state", {"dag_id": DAG, "task_id": "first", "execution_date": RUN_DATE},
+         ["tasks", "state", DAG, "first", RUN_DATE], 0.10),
+        ("list_dags", {}, ["dags", "list"], 0.10),
+        ("list_tasks", {"dag_id": DAG}, ["tasks", "list", DAG], 0.10),
+        ("trigger_dag", {"dag_id": DAG}, ["dags", "trigger", DAG], 0.10),
+    ]  # fmt: skip
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU of ``pid``'s live tree, including every child it has reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(call: Callable[[], None], cpu: Callable[[], float]) -> tuple[float, float]:
+    before_cpu, started = cpu(), time.perf_counter()
+    call()
+    return time.perf_counter() - started, cpu() - before_cpu
+
+
+def pct(values: list[float], p: float) -> float:
+    data = sorted(values)
+    return data[min(len(data) - 1, round((len(data) - 1) * p))]
+
+
+def through(gateway: GatewayServer, api: str, args: dict[str, str], runner: str) -> Callable[[], None]:
+    def call() -> None:
+        reply = get(gateway.api(urlencode({"api": api, **args})), headers=HEADERS, timeout=300)
+        body = reply.json
+        assert reply.status == 200, json.dumps(body)[:1000]
+        assert body.get("runner") == runner, f"{api}: served {body.get('runner')}, wanted {runner}"
+
+    return call
+
+
+def direct(airflow: AirflowHome, argv: list[str]) -> Callable[[], None]:
+    def call() -> None:
+        done = airflow.cli(*argv, check=False)
+        assert done.returncode == 0, done.stderr[-1000:]
+
+    return call
+
+
+def wait_warm(gateway: GatewayServer) -> None:
+    streak, deadline = 0, time.monotonic() + 300
+    while streak < 10 and time.monotonic() < deadline:
+        ok = get(gateway.api("api=version"), headers=HEADERS).json.get("runner") == "warm"
+        streak = streak + 1 if ok else 0
+        time.sleep(0 if ok else 0.5)
+    assert streak >= 10, "the warm runner never became ready"
+
+
+def static_upstream(root: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
+    """A tiny upstream for the proxied request the load must not slow down."""
+    (root / "ping").write_text("ok")
+    port = free_port()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, port
+
+
+def proxied_latencies(url: str, seconds: float, stop: threading.Event | None = None) -> list[float]:
+    out: list[float] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not (stop and stop.is_set()):
+        started = time.perf_counter()
+        assert get(url, timeout=60).status == 200
+        out.append(time.perf_counter() - started)
+        time.sleep(0.05)
+    return out
+
+
+def throughput(
+    gateway: GatewayServer, clients: int, seconds: float, proxied_url: str
+) -> tuple[int, int, list[float]]:
+    """Calls answered 200 and 503 by ``clients`` polling dag_state, and proxied latencies meanwhile."""
+    counts = {"ok": 0, "busy": 0}
+    lock = threading.Lock()
+    end = time.monotonic() + seconds
+    url = gateway.api(urlencode({"api": "dag_state", "dag_id": DAG, "execution_date": RUN_DATE}))
+
+    def client() -> None:
+        while time.monotonic() < end:
+            reply = get(url, headers=HEADERS, timeout=120)
+            with lock:
+                counts["ok" if reply.status == 200 else "busy"] += 1
+            if reply.status == 503:
+                time.sleep(float(reply.headers.get("Retry-After", "1")) / 10)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    latencies = proxied_latencies(proxied_url, seconds - 1)
+    for thread in threads:
+        thread.join()
+    return counts["ok"], counts["busy"], latencies
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def warm_pids(gateway: GatewayServer) -> list[int]:
+    """The warm servers of ``gateway`` (their working directory is in its state directory)."""
+    out = subprocess.run(
+        ["pgrep", "-f", "gateway/cli/warm/server.py"], capture_output=True, text=True, check=False
+    )
+    mine = []
+    for pid in (int(p) for p in out.stdout.split()):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd").startswith(str(gateway.state_dir)):
+                mine.append(pid)
+        except OSError:
+            continue
+    return mine
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--airflow", choices=["3", "2"], default="3")
+    parser.add_argument("--seconds", type=float, default=30.0, help="throughput phase length")
+    parser.add_argument("--clients", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        airflow = make_airflow_home(args.airflow, tmp / "home")
+        airflow.cli("variables", "set", "bench_key", "bench_value")
+        date_flag = "--logical-date" if args.airflow == "3" else "--exec-date"
+        airflow.cli("dags", "trigger", DAG, "--run-id", RUN_ID, date_flag, RUN_DATE)
+        upstream, port = static_upstream(tmp)
+        tokens = json.dumps([{"name": "bench-admin", "sha256": hash_token(TOKEN), "groups": ["admins"]}])
+        common = {
+            "AUTH__TOKENS": tokens,
+            "POLICY__DIR": str(ROOT / "policies"),
+            "AUDIT__FILE": str(tmp / "audit.log"),
+            "PROXY__UPSTREAM": f"http://127.0.0.1:{port}",
+        }
+        gateways = {
+            runner: start_gateway(airflow, tmp / runner, settings={**common, "CLI__RUNNER": runner})
+            for runner in ("cold", "warm")
+        }
+        try:
+            wait_warm(gateways["warm"])
+            report(args, airflow, gateways)
+        finally:
+            for gateway in gateways.values():
+                gateway.stop()
+            upstream.shutdown()
+    return 0
+
+
+def report(args: argparse.Namespace, airflow: AirflowHome, gateways: dict[str, GatewayServer]) -> None:
+    print(f"Airflow {args.airflow}, {args.rounds} interleaved rounds, 2 gunicorn workers per gateway")
+    print(f"{'command':<12} {'(a) p50/p95 ms':>15} {'(b) p50/p95 ms':>15} {'(c) p50/p95 ms':>16} "
+          f"{'(c)/(a)':>8} {'target':>7} {'CPU a/b/c ms':>20} {'CPU c/a':>8}")  # fmt: skip
+    figures = {}
+    for api, query, argv, target in cases(args.airflow):
+        samples: dict[str, list[tuple[float, float]]] = {"a": [], "b": [], "c": []}
+        variants = {
+            "a": (direct(airflow, argv), children_cpu_s),
+            "b": (
+                through(gateways["cold"], api, query, "cold"),
+                lambda: tree_cpu_s(gateways["cold"].proc.pid),
+            ),
+            "c": (
+                through(gateways["warm"], api, query, "warm"),
+                lambda: tree_cpu_s(gateways["warm"].proc.pid),
+            ),
+        }
+        variants["c"][0]()  # one warm-up call (first use of a code path in the warm process)
+        for _ in range(args.rounds):
+            for key, (call, cpu) in variants.items():
+                samples[key].append(timed(call, cpu))
+        wall = {k: [w for w, _ in v] for k, v in samples.items()}
+        cpu = {k: statistics.median(c for _, c in v) for k, v in samples.items()}
+        ratio = statistics.median(wall["c"]) / statistics.median(wall["a"])
+        figures[api] = {
+            "ratio": ratio,
+            "cpu_ratio": cpu["c"] / cpu["a"],
+            "c_p50_ms": statistics.median(wall["c"]) * 1000,
+        }
+        a, b, c = (f"{pct(wall[k], 0.5) * 1000:.0f}/{pct(wall[k], 0.95) * 1000:.0f}" for k in "abc")
+        cpus = "/".join(f"{cpu[k] * 1000:.0f}" for k in "abc")
+        missed = "" if ratio <= target else "  MISSED"
+        print(
+            f"{api:<12} {a:>15} {b:>15} {c:>16} {ratio:8.3f} {target:7.2f} {cpus:>20} {cpu['c'] / cpu['a']:8.3f}{missed}"
+        )
+    warm = gateways["warm"]
+    proxied = f"{warm.url}/ping"
+    idle = proxied_latencies(proxied, 10)
+    ok, busy, loaded = throughput(warm, args.clients, args.seconds, proxied)
+    rate = ok / args.seconds
+    print(
+        f"\nthroughput: {args.clients} clients polling dag_state for {args.seconds:.0f} s: "
+        f"{rate:.1f} calls/s answered 200 ({busy} answered 503 busy); target >= 20"
+    )
+    idle99, loaded99 = pct(idle, 0.99) * 1000, pct(loaded, 0.99) * 1000
+    print(
+        f"proxied request p99: idle {idle99:.1f} ms, under CLI load {loaded99:.1f} ms "
+        f"({loaded99 / idle99:.2f}x; target < 2x); p50 {pct(idle, 0.5) * 1000:.1f} / {pct(loaded, 0.5) * 1000:.1f} ms"
+    )
+    pids = warm_pids(warm)
+    print(
+        f"warm processes of the warm gateway: {len(pids)}, RSS "
+        + ", ".join(f"{rss_mib(p):.0f} MiB" for p in pids)
+    )
+    Path(os.environ.get("BENCH_FIGURES", "/dev/null")).write_text(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""The warm runner's process semantics, with the real warm server and a stand-in ``airflow``.
+
+The stand-in is a Python script run by the server exactly as it runs Airflow's console
+script (``runpy`` in a forked child), so these tests need no Airflow: what they check is
+what a forked call shares, or must not share, with the warm parent.  The same behaviour
+against real Airflow is in tests/e2e/test_cli_runners.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.cli.runner import Admission, CallOptions, SubprocessRunner
+from gateway.cli.warm.runner import WarmLimits, WarmRunner
+
+# Imported once by the warm parent (like Airflow), then run per call as __main__.
+MODULE = """
+import random, signal, threading
+PARENT_RANDOM = random.random()
+def start_thread():
+    threading.Thread(target=lambda: __import__("time").sleep(600), daemon=True).start()
+"""
+
+SCRIPT = """#!{python}
+import json, os, random, signal, sys, time
+sys.path.insert(0, {here!r})
+import standin_module
+mode = sys.argv[1]
+if mode == "facts":
+    print(json.dumps({{
+        "argv": sys.argv, "cwd": os.getcwd(), "user": os.environ.get("USER"),
+        "logname": os.environ.get("LOGNAME"), "pid": os.getpid(), "sid": os.getsid(0),
+        "fds": sorted(int(f) for f in os.listdir("/proc/self/fd")),
+        "random": random.random(), "parent_random": standin_module.PARENT_RANDOM,
+        "sigterm_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+        "sigchld_default": signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL,
+        "stdin": sys.stdin.read(), "env_secret": os.environ.get("GATEWAY_ONLY_SECRET"),
+        "airflow_var": os.environ.get("AIRFLOW__CORE__X"),
+    }}))
+elif mode == "streams":
+    print("out"); print("err", file=sys.stderr); sys.exit(3)
+elif mode == "raise":
+    raise RuntimeError("boom")
+elif mode == "big":
+    sys.stdout.write("x" * 100000)
+elif mode == "sleep":
+    print("started", flush=True); time.sleep(600)
+elif mode == "escape":
+    import subprocess
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+    p = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    open(sys.argv[2], "w").write(str(p.pid))
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(600)
+"""
+
+
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.fallbacks: list[str] = []
+        self.restarts: list[str] = []
+        self.rss: list[int] = []
+
+    def cli_fallback(self, reason: str) -> None:
+        self.fallbacks.append(reason)
+
+    def warm_restart(self, reason: str) -> None:
+        self.restarts.append(reason)
+
+    def warm_rss(self, rss_bytes: int) -> None:
+        self.rss.append(rss_bytes)
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Path:
+    (tmp_path / "standin_module.py").write_text(MODULE)
+    script = tmp_path / "airflow"
+    script.write_text(SCRIPT.format(python=sys.executable, here=str(tmp_path)))
+    script.chmod(0o755)
+    return script
+
+
+def make_runner(
+    tmp_path: Path, standin: Path, *, limits: WarmLimits | None = None, observer: Observer | None = None
+) -> WarmRunner:
+    env = {"PATH": os.environ["PATH"], "AIRFLOW__CORE__X": "1", "USER": "gateway-os-user"}
+    cold = SubprocessRunner(env=env, cwd=tmp_path / "work", max_output_bytes=1000, admission=Admission(4))
+    steps = {"imports": ["standin_module"], "import_packages": [], "memoize": [], "calls": [], "optional": []}
+    return WarmRunner(
+        cold=cold, python=sys.executable, executable=str(standin), steps=steps, state_dir=tmp_path / "state",
+        limits=limits or WarmLimits(), observer=observer,
+    )  # fmt: skip
+
+
+def wait_warm(runner: WarmRunner, within_s: float = 60.0) -> None:
+    deadline = time.monotonic() + within_s
+    while runner.process is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert runner.process is not None, (runner.state_dir / "warm" / "server.log").read_text()
+
+
+@pytest.fixture
+def warm(tmp_path: Path, standin: Path) -> Iterator[WarmRunner]:
+    runner = make_runner(tmp_path, standin)
+    runner.start()
+    wait_warm(runner)
+    yield runner
+    runner.close()
+
+
+def facts(runner: WarmRunner, standin: Path, **options: object) -> dict[str, object]:
+    res = runner.run([str(standin), "facts", "--flag", "value with spaces; $(x)"], timeout_s=30,
+                     options=CallOptions(**options))  # type: ignore[arg-type]  # fmt: skip
+    assert res.returncode == 0 and res.runner == "warm", res.stderr
+    return dict(json.loads(res.stdout))
+
+
+def test_a_call_is_forked_with_exactly_the_planned_argv(
+    warm: WarmRunner, standin: Path, tmp_path: Path
+) -> None:
+    """argv reaches the command as a list; cwd and environment are the cold runner's."""
+    got = facts(warm, standin)
+    assert got["argv"] == [str(standin), "facts", "--flag", "value with spaces; $(x)"]
+    assert got["cwd"] == str(tmp_path / "work")
+    assert got["airflow_var"] == "1" and got["env_secret"] is None
+    assert got["pid"] != warm.process.pid  # type: ignore[union-attr]
+
+
+def test_each_call_has_its_own_session_stdin_and_only_its_streams(warm: WarmRunner, standin: Path) -> None:
+    """New session, stdin at EOF, no descriptor of the warm parent (its control socket) leaks in."""
+    got = facts(warm, standin)
+    assert got["sid"] == got["pid"] and got["stdin"] == ""
+    assert got["fds"] == [0, 1, 2, 3]  # 3: the listdir of /proc/self/fd itself
+
+
+def test_random_state_and_signal_handlers_are_not_shared(warm: WarmRunner, standin: Path) -> None:
+    one, two = facts(warm, standin), facts(warm, standin)
+    assert one["random"] != two["random"]
+    assert one["sigterm_default"] and one["sigchld_default"]
+
+
+def test_principal_is_the_user_airflow_records(warm: WarmRunner, standin: Path) -> None:
+    got = facts(warm, standin, user="alice@example.com")
+    assert (got["user"], got["logname"]) == ("alice@example.com", "alice@example.com")
+    assert facts(warm, standin)["user"] == "gateway-os-user"
+
+
+def test_separate_streams_and_the_real_exit_code(warm: WarmRunner, standin: Path) -> None:
+    res = warm.run([str(standin), "streams"], timeout_s=30)
+    assert (res.returncode, res.stdout, res.stderr, res.runner) == (3, "out\n", "err\n", "warm")
+
+
+def test_an_uncaught_exception_is_exit_1_with_the_traceback(warm: WarmRunner, standin: Path) -> None:
+    res = warm.run([str(standin), "raise"], timeout_s=30)
+    assert res.returncode == 1 and "RuntimeError: boom" in res.stderr
+
+
+def test_output_is_capped_as_on_the_cold_path(warm: WarmRunner, standin: Path) -> None:
+    res = warm.run([str(standin), "big"], timeout_s=30)
+    assert res.truncated and len(res.stdout) == 1000 and res.returncode == 0
+
+
+def test_timeout_kills_the_whole_tree(warm: WarmRunner, standin: Path, tmp_path: Path) -> None:
+    """A setsid grandchild that ignores SIGTERM dies with the call (issue 13, finding 7)."""
+    marker = tmp_path / "escaper.pid"
+    res = warm.run([str(standin), "escape", str(marker)], timeout_s=2)
+    assert res.timed_out and res.returncode is None and res.runner == "warm"
+    assert _gone(int(marker.read_text()))
+    assert warm.process is not None and warm.process.alive()  # the warm parent survives
+
+
+def test_cancel_streams_then_kills(warm: WarmRunner, standin: Path) -> None:
+    cancel = threading.Event()
+    seen: list[bytes] = []
+
+    def on_output(stream: str, data: bytes) -> None:
+        seen.append(data)
+        cancel.set()
+
+    res = warm.run(
+        [str(standin), "sleep"], timeout_s=60, options=CallOptions(on_output=on_output, cancel=cancel)
+    )
+    assert res.cancelled and seen == [b"started\n"]
+
+
+def test_other_commands_and_cold_commands_run_cold(warm: WarmRunner, standin: Path) -> None:
+    res = warm.run([sys.executable, "-c", "print('syntax check')"], timeout_s=30)
+    assert (res.runner, res.stdout) == ("cold", "syntax check\n")
+    res = warm.run([str(standin), "db", "migrate"], timeout_s=30)
+    assert res.runner == "cold"
+
+
+def test_calls_run_cold_until_warm_then_warm(tmp_path: Path, standin: Path) -> None:
+    observer = Observer()
+    runner = make_runner(tmp_path, standin, observer=observer)
+    try:
+        first = runner.run([str(standin), "streams"], timeout_s=30)  # not started: cold, and starts warming
+        assert first.runner == "cold" and first.returncode == 3
+        assert observer.fallbacks[:1] in (["warming_up"], ["unavailable"])
+        wait_warm(runner)
+        assert runner.run([str(standin), "streams"], timeout_s=30).runner == "warm"
+    finally:
+        runner.close()
+
+
+def test_replaced_after_max_calls(tmp_path: Path, standin: Path) -> None:
+    observer = Observer()
+    runner = make_runner(tmp_path, standin, limits=WarmLimits(max_calls=2), observer=observer)
+    runner.start()
+    try:
+        wait_warm(runner)
+        old = runner.process
+        assert [runner.run([str(standin), "streams"], timeout_s=30).runner for _ in range(3)] == [
+            "warm",
+            "warm",
+            "cold",
+        ]
+        assert observer.restarts == ["max_calls"]
+        wait_warm(runner)
+        assert (
+            runner.process is not old and runner.run([str(standin), "streams"], timeout_s=30).runner == "warm"
+        )
+        assert old is not None and _gone(old.pid or 0)
+    finally:
+        runner.close()
+
+
+def test_a_dead_warm_process_is_replaced_and_the_call_runs_cold(warm: WarmRunner, standin: Path) -> None:
+    process = warm.process
+    assert process is not None and process.pid is not None
+    os.kill(process.pid, 9)
+    assert _gone(process.pid)
+    res = warm.run([str(standin), "streams"], timeout_s=30)
+    assert res.runner == "cold" and res.returncode == 3
+    wait_warm(warm)
+    assert warm.run([str(standin), "streams"], timeout_s=30).runner == "warm"
+
+
+def test_an_edited_watched_file_replaces_the_warm_process(tmp_path: Path, standin: Path) -> None:
+    """What the parent imported changes: the next call runs cold (fresh), and a new parent warms up."""
+    observer = Observer()
+    runner = make_runner(tmp_path, standin, observer=observer)
+    runner.start()
+    try:
+        wait_warm(runner)
+        process = runner.process
+        assert process is not None and process.facts is not None
+        # The stand-in reports no config file; watch the module the parent imported instead.
+        module = tmp_path / "standin_module.py"
+        object.__setattr__(process.facts, "watch", (str(module),))
+        runner._fingerprint = type(runner._fingerprint).take((str(module),), (), runner.cold.env)
+        module.write_text(MODULE + "\nPARENT_RANDOM = 'edited'\n")
+        res = runner.run([str(standin), "facts"], timeout_s=30)
+        assert res.runner == "cold" and json.loads(res.stdout)["parent_random"] == "edited"
+        assert observer.restarts == ["install"]
+    finally:
+        runner.close()
+
+
+def test_no_python_means_cold_and_never_fails(tmp_path: Path, standin: Path) -> None:
+    runner = make_runner(tmp_path, standin)
+    runner.python = None
+    runner.start()
+    assert runner.run([str(standin), "streams"], timeout_s=30).runner == "cold"
+
+
+def test_warm_up_failure_falls_back_to_cold(tmp_path: Path, standin: Path) -> None:
+    observer = Observer()
+    runner = make_runner(tmp_path, standin, observer=observer)
+    runner.steps = {"imports": ["no_such_module_for_the_warm_server"]}
+    runner.start()
+    deadline = time.monotonic() + 30
+    while runner._next_try == 0.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runner._next_try > 0.0 and runner.process is None
+    assert runner.run([str(standin), "streams"], timeout_s=30).runner == "cold"
+    assert "no_such_module" in (tmp_path / "state" / "warm" / "server.log").read_text()
