@@ -193,13 +193,18 @@ def test_every_cli_api_answers_the_same_envelope_warm_and_cold(
     check("dag_state", {"dag_id": "no_such_dag", "execution_date": RUN_DATE})
     check("trigger_dag", {"dag_id": DAG, "run_id": "eq_w", "output": "json"},
           {"dag_id": DAG, "run_id": "eq_c", "output": "json"})  # fmt: skip
-    clear = {"dag_id": DAG, "task_regex": "^first$", "start_date": RUN_DATE[:10], "end_date": RUN_DATE[:10],
+    clear = {"dag_id": DAG, "task_regex": "first", "start_date": RUN_DATE[:10], "end_date": "2026-10-06",
              "no_confirm": "on"}  # fmt: skip
-    check("test", {"dag_id": DAG, "task_id": "first", "execution_date": RUN_ID},
-          between=lambda: call(pair["cold"], "clear", **clear))  # fmt: skip
+
+    def reset() -> None:
+        status, body = call(pair["cold"], "clear", **clear)
+        assert status == 200, json.dumps(body)[:2000]
+
+    check("test", {"dag_id": DAG, "task_id": "first", "execution_date": RUN_ID}, between=reset)
     check("clear", clear)
-    check("run", {"dag_id": DAG, "task_id": "first", "execution_date": RUN_DATE, "local": "on"},
-          between=lambda: call(pair["cold"], "clear", **clear))  # fmt: skip
+    check(
+        "run", {"dag_id": DAG, "task_id": "first", "execution_date": RUN_DATE, "local": "on"}, between=reset
+    )
     check("backfill", {"dag_id": DAG, "start_date": "2026-09-01", "end_date": "2026-09-01", "dry_run": "on"})
     check("refresh_all_dags", {})
     named("variables", delete="NAME")

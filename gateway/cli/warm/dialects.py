@@ -20,9 +20,18 @@ from __future__ import annotations
 
 from typing import Final
 
+# Every CLI command decorated with Airflow's action_cli checks that the database schema is
+# at the installed heads (check_and_run_migrations): importing alembic for that was 250 ms
+# of a 460 ms `dags state` child (profiled on Airflow 3.3).
+_ALEMBIC = [
+    "airflow.utils.db", "alembic", "alembic.command", "alembic.config", "alembic.script",
+    "alembic.runtime.migration", "alembic.runtime.environment", "alembic.autogenerate",
+    "alembic.ddl.sqlite", "alembic.ddl.postgresql", "alembic.ddl.mysql", "alembic.ddl.mssql",
+]  # fmt: skip
+
 WARM_UP: Final[dict[str, dict[str, list[str]]]] = {
     "3": {
-        "imports": ["airflow", "airflow.settings", "airflow.__main__", "airflow.cli.cli_parser"],
+        "imports": ["airflow", "airflow.settings", "airflow.__main__", "airflow.cli.cli_parser", *_ALEMBIC],
         "import_packages": ["airflow.cli.commands"],
         "memoize": [],
         "calls": [
@@ -34,7 +43,7 @@ WARM_UP: Final[dict[str, dict[str, list[str]]]] = {
         "package": ["airflow"],
     },
     "2": {
-        "imports": ["airflow", "airflow.settings", "airflow.__main__", "airflow.cli.cli_parser"],
+        "imports": ["airflow", "airflow.settings", "airflow.__main__", "airflow.cli.cli_parser", *_ALEMBIC],
         "import_packages": ["airflow.cli.commands"],
         "memoize": [],
         "calls": [
