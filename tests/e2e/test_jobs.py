@@ -122,7 +122,9 @@ def wait_for_line(gw: GatewayServer, who: str, job_id: str, timeout: float = 120
     last_id: str | None = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        stream = EventStream(job_url(gw, job_id, "/output"), {**AUTH[who], **({"Last-Event-ID": last_id} if last_id else {})})
+        stream = EventStream(
+            job_url(gw, job_id, "/output"), {**AUTH[who], **({"Last-Event-ID": last_id} if last_id else {})}
+        )
         try:
             for event in stream:
                 assert event.name == "output", event
