@@ -12,8 +12,8 @@ from tests.e2e.test_page_browser import answer_of, browser, open_page  # noqa: F
 from tests.support.servers import GatewayServer
 
 
-def submit_test(browser: WebDriver, execution_date: str, lines: int) -> None:
-    form = browser.find_element(By.CSS_SELECTOR, "#api-test form")
+def submit_test(driver: WebDriver, execution_date: str, lines: int) -> None:
+    form = driver.find_element(By.CSS_SELECTOR, "#api-test form")
     for name, value in (
         ("dag_id", "gw_slow"),
         ("task_id", "lines"),
@@ -23,12 +23,12 @@ def submit_test(browser: WebDriver, execution_date: str, lines: int) -> None:
         field = form.find_element(By.NAME, name)
         field.clear()
         field.send_keys(value)
-    assert browser.find_element(By.CSS_SELECTOR, "#api-test input.as-job").is_selected()
+    assert driver.find_element(By.CSS_SELECTOR, "#api-test input.as-job").is_selected()
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
 
-def panel_text(browser: WebDriver, selector: str) -> str:
-    found = browser.find_elements(By.CSS_SELECTOR, f"#api-test div.job {selector}")
+def panel_text(driver: WebDriver, selector: str) -> str:
+    found = driver.find_elements(By.CSS_SELECTOR, f"#api-test div.job {selector}")
     return found[0].text if found else ""
 
 
