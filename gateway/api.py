@@ -238,7 +238,7 @@ class ApiEndpoint:
         if (job := CURRENT_JOB.get()) is not None:
             return f"the job ran longer than jobs.timeout ({job.timeout_s:g} s) and was killed"
         return (
-            f"the command did not finish within {self.timeout_for(name):g} s and was killed: raise"
+            f"the command did not finish in time ({self.timeout_for(name):g} s) and was killed: raise"
             f" cli.timeouts.{name}, or run it as a job (add mode=job, or send Prefer: respond-async) to get"
             " a job id at once and watch its output live"
         )
