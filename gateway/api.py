@@ -67,6 +67,8 @@ class ApiEndpoint:
         self.authorize = authorize
         self.redactor = redactor or Redactor()
         self.jobs: JobService | None = None  # set by the app: mode=job / Prefer: respond-async
+        #: Per API, run after a successful call with (plan, envelope, start time): read-backs.
+        self.after_run: dict[str, Callable[[Plan, Envelope, float], None]] = {}
         self.builtins: dict[str, Handler] = {
             "rest_api_plugin_version": self._plugin_version,
             "list_daemons": self._list_daemons,
@@ -200,6 +202,7 @@ class ApiEndpoint:
     def _run(self, plan: Plan, envelope: Envelope, record: AuditRecord | None, options: CallOptions) -> None:
         if record is None:  # a builtin's helper run: the builtin call itself is what gets audited
             record = AuditRecord(request_id=envelope.request_id, method="", path="", remote_addr=None)
+        started = time.time()
         try:
             result = self.runner.run(plan.argv, timeout_s=self.timeout_for(plan.api.name), options=options)
         except ConcurrencyLimitReached:
@@ -231,6 +234,8 @@ class ApiEndpoint:
         envelope.http_response_code = outcome.status
         if plan.wants_data:
             self._attach_data(plan, result.stdout, envelope)
+        if (after := self.after_run.get(plan.api.name)) is not None:
+            after(plan, envelope, started)
 
     def _timed_out(self, plan: Plan) -> str:
         """A 504's error: which setting to raise, and that a job has no such limit."""

@@ -28,6 +28,7 @@ from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter, PlanError
 from gateway.cli.probe import AirflowInstall, airflow_python, dialect_for, probe, select_dialect
+from gateway.cli.readback import BackfillReadBack
 from gateway.cli.runner import Admission, SubprocessRunner, cli_environment
 from gateway.config import GatewayConfig, load_config_from_process
 from gateway.deploy import DagDeployer, DagList
@@ -295,6 +296,10 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         authorize=authorize,
     )  # fmt: skip
     api.register_builtin("whoami", WhoAmI(policy, CATALOGUE))
+    if dialect.name == "3":  # Airflow 3's backfill prints no id: read it back (issue 15)
+        api.after_run["backfill"] = BackfillReadBack(
+            routed, airflow_python(install.executable) or sys.executable, api.timeout_for
+        )
     dags = DagList(interpreter, routed, config.deploy.dag_list_ttl_s, api.timeout_for("list_dags"))
     deployer = DagDeployer(
         config,
