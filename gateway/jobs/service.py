@@ -167,8 +167,8 @@ class JobService:
         :raises Busy: when ``jobs.max_queued`` jobs already wait in this process.
         """
         with self._lock:
-            waiting = sum(1 for j in self._local.values() if j.row.state == "queued")
-        if waiting >= self.config.max_queued + self.config.max_running:
+            active = len(self._local)  # queued and running in this process
+        if active >= self.config.max_queued + self.config.max_running:
             raise Busy(
                 "Too many jobs waiting on this gateway worker; retry later", headers={"Retry-After": "5"}
             )
