@@ -27,7 +27,14 @@ def submit_test(driver: WebDriver, execution_date: str, lines: int) -> None:
         field.clear()
         field.send_keys(value)
     assert driver.find_element(By.CSS_SELECTOR, "#api-test input.as-job").is_selected()
+    before = job_id_shown(driver)
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 30).until(lambda d: job_id_shown(d) not in (None, before))  # the new job's panel
+
+
+def job_id_shown(driver: WebDriver) -> str | None:
+    found = driver.find_elements(By.CSS_SELECTOR, "#api-test div.job")
+    return found[0].get_attribute("data-job-id") if found else None
 
 
 def panel_text(driver: WebDriver, selector: str) -> str:
