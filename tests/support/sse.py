@@ -35,7 +35,8 @@ class EventStream:
         self.retry: int | None = None
 
     def __iter__(self) -> Iterator[Event]:
-        name, data, event_id = "message", [], None
+        name, event_id = "message", None
+        data: list[str] = []
         while True:
             raw = self.response.readline()
             if not raw:
