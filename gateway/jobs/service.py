@@ -66,14 +66,17 @@ def instance_id(state_dir: Path) -> str:
 
 
 def process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (tells a live process from a reused pid)."""
+    """The kernel's start time of ``pid`` (tells a live process from a reused pid); None if dead."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
     except OSError:
         return None
-    # Field 22; the command name (field 2) may hold spaces, so count from its ")".
-    return stat.rsplit(b")", 1)[1].split()[19].decode()
+    # Fields 3 (state) and 22 (start time); the command name (field 2) may hold spaces: count from ")".
+    fields = stat.rsplit(b")", 1)[1].split()
+    if fields[0] in (b"Z", b"X"):  # a killed worker stays a zombie until someone reaps it: it is gone
+        return None
+    return fields[19].decode()
 
 
 @dataclass(slots=True)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -138,6 +142,17 @@ def test_job_actions_need_ownership_or_a_policy(tmp_path: Path) -> None:
 
 
 def test_process_start_tells_a_live_process() -> None:
-    import os
-
     assert process_start(os.getpid()) and process_start(2**22 + 12345) is None
+
+
+def test_a_zombie_owner_counts_as_gone() -> None:
+    """A SIGKILLed worker whose parent died stays a zombie until reaped: its jobs are lost all the same."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert process_start(child.pid) is None
+    finally:
+        child.wait()
