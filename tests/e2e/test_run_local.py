@@ -25,13 +25,8 @@ def test_run_local_serves_the_api_and_proxies_airflow(tmp_path: Path) -> None:
     log = tmp_path / "run-local.out"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(ROOT / "scripts" / "run-local")],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            [str(ROOT / "scripts" / "run-local")], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 300
@@ -43,9 +38,7 @@ def test_run_local_serves_the_api_and_proxies_airflow(tmp_path: Path) -> None:
         token = re.search(r"Token \(header rest_api_plugin_http_token\): (\S+)", text)
         assert token, text
         base = f"http://127.0.0.1:{gateway_port}"
-        reply = get(
-            f"{base}/admin/rest_api/api?api=list_dags", headers={"rest_api_plugin_http_token": token.group(1)}
-        )
+        reply = get(f"{base}/admin/rest_api/api?api=list_dags", headers={"rest_api_plugin_http_token": token.group(1)})
         assert reply.status == 200, reply.body[:2000]
         assert "example_gateway" in reply.json["output"]["stdout"]
         health = get(f"{base}/api/v2/monitor/health")  # Airflow's own endpoint, through the proxy
