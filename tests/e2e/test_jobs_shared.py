@@ -118,3 +118,24 @@ def test_restart_marks_the_lost_job_failed(airflow3: AirflowHome, tmp_path: Path
         deadline = time.monotonic() + 30  # the orphaned task (12 lines) ends by itself
         while slow_processes(marker) and time.monotonic() < deadline:
             time.sleep(0.5)
+
+
+def test_graceful_stop_kills_running_jobs_and_records_them(airflow2: AirflowHome, tmp_path: Path) -> None:
+    """SIGTERM (shutdown, worker recycling): the job's tree is killed and the job recorded failed."""
+    settings = {**jobs_settings(tmp_path), "GATEWAY__STATE_DIR": str(tmp_path / "state")}
+    first = start_gateway(airflow2, tmp_path, settings=settings, workers=1)
+    marker = "seq 1 63"
+    try:
+        job_id = submit(first, "alice", "test", dag_id=SLOW, task_id="lines", execution_date="2026-11-16",
+                        task_params='{"n": 63}')["output"]["job_id"]  # fmt: skip
+        wait_for_line(first, "alice", job_id)
+        assert slow_processes(marker)
+    finally:
+        first.stop()
+    assert slow_processes(marker) == []
+    second = start_gateway(airflow2, tmp_path, settings=settings, workers=1)
+    try:
+        job = status(second, "alice", job_id).json
+        assert (job["state"], job["reason"]) == ("failed", "the gateway worker stopped and killed the job")
+    finally:
+        second.stop()
