@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -25,7 +25,11 @@ from gateway.envelope import Envelope
 from gateway.errors import Busy, GatewayError, PayloadTooLarge
 from gateway.identity.context import CURRENT_CALLER
 from gateway.identity.principal import Principal
+from gateway.jobs.runner import CURRENT_JOB
 from gateway.redact import Redactor
+
+if TYPE_CHECKING:
+    from gateway.jobs.service import JobService
 
 MAX_RETURNED_FILE = 8 * 1024 * 1024
 
@@ -62,6 +66,9 @@ class ApiEndpoint:
         self.install = install
         self.authorize = authorize
         self.redactor = redactor or Redactor()
+        self.jobs: JobService | None = None  # set by the app: mode=job / Prefer: respond-async
+        #: Per API, run after a successful call with (plan, envelope, start time): read-backs.
+        self.after_run: dict[str, Callable[[Plan, Envelope, float], None]] = {}
         self.builtins: dict[str, Handler] = {
             "rest_api_plugin_version": self._plugin_version,
             "list_daemons": self._list_daemons,
@@ -130,6 +137,10 @@ class ApiEndpoint:
             envelope.fail(400, f"argument 'api' contradicts the URL path (api '{api_name}')")
             return self._answer(envelope, record)
         api_name = api_name or named
+        mode = (args.pop("mode", None) or [""])[0]
+        if mode not in ("", "sync", "job"):
+            envelope.fail(400, "argument 'mode' must be 'job' (run as a job) or 'sync'")
+            return self._answer(envelope, record)
         record.api = api_name if api_name in self.interpreter.catalogue else None
         try:
             planned = self.interpreter.plan(api_name, args, uploads)
@@ -150,6 +161,8 @@ class ApiEndpoint:
             record.decision = "allow"
         for warning in planned.warnings:
             envelope.add_warning(warning)
+        if self.jobs is not None and self.jobs.wanted(mode, request, planned):
+            return self._answer(envelope, record, self.jobs.accept(planned, envelope, record, principal))
         if isinstance(planned, BuiltinCall):
             self.builtins[planned.handler](planned, envelope)
         else:
@@ -162,10 +175,10 @@ class ApiEndpoint:
         return self._answer(envelope, record)
 
     @staticmethod
-    def _answer(envelope: Envelope, record: AuditRecord) -> Response:
+    def _answer(envelope: Envelope, record: AuditRecord, headers: dict[str, str] | None = None) -> Response:
         record.envelope_status = envelope.status
         record.exit_code = envelope.exit_code
-        return envelope.response(time.time())
+        return envelope.response(time.time(), headers)
 
     def timeout_for(self, api: str) -> float:
         """The configured CLI timeout of ``api``."""
@@ -189,6 +202,7 @@ class ApiEndpoint:
     def _run(self, plan: Plan, envelope: Envelope, record: AuditRecord | None, options: CallOptions) -> None:
         if record is None:  # a builtin's helper run: the builtin call itself is what gets audited
             record = AuditRecord(request_id=envelope.request_id, method="", path="", remote_addr=None)
+        started = time.time()
         try:
             result = self.runner.run(plan.argv, timeout_s=self.timeout_for(plan.api.name), options=options)
         except ConcurrencyLimitReached:
@@ -215,11 +229,24 @@ class ApiEndpoint:
             envelope.add_warning(outcome.warning)
         if outcome.status >= 400:
             envelope.fail(outcome.status, output)
-            envelope.extra["error"] = outcome.message
+            envelope.extra["error"] = self._timed_out(plan) if result.timed_out else outcome.message
             return
         envelope.http_response_code = outcome.status
         if plan.wants_data:
             self._attach_data(plan, result.stdout, envelope)
+        if (after := self.after_run.get(plan.api.name)) is not None:
+            after(plan, envelope, started)
+
+    def _timed_out(self, plan: Plan) -> str:
+        """A 504's error: which setting to raise, and that a job has no such limit."""
+        name = plan.api.name
+        if (job := CURRENT_JOB.get()) is not None:
+            return f"the job ran longer than jobs.timeout ({job.timeout_s:g} s) and was killed"
+        return (
+            f"the command did not finish in time ({self.timeout_for(name):g} s) and was killed: raise"
+            f" cli.timeouts.{name}, or run it as a job (add mode=job, or send Prefer: respond-async) to get"
+            " a job id at once and watch its output live"
+        )
 
     def _attach_data(self, plan: Plan, raw_stdout: str, envelope: Envelope) -> None:
         try:

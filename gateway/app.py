@@ -28,6 +28,7 @@ from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter, PlanError
 from gateway.cli.probe import AirflowInstall, airflow_python, dialect_for, probe, select_dialect
+from gateway.cli.readback import BackfillReadBack
 from gateway.cli.runner import Admission, CliRunner, SubprocessRunner, cli_environment
 from gateway.cli.warm.dialects import WARM_UP
 from gateway.cli.warm.runner import WarmLimits, WarmRunner
@@ -42,6 +43,9 @@ from gateway.identity.client import client_address
 from gateway.identity.context import CURRENT_CALLER, Caller
 from gateway.identity.principal import Principal
 from gateway.identity.whoami import WhoAmI
+from gateway.jobs.endpoints import JobEndpoints
+from gateway.jobs.runner import JobAwareRunner
+from gateway.jobs.wiring import job_runner, start_jobs
 from gateway.logging import configure_logging
 from gateway.metrics import Metrics, MetricsEndpoint, create_metrics
 from gateway.openapi import build_document
@@ -90,6 +94,7 @@ class GatewayApp:
         self.policy = policy
         self.dags = dags
         self.health = health or Health(install=install)
+        self.jobs: JobEndpoints | None = None  # set by create_app (issue 15)
         # ProxyFix first: every later layer (audit, policy, proxy) sees the trusted client.
         self._entry = trust_proxies(self._layers, config.trusted_proxy_count)
         self.url_map = Map(
@@ -100,6 +105,9 @@ class GatewayApp:
                 Rule("/admin/rest_api/static/<name>", endpoint="static", methods=["GET", "HEAD"]),
                 Rule("/admin/rest_api/openapi.json", endpoint="openapi", methods=["GET", "HEAD"]),
                 Rule("/admin/rest_api/dags", endpoint="dags", methods=["GET"]),
+                Rule("/admin/rest_api/jobs", endpoint="jobs", methods=["GET"]),
+                Rule("/admin/rest_api/jobs/<job_id>", endpoint="jobs", methods=["GET", "DELETE"]),
+                Rule("/admin/rest_api/jobs/<job_id>/<any(output):part>", endpoint="jobs", methods=["GET"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET", "HEAD"]),
                 # Always routed, so /metrics is never proxied to Airflow, even when disabled.
                 Rule("/metrics", endpoint="metrics", methods=["GET", "HEAD"]),
@@ -117,6 +125,7 @@ class GatewayApp:
             "static": self._static,
             "openapi": self._openapi,
             "dags": self._dags,
+            "jobs": self._jobs,
             "healthz": self.health.live,
             "readyz": self.health.ready,
             "metrics": self._metrics,
@@ -188,6 +197,11 @@ class GatewayApp:
         shown = ("dag_id", "is_paused", "fileloc", "bundle_name")
         envelope.extra["data"] = [{k: row[k] for k in shown if k in row} for row in rows]
         return envelope.response(time.time(), {"Cache-Control": "no-store"})
+
+    def _jobs(self, environ: WSGIEnvironment) -> Response:
+        if self.jobs is None:
+            raise NotFound()
+        return self.jobs(environ)
 
     def _metrics(self, environ: WSGIEnvironment) -> Response:
         if self.metrics_endpoint is None:
@@ -273,6 +287,9 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     runner: CliRunner = cold
     if config.cli.runner == "warm":
         runner = build_warm_runner(config, cold, install, dialect.name, metrics)
+    # Calls made from a job's thread go to the jobs' own runner (gateway/jobs/runner.py):
+    # cold, because a job streams its output and a warm child inherits block-buffered stdout.
+    routed = JobAwareRunner(runner, job_runner(config, env, work_dir))
     daemons = DaemonManager(config.daemon_dir, env=env, cwd=work_dir)
     auth = Authenticator(config, os.environ)
     if not auth.enabled:
@@ -282,15 +299,19 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         )
     authorize = ApiAuthorizer(policy, trusted_proxies=config.trusted_proxy_count) if policy else None
     api = ApiEndpoint(
-        config, interpreter=interpreter, runner=runner, daemons=daemons, install=install, redactor=redactor,
+        config, interpreter=interpreter, runner=routed, daemons=daemons, install=install, redactor=redactor,
         authorize=authorize,
     )  # fmt: skip
     api.register_builtin("whoami", WhoAmI(policy, CATALOGUE))
-    dags = DagList(interpreter, runner, config.deploy.dag_list_ttl_s, api.timeout_for("list_dags"))
+    if dialect.name == "3":  # Airflow 3's backfill prints no id: read it back (issue 15)
+        api.after_run["backfill"] = BackfillReadBack(
+            routed, airflow_python(install.executable) or sys.executable, api.timeout_for
+        )
+    dags = DagList(interpreter, routed, config.deploy.dag_list_ttl_s, api.timeout_for("list_dags"))
     deployer = DagDeployer(
         config,
         interpreter=interpreter,
-        runner=runner,
+        runner=routed,
         run_plan=api.run_plan,
         timeout_for=api.timeout_for,
         work_dir=work_dir / "uploads",
@@ -304,9 +325,14 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     if config.proxy.upstream is not None:
         proxy = ReverseProxy.from_config(config.proxy, strip_environ_keys=auth.credential_keys())
     health = Health(install=install, proxy=proxy, readiness_path=config.proxy.readiness_path)
+    sink = AuditSink(file=config.audit.file)
     app = assemble(
         config, api=api, auth=auth, install=install, redactor=redactor, metrics=metrics,
-        sink=AuditSink(file=config.audit.file), policy=policy, dags=dags, proxy=proxy, health=health,
+        sink=sink, policy=policy, dags=dags, proxy=proxy, health=health,
+    )  # fmt: skip
+    app.jobs = start_jobs(
+        config, api=api, authenticate=app._authenticate, policy=policy, metrics=metrics,
+        audit=AuditLog(redactor, sink),
     )  # fmt: skip
     log.info(
         "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)

@@ -261,6 +261,10 @@ class AuditLog:
     def emit(self, record: AuditRecord) -> None:
         self._logger.info(EVENT, **record.event(), **{SECRETS_KEY: record.secrets})
 
+    def event(self, name: str, fields: dict[str, Any]) -> None:
+        """Another audit event (e.g. ``gateway.job``), rendered and scrubbed the same way."""
+        self._logger.info(name, **fields)
+
 
 class _CountingInput:
     """``wsgi.input`` that counts the bytes the application actually reads."""

@@ -185,6 +185,27 @@ class DeployConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JobsConfig:
+    """Long CLI calls as jobs (issue 15).
+
+    :param database_url: ``postgresql://...`` for a store shared by several gateway
+        instances; ``None`` keeps the store in SQLite under the state directory.
+    :param max_running: jobs running at once per gateway worker process (their own limit,
+        apart from ``cli.max_concurrent``); more wait as ``queued``.
+    :param max_queued: jobs waiting per worker process before submissions get 503.
+    :param stream_max_s: how long one SSE response lasts before the client reconnects.
+    """
+
+    database_url: Secret | None
+    max_running: int
+    max_queued: int
+    timeout_s: float
+    max_output_bytes: int
+    retention_s: float
+    stream_max_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole, validated configuration, passed explicitly to every layer."""
 
@@ -202,6 +223,9 @@ class GatewayConfig:
     policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(None, False))
     deploy: DeployConfig = field(
         default_factory=lambda: DeployConfig(None, 1024 * 1024, True, True, 200, 16 * 1024 * 1024, 10.0)
+    )
+    jobs: JobsConfig = field(
+        default_factory=lambda: JobsConfig(None, 2, 20, 3600.0, 8 * 1024 * 1024, 7 * 86400.0, 30.0)
     )
     sources: tuple[str, ...] = field(default=())
 
@@ -276,6 +300,14 @@ def _url(name: str, value: Any) -> str:
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(f"{name} has value {text!r}: expected an http:// or https:// URL with a host")
     return text.rstrip("/")
+
+
+def _database_url(name: str, value: Any) -> Secret:
+    text = _str(name, value)
+    parts = urlsplit(text)
+    if parts.scheme not in {"postgresql", "postgres"}:
+        raise ConfigError(f"{name}: expected a postgresql:// URL (unset: SQLite in the state directory)")
+    return Secret(text)
 
 
 def _str_list(name: str, value: Any) -> tuple[str, ...]:
@@ -513,6 +545,13 @@ _SCHEMA: dict[tuple[str, str], Callable[[str, Any], Any]] = {
     ("deploy", "max_zip_entries"): _pos_int,
     ("deploy", "max_unzipped_bytes"): _pos_int,
     ("deploy", "dag_list_ttl"): _pos_float,
+    ("jobs", "database_url"): _database_url,
+    ("jobs", "max_running"): _pos_int,
+    ("jobs", "max_queued"): _non_neg_int,
+    ("jobs", "timeout"): _pos_float,
+    ("jobs", "max_output_bytes"): _pos_int,
+    ("jobs", "retention"): _pos_float,
+    ("jobs", "stream_max_seconds"): _pos_float,
 }
 _TABLE_KEYS = {("airflow", "env"), ("cli", "timeouts")}
 _SECRET_KEYS = {(PLUGIN_SECTION, "rest_api_plugin_expected_http_token"), ("metrics", "token")}
@@ -698,6 +737,15 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
             max_unzipped_bytes=get("deploy", "max_unzipped_bytes", 16 * 1024 * 1024),
             dag_list_ttl_s=get("deploy", "dag_list_ttl", 10.0),
         ),
+        jobs=JobsConfig(
+            database_url=get("jobs", "database_url"),
+            max_running=get("jobs", "max_running", 2),
+            max_queued=get("jobs", "max_queued", 20),
+            timeout_s=get("jobs", "timeout", 3600.0),
+            max_output_bytes=get("jobs", "max_output_bytes", 8 * 1024 * 1024),
+            retention_s=get("jobs", "retention", 7 * 86400.0),
+            stream_max_s=get("jobs", "stream_max_seconds", 30.0),
+        ),
         sources=tuple(sources),
     )
 
@@ -801,5 +849,14 @@ def describe(config: GatewayConfig) -> dict[str, Any]:
             "dags_folder": str(config.deploy.dags_folder) if config.deploy.dags_folder else "(asked from Airflow)",
             "max_upload_bytes": config.deploy.max_upload_bytes,
             "allow_zip": config.deploy.allow_zip,
+        },
+        "jobs": {
+            "store": "postgresql" if config.jobs.database_url else "sqlite (state directory)",
+            "max_running": config.jobs.max_running,
+            "max_queued": config.jobs.max_queued,
+            "timeout_s": config.jobs.timeout_s,
+            "max_output_bytes": config.jobs.max_output_bytes,
+            "retention_s": config.jobs.retention_s,
+            "stream_max_s": config.jobs.stream_max_s,
         },
     }

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 PREFIX = "airflow_gateway_"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
-ROUTES = frozenset({"api", "page", "metrics", "healthz", "proxy", "unmatched"})
+ROUTES = frozenset({"api", "page", "metrics", "healthz", "proxy", "unmatched", "jobs"})
+JOB_STATES = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CLI_OUTCOMES = frozenset({"ok", "failed", "timeout", "busy"})
 # Identity (issue 4) may add reasons here; unknown ones are counted as "other".
@@ -141,6 +142,13 @@ class Metrics:
             f"{PREFIX}upstream_duration_seconds", "Time until Airflow's response headers arrived (proxy).",
             buckets=_UPSTREAM_BUCKETS, registry=r,
         )  # fmt: skip
+        self.jobs = Counter(
+            f"{PREFIX}jobs", "Jobs that ended, by API and final state.", ("api", "state"), registry=r
+        )
+        self.jobs_active = Gauge(
+            f"{PREFIX}jobs_active", "Jobs queued or running in this gateway's worker processes, by state.",
+            ("state",), registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         # Labelled children, looked up once: .labels() takes a lock and builds a key per call,
         # which showed in the per-request profile.  Plain dicts: a racing first insert just
         # stores the same child twice.
@@ -174,6 +182,13 @@ class Metrics:
 
     def warm_rss(self, rss_bytes: int) -> None:
         self.warm_rss_bytes.set(rss_bytes)
+
+    def job_finished(self, api: str | None, state: str) -> None:
+        self.jobs.labels(self.api_label(api), _bounded(state, JOB_STATES)).inc()
+
+    def job_gauge(self, state: str, delta: int) -> None:
+        """``state`` is "queued" or "running"."""
+        self.jobs_active.labels(state).inc(delta)
 
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(_bounded(reason, AUTH_FAILURE_REASONS)).inc()

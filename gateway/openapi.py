@@ -13,6 +13,7 @@ from typing import Any
 from gateway import __version__
 from gateway.cli.interpreter import Interpreter
 from gateway.cli.spec import Api, Kind, Param, Unavailable
+from gateway.jobs.openapi import JOB_SCHEMA, job_paths
 
 API_PATH = "/admin/rest_api/api"
 ERROR_CODES = {
@@ -25,7 +26,7 @@ ERROR_CODES = {
     "500": "The command failed, or an internal error (see the gateway log for the request id)",
     "501": "Not available on this Airflow (missing provider package)",
     "503": "Too many CLI calls in progress; retry later",
-    "504": "The command did not finish in time and was killed",
+    "504": "The command did not finish in time and was killed (raise cli.timeouts.<api>, or use mode=job)",
 }
 _ID = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,249}$"
 _BOOL = {"type": "string", "enum": ["on", "off", "true", "false", "1", "0", "yes", "no"]}
@@ -212,6 +213,7 @@ def build_document(
             "responses": _responses(),
         }
     }
+    paths.update(job_paths())  # issue 15
     paths["/healthz"] = {
         "get": {
             "operationId": "healthz",
@@ -234,12 +236,13 @@ def build_document(
             "description": (
                 "The airflow-rest-api-plugin API on Airflow "
                 f"{interpreter.dialect.versions}: every API runs the matching Airflow CLI command "
-                "and answers in the plugin's JSON envelope."
+                "and answers in the plugin's JSON envelope.  Add mode=job (or send Prefer: respond-async) "
+                "to run any CLI-backed API as a job: 202 with its id and Location, then /admin/rest_api/jobs."
             ),
         },
         "paths": paths,
         "components": {
-            "schemas": {"Envelope": ENVELOPE},
+            "schemas": {"Envelope": ENVELOPE, "Job": JOB_SCHEMA},
             "responses": _shared_responses(),
             "securitySchemes": schemes,
         },

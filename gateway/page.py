@@ -19,6 +19,10 @@ from gateway.cli.spec import Api, ApiKind, Kind, Param, Unavailable
 PAGE_PATH = "/admin/rest_api/"
 API_PATH = "/admin/rest_api/api"
 STATIC_PATH = "/admin/rest_api/static/"
+JOBS_PATH = "/admin/rest_api/jobs"
+#: Offered as jobs on the page (live output, cancel); the first four are sent as jobs by default.
+LONG_APIS = frozenset({"test", "backfill", "run", "clear", "deploy_dag", "refresh_dag", "refresh_all_dags"})
+JOB_BY_DEFAULT = frozenset({"test", "backfill", "run", "clear"})
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -113,6 +117,12 @@ def _section(api: Api, interpreter: Interpreter) -> str:
         for i, m in enumerate(methods)
     )
     fields = "".join(_fields(api, disabled)) or '<p class="none">No arguments.</p>'
+    if api.name in LONG_APIS:
+        choices += (
+            f'<label class="as-job"><input type="checkbox" class="as-job" form=""'
+            f'{" checked" if api.name in JOB_BY_DEFAULT else ""}'
+            f'{" disabled" if disabled else ""}> as a job (live output, cancel)</label>'
+        )
     enctype = ' enctype="multipart/form-data"' if upload else ""
     origin = "original plugin API" if api.origin == "plugin" else "added by the gateway"
     kind = {ApiKind.CLI: "CLI", ApiKind.DAEMON: "daemon", ApiKind.BUILTIN: "gateway"}[api.kind]
@@ -146,7 +156,7 @@ def render_page(
         "<title>Airflow REST API - airflow-gateway</title>"
         f'<link rel="stylesheet" href="{_e(STATIC_PATH)}page.css"></head>'
         f'<body data-api-url="{_e(API_PATH)}" data-token-header="{_e(token_header)}" '
-        f'data-dags-url="{_e(PAGE_PATH)}dags">'
+        f'data-dags-url="{_e(PAGE_PATH)}dags" data-jobs-url="{_e(JOBS_PATH)}">'
         "<header><h1>Airflow REST API</h1>"
         f'<p class="versions">gateway <span id="gateway-version">{_e(versions["gateway"])}</span> · '
         f'Airflow <span id="airflow-version">{_e(versions["airflow"])}</span> '
@@ -157,7 +167,9 @@ def render_page(
         '<input type="password" id="token" autocomplete="off"></div></header>'
         '<nav><h2>APIs</h2><ul class="toc">' + toc + "</ul>"
         '<h2>DAGs <button type="button" id="reload-dags">reload</button></h2>'
-        '<p id="dags-status">Enter the token (if any), then reload.</p><ul id="dags"></ul></nav>'
+        '<p id="dags-status">Enter the token (if any), then reload.</p><ul id="dags"></ul>'
+        '<h2>Recent jobs <button type="button" id="reload-jobs">reload</button></h2>'
+        '<p id="jobs-status"></p><ul id="jobs"></ul></nav>'
         f"<main>{sections}</main>"
         f'<script src="{_e(STATIC_PATH)}page.js"></script>'
         "</body></html>\n"

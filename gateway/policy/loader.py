@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.config import ConfigError
 from gateway.identity.principal import METHODS
+from gateway.policy.jobs import JOB_ACTION_NAMES
 from gateway.policy.model import DEFAULT_DENY, Constraints, NetworkT, PolicySet, Rule
 
 _HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\][ \t]*(#.*)?$", re.MULTILINE)
@@ -235,7 +236,7 @@ def load_policies(directory: Path, api_names: Iterable[str]) -> PolicySet:
         )
     errors: list[str] = []
     rules: list[Rule] = []
-    names = frozenset(api_names)
+    names = frozenset(api_names) | JOB_ACTION_NAMES  # job actions (gateway/policy/jobs.py)
     for path in files:
         rules.extend(_load_file(path, names, errors))
     seen: dict[str, str] = {}

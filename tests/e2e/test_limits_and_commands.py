@@ -41,6 +41,7 @@ def test_timeout_is_504_and_kills_the_command(tight_gateway: GatewayServer) -> N
     body = reply.json
     assert reply.status == 504 and body["status"] == "ERROR" and body["exit_code"] is None
     assert "did not finish in time" in body["error"]
+    assert "raise cli.timeouts.version" in body["error"] and "mode=job" in body["error"]  # issue 15
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert not [line for line in ps.splitlines() if "airflow version" in line and "ps -eo" not in line]
 

@@ -1,0 +1,141 @@
+"""``/admin/rest_api/jobs...``: list, read, watch and cancel jobs.
+
+Authenticated like the API.  A job is visible only to the principal that submitted it and
+to principals a policy allows ``job_read_any`` (cancelling: ``job_cancel_any``); to anyone
+else it does not exist (404), so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.wrappers import Request, Response
+
+from gateway.errors import BadRequest, NotFound
+from gateway.identity.client import client_address
+from gateway.identity.principal import Principal
+from gateway.jobs import sse
+from gateway.jobs.service import JobService, job_view
+from gateway.jobs.store import STATES, JobRow
+from gateway.policy.engine import PolicyEngine
+from gateway.policy.jobs import may
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+MAX_LIST = 500
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    headers = {"Cache-Control": "no-store", **(headers or {})}
+    return Response(
+        json.dumps(body, default=str), status=status, mimetype="application/json", headers=headers
+    )
+
+
+class JobEndpoints:
+    """The job routes; ``authenticate(environ)`` is the API's authentication."""
+
+    def __init__(
+        self,
+        service: JobService,
+        *,
+        authenticate: Callable[[WSGIEnvironment], Principal],
+        policy: PolicyEngine | None,
+        trusted_proxies: int,
+    ) -> None:
+        self.service = service
+        self.store = service.store
+        self.authenticate = authenticate
+        self.policy = policy
+        self.trusted_proxies = trusted_proxies
+
+    def __call__(self, environ: WSGIEnvironment) -> Response:
+        principal = self.authenticate(environ)
+        values = environ.get("gateway.route_values", {})
+        job_id = values.get("job_id")
+        request = Request(environ)
+        if job_id is None:
+            return self.list(request, principal)
+        action = "job_cancel_any" if request.method == "DELETE" else "job_read_any"
+        row = self._visible(request, principal, str(job_id), action)
+        if request.method == "DELETE":
+            return self.cancel(row)
+        if values.get("part") == "output":
+            return self.output(request, row)
+        return _json(job_view(row))
+
+    def _allowed(self, request: Request, principal: Principal, action: str, row: JobRow | None) -> bool:
+        owner = (row.principal, row.auth_method) if row is not None else None
+        address = client_address(request.environ, self.trusted_proxies)
+        dag_id = row.dag_id if row is not None else None
+        return may(self.policy, principal, action, owner=owner, dag_id=dag_id, address=address)
+
+    def _visible(self, request: Request, principal: Principal, job_id: str, action: str) -> JobRow:
+        row = self.store.get(job_id)
+        if row is None or not self._allowed(request, principal, "job_read_any", row):
+            raise NotFound(f"No job {job_id!r} (or it is not yours)")
+        if action != "job_read_any" and not self._allowed(request, principal, action, row):
+            raise NotFound(f"No job {job_id!r} you may cancel")
+        return row
+
+    def list(self, request: Request, principal: Principal) -> Response:
+        state, api = request.args.get("state") or None, request.args.get("api") or None
+        if state is not None and state not in STATES:
+            raise BadRequest(f"state must be one of {', '.join(STATES)}")
+        try:
+            limit = min(int(request.args.get("limit", "100")), MAX_LIST)
+        except ValueError:
+            raise BadRequest("limit must be an integer") from None
+        everyone = self._allowed(request, principal, "job_read_any", None)
+        owner = None if everyone else (principal.name, principal.method)
+        rows = self.store.list_jobs(owner=owner, state=state, api=api, limit=max(limit, 1))
+        jobs = [{k: v for k, v in job_view(r).items() if k != "envelope"} for r in rows]
+        return _json({"jobs": jobs, "all_principals": everyone})
+
+    def cancel(self, row: JobRow) -> Response:
+        if not self.service.cancel(row):
+            body = job_view(self.store.get(row.id) or row)
+            body["message"] = f"the job already ended ({body['state']}); nothing to cancel"
+            return _json(body, 409)
+        body = job_view(self.store.get(row.id) or row)
+        body["message"] = "cancel requested: the job's process tree is being killed"
+        return _json(body, 202)
+
+    def output(self, request: Request, row: JobRow) -> Response:
+        offset = _offset(request)
+        wants_json = request.args.get("format") == "json" or (
+            "text/event-stream" not in request.headers.get("Accept", "")
+            and "application/json" in request.headers.get("Accept", "")
+        )
+        if wants_json:
+            chunks = self.store.read_output(row.id, offset, limit=1000)
+            end = chunks[-1].end if chunks else offset
+            fresh = self.store.get(row.id) or row
+            body = {
+                "job_id": row.id,
+                "state": fresh.state,
+                "chunks": [{"offset": c.offset, "stream": c.stream, "text": c.text} for c in chunks],
+                "next_offset": end,
+                "done": not fresh.active and end >= fresh.output_bytes,
+            }
+            return _json(body)
+        events = sse.stream(
+            self.store, row.id, offset, max_s=self.service.config.stream_max_s,
+            stopping=lambda: self.service.stopping,
+        )  # fmt: skip
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return Response(events, mimetype="text/event-stream", headers=headers, direct_passthrough=True)
+
+
+def _offset(request: Request) -> int:
+    raw = request.headers.get("Last-Event-ID") or request.args.get("offset") or "0"
+    try:
+        offset = int(raw)
+    except ValueError:
+        raise BadRequest("offset (or Last-Event-ID) must be a non-negative integer") from None
+    if offset < 0:
+        raise BadRequest("offset (or Last-Event-ID) must be a non-negative integer")
+    return offset

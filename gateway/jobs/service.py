@@ -1,0 +1,464 @@
+"""Runs jobs in background threads of the gateway worker process that accepted them.
+
+Why threads in the accepting process rather than a separate supervisor: the planned call,
+the runner, the builtin handlers (deploy_dag...) and the caller's identity are all here
+already, so a job is the synchronous call moved off the request thread; cancelling is
+setting an :class:`threading.Event`.  The cost is that a job dies with its worker process:
+shutdown cancels and records them, and a crash or kill is found by the next sweep (a
+sibling worker, or the restarted gateway) and recorded as ``failed`` with the reason.
+
+Jobs never take the synchronous calls' admission slots: ``jobs.max_running`` threads per
+worker process run them through their own runner; more wait ``queued`` in memory, up to
+``jobs.max_queued`` (then 503).  Request threads only insert a row and enqueue.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.wrappers import Request
+
+from gateway.cli.interpreter import BuiltinCall, Plan
+from gateway.cli.spec import ApiKind
+from gateway.envelope import Envelope
+from gateway.errors import BadRequest, Busy, GatewayError
+from gateway.identity.client import IPAddress
+from gateway.identity.context import CURRENT_CALLER, Caller
+from gateway.identity.principal import Principal
+from gateway.jobs.output import OutputBuffer
+from gateway.jobs.runner import CURRENT_JOB, JobCall
+from gateway.jobs.store import ACTIVE, Chunk, JobRow, JobStore
+
+if TYPE_CHECKING:
+    from gateway.api import ApiEndpoint
+    from gateway.audit import AuditRecord
+    from gateway.config import JobsConfig
+    from gateway.metrics import Metrics
+
+log = logging.getLogger("gateway.jobs")
+
+FLUSH_INTERVAL_S = 0.2
+CANCEL_POLL_S = 0.5
+SWEEP_INTERVAL_S = 10.0
+EXPIRE_INTERVAL_S = 300.0
+STOP_WAIT_S = 10.0
+
+AuditEmit = Callable[[str, dict[str, Any]], None]
+
+
+def instance_id(state_dir: Path) -> str:
+    """Stable for one state directory on one host: ``<hostname>:<8 hex of the directory>``."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}:{digest}"
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a live process from a reused pid); None if dead."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    # Fields 3 (state) and 22 (start time); the command name (field 2) may hold spaces: count from ")".
+    fields = stat.rsplit(b")", 1)[1].split()
+    if fields[0] in (b"Z", b"X"):  # a killed worker stays a zombie until someone reaps it: it is gone
+        return None
+    return fields[19].decode()
+
+
+@dataclass(slots=True)
+class LocalJob:
+    """A job this process owns, while it is queued or running."""
+
+    row: JobRow
+    planned: Plan | BuiltinCall
+    envelope: Envelope
+    record: AuditRecord
+    principal: Principal
+    address: IPAddress | None
+    output: OutputBuffer
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class JobService:
+    """Accepts, runs, watches and cancels jobs; one per gateway worker process.
+
+    :param audit: ``audit(event, fields)`` writes one audit event.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        config: JobsConfig,
+        *,
+        api: ApiEndpoint,
+        instance: str,
+        audit: AuditEmit,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.api = api
+        self.instance = instance
+        self.audit = audit
+        self.metrics = metrics
+        self.pid = os.getpid()
+        self.pid_start = process_start(self.pid) or "?"
+        self._local: dict[str, LocalJob] = {}
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[LocalJob | None] = queue.Queue()
+        self._workers: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._maintenance: threading.Thread | None = None
+
+    # --- life cycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Recover jobs of dead processes of this instance, then start the threads."""
+        self.sweep()
+        for n in range(self.config.max_running):
+            worker = threading.Thread(target=self._work, name=f"gateway-job-{n}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        self._maintenance = threading.Thread(
+            target=self._maintain, name="gateway-jobs-maintenance", daemon=True
+        )
+        self._maintenance.start()
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        """Worker shutdown: kill running jobs' trees and record them, then stop the threads."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        with self._lock:
+            jobs = list(self._local.values())
+        for job in jobs:
+            job.cancel.set()
+        for _ in self._workers:
+            self._queue.put(None)
+        deadline = time.monotonic() + STOP_WAIT_S
+        for worker in self._workers:
+            worker.join(max(deadline - time.monotonic(), 0))
+        for job in jobs:  # queued ones, never started
+            self._finish_unstarted(job, "failed", "the gateway worker stopped before the job started")
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    # --- submission ------------------------------------------------------------------
+
+    def submit(
+        self, planned: Plan | BuiltinCall, envelope: Envelope, record: AuditRecord, principal: Principal
+    ) -> JobRow:
+        """Record a queued job for an authorized, planned call and hand it to a job thread.
+
+        :raises Busy: when ``jobs.max_queued`` jobs already wait in this process.
+        """
+        with self._lock:
+            active = len(self._local)  # queued and running in this process
+        if active >= self.config.max_queued + self.config.max_running:
+            raise Busy(
+                "Too many jobs waiting on this gateway worker; retry later", headers={"Retry-After": "5"}
+            )
+        dag_id = planned.values.get("dag_id")
+        row = JobRow(
+            id=uuid.uuid4().hex,
+            principal=principal.name,
+            auth_method=principal.method,
+            api=planned.api.name,
+            dag_id=dag_id if isinstance(dag_id, str) else None,
+            state="queued",
+            reason=None,
+            instance=self.instance,
+            owner_pid=self.pid,
+            owner_start=self.pid_start,
+            request_id=envelope.request_id,
+            airflow_cmd=envelope.airflow_cmd,
+            created_at=time.time(),
+        )
+        caller = CURRENT_CALLER.get()
+        job = LocalJob(
+            row=row, planned=planned, envelope=envelope, record=record, principal=principal,
+            address=caller.address if caller is not None else None,
+            output=OutputBuffer(self.config.max_output_bytes),
+        )  # fmt: skip
+        job.output.on_full = lambda: self._flush(job)
+        self.store.create(row)
+        with self._lock:
+            self._local[row.id] = job
+        self._gauge("queued", 1)
+        self._event("submitted", row)
+        self._queue.put(job)
+        return row
+
+    def wanted(self, mode: str, request: Request, planned: Plan | BuiltinCall) -> bool:
+        """Whether this call runs as a job: ``mode=job``, or ``Prefer: respond-async``.
+
+        :raises BadRequest: ``mode=job`` for a daemon API (already detached).
+        """
+        asked = mode == "job" or (mode == "" and "respond-async" in request.headers.get("Prefer", "").lower())
+        if asked and planned.api.kind is ApiKind.DAEMON:
+            if mode == "job":
+                raise BadRequest(
+                    f"api '{planned.api.name}' starts a daemon, which runs detached: mode=job does not apply"
+                )
+            return False
+        return asked
+
+    def accept(
+        self, planned: Plan | BuiltinCall, envelope: Envelope, record: AuditRecord, principal: Principal
+    ) -> dict[str, str]:
+        """Submit the call and turn ``envelope`` into the 202 answer; returns its headers."""
+        if isinstance(planned, Plan):
+            envelope.airflow_cmd = self.api.redactor.text(planned.display, record.secrets)
+            record.argv = self.api.redactor.argv(planned.argv, record.secrets)
+        row = self.submit(planned, envelope, record, principal)
+        view = job_view(row)
+        location = view["location"]
+        envelope.http_response_code = 202
+        envelope.output = {"job_id": row.id, "state": row.state, "location": location}
+        envelope.extra["job"] = {k: v for k, v in view.items() if k != "envelope"}
+        return {"Location": location, "Preference-Applied": "respond-async"}
+
+    # --- cancel ----------------------------------------------------------------------
+
+    def cancel(self, row: JobRow) -> bool:
+        """Cancel ``row``: at once when this process runs it, else flagged for its owner.
+
+        Returns False when the job had already ended.
+        """
+        if not self.store.request_cancel(row.id):
+            return False
+        self._event("cancel_requested", row)
+        with self._lock:
+            job = self._local.get(row.id)
+        if job is not None:
+            job.cancel.set()
+        return True
+
+    # --- the job threads -------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                self._execute(job)
+            except Exception:
+                log.exception("job %s failed in the gateway", job.row.id)
+                self._finish_unstarted(job, "failed", "internal error in the gateway (see its log)")
+            finally:
+                with self._lock:
+                    self._local.pop(job.row.id, None)
+
+    def _execute(self, job: LocalJob) -> None:
+        row = job.row
+        self._gauge("queued", -1)
+        if job.cancel.is_set() or self._stopping.is_set():
+            early = "cancelled" if not self._stopping.is_set() else "failed"
+            why = "cancelled before it started" if early == "cancelled" else "the gateway worker stopped"
+            self._finish_unstarted(job, early, why, gauge=False)
+            return
+        row.started_at = time.time()
+        if not self.store.transition(row.id, ("queued",), state="running", started_at=row.started_at):
+            return  # ended elsewhere (a sweep, an expiry)
+        row.state = "running"
+        self._gauge("running", 1)
+        self._event("started", row)
+        envelope, planned = job.envelope, job.planned
+        envelope.extra.pop("job", None)  # the 202 answer's; the finished one is the synchronous call's
+        envelope.http_response_code, envelope.output = 200, None
+        shown_cmd = envelope.airflow_cmd
+        call = JobCall(on_output=job.output.add, cancel=job.cancel, timeout_s=self.config.timeout_s)
+        job_token = CURRENT_JOB.set(call)
+        caller_token = CURRENT_CALLER.set(Caller(job.principal, job.address))
+        try:
+            if isinstance(planned, BuiltinCall):
+                self.api.builtins[planned.handler](planned, envelope)
+            else:
+                self.api.run_plan(planned, envelope, job.record, job.principal)
+                envelope.airflow_cmd = shown_cmd  # run_plan shows the unredacted command
+        except GatewayError as exc:
+            envelope.fail(exc.code or 500, exc.description)
+        finally:
+            CURRENT_CALLER.reset(caller_token)
+            CURRENT_JOB.reset(job_token)
+        self._flush(job)
+        state, reason = self._outcome(job)
+        if state == "cancelled":
+            envelope.fail(499, envelope.output)
+            envelope.extra["error"] = "the job was cancelled; its process tree was killed"
+        elif state == "failed" and self._stopping.is_set():
+            reason = "the gateway worker stopped and killed the job"
+        self._finish(job, state, reason)
+
+    def _outcome(self, job: LocalJob) -> tuple[str, str | None]:
+        envelope, record = job.envelope, job.record
+        if job.cancel.is_set():
+            return (
+                ("failed", "the gateway worker stopped") if self._stopping.is_set() else ("cancelled", None)
+            )
+        if record.cli_outcome == "timeout":
+            return "timed_out", f"the job ran longer than jobs.timeout ({self.config.timeout_s:g} s)"
+        if envelope.status == "OK":
+            return "succeeded", None
+        return "failed", envelope.extra.get("error") if isinstance(envelope.extra.get("error"), str) else None
+
+    def _finish(self, job: LocalJob, state: str, reason: str | None) -> None:
+        row = job.row
+        finished = time.time()
+        body = job.envelope.to_dict(finished)
+        body["job_id"] = row.id
+        self.store.transition(
+            row.id, ACTIVE, state=state, reason=reason, finished_at=finished,
+            exit_code=job.envelope.exit_code, envelope=json.dumps(body, default=str),
+        )  # fmt: skip
+        row.state, row.reason, row.finished_at, row.exit_code = (
+            state,
+            reason,
+            finished,
+            job.envelope.exit_code,
+        )
+        self._gauge("running", -1)
+        self._ended(row)
+
+    def _finish_unstarted(self, job: LocalJob, state: str, reason: str, *, gauge: bool = True) -> None:
+        row = job.row
+        if self.store.transition(row.id, ("queued",), state=state, reason=reason, finished_at=time.time()):
+            if gauge:
+                self._gauge("queued", -1)
+            row.state, row.reason = state, reason
+            self._ended(row)
+
+    def _ended(self, row: JobRow) -> None:
+        self._event("finished", row)
+        if self.metrics is not None:
+            self.metrics.job_finished(row.api, row.state)
+
+    # --- output ----------------------------------------------------------------------
+
+    def _flush(self, job: LocalJob) -> None:
+        def write(chunks: list[Chunk], total: int, truncated: bool) -> None:
+            self.store.append_output(job.row.id, chunks, total=total, truncated=truncated)
+
+        try:
+            job.output.flush(write)
+        except Exception:
+            log.exception("job %s: output could not be stored", job.row.id)
+
+    # --- maintenance -----------------------------------------------------------------
+
+    def _maintain(self) -> None:
+        last_poll = last_sweep = last_expire = time.monotonic()
+        while not self._stopping.wait(FLUSH_INTERVAL_S):
+            try:
+                with self._lock:
+                    jobs = list(self._local.values())
+                for job in jobs:
+                    if job.row.state == "running":
+                        self._flush(job)
+                now = time.monotonic()
+                if jobs and now - last_poll >= CANCEL_POLL_S:
+                    last_poll = now
+                    for job_id in self.store.cancel_flags([j.row.id for j in jobs]):
+                        with self._lock:
+                            found = self._local.get(job_id)
+                        if found is not None:
+                            found.cancel.set()
+                if now - last_sweep >= SWEEP_INTERVAL_S:
+                    last_sweep = now
+                    self.sweep()
+                if now - last_expire >= EXPIRE_INTERVAL_S:
+                    last_expire = now
+                    self.expire()
+            except Exception:
+                log.exception("job maintenance failed; retrying")
+
+    def sweep(self) -> int:
+        """Mark ``failed`` the active jobs of this instance whose owner process is gone."""
+        count = 0
+        for row in self.store.active_of(self.instance):
+            if process_start(row.owner_pid) == row.owner_start:
+                continue
+            reason = (
+                f"the gateway process that ran this job (pid {row.owner_pid} on {self.instance}) is gone:"
+                " the gateway was restarted or the worker died"
+            )
+            if self.store.transition(row.id, ACTIVE, state="failed", reason=reason, finished_at=time.time()):
+                row.state, row.reason = "failed", reason
+                count += 1
+                self._ended(row)
+        return count
+
+    def expire(self) -> int:
+        """Delete jobs that finished more than ``jobs.retention`` ago."""
+        return self.store.expire(time.time() - self.config.retention_s)
+
+    # --- audit and metrics -----------------------------------------------------------
+
+    def _event(self, what: str, row: JobRow) -> None:
+        fields: dict[str, Any] = {
+            "job_event": what,
+            "job_id": row.id,
+            "principal": row.principal,
+            "auth_method": row.auth_method,
+            "api": row.api,
+            "state": row.state,
+            "reason": row.reason,
+            "exit_code": row.exit_code,
+            "request_id": row.request_id,
+            "instance": self.instance,
+        }
+        if row.started_at is not None and row.finished_at is not None:
+            fields["duration_s"] = round(row.finished_at - row.started_at, 3)
+        try:
+            self.audit("gateway.job", fields)
+        except Exception:
+            log.exception("job audit event could not be written")
+
+    def _gauge(self, which: str, delta: int) -> None:
+        if self.metrics is not None:
+            self.metrics.job_gauge(which, delta)
+
+
+def job_view(row: JobRow) -> dict[str, Any]:
+    """A job as the endpoints show it (the finished envelope included)."""
+    end = row.finished_at
+    return {
+        "job_id": row.id,
+        "state": row.state,
+        "api": row.api,
+        "dag_id": row.dag_id,
+        "principal": row.principal,
+        "auth_method": row.auth_method,
+        "airflow_cmd": row.airflow_cmd,
+        "request_id": row.request_id,
+        "exit_code": row.exit_code,
+        "reason": row.reason,
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "finished_at": end,
+        "duration_seconds": round(end - row.started_at, 3) if end and row.started_at else None,
+        "cancel_requested": bool(row.cancel_requested),
+        "output_chars": row.output_bytes,
+        "output_truncated": bool(row.output_truncated),
+        "instance": row.instance,
+        "location": f"/admin/rest_api/jobs/{row.id}",
+        "envelope": json.loads(row.envelope) if row.envelope else None,
+    }

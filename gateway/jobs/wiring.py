@@ -1,0 +1,62 @@
+"""Build the job store, service and endpoints for one gateway worker process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.audit import AuditLog
+from gateway.cli.runner import Admission, SubprocessRunner
+from gateway.config import GatewayConfig
+from gateway.identity.principal import Principal
+from gateway.jobs.endpoints import JobEndpoints
+from gateway.jobs.service import JobService, instance_id
+from gateway.jobs.store import JobStore
+from gateway.metrics import Metrics
+from gateway.policy.engine import PolicyEngine
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from gateway.api import ApiEndpoint
+
+SQLITE_NAME = "jobs.sqlite3"
+
+
+def job_runner(config: GatewayConfig, env: dict[str, str], work_dir: Path) -> SubprocessRunner:
+    """The jobs' own runner: ``jobs.max_running`` slots, apart from the synchronous calls'."""
+    admission = Admission(config.jobs.max_running)
+    # Unbuffered Python output, so a job's watchers see each line when it is printed.
+    env = {**env, "PYTHONUNBUFFERED": "1"}
+    return SubprocessRunner(
+        env=env, cwd=work_dir, max_output_bytes=config.jobs.max_output_bytes, admission=admission
+    )
+
+
+def open_store(config: GatewayConfig) -> JobStore:
+    """PostgreSQL when ``jobs.database_url`` is set, else SQLite in the state directory."""
+    if config.jobs.database_url is not None:
+        return JobStore(url=config.jobs.database_url.value)
+    return JobStore(sqlite_path=config.state_dir / SQLITE_NAME)
+
+
+def start_jobs(
+    config: GatewayConfig,
+    *,
+    api: ApiEndpoint,
+    authenticate: Callable[[WSGIEnvironment], Principal],
+    policy: PolicyEngine | None,
+    metrics: Metrics | None,
+    audit: AuditLog,
+) -> JobEndpoints:
+    """Open the store, recover this instance's orphaned jobs, start the job threads."""
+    service = JobService(
+        open_store(config), config.jobs, api=api, instance=instance_id(config.state_dir), audit=audit.event,
+        metrics=metrics,
+    )  # fmt: skip
+    api.jobs = service
+    service.start()
+    return JobEndpoints(
+        service, authenticate=authenticate, policy=policy, trusted_proxies=config.trusted_proxy_count
+    )

@@ -1,0 +1,29 @@
+"""Test DAG for jobs (issue 15): ``lines`` prints a numbered line every half second.
+
+``params.n`` sets how many lines (default 20: about 10 s), so tests can watch output
+arrive before the task ends, and cancel it midway.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+try:  # Airflow 3
+    from airflow.providers.standard.operators.bash import BashOperator
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.operators.bash import BashOperator
+
+with DAG(
+    dag_id="gw_slow",
+    schedule="@daily",  # paused at creation; a schedule lets the jobs tests backfill it
+    start_date=datetime.datetime(2026, 1, 1),
+    catchup=False,
+    params={"n": 20},
+    tags=["gateway-tests"],
+) as slow:
+    BashOperator(
+        task_id="lines",
+        bash_command='for i in $(seq 1 {{ params.n }}); do echo "gw-line $i"; sleep 0.5; done',
+    )
