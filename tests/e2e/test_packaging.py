@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.airflow import AirflowHome
+from tests.support.http import get
 from tests.support.servers import ROOT, free_port, stop_group, wait_http
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -71,10 +72,11 @@ def test_dockerfile_runs_unprivileged_with_exec_form_and_no_secrets() -> None:
     ]
 
 
-def test_gunicorn_check_config(airflow3: AirflowHome) -> None:
-    """gunicorn --check-config accepts gunicorn.conf.py (it silently ignores misspelt settings otherwise)."""
+@pytest.mark.parametrize("conf", ["gunicorn.conf.py", "python:gateway.gunicorn_conf"])
+def test_gunicorn_check_config(airflow3: AirflowHome, conf: str) -> None:
+    """gunicorn --check-config accepts the settings, as the checkout's file and as the packaged module."""
     done = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--check-config"],
+        [sys.executable, "-m", "gunicorn", "-c", conf, "--check-config"],
         cwd=ROOT,
         env=_gunicorn_env(
             airflow3, PYTHONPATH=str(ROOT), AIRFLOW_GATEWAY__PROXY__UPSTREAM="http://127.0.0.1:9"
@@ -194,3 +196,78 @@ def test_image_cmd_serves_and_healthcheck_passes(image_venv: Path, image_server:
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
     assert str(image_venv) in located.stdout
+
+
+def _build_wheel(tmp: Path) -> Path:
+    """``pip wheel`` of a copy of the sources (building in the checkout would write build/ there)."""
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "gateway", src / "gateway", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
+         "-w", str(tmp / "dist"), str(src)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (wheel,) = (tmp / "dist").glob("airflow_gateway-*.whl")
+    return wheel
+
+
+def test_wheel_installs_and_serves_from_any_directory(airflow3: AirflowHome, tmp_path: Path) -> None:
+    """The wheel carries gunicorn's settings: `airflow-gateway serve --config` works outside a checkout."""
+    import zipfile
+
+    wheel = _build_wheel(tmp_path)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"gateway/gunicorn_conf.py", "gateway/sample_config.py", "gateway/static/page.js"} <= names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+         "-c", str(ROOT / "constraints" / "gateway.txt"), str(wheel)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    port = free_port()
+    (work / "gateway.toml").write_text(
+        f'[gateway]\nstate_dir = "{work / "state"}"\n'
+        f'[airflow]\nexecutable = "{airflow3.executable}"\nhome = "{airflow3.home}"\n'
+        '[rest_api_plugin]\nrest_api_plugin_expected_http_token = "packaged-token"\n'
+        '[proxy]\nupstream = "http://127.0.0.1:9"\n'
+    )
+    env = airflow3.process_env()
+    env.pop("PYTHONPATH", None)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+    log = work / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(venv / "bin" / "airflow-gateway"), "--config", "gateway.toml",
+             "serve", "--bind", f"127.0.0.1:{port}"],
+            cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
+        # serve exec'd gunicorn in place, with the settings module from the installed package.
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"python:gateway.gunicorn_conf" in cmdline
+        reply = get(
+            f"http://127.0.0.1:{port}/admin/rest_api/api?api=version",
+            headers={"rest_api_plugin_http_token": "packaged-token"},
+        )
+        assert reply.status == 200, reply.body[:2000]
+        assert reply.json["output"]["stdout"].strip().startswith("3.")
+        assert get(f"http://127.0.0.1:{port}/admin/rest_api/api?api=version").status in {401, 403}
+    finally:
+        stop_group(proc)
+    located = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import gateway.gunicorn_conf as m; print(m.__file__)"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=work,
+        env={**env, "AIRFLOW_GATEWAY_CONFIG": str(work / "gateway.toml")},
+    )  # fmt: skip
+    assert located.returncode == 0 and str(venv) in located.stdout, located.stdout + located.stderr
