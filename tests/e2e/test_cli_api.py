@@ -23,6 +23,9 @@ from tests.support.servers import GatewayServer
 DAG = "gw_example"
 RUN_DATE = "2026-11-02T00:00:00+00:00"
 RUN_ID = "gw_run_1"
+# Tests marked postgres also run with both Airflows' metadata database on PostgreSQL (issue 16):
+# a representative subset that writes (pools, DAG runs, task states), not the whole suite, for
+# CI time; tests/e2e/test_postgres_concurrency.py adds concurrent writes.
 
 
 def call(gateway: GatewayServer, api: str, **args: str) -> tuple[int, dict[str, Any]]:
@@ -133,6 +136,7 @@ def test_pause_and_unpause_change_the_dag_state(gateway: GatewayServer) -> None:
     assert "already" in (ok(gateway, "pause", dag_id=DAG)["warning"] or "")
 
 
+@pytest.mark.postgres
 def test_trigger_dag_with_conf_then_dag_state(gateway: GatewayServer, dag_run: dict[str, Any]) -> None:
     """The triggered run exists with its conf, and dag_state finds it by date."""
     run = dag_run["data"][0]
@@ -179,6 +183,7 @@ def test_task_state_failed_deps_and_states_of_the_run(gateway: GatewayServer, da
     assert {row["task_id"] for row in states} >= {"first", "second"}
 
 
+@pytest.mark.postgres
 def test_running_a_task_records_its_state_and_clear_resets_it(
     gateway: GatewayServer, airflow: AirflowHome, dag_run: dict[str, Any]
 ) -> None:
@@ -223,6 +228,7 @@ def test_backfill_dry_run_and_real(gateway: GatewayServer, airflow: AirflowHome)
     assert any("backfill" in str(r.get("run_id", r.get("dag_run_id"))) for r in runs)
 
 
+@pytest.mark.postgres
 def test_pool_set_get_delete(gateway: GatewayServer) -> None:
     """pool set in the plugin's 'NAME SLOTS DESCRIPTION' form, read back, deleted."""
     ok(gateway, "pool", set="gw_pool 3 a pool for tests")
