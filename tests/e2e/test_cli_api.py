@@ -24,8 +24,8 @@ DAG = "gw_example"
 RUN_DATE = "2026-11-02T00:00:00+00:00"
 RUN_ID = "gw_run_1"
 # Tests marked postgres also run with both Airflows' metadata database on PostgreSQL (issue 16):
-# a representative subset that writes (pools, DAG runs, task states), not the whole suite, for
-# CI time; tests/e2e/test_postgres_concurrency.py adds concurrent writes.
+# a representative subset that writes (DAG runs, task states), not the whole suite, for CI
+# time; tests/e2e/test_postgres_concurrency.py adds concurrent writes of variables, pools, runs.
 
 
 def call(gateway: GatewayServer, api: str, **args: str) -> tuple[int, dict[str, Any]]:
@@ -228,7 +228,6 @@ def test_backfill_dry_run_and_real(gateway: GatewayServer, airflow: AirflowHome)
     assert any("backfill" in str(r.get("run_id", r.get("dag_run_id"))) for r in runs)
 
 
-@pytest.mark.postgres
 def test_pool_set_get_delete(gateway: GatewayServer) -> None:
     """pool set in the plugin's 'NAME SLOTS DESCRIPTION' form, read back, deleted."""
     ok(gateway, "pool", set="gw_pool 3 a pool for tests")
