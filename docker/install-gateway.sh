@@ -9,6 +9,10 @@ export PIP_USER=0
 venv=$1
 src=$2
 python=${3:-python3}
+# A CA bundle for pip behind a TLS-inspecting proxy, if the build context has one.
+if [ -f "$src/docker/build-ca.crt" ]; then
+  export PIP_CERT="$src/docker/build-ca.crt"
+fi
 "$python" -m venv "$venv"
 # Exact pins from the same constraints file as development and CI.
 "$venv/bin/pip" install --no-cache-dir --disable-pip-version-check --no-compile \

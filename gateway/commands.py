@@ -12,7 +12,8 @@ from pathlib import Path
 from gateway import __version__
 from gateway.config import CONFIG_PATH_ENV, ConfigError, describe, load_config
 
-GUNICORN_CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+# gunicorn imports its settings from the installed package: works from any directory.
+GUNICORN_CONF = "python:gateway.gunicorn_conf"
 
 
 def _load(args: argparse.Namespace) -> None:
@@ -80,19 +81,27 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Validate the config, then exec gunicorn with the project's gunicorn.conf.py."""
+    """Validate the config, then exec gunicorn with the bundled settings (gateway/gunicorn_conf.py)."""
     config = load_config(os.environ)  # fail fast, before gunicorn forks anything
     # Set and wipe the metrics directory before the new Python starts (STYLE trap 2);
     # this process has not imported prometheus_client.
     from gateway.multiproc import prepare
 
     prepare(os.environ, config.state_dir / "prometheus-multiproc")
-    conf = Path(args.gunicorn_config) if args.gunicorn_config else GUNICORN_CONF
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(conf)]
+    conf = args.gunicorn_config or GUNICORN_CONF
+    argv = [sys.executable, "-m", "gunicorn", "-c", conf]
     if args.bind:
         argv += ["--bind", args.bind]
     os.execv(sys.executable, argv)  # noqa: S606 - argv list, no shell
     return 0  # pragma: no cover
+
+
+def cmd_sample_config(args: argparse.Namespace) -> int:
+    """Print a commented gateway.toml listing every setting."""
+    from gateway.sample_config import render
+
+    sys.stdout.write(render())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,8 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_explain)
     serve = sub.add_parser("serve", help="run the gateway under gunicorn")
     serve.add_argument("--bind", help="host:port (default: $GATEWAY_BIND or 127.0.0.1:8000)")
-    serve.add_argument("--gunicorn-config", help="gunicorn config file (default: the bundled one)")
+    serve.add_argument(
+        "--gunicorn-config",
+        help="gunicorn config file or python:MODULE (default: python:gateway.gunicorn_conf)",
+    )
     serve.set_defaults(func=cmd_serve)
+    sample = sub.add_parser("sample-config", help="print a commented gateway.toml with every setting")
+    sample.set_defaults(func=cmd_sample_config)
     return parser
 
 

@@ -557,6 +557,16 @@ _TABLE_KEYS = {("airflow", "env"), ("cli", "timeouts")}
 _SECRET_KEYS = {(PLUGIN_SECTION, "rest_api_plugin_expected_http_token"), ("metrics", "token")}
 
 
+def setting_names() -> tuple[tuple[str, str], ...]:
+    """Every accepted (section, key), in schema order (for the sample configuration)."""
+    return tuple(_SCHEMA)
+
+
+def check_setting(section: str, key: str, value: Any) -> Any:
+    """Validate one raw value of ``section.key`` as a TOML file would give it."""
+    return _SCHEMA[(section, key)](f"{section}.{key}", value)
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:

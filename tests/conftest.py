@@ -1,4 +1,4 @@
-"""Shared fixtures: real Airflow homes (one per version, per session)."""
+"""Shared fixtures: real Airflow homes (one per version and metadata backend, per session)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.airflow import AirflowHome, make_airflow_home
 from tests.support.airflow_servers import AirflowServer, start_api_server, start_webserver
+from tests.support.postgres import PostgresServer, start_postgres
 
 
 @pytest.fixture(scope="session")
@@ -23,21 +24,73 @@ def airflow2(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
 
 
 @pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster on loopback for Airflow's metadata databases (issue 16)."""
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow3_pg(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+    """Airflow 3 with its metadata database on PostgreSQL."""
+    postgres.create_database("airflow3")
+    url = postgres.url_for("airflow3", driver="postgresql+psycopg2")
+    return make_airflow_home("3", tmp_path_factory.mktemp("airflow3-pg-home"), db_url=url)
+
+
+@pytest.fixture(scope="session")
+def airflow2_pg(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+    """Airflow 2 with its metadata database on PostgreSQL."""
+    postgres.create_database("airflow2")
+    url = postgres.url_for("airflow2", driver="postgresql+psycopg2")
+    return make_airflow_home("2", tmp_path_factory.mktemp("airflow2-pg-home"), db_url=url)
+
+
+@pytest.fixture(scope="session")
 def airflow3_cold(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
-    """A second Airflow 3 home, for the CLI suite run through the cold runner."""
-    return make_airflow_home("3", tmp_path_factory.mktemp("airflow3-cold-home"))
+    """A second Airflow 3 home, driven through the gateway's cold CLI runner."""
+    return make_airflow_home("3", tmp_path_factory.mktemp("airflow3-cold-home"), gateway_runner="cold")
 
 
 @pytest.fixture(scope="session")
 def airflow2_cold(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
-    """A second Airflow 2 home, for the CLI suite run through the cold runner."""
-    return make_airflow_home("2", tmp_path_factory.mktemp("airflow2-cold-home"))
+    """A second Airflow 2 home, driven through the gateway's cold CLI runner."""
+    return make_airflow_home("2", tmp_path_factory.mktemp("airflow2-cold-home"), gateway_runner="cold")
 
 
-@pytest.fixture(scope="session", params=["3", "2"], ids=["airflow3", "airflow2"])
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "postgres: the module's `airflow` fixture also runs both Airflows on PostgreSQL"
+    )
+    config.addinivalue_line(
+        "markers",
+        "both_runners: the `airflow` fixture also gives homes the gateway drives through its cold CLI runner",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``airflow`` is each supported Airflow in turn.
+
+    In tests marked ``postgres`` also on PostgreSQL; in tests marked ``both_runners`` also
+    on homes whose gateway uses the cold CLI runner (each on its own home, so fixed run ids
+    do not collide between the two runs).
+    """
+    if "airflow" in metafunc.fixturenames:
+        base = ["airflow3", "airflow2"]
+        names = list(base)
+        if metafunc.definition.get_closest_marker("postgres"):
+            names += ["airflow3_pg", "airflow2_pg"]
+        if metafunc.definition.get_closest_marker("both_runners"):
+            names += [f"{name}_cold" for name in base]
+        metafunc.parametrize("airflow", names, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def airflow(request: pytest.FixtureRequest) -> AirflowHome:
-    """Each supported Airflow in turn."""
-    return request.getfixturevalue(f"airflow{request.param}")
+    """Each supported Airflow in turn (see pytest_generate_tests)."""
+    home: AirflowHome = request.getfixturevalue(str(request.param))
+    return home
 
 
 @pytest.fixture(scope="session")
@@ -52,5 +105,25 @@ def airflow3_api(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory
 def airflow2_web(airflow2: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowServer]:
     """A real Airflow 2 ``webserver`` on loopback (FAB, admin/admin)."""
     server = start_webserver(airflow2, tmp_path_factory.mktemp("airflow2-web"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow3_pg_api(
+    airflow3_pg: AirflowHome, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowServer]:
+    """An Airflow 3 ``api-server`` whose metadata database is on PostgreSQL."""
+    server = start_api_server(airflow3_pg, tmp_path_factory.mktemp("airflow3-pg-api"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow2_pg_web(
+    airflow2_pg: AirflowHome, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowServer]:
+    """An Airflow 2 ``webserver`` whose metadata database is on PostgreSQL."""
+    server = start_webserver(airflow2_pg, tmp_path_factory.mktemp("airflow2-pg-web"))
     yield server
     server.stop()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.airflow import AirflowHome
-from tests.support.servers import GatewayServer, start_gateway
+from tests.support.servers import GatewayServer, start_gateway, wait_warm
 
 TOKEN = "changeme"
 TOKEN_HEADER = {"rest_api_plugin_http_token": TOKEN}
@@ -21,12 +21,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def gateway(airflow: AirflowHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
-    """The gateway with the original plugin's token, in front of each Airflow in turn."""
+    """The gateway with the original plugin's token, in front of each Airflow in turn (and runner)."""
     server = start_gateway(
         airflow,
-        tmp_path_factory.mktemp(f"gateway-{airflow.major}"),
+        tmp_path_factory.mktemp(f"gateway-{airflow.major}-{airflow.gateway_runner}"),
         settings={"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": TOKEN},
     )
+    if airflow.gateway_runner == "warm":
+        wait_warm(server, TOKEN_HEADER)  # so that tests can assert which runner served a call
     yield server
     server.stop()
 

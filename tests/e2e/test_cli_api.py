@@ -17,49 +17,20 @@ from urllib.parse import urlencode
 import pytest
 
 from gateway import __version__
-from collections.abc import Iterator
-
-from tests.e2e.conftest import TOKEN, TOKEN_HEADER
+from tests.e2e.conftest import TOKEN_HEADER
 from tests.support.airflow import AirflowHome
 from tests.support.http import get, post_form
-from tests.support.servers import GatewayServer, start_gateway, wait_warm
+from tests.support.servers import GatewayServer
 
 DAG = "gw_example"
 RUN_DATE = "2026-11-02T00:00:00+00:00"
 RUN_ID = "gw_run_1"
+# Tests marked postgres also run with both Airflows' metadata database on PostgreSQL (issue 16):
+# a representative subset that writes (DAG runs, task states), not the whole suite, for CI
+# time; tests/e2e/test_postgres_concurrency.py adds concurrent writes of variables, pools, runs.
 
 
-CASES = [("3", "warm"), ("3", "cold"), ("2", "warm"), ("2", "cold")]
-
-
-@pytest.fixture(scope="session", params=CASES, ids=[f"airflow{v}-{r}" for v, r in CASES])
-def cli_case(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return tuple(request.param)  # type: ignore[return-value]
-
-
-@pytest.fixture(scope="session")
-def airflow(cli_case: tuple[str, str], request: pytest.FixtureRequest) -> AirflowHome:
-    """Each Airflow, with a home of its own per runner."""
-    version, runner = cli_case
-    home: AirflowHome = request.getfixturevalue(f"airflow{version}" if runner == "warm" else f"airflow{version}_cold")
-    return home
-
-
-@pytest.fixture(scope="session")
-def gateway(
-    cli_case: tuple[str, str], airflow: AirflowHome, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayServer]:
-    """The gateway with the original plugin's token and the case's CLI runner."""
-    version, runner = cli_case
-    server = start_gateway(
-        airflow,
-        tmp_path_factory.mktemp(f"gateway-cli-{version}-{runner}"),
-        settings={"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": TOKEN, "CLI__RUNNER": runner},
-    )
-    if runner == "warm":
-        wait_warm(server, TOKEN_HEADER)
-    yield server
-    server.stop()
+pytestmark = pytest.mark.both_runners
 
 
 def call(gateway: GatewayServer, api: str, **args: str) -> tuple[int, dict[str, Any]]:
@@ -173,6 +144,7 @@ def test_pause_and_unpause_change_the_dag_state(gateway: GatewayServer) -> None:
     assert "already" in (ok(gateway, "pause", dag_id=DAG)["warning"] or "")
 
 
+@pytest.mark.postgres
 def test_trigger_dag_with_conf_then_dag_state(gateway: GatewayServer, dag_run: dict[str, Any]) -> None:
     """The triggered run exists with its conf, and dag_state finds it by date."""
     run = dag_run["data"][0]
@@ -219,6 +191,7 @@ def test_task_state_failed_deps_and_states_of_the_run(gateway: GatewayServer, da
     assert {row["task_id"] for row in states} >= {"first", "second"}
 
 
+@pytest.mark.postgres
 def test_running_a_task_records_its_state_and_clear_resets_it(
     gateway: GatewayServer, airflow: AirflowHome, dag_run: dict[str, Any]
 ) -> None:

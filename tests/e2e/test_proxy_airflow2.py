@@ -17,11 +17,14 @@ pytestmark = pytest.mark.airflow2
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def front2(
-    airflow2: AirflowHome, airflow2_web: AirflowServer, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
-    """The gateway under gunicorn in front of a real Airflow 2 webserver."""
+    """The gateway in front of a real Airflow 2 webserver, its metadata on each backend (issue 16)."""
+    suffix = "_pg" if request.param == "postgres" else ""
+    airflow2: AirflowHome = request.getfixturevalue(f"airflow2{suffix}")
+    airflow2_web: AirflowServer = request.getfixturevalue(f"airflow2{suffix}_web")
     server = start_gateway(
         airflow2, tmp_path_factory.mktemp("gw-af2"), settings={"PROXY__UPSTREAM": airflow2_web.url}
     )

@@ -20,11 +20,19 @@ from tests.support.servers import GatewayServer, start_gateway
 pytestmark = pytest.mark.airflow3
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def upstream3(request: pytest.FixtureRequest) -> tuple[AirflowHome, AirflowServer]:
+    """A real Airflow 3 api-server, with its metadata database on each backend in turn (issue 16)."""
+    suffix = "_pg" if request.param == "postgres" else ""
+    return request.getfixturevalue(f"airflow3{suffix}"), request.getfixturevalue(f"airflow3{suffix}_api")
+
+
 @pytest.fixture(scope="module")
 def front(
-    airflow3: AirflowHome, airflow3_api: AirflowServer, tmp_path_factory: pytest.TempPathFactory
+    upstream3: tuple[AirflowHome, AirflowServer], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
     """The gateway under gunicorn in front of a real Airflow 3 api-server."""
+    airflow3, airflow3_api = upstream3
     server = start_gateway(
         airflow3,
         tmp_path_factory.mktemp("gw-af3"),
@@ -85,8 +93,11 @@ def test_ui_loads_and_logs_in_through_the_gateway(front: GatewayServer) -> None:
     assert "instance_name" in config.json
 
 
-def test_gzip_assets_pass_through_untouched(front: GatewayServer, airflow3_api: AirflowServer) -> None:
+def test_gzip_assets_pass_through_untouched(
+    front: GatewayServer, upstream3: tuple[AirflowHome, AirflowServer]
+) -> None:
     """A gzip-encoded asset reaches the client still gzip, byte-identical to Airflow's answer."""
+    airflow3_api = upstream3[1]
     index = get(front.url + "/")
     asset = asset_links(index.body.decode())[0].replace("./", "/", 1)
     through = get(front.url + asset, headers={"Accept-Encoding": "gzip"})

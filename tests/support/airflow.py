@@ -1,4 +1,4 @@
-"""A real Airflow home (sqlite) built from one of the bootstrap's Airflow virtualenvs."""
+"""A real Airflow home (SQLite, or a PostgreSQL database) built from one of the bootstrap's Airflow venvs."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ class AirflowHome:
     venv: Path
     home: Path
     env: dict[str, str] = field(default_factory=dict)
+    # SQLAlchemy URL of the metadata database; None: SQLite in the home (Airflow's default).
+    db_url: str | None = None
+    #: the CLI runner of the gateways that tests start in front of this home ("warm", "cold")
+    gateway_runner: str = "warm"
+
+    @property
+    def backend(self) -> str:
+        return "postgres" if self.db_url else "sqlite"
 
     @property
     def executable(self) -> Path:
@@ -42,12 +50,15 @@ class AirflowHome:
 
     def airflow_env(self) -> dict[str, str]:
         """``AIRFLOW__*`` settings every process touching this home must share."""
-        return {
+        env = {
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
         }
+        if self.db_url:
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.db_url
+        return env
 
     def process_env(self) -> dict[str, str]:
         env = {
@@ -75,10 +86,12 @@ class AirflowHome:
         return done
 
 
-def make_airflow_home(major: str, home: Path) -> AirflowHome:
-    """Create, migrate and parse a fresh Airflow home under ``home``."""
+def make_airflow_home(
+    major: str, home: Path, db_url: str | None = None, *, gateway_runner: str = "warm"
+) -> AirflowHome:
+    """Create, migrate and parse a fresh Airflow home under ``home`` (metadata in ``db_url`` if given)."""
     venv = airflow_venv(major)
-    af = AirflowHome(major=major, venv=venv, home=home)
+    af = AirflowHome(major=major, venv=venv, home=home, db_url=db_url, gateway_runner=gateway_runner)
     af.dags_folder.mkdir(parents=True, exist_ok=True)
     for dag in DAGS.glob("*.py"):
         shutil.copy(dag, af.dags_folder / dag.name)

@@ -111,6 +111,7 @@ def start_gateway(
             "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
         }
     )
+    env["AIRFLOW_GATEWAY__CLI__RUNNER"] = airflow.gateway_runner
     for key, value in (settings or {}).items():
         env[f"AIRFLOW_GATEWAY__{key}"] = value
     env.update(extra_env or {})

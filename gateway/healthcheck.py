@@ -1,0 +1,35 @@
+"""``python -m gateway.healthcheck``: exit 0 when the local gateway answers ``/healthz``.
+
+The container image's HEALTHCHECK. It follows ``GATEWAY_BIND`` (a wildcard host is probed
+on 127.0.0.1), so the probe stays right whatever port the gateway is given; no curl needed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+
+WILDCARDS = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 - compared against, never bound
+
+
+def probe_url(bind: str) -> str:
+    """The /healthz URL for a gunicorn ``host:port`` bind (the first, if several)."""
+    host, _, port = bind.split(",")[0].strip().rpartition(":")
+    if host in WILDCARDS:
+        host = "127.0.0.1"
+    return f"http://{host}:{port}/healthz"
+
+
+def main() -> int:
+    url = probe_url(os.environ.get("GATEWAY_BIND", "127.0.0.1:8000"))
+    try:
+        with urllib.request.urlopen(url, timeout=3) as reply:  # noqa: S310 - http to ourselves
+            return 0 if reply.status == 200 else 1
+    except OSError as exc:
+        print(f"healthcheck: {url}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
