@@ -22,10 +22,26 @@ def airflow2(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
     return make_airflow_home("2", tmp_path_factory.mktemp("airflow2-home"))
 
 
-@pytest.fixture(scope="session", params=["3", "2"], ids=["airflow3", "airflow2"])
+@pytest.fixture(scope="session")
+def airflow110(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+    """An initialised Airflow 1.10 home (Python 3.8) with the test DAGs in its DagModel table."""
+    return make_airflow_home("1.10", tmp_path_factory.mktemp("airflow110-home"))
+
+
+@pytest.fixture(scope="session", params=["3", "2", "110"], ids=["airflow3", "airflow2", "airflow110"])
 def airflow(request: pytest.FixtureRequest) -> AirflowHome:
     """Each supported Airflow in turn."""
     return request.getfixturevalue(f"airflow{request.param}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # -m airflow110 / -m "not airflow110" select the slow Airflow 1.10 runs.
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if "airflow110" in getattr(item, "fixturenames", ()) or (
+            callspec is not None and "airflow110" in callspec.id.split("-")
+        ):
+            item.add_marker(pytest.mark.airflow110)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ from gateway.cli.spec import Command, Opt, OutcomeRule, Pos, Translation
 NOT_FOUND: tuple[OutcomeRule, ...] = (
     OutcomeRule(r"could not be found; either it does not exist or it failed to parse", 404, "DAG not found"),
     OutcomeRule(r"DagNotFound|does not exist in 'dag' table", 404, "DAG not found"),
+    # Airflow 1.10: "AirflowException: dag_id could not be found: X. Either the dag did not exist ..."
+    OutcomeRule(r"dag_id could not be found", 404, "DAG not found"),
     OutcomeRule(r"TaskNotFound", 404, "task not found"),
     OutcomeRule(r"DagRunNotFound", 404, "DAG run not found"),
     OutcomeRule(r"Variable \S+ does not exist", 404, "variable not found"),
