@@ -294,6 +294,7 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     )
     api.register_builtin("deploy_dag", deployer.deploy)
     api.register_builtin("refresh_dag", deployer.refresh_dag)
+    api.register_builtin("refresh_all_dags", deployer.refresh_all_dags)  # a builtin on Airflow 1.10 only
     metrics = create_metrics(set(CATALOGUE))
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
     proxy = None
