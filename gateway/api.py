@@ -20,6 +20,7 @@ from gateway.cli.probe import AirflowInstall
 from gateway.cli.runner import CliRunner, ConcurrencyLimitReached
 from gateway.cli.spec import ApiKind
 from gateway.cli.values import Upload
+from gateway.compat import Compat109
 from gateway.config import GatewayConfig
 from gateway.envelope import Envelope
 from gateway.errors import Busy, GatewayError, PayloadTooLarge
@@ -61,6 +62,8 @@ class ApiEndpoint:
         self.install = install
         self.authorize = authorize
         self.redactor = redactor or Redactor()
+        compat = config.compatibility == "1.0.9"
+        self.compat = Compat109(interpreter.catalogue, install.version) if compat else None
         self.builtins: dict[str, Handler] = {
             "rest_api_plugin_version": self._plugin_version,
             "list_daemons": self._list_daemons,
@@ -129,8 +132,10 @@ class ApiEndpoint:
             envelope.fail(400, f"argument 'api' contradicts the URL path (api '{api_name}')")
             return self._answer(envelope, record)
         api_name = api_name or named
-        record.api = api_name if api_name in self.interpreter.catalogue else None
         try:
+            if self.compat is not None:
+                api_name, args = self.compat.normalise(api_name, args, envelope)
+            record.api = api_name if api_name in self.interpreter.catalogue else None
             planned = self.interpreter.plan(api_name, args, uploads)
         except PlanError as exc:
             envelope.fail(exc.status, exc.message)
@@ -156,14 +161,15 @@ class ApiEndpoint:
             record.argv = redact.argv(planned.argv, record.secrets)
             if planned.api.kind is ApiKind.DAEMON:
                 self._start_daemon(planned, envelope, record)
-            else:
+            elif self.compat is None or not self.compat.answer_in_process(planned, envelope):
                 self._run(planned, envelope, record)
         return self._answer(envelope, record)
 
-    @staticmethod
-    def _answer(envelope: Envelope, record: AuditRecord) -> Response:
-        record.envelope_status = envelope.status
+    def _answer(self, envelope: Envelope, record: AuditRecord) -> Response:
+        record.envelope_status = envelope.status  # the audit keeps the gateway's own finding
         record.exit_code = envelope.exit_code
+        if self.compat is not None:
+            self.compat.shape(envelope, record.api)
         return envelope.response(time.time())
 
     def timeout_for(self, api: str) -> float:
