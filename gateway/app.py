@@ -281,7 +281,10 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         authorize=authorize,
     )  # fmt: skip
     api.register_builtin("whoami", WhoAmI(policy, CATALOGUE))
-    dags = DagList(interpreter, runner, config.deploy.dag_list_ttl_s, api.timeout_for("list_dags"))
+    airflow_py = airflow_python(install.executable) or sys.executable
+    dags = DagList(
+        interpreter, runner, config.deploy.dag_list_ttl_s, api.timeout_for("list_dags"), python=airflow_py
+    )
     deployer = DagDeployer(
         config,
         interpreter=interpreter,
@@ -289,7 +292,7 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         run_plan=api.run_plan,
         timeout_for=api.timeout_for,
         work_dir=work_dir / "uploads",
-        python=airflow_python(install.executable) or sys.executable,
+        python=airflow_py,
         dags=dags,
     )
     api.register_builtin("deploy_dag", deployer.deploy)

@@ -17,8 +17,9 @@ from typing import Any
 from gateway.cli.runner import CliRunner, ConcurrencyLimitReached
 from gateway.errors import Busy
 
-# argv: MODE TARGET.  MODE "folder": print the DAGs folder; "expire": TARGET is a dag_id;
-# "sync": TARGET is a file or folder to parse.  One JSON line last on stdout.
+# argv: MODE TARGET.  MODE "folder": print the DAGs folder; "list": the DagModel rows;
+# "expire": TARGET is a dag_id; "sync": TARGET is a file or folder to parse.
+# One JSON line last on stdout.
 _SCRIPT = r"""
 import json, sys
 mode, target = sys.argv[1], sys.argv[2]
@@ -31,6 +32,13 @@ from airflow.utils import timezone
 from airflow.utils.db import create_session
 now = timezone.utcnow()
 out = {"dags": [], "import_errors": []}
+if mode == "list":
+    with create_session() as session:
+        rows = session.query(DagModel).filter(DagModel.is_active, ~DagModel.is_subdag)
+        for r in rows.order_by(DagModel.dag_id):
+            out["dags"].append({"dag_id": r.dag_id, "is_paused": bool(r.is_paused), "fileloc": r.fileloc})
+    print(json.dumps(out))
+    sys.exit(0)
 if mode == "sync":
     bag = DagBag(target, include_examples=False)
     for dag in bag.dags.values():
@@ -105,6 +113,10 @@ class DagSync110:
         """Parse ``target`` (a file or folder), write its DAGs' rows and expire them."""
         data = self._run("sync", target, timeout_s)
         return SyncResult(data.get("dags", []), data.get("import_errors", []), data["_duration_s"])
+
+    def list_dags(self, timeout_s: float) -> list[dict[str, Any]]:
+        """The active DAGs Airflow's database knows (what ``list_dags -o json`` gives on 2.x/3.x)."""
+        return list(self._run("list", "-", timeout_s).get("dags", []))
 
     def expire(self, dag_id: str, timeout_s: float) -> SyncResult:
         """Mark one DAG expired; ``dags`` is empty when Airflow has no such DAG."""

@@ -61,11 +61,21 @@ SYNTAX_TIMEOUT_S = 30.0
 class DagList:
     """The DAG list shown on the page: ``list_dags`` as JSON, cached for a few seconds."""
 
-    def __init__(self, interpreter: Interpreter, runner: CliRunner, ttl_s: float, timeout_s: float) -> None:
+    def __init__(
+        self,
+        interpreter: Interpreter,
+        runner: CliRunner,
+        ttl_s: float,
+        timeout_s: float,
+        python: str | None = None,
+    ) -> None:
+        """:param python: Airflow's interpreter: on 1.10, which prints no JSON, the rows come
+        from its database through :class:`~gateway.dagsync110.DagSync110`."""
         self.interpreter = interpreter
         self.runner = runner
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
+        self.sync110 = DagSync110(runner, python) if python and interpreter.dialect.name == "1.10" else None
         self._lock = threading.Lock()
         self._cached: tuple[float, list[dict[str, Any]]] | None = None
 
@@ -83,6 +93,11 @@ class DagList:
             return rows
 
     def fetch(self) -> list[dict[str, Any]]:
+        if self.sync110 is not None:
+            try:
+                return self.sync110.list_dags(self.timeout_s)
+            except SyncError:
+                return []
         plan = _plan(self.interpreter, "list_dags", {"output": ["json"]})
         return _json_rows(run(self.runner, plan, self.timeout_s))
 
