@@ -20,6 +20,7 @@ from gateway.cli.probe import AirflowInstall
 from gateway.cli.runner import CallOptions, CliRunner, ConcurrencyLimitReached
 from gateway.cli.spec import ApiKind
 from gateway.cli.values import Upload
+from gateway.compat import Compat109
 from gateway.config import GatewayConfig
 from gateway.envelope import Envelope
 from gateway.errors import Busy, GatewayError, PayloadTooLarge
@@ -69,6 +70,8 @@ class ApiEndpoint:
         self.jobs: JobService | None = None  # set by the app: mode=job / Prefer: respond-async
         #: Per API, run after a successful call with (plan, envelope, start time): read-backs.
         self.after_run: dict[str, Callable[[Plan, Envelope, float], None]] = {}
+        compat = config.compatibility == "1.0.9"
+        self.compat = Compat109(interpreter.catalogue, install.version) if compat else None
         self.builtins: dict[str, Handler] = {
             "rest_api_plugin_version": self._plugin_version,
             "list_daemons": self._list_daemons,
@@ -141,8 +144,10 @@ class ApiEndpoint:
         if mode not in ("", "sync", "job"):
             envelope.fail(400, "argument 'mode' must be 'job' (run as a job) or 'sync'")
             return self._answer(envelope, record)
-        record.api = api_name if api_name in self.interpreter.catalogue else None
         try:
+            if self.compat is not None:
+                api_name, args = self.compat.normalise(api_name, args, envelope)
+            record.api = api_name if api_name in self.interpreter.catalogue else None
             planned = self.interpreter.plan(api_name, args, uploads)
         except PlanError as exc:
             envelope.fail(exc.status, exc.message)
@@ -170,14 +175,15 @@ class ApiEndpoint:
             record.argv = redact.argv(planned.argv, record.secrets)
             if planned.api.kind is ApiKind.DAEMON:
                 self._start_daemon(planned, envelope, record)
-            else:
+            elif self.compat is None or not self.compat.answer_in_process(planned, envelope):
                 self._run(planned, envelope, record, self.call_options(principal))
         return self._answer(envelope, record)
 
-    @staticmethod
-    def _answer(envelope: Envelope, record: AuditRecord, headers: dict[str, str] | None = None) -> Response:
-        record.envelope_status = envelope.status
+    def _answer(self, envelope: Envelope, record: AuditRecord, headers: dict[str, str] | None = None) -> Response:
+        record.envelope_status = envelope.status  # the audit keeps the gateway's own finding
         record.exit_code = envelope.exit_code
+        if self.compat is not None:
+            self.compat.shape(envelope, record.api)
         return envelope.response(time.time(), headers)
 
     def timeout_for(self, api: str) -> float:

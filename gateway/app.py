@@ -303,11 +303,12 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         authorize=authorize,
     )  # fmt: skip
     api.register_builtin("whoami", WhoAmI(policy, CATALOGUE))
+    airflow_py = airflow_python(install.executable) or sys.executable
     if dialect.name == "3":  # Airflow 3's backfill prints no id: read it back (issue 15)
-        api.after_run["backfill"] = BackfillReadBack(
-            routed, airflow_python(install.executable) or sys.executable, api.timeout_for
-        )
-    dags = DagList(interpreter, routed, config.deploy.dag_list_ttl_s, api.timeout_for("list_dags"))
+        api.after_run["backfill"] = BackfillReadBack(routed, airflow_py, api.timeout_for)
+    dags = DagList(
+        interpreter, routed, config.deploy.dag_list_ttl_s, api.timeout_for("list_dags"), python=airflow_py
+    )
     deployer = DagDeployer(
         config,
         interpreter=interpreter,
@@ -315,11 +316,12 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
         run_plan=api.run_plan,
         timeout_for=api.timeout_for,
         work_dir=work_dir / "uploads",
-        python=airflow_python(install.executable) or sys.executable,
+        python=airflow_py,
         dags=dags,
     )
     api.register_builtin("deploy_dag", deployer.deploy)
     api.register_builtin("refresh_dag", deployer.refresh_dag)
+    api.register_builtin("refresh_all_dags", deployer.refresh_all_dags)  # a builtin on Airflow 1.10 only
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
     proxy = None
     if config.proxy.upstream is not None:

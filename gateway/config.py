@@ -228,6 +228,7 @@ class GatewayConfig:
         default_factory=lambda: JobsConfig(None, 2, 20, 3600.0, 8 * 1024 * 1024, 7 * 86400.0, 30.0)
     )
     sources: tuple[str, ...] = field(default=())
+    compatibility: str = "off"  # "1.0.9": answer like the original plugin (gateway/compat.py)
 
     @property
     def daemon_dir(self) -> Path:
@@ -507,6 +508,7 @@ _SCHEMA: dict[tuple[str, str], Callable[[str, Any], Any]] = {
     (PLUGIN_SECTION, "rest_api_plugin_http_token_header_name"): _header_name,
     (PLUGIN_SECTION, "rest_api_plugin_expected_http_token"): _secret,
     (PLUGIN_SECTION, "airflow_cfg"): _path,
+    (PLUGIN_SECTION, "compatibility"): _choice("off", "1.0.9"),
     ("proxy", "upstream"): _url,
     ("proxy", "connect_timeout"): _pos_float,
     ("proxy", "read_timeout"): _pos_float,
@@ -757,6 +759,7 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
             stream_max_s=get("jobs", "stream_max_seconds", 30.0),
         ),
         sources=tuple(sources),
+        compatibility=get(PLUGIN_SECTION, "compatibility", "off"),
     )
 
 
@@ -821,6 +824,7 @@ def describe(config: GatewayConfig) -> dict[str, Any]:
         "rest_api_plugin": {
             "header_name": config.plugin_auth.header_name,
             "token_configured": config.plugin_auth.expected_token is not None,
+            "compatibility": config.compatibility,
         },
         "proxy": {
             "upstream": config.proxy.upstream,

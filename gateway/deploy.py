@@ -4,8 +4,9 @@ The uploaded code is never imported by the gateway.  It is syntax-checked by Air
 Python in a separate process (``compile()`` only, nothing runs), written atomically into
 the DAGs folder, and then Airflow's CLI parses it in its own processes: ``refresh_all_dags``
 (``dags reserialize``), then ``list_dags`` and ``list_import_errors`` to learn which DAG
-ids the file defines.  Every CLI call is planned by the interpreter, so this module has no
-per-version branches.
+ids the file defines.  Every CLI call is planned by the interpreter.  Airflow 1.10 has no
+such commands: there :class:`~gateway.dagsync110.DagSync110` parses, writes and expires
+the DAGs in Airflow's own interpreter instead (the one per-version branch here).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gateway.cli.runner import CliResult, CliRunner, ConcurrencyLimitReached
 from gateway.cli.values import Upload
 from gateway.config import GatewayConfig
 from gateway.dagfiles import RefusedUpload, check_zip, place, safe_name
+from gateway.dagsync110 import DagSync110, SyncError, SyncResult
 from gateway.envelope import Envelope
 from gateway.errors import Busy
 
@@ -59,11 +61,21 @@ SYNTAX_TIMEOUT_S = 30.0
 class DagList:
     """The DAG list shown on the page: ``list_dags`` as JSON, cached for a few seconds."""
 
-    def __init__(self, interpreter: Interpreter, runner: CliRunner, ttl_s: float, timeout_s: float) -> None:
+    def __init__(
+        self,
+        interpreter: Interpreter,
+        runner: CliRunner,
+        ttl_s: float,
+        timeout_s: float,
+        python: str | None = None,
+    ) -> None:
+        """:param python: Airflow's interpreter: on 1.10, which prints no JSON, the rows come
+        from its database through :class:`~gateway.dagsync110.DagSync110`."""
         self.interpreter = interpreter
         self.runner = runner
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
+        self.sync110 = DagSync110(runner, python) if python and interpreter.dialect.name == "1.10" else None
         self._lock = threading.Lock()
         self._cached: tuple[float, list[dict[str, Any]]] | None = None
 
@@ -81,6 +93,11 @@ class DagList:
             return rows
 
     def fetch(self) -> list[dict[str, Any]]:
+        if self.sync110 is not None:
+            try:
+                return self.sync110.list_dags(self.timeout_s)
+            except SyncError:
+                return []
         plan = _plan(self.interpreter, "list_dags", {"output": ["json"]})
         return _json_rows(run(self.runner, plan, self.timeout_s))
 
@@ -143,12 +160,23 @@ class DagDeployer:
         self.dags = dags
         self._folder: Path | None = config.deploy.dags_folder
         self._folder_lock = threading.Lock()
+        self.sync110 = DagSync110(runner, python) if interpreter.dialect.name == "1.10" else None
 
     # --- the DAGs folder ------------------------------------------------------------
 
     def dags_folder(self) -> Path:
         """The configured folder, or Airflow's ``core.dags_folder`` (asked once, then cached)."""
         with self._folder_lock:
+            if self._folder is None and self.sync110 is not None:
+                try:
+                    found = self.sync110.dags_folder(self.timeout_for("config"))
+                except SyncError:
+                    found = ""
+                if not found.startswith("/"):
+                    raise RefusedUpload(
+                        "could not learn the DAGs folder from Airflow (set deploy.dags_folder)", status=500
+                    )
+                self._folder = Path(found)
             if self._folder is None:
                 argv = [self.interpreter.executable, "config", "get-value", "core", "dags_folder"]
                 try:
@@ -243,6 +271,9 @@ class DagDeployer:
 
     def _register(self, path: Path, call: BuiltinCall, envelope: Envelope) -> None:
         """Let Airflow parse the folder, then report the file's DAG ids and import errors."""
+        if self.sync110 is not None:
+            self._register110(path, call, envelope)
+            return
         refresh = _plan(self.interpreter, "refresh_all_dags", {})
         commands = [refresh.display]
         self.run_plan(refresh, envelope)  # the standard envelope fields of the reserialize run
@@ -267,6 +298,37 @@ class DagDeployer:
         ]
         states = self._set_paused(dag_ids, call, commands, envelope)
         envelope.airflow_cmd = " && ".join(commands)
+        self._report(path, dag_ids, import_errors, states, envelope)
+
+    def _register110(self, path: Path, call: BuiltinCall, envelope: Envelope) -> None:
+        """Airflow 1.10: parse the file in Airflow's Python, write and expire its DAGs' rows."""
+        assert self.sync110 is not None  # noqa: S101 - only called on 1.10
+        try:
+            synced = self.sync110.sync(str(path), self.timeout_for("refresh_all_dags"))
+        except SyncError as exc:
+            envelope.fail(500, {**exc.output, "stdin": ""})
+            envelope.extra["error"] = f"the file was written but {exc.message}"
+            return
+        envelope.duration_seconds = round(synced.duration_s, 3)
+        dag_ids = sorted({str(d["dag_id"]) for d in synced.dags if _same_file(d.get("fileloc"), path)})
+        import_errors = [
+            {"file": str(path), "error": str(e.get("error", ""))}
+            for e in synced.import_errors
+            if _same_file(e.get("file"), path)
+        ]
+        commands: list[str] = []
+        states = self._set_paused(dag_ids, call, commands, envelope)
+        envelope.airflow_cmd = " && ".join(commands) or None
+        self._report(path, dag_ids, import_errors, states, envelope)
+
+    @staticmethod
+    def _report(
+        path: Path,
+        dag_ids: list[str],
+        import_errors: list[dict[str, str]],
+        states: dict[str, bool | None],
+        envelope: Envelope,
+    ) -> None:
         envelope.extra["dag_ids"] = dag_ids
         envelope.extra["import_errors"] = import_errors
         envelope.extra["data"] = {
@@ -309,8 +371,14 @@ class DagDeployer:
     # --- refresh_dag ----------------------------------------------------------------
 
     def refresh_dag(self, call: BuiltinCall, envelope: Envelope) -> None:
-        """Reserialize the bundle holding the DAG (the whole folder on Airflow 2); 404 if unknown."""
+        """Reserialize the bundle holding the DAG (the whole folder on Airflow 2); 404 if unknown.
+
+        Airflow 1.10: re-read the DAG's file and set ``last_expired`` (see :mod:`gateway.dagsync110`).
+        """
         dag_id = str(call.values["dag_id"])
+        if self.sync110 is not None:
+            self._refresh110(dag_id, envelope)
+            return
         rows = self.dags.fetch()
         row = next((r for r in rows if r.get("dag_id") == dag_id), None)
         if row is None:
@@ -324,6 +392,52 @@ class DagDeployer:
             return
         self.run_plan(plan, envelope)
         self.dags.invalidate()
+
+    def _refresh110(self, dag_id: str, envelope: Envelope) -> None:
+        assert self.sync110 is not None  # noqa: S101 - only called on 1.10
+        timeout = self.timeout_for("refresh_dag")
+        try:
+            expired = self.sync110.expire(dag_id, timeout)
+            if expired.dags and expired.dags[0].get("fileloc"):
+                # Re-read its file too, so that the rows (and any DAG added beside it) are current.
+                expired = self.sync110.sync(str(expired.dags[0]["fileloc"]), timeout)
+        except SyncError as exc:
+            envelope.fail(500, {**exc.output, "stdin": ""})
+            envelope.extra["error"] = exc.message
+            return
+        if not any(d.get("dag_id") == dag_id for d in expired.dags):
+            envelope.fail(404, f"DAG '{dag_id}' not found; a new DAG file is found with api=refresh_all_dags")
+            return
+        self._answer110(f"DAG [{dag_id}] is now fresh as a daisy", expired, envelope)
+
+    def refresh_all_dags(self, call: BuiltinCall, envelope: Envelope) -> None:
+        """Airflow 1.10 only (2.x and 3.x run ``dags reserialize``): parse the whole folder."""
+        if self.sync110 is None:  # pragma: no cover - the other tables map it to a CLI command
+            envelope.fail(500, "refresh_all_dags is a CLI command on this Airflow")
+            return
+        if call.values.get("bundle") is not None:
+            envelope.fail(400, "argument 'bundle' is not supported on Airflow 1.10: it has no DAG bundles")
+            return
+        try:
+            synced = self.sync110.sync(str(self.dags_folder()), self.timeout_for("refresh_all_dags"))
+        except RefusedUpload as exc:
+            envelope.fail(exc.status, exc.message)
+            return
+        except SyncError as exc:
+            envelope.fail(500, {**exc.output, "stdin": ""})
+            envelope.extra["error"] = exc.message
+            return
+        self.dags.invalidate()
+        self._answer110("All DAGs are now up-to-date", synced, envelope)
+
+    @staticmethod
+    def _answer110(message: str, synced: SyncResult, envelope: Envelope) -> None:
+        envelope.output = message
+        envelope.duration_seconds = round(synced.duration_s, 3)
+        envelope.extra["dag_ids"] = sorted(str(d["dag_id"]) for d in synced.dags)
+        envelope.extra["import_errors"] = synced.import_errors
+        if synced.import_errors:
+            envelope.add_warning("Airflow could not import some files: see import_errors")
 
 
 def _same_file(reported: object, path: Path, folder: Path | None = None) -> bool:

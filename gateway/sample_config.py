@@ -74,6 +74,10 @@ SETTINGS: dict[tuple[str, str], tuple[str, str]] = {
         "variables import/export files (default <state_dir>/files)",
     ),
     ("rest_api_plugin", "log_loading"): ("false", "accepted for compatibility; no effect"),
+    ("rest_api_plugin", "compatibility"): (
+        '"off"',
+        "1.0.9: answer as the original plugin v1.0.9 did (see docs/compatibility.md); default off",
+    ),
     ("rest_api_plugin", "filter_loading_messages_in_cli_response"): (
         "true",
         "drop Airflow's loading messages from CLI output",

@@ -48,6 +48,18 @@ def airflow2_pg(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
+def airflow110(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+    """An initialised Airflow 1.10 home (Python 3.8) with the test DAGs in its DagModel table."""
+    return make_airflow_home("1.10", tmp_path_factory.mktemp("airflow110-home"))
+
+
+@pytest.fixture(scope="session")
+def airflow110_cold(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+    """A second Airflow 1.10 home, driven through the gateway's cold CLI runner."""
+    return make_airflow_home("1.10", tmp_path_factory.mktemp("airflow110-cold-home"), gateway_runner="cold")
+
+
+@pytest.fixture(scope="session")
 def airflow3_cold(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
     """A second Airflow 3 home, driven through the gateway's cold CLI runner."""
     return make_airflow_home("3", tmp_path_factory.mktemp("airflow3-cold-home"), gateway_runner="cold")
@@ -67,6 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "both_runners: the `airflow` fixture also gives homes the gateway drives through its cold CLI runner",
     )
+    config.addinivalue_line(
+        "markers", "airflow_versions(*names): the `airflow` fixture only gives these homes (e.g. 'airflow3')"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -77,10 +92,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     do not collide between the two runs).
     """
     if "airflow" in metafunc.fixturenames:
-        base = ["airflow3", "airflow2"]
+        base = ["airflow3", "airflow2", "airflow110"]
+        only = metafunc.definition.get_closest_marker("airflow_versions")
+        if only is not None:
+            base = [name for name in base if name in only.args]
         names = list(base)
         if metafunc.definition.get_closest_marker("postgres"):
-            names += ["airflow3_pg", "airflow2_pg"]
+            names += [name for name in ("airflow3_pg", "airflow2_pg") if name.split("_")[0] in base]
         if metafunc.definition.get_closest_marker("both_runners"):
             names += [f"{name}_cold" for name in base]
         metafunc.parametrize("airflow", names, indirect=True, scope="session")
@@ -91,6 +109,16 @@ def airflow(request: pytest.FixtureRequest) -> AirflowHome:
     """Each supported Airflow in turn (see pytest_generate_tests)."""
     home: AirflowHome = request.getfixturevalue(str(request.param))
     return home
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # -m airflow110 / -m "not airflow110" select the slow Airflow 1.10 runs.
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if "airflow110" in getattr(item, "fixturenames", ()) or (
+            callspec is not None and any(part.startswith("airflow110") for part in callspec.id.split("-"))
+        ):
+            item.add_marker(pytest.mark.airflow110)
 
 
 @pytest.fixture(scope="session")

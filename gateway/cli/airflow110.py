@@ -1,6 +1,6 @@
-"""Airflow 1.10 dialect: flat commands, underscore flags (read from the late-1.10 cli.py).
+"""Airflow 1.10 dialect: flat commands, underscore flags (checked against 1.10.15 on Python 3.8).
 
-Tested at argv level only: no 1.10 install runs on Python 3.11.
+1.10 prints no JSON and exits 0 for several "not found" cases; the rules below name them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from gateway.cli.spec import (
     Flag,
     Opt,
     OptN,
+    OutcomeRule,
     Pos,
     Translation,
     Unavailable,
@@ -22,10 +23,13 @@ from gateway.cli.spec import (
 _SUBDIR = Opt("--subdir", "subdir")
 _DAG_TASK_WHEN = (Pos("dag_id"), Pos("task_id"), Pos("execution_date"))
 _NOT_IN_110 = "Airflow 1.10 has no equivalent command; upgrade to Airflow 2 or 3"
-_NO_REPARSE = (
-    "Airflow 1.10 has no CLI command that re-parses DAG files into the database; the gateway supports "
-    "deploy and refresh on Airflow 2 and 3"
+# Exit code 0 with these: `variables -g` of a missing key prints "None" (so does a variable
+# whose value is the text None), `pool -g/-x` names the missing pool.  (A missing `variables -i`
+# file is in NOT_FOUND, as on 2.x and 3.x.)
+_VARIABLE_MISSING = (
+    OutcomeRule(r"\ANone\s*\n", 404, "variable not found (Airflow 1.10 prints None)", exit_codes=(0,)),
 )
+_POOL_MISSING = (OutcomeRule(r"Pool '[^']*' doesn't exist", 404, "pool not found", exit_codes=(0,)),)
 _BACKFILL_REJECTS = {"run_backwards": "Airflow 1.10's backfill has no run_backwards"}
 
 AIRFLOW110 = Dialect(
@@ -45,6 +49,7 @@ AIRFLOW110 = Dialect(
                 Command(("variables",)),
             ),
             dropped={"description": "description was ignored: Airflow 1.10 variables have none"},
+            outcome=_VARIABLE_MISSING,
         ),
         "connections": Translation(
             (
@@ -155,6 +160,7 @@ AIRFLOW110 = Dialect(
         "worker": Translation(
             (Command(("worker", Flag("--do_pickle", "do_pickle"), Opt("--queues", "queues"), Opt("--concurrency", "concurrency"))),),
             dropped=DAEMON_MANAGED,
+            provider="celery",  # apache-airflow[celery] on 1.10
         ),
         "flower": Translation(
             (
@@ -169,6 +175,7 @@ AIRFLOW110 = Dialect(
                 ),
             ),
             dropped=DAEMON_MANAGED,
+            provider="flower",
         ),
         "scheduler": Translation(
             (
@@ -192,7 +199,8 @@ AIRFLOW110 = Dialect(
                 Command(("pool", Opt("--get", "get")), when="get"),
                 Command(("pool", Opt("--delete", "delete")), when="delete"),
                 Command(("pool",)),
-            )
+            ),
+            outcome=_POOL_MISSING,
         ),
         "serve_logs": Translation((Command(("serve_logs",)),)),
         "clear": Translation(
@@ -231,9 +239,10 @@ AIRFLOW110 = Dialect(
         "list_daemons": Builtin("list_daemons"),
         "stop_daemon": Builtin("stop_daemon"),
         "whoami": Builtin("whoami"),
-        "deploy_dag": Unavailable(_NO_REPARSE),
-        "refresh_dag": Unavailable(_NO_REPARSE),
-        "refresh_all_dags": Unavailable(_NO_REPARSE),
+        # No CLI command writes parsed DAGs to the 1.10 database: see gateway/dagsync110.py.
+        "deploy_dag": Builtin("deploy_dag"),
+        "refresh_dag": Builtin("refresh_dag"),
+        "refresh_all_dags": Builtin("refresh_all_dags"),
     },
     outcome=(*NOT_FOUND,),
 )

@@ -9,8 +9,15 @@ from gateway.cli.spec import Command, Opt, OutcomeRule, Pos, Translation
 NOT_FOUND: tuple[OutcomeRule, ...] = (
     OutcomeRule(r"could not be found; either it does not exist or it failed to parse", 404, "DAG not found"),
     OutcomeRule(r"DagNotFound|does not exist in 'dag' table", 404, "DAG not found"),
+    # Airflow 1.10: "AirflowException: dag_id could not be found: X. Either the dag did not exist ..."
+    OutcomeRule(r"dag_id could not be found", 404, "DAG not found"),
     OutcomeRule(r"TaskNotFound", 404, "task not found"),
     OutcomeRule(r"DagRunNotFound", 404, "DAG run not found"),
+    OutcomeRule(r"TaskInstanceNotFound", 404, "task instance not found"),
+    OutcomeRule(r"Missing variables file", 404, "the variables file does not exist"),
+    OutcomeRule(r"Invalid variables file", 400, "the variables file is not valid JSON"),
+    OutcomeRule(r"Bundles not found: ", 404, "DAG bundle not found"),
+    OutcomeRule(r"Provide a start_date and/or end_date", 400, "backfill needs start_date and/or end_date"),
     OutcomeRule(r"Variable \S+ does not exist", 404, "variable not found"),
     OutcomeRule(r"Pool \S+ does not exist", 404, "pool not found"),
     OutcomeRule(r"Did not find a connection with", 404, "connection not found"),

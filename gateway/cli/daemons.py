@@ -47,6 +47,17 @@ class DaemonError(Exception):
         self.status = status
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time used by ``pid`` and its waited-for children (/proc/PID/stat), 0.0 if unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _proc_start(pid: int) -> str | None:
     """Field 22 of /proc/PID/stat (start time in clock ticks), or None if gone or a zombie."""
     try:
@@ -65,14 +76,30 @@ class DaemonManager:
     :param directory: state directory for records and logs (created if missing).
     :param env: environment for the daemons.
     :param cwd: working directory for the daemons.
-    :param grace_s: how long a start waits to catch an immediate failure.
+    :param grace_s: how long (wall clock) a start waits at least to catch an early failure.
+    :param cpu_grace_s: a start also waits until the daemon has used this much CPU time:
+        a daemon that dies once Airflow is imported (kerberos without kinit) needs a few
+        CPU seconds to get there, however long a loaded machine makes that in wall time.
+    :param max_wait_s: the longest a start waits (a daemon idle from the start never
+        reaches ``cpu_grace_s``).
     """
 
-    def __init__(self, directory: Path, *, env: Mapping[str, str], cwd: Path, grace_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        grace_s: float = 3.0,
+        cpu_grace_s: float = 4.0,
+        max_wait_s: float = 30.0,
+    ) -> None:
         self.directory = directory
         self.env = dict(env)
         self.cwd = cwd
         self.grace_s = grace_s
+        self.cpu_grace_s = cpu_grace_s
+        self.max_wait_s = max_wait_s
 
     def start(self, api: str, argv: Sequence[str]) -> tuple[DaemonRecord, int | None]:
         """Start ``argv`` detached; returns the record and the exit code if it died at once."""
@@ -101,17 +128,29 @@ class DaemonManager:
             log_path=str(log_path),
         )
         self._write(record)
-        try:
-            code: int | None = proc.wait(timeout=self.grace_s)
-        except subprocess.TimeoutExpired:
-            code = None
+        code = self._wait_for_early_exit(proc)
+        if code is None:
             # Reap it whenever it exits (no zombie left in this worker) and record how it ended.
             threading.Thread(
                 target=lambda: self._write_exit(daemon_id, proc.wait()), name=f"reap-{daemon_id}", daemon=True
             ).start()
-        if code is not None:
+        else:
             self._write_exit(daemon_id, code)
         return record, code
+
+    def _wait_for_early_exit(self, proc: subprocess.Popen[bytes]) -> int | None:
+        """The exit code if the daemon ends during its start-up, else None (it is running)."""
+        started = time.monotonic()
+        while True:
+            waited = time.monotonic() - started
+            try:
+                return proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+            if waited >= self.max_wait_s:
+                return None
+            if waited >= self.grace_s and _cpu_seconds(proc.pid) >= self.cpu_grace_s:
+                return None
 
     def _write(self, record: DaemonRecord) -> None:
         path = self.directory / f"{record.id}.json"

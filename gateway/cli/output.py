@@ -18,9 +18,12 @@ _LOG_3X = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z? \[(debug|info)\s*\] ")
 # Warnings Airflow prints on every call, to stdout in 3.x and stderr in 2.x.
 _WARNING_3X = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z? \[warning\s*\] .*\[py\.warnings\]")
 _PY_WARNING = re.compile(r"^/\S+\.py:\d+ \w*Warning: ")
+# Airflow 1.10.15 tells, on every call, the 2.0 name of the command (to stderr).
+_DEPRECATED_110 = re.compile(
+    r"^The .*(command is|options to '\w+' have been) deprecated and removed in Airflow 2\.0"
+)
 _GRAPHVIZ_TAIL = ("You might need to install the graphviz package", "Run `pip install graphviz`")
 _TRACEBACK_START = "Traceback (most recent call last):"
-_EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|NotFound|Exit|Warning|Interrupt|Backfill)\b.*")
 
 
 # Start-up chatter printed before any command runs; dropped even where logs are output.
@@ -42,7 +45,7 @@ def filter_loading_messages(text: str, *, logs_are_output: bool = False) -> str:
         is_log = bool(_LOG_2X.match(line) or _LOG_3X.match(line))
         if is_log and (not logs_are_output or _LOADING.search(line)):
             continue
-        if _PY_WARNING.match(line):
+        if _PY_WARNING.match(line) or _DEPRECATED_110.match(line):
             continue
         if _WARNING_3X.match(line) or (skip_graphviz and line.strip().startswith(_GRAPHVIZ_TAIL)):
             skip_graphviz = True
@@ -74,9 +77,10 @@ def condense_tracebacks(text: str) -> str:
                 continue
             if line.startswith(("The above exception", "During handling of the above")):
                 continue
-            if _EXC_LINE.match(line):
-                out.append(line)
-                in_tb = False
+            # The first unindented line after the frames is the exception, whatever its
+            # name (DagRunAlreadyExists, SystemExit...): kept whole, message included.
+            out.append(line)
+            in_tb = False
             continue
         out.append(line)
     return "\n".join(out) + ("\n" if out else "")

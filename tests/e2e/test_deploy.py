@@ -21,12 +21,16 @@ from tests.support.servers import GatewayServer
 DAG_TEMPLATE = '''"""Deployed by the gateway's tests; the DAG object is deliberately not called dag."""
 import datetime
 
+from airflow import version
+
 try:
     from airflow.sdk import DAG
 except ImportError:
     from airflow import DAG
 
-with DAG(dag_id="{dag_id}", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as {var}:
+NO_SCHEDULE = {{"schedule_interval" if version.version.startswith("1.") else "schedule": None}}
+
+with DAG(dag_id="{dag_id}", start_date=datetime.datetime(2026, 1, 1), **NO_SCHEDULE) as {var}:
     pass
 '''
 
@@ -36,7 +40,10 @@ def dag_source(dag_id: str, var: str = "my_pipeline") -> bytes:
 
 
 def airflow_dags(airflow: AirflowHome) -> dict[str, dict[str, object]]:
-    """``airflow dags list -o json`` of the real Airflow, by dag_id."""
+    """``airflow dags list -o json`` of the real Airflow, by dag_id (1.10: its ``dag`` table)."""
+    if airflow.major == "1.10":
+        rows = airflow.sql("SELECT dag_id, is_paused, fileloc FROM dag")
+        return {str(d): {"dag_id": d, "is_paused": str(bool(p)), "fileloc": f} for d, p, f in rows}
     done = airflow.cli("dags", "list", "-o", "json")
     rows = json.loads(done.stdout.strip().splitlines()[-1])
     return {row["dag_id"]: row for row in rows}
@@ -63,7 +70,7 @@ def test_readme_curl_deploy_then_airflow_lists_it_unpaused(
     gateway: GatewayServer, airflow: AirflowHome
 ) -> None:
     """The README's curl upload deploys a DAG (not named dag) that real Airflow lists, unpaused as asked."""
-    dag_id = f"gw_deployed_{airflow.major}"
+    dag_id = f"gw_deployed_{airflow.major.replace('.', '')}"
     source = airflow.home.parent / f"{dag_id}.py"
     source.write_bytes(dag_source(dag_id))
     done = subprocess.run(
@@ -239,7 +246,24 @@ def test_concurrent_deploys_of_one_name_leave_one_complete_file(
 
 
 def test_refresh_dag_and_refresh_all_dags(gateway: GatewayServer, airflow: AirflowHome) -> None:
-    """refresh_dag reserializes a known DAG's bundle (404 if unknown); refresh_all_dags reserializes all."""
+    """refresh_dag reserializes a known DAG's bundle (404 if unknown); refresh_all_dags reserializes all.
+
+    On 1.10 both mark the DAGs expired (``DagModel.last_expired``), as the plugin did.
+    """
+    if airflow.major == "1.10":
+        (before,) = airflow.sql("SELECT last_expired FROM dag WHERE dag_id = 'gw_example'")
+        reply = get(gateway.api("api=refresh_dag&dag_id=gw_example"), headers=TOKEN_HEADER)
+        assert reply.status == 200 and reply.json["output"] == "DAG [gw_example] is now fresh as a daisy"
+        (after,) = airflow.sql("SELECT last_expired FROM dag WHERE dag_id = 'gw_example'")
+        assert after[0] is not None and after != before
+        assert get(gateway.api("api=refresh_dag&dag_id=no_such_dag_xyz"), headers=TOKEN_HEADER).status == 404
+        every = get(gateway.api("api=refresh_all_dags"), headers=TOKEN_HEADER)
+        assert every.status == 200 and "gw_example" in every.json["dag_ids"], every.json
+        bundle = get(gateway.api("api=refresh_all_dags&bundle=dags-folder"), headers=TOKEN_HEADER)
+        assert bundle.status == 400 and "bundle" in bundle.json["output"]
+        listed = get(f"{gateway.url}/admin/rest_api/dags", headers=TOKEN_HEADER)  # the page's DAG list
+        assert listed.status == 200 and "gw_example" in {row["dag_id"] for row in listed.json["data"]}
+        return
     reply = get(gateway.api("api=refresh_dag&dag_id=gw_example"), headers=TOKEN_HEADER)
     assert reply.status == 200, reply.json
     assert reply.json["airflow_cmd"].startswith("airflow dags reserialize")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sqlite3
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +13,11 @@ from pathlib import Path
 import pytest
 
 DAGS = Path(__file__).resolve().parent.parent / "dags"
-VENV_VARS = {"3": "AIRFLOW_GATEWAY_TEST_AIRFLOW3", "2": "AIRFLOW_GATEWAY_TEST_AIRFLOW2"}
+VENV_VARS = {
+    "3": "AIRFLOW_GATEWAY_TEST_AIRFLOW3",
+    "2": "AIRFLOW_GATEWAY_TEST_AIRFLOW2",
+    "1.10": "AIRFLOW_GATEWAY_TEST_AIRFLOW1",
+}
 
 
 def airflow_venv(major: str) -> Path:
@@ -55,6 +61,8 @@ class AirflowHome:
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+            # Airflow 1.10 reads the log folder from [core].
+            **({"AIRFLOW__CORE__BASE_LOG_FOLDER": str(self.home / "logs")} if self.major == "1.10" else {}),
         }
         if self.db_url:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.db_url
@@ -86,6 +94,14 @@ class AirflowHome:
         return done
 
 
+    def sql(self, query: str, *params: object) -> list[tuple[object, ...]]:
+        """Rows of a read-only query on this home's sqlite metadata database (to check effects
+        where the CLI prints no JSON, i.e. on Airflow 1.10)."""
+        db = self.home / "airflow.db"
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+            return list(conn.execute(query, params))
+
+
 def make_airflow_home(
     major: str, home: Path, db_url: str | None = None, *, gateway_runner: str = "warm"
 ) -> AirflowHome:
@@ -95,6 +111,12 @@ def make_airflow_home(
     af.dags_folder.mkdir(parents=True, exist_ok=True)
     for dag in DAGS.glob("*.py"):
         shutil.copy(dag, af.dags_folder / dag.name)
+    if major == "1.10":
+        af.cli("initdb", timeout=600)
+        # 1.10 has no reserialize: the scheduler's file processor writes the DagModel rows
+        # that trigger_dag and pause need.  One loop; the DAG is paused, so nothing runs.
+        af.cli("scheduler", "-n", "1", timeout=300)
+        return af
     af.cli("db", "migrate", timeout=600)
     af.cli("dags", "reserialize", timeout=300)
     return af

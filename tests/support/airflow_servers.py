@@ -1,4 +1,4 @@
-"""Real Airflow web servers on loopback: Airflow 3 ``api-server`` and Airflow 2 ``webserver``.
+"""Real Airflow web servers on loopback: Airflow 3 ``api-server``, Airflow 2 and 1.10 ``webserver``.
 
 Each takes 10-30 s of CPU to start, so tests share them through session fixtures
 (``airflow3_api``, ``airflow2_web`` in ``tests/conftest.py``).  Both get a known admin
@@ -129,6 +129,48 @@ def start_webserver(
         "--workers",
         "1",
     ]
+    url = f"http://127.0.0.1:{port}"
+    proc = _start(argv, env, log, f"{url}/health")
+    return AirflowServer(url=url, proc=proc, log=log, env=env)
+
+
+def start_webserver110(
+    airflow: AirflowHome, tmp: Path, *, rbac: bool, extra_env: dict[str, str] | None = None
+) -> AirflowServer:
+    """``airflow webserver`` (Airflow 1.10): Flask-Admin without authentication, or FAB with
+    ``rbac = True`` and the user admin/admin.  Its gunicorn is found on ``PATH`` (the venv's bin).
+
+    Workers are never recycled (``worker_refresh_interval``), so a test sees what a DAG refresh
+    does, not what a fresh worker would read.
+    """
+    assert airflow.major == "1.10", "this is Airflow 1.10's web server"
+    env = airflow.process_env()
+    env.update(_SECRETS)
+    env.update(
+        {
+            "AIRFLOW__WEBSERVER__RBAC": str(rbac),
+            "AIRFLOW__WEBSERVER__WORKER_REFRESH_INTERVAL": "86400",
+            "AIRFLOW__WEBSERVER__WEB_SERVER_WORKER_TIMEOUT": "240",
+        }
+    )
+    env.update(extra_env or {})
+    if rbac:
+        # With rbac on, 1.10 first writes AIRFLOW_HOME/webserver_config.py (its FAB database
+        # URI); without it create_user would create the user in an in-memory database.
+        done = subprocess.run(
+            [str(airflow.executable), "create_user", "--role", "Admin", "--username", USERNAME,
+             "--password", PASSWORD, "--firstname", "Ad", "--lastname", "Min", "--email", "admin@example.invalid"],
+            env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0 and USERNAME in [r[0] for r in airflow.sql("SELECT username FROM ab_user")], (
+            done.stdout + done.stderr
+        )
+    port = free_port()
+    log = tmp / f"webserver110-{port}.log"
+    argv = [
+        str(airflow.executable), "webserver", "--hostname", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--pid", str(tmp / "webserver.pid"),  # two webservers of one home would share AIRFLOW_HOME's
+    ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     proc = _start(argv, env, log, f"{url}/health")
     return AirflowServer(url=url, proc=proc, log=log, env=env)

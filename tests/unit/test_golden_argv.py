@@ -25,7 +25,7 @@ def interpreter(dialect: str) -> Interpreter:
         CATALOGUE,
         executable="airflow",
         files_dir=Path(FILES),
-        distributions=frozenset({"apache-airflow-providers-celery"}),
+        distributions=frozenset({"apache-airflow-providers-celery", "celery", "flower"}),
     )
 
 

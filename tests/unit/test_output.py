@@ -49,6 +49,30 @@ def test_tracebacks_become_their_last_line() -> None:
     )
 
 
+def test_an_exception_not_named_error_keeps_its_message() -> None:
+    """DagRunAlreadyExists (issue 14): the exception line stays whole, whatever the name ends in."""
+    tb = TRACEBACK.replace(
+        "airflow.sdk.exceptions.AirflowException: Dag 'nodag' could not be found; "
+        "either it does not exist or it failed to parse.",
+        "airflow.exceptions.DagRunAlreadyExists: Run id r1 already exists for dag id gw_example",
+    )
+    assert condense_tracebacks(tb) == (
+        "airflow.exceptions.DagRunAlreadyExists: Run id r1 already exists for dag id gw_example\n"
+    )
+
+
+def test_airflow110_deprecation_notices_are_filtered() -> None:
+    """1.10.15's per-call "deprecated and removed in Airflow 2.0" notices go; the output stays."""
+    text = (
+        "The 'pool' command is deprecated and removed in Airflow 2.0, please use 'pools list' instead\n"
+        "The mode (-l, -d, etc) options to 'connections' have been deprecated and removed in Airflow 2.0, "
+        "please use the get/set/list subcommands instead\n"
+        "[2026-11-30 20:42:22,050] {dagbag.py:417} INFO - Filling up the DagBag from /x/dags\n"
+        "gw_example\n"
+    )
+    assert filter_loading_messages(text) == "gw_example\n"
+
+
 def test_json_is_the_last_line() -> None:
     """``-o json`` output is parsed from the last stdout line, after any log lines."""
     assert last_json_line(AF3_STDOUT) == [{"dag_id": "gw_example"}]
@@ -69,7 +93,18 @@ STATUS = [
     pytest.param(result(1, "", "Variable nokey does not exist."), NOT_FOUND, 404, id="variable-not-found"),
     pytest.param(result(1, "", "Pool nopool does not exist"), NOT_FOUND, 404, id="pool-not-found"),
     pytest.param(result(0, "None\n"), (NO_RUN,), 404, id="dag-state-none"),
+    pytest.param(
+        result(1, "", "airflow.exceptions.AirflowException: dag_id could not be found: nope. Either the dag "
+               "did not exist or it failed to parse."), NOT_FOUND, 404, id="af110-dag-not-found"),
     pytest.param(result(0, "queued\n"), (NO_RUN,), 200, id="dag-state-queued"),
+    # Issue 14: a caller's mistake is a 4xx on every version, not a 500.
+    pytest.param(result(1, "", "airflow.exceptions.TaskInstanceNotFound: Task instance not found"), NOT_FOUND,
+                 404, id="task-instance-not-found"),
+    pytest.param(result(1, "", "Missing variables file."), NOT_FOUND, 404, id="variables-file-missing"),
+    pytest.param(result(0, "Missing variables file.\n"), NOT_FOUND, 404, id="af110-variables-file-missing"),
+    pytest.param(result(1, "", "Bundles not found: nope"), NOT_FOUND, 404, id="bundle-not-found"),
+    pytest.param(result(1, "", "airflow.exceptions.AirflowException: Provide a start_date and/or end_date"),
+                 NOT_FOUND, 400, id="backfill-without-dates"),
     pytest.param(result(0, "No unpaused DAGs were found\n"), (PAUSE_NOOP,), 200, id="pause-noop-warns"),
 ]
 

@@ -1,0 +1,120 @@
+"""Compatibility mode ``[rest_api_plugin] compatibility = "1.0.9"``: answer like the original plugin.
+
+Applied at two seams of :class:`gateway.api.ApiEndpoint`, so the gateway's own logic stays
+one path: :meth:`Compat109.normalise` rewrites the request arguments before planning,
+:meth:`Compat109.shape` rewrites the envelope after the call.  It never relaxes safety:
+every value still goes through the interpreter's validation; only argument *names* and the
+answer's *status* change.  The differences that remain are in docs/compatibility.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.cli.interpreter import Plan, PlanError
+from gateway.cli.spec import Api, Kind
+from gateway.envelope import Envelope
+
+MODES = ("off", "1.0.9")
+
+_ABSOLUTE_FILE = (
+    "argument '{name}': the plugin took a path on the Airflow host; the gateway refuses paths (absolute or "
+    "with '/') so that no caller can read or write files elsewhere on the host. Give a plain file name "
+    "(e.g. {name}=variables.json): it is read from and written to the gateway's files directory "
+    "(cli.files_dir), and api=variables&export=NAME returns the exported file's content as 'data'"
+)
+
+
+class Compat109:
+    """The v1.0.9 plugin's request and answer conventions.
+
+    :param catalogue: the API catalogue (to tell known arguments from extras).
+    :param airflow_version: answered by ``api=version`` without running the CLI, as the plugin did.
+    """
+
+    def __init__(self, catalogue: Mapping[str, Api], airflow_version: str) -> None:
+        self.catalogue = catalogue
+        self.airflow_version = airflow_version
+
+    def normalise(
+        self, api_name: str | None, args: dict[str, list[str]], envelope: Envelope
+    ) -> tuple[str | None, dict[str, list[str]]]:
+        """The request as the gateway's API expects it; what was dropped is told in ``warning``.
+
+        :raises PlanError: for a file path, with what to do instead.
+        """
+        if api_name and api_name not in self.catalogue and api_name.lower() in self.catalogue:
+            api_name = api_name.lower()
+        api = self.catalogue.get(api_name or "")
+        if api is None:
+            return api_name, args
+        args = dict(args)
+        # v1.0.9's own forms: variables cmd=set&key=&value=,
+        # pool cmd=set&pool_name=&slot_count=&pool_description=
+        cmd = _single(args, "cmd")
+        if api.name == "variables" and cmd == "set" and "key" in args:
+            args.pop("cmd")
+            args["set"] = args.pop("key")
+            args["set_value"] = args.pop("value", [""])
+        elif api.name == "pool" and cmd == "set" and "pool_name" in args:
+            args.pop("cmd")
+            names = ("pool_name", "slot_count", "pool_description")
+            parts = [_single(args, name) for name in names]
+            for name in names:
+                args.pop(name, None)
+            args["set"] = [" ".join(p for p in parts if p)]
+        if api.name == "variables":
+            for name in ("import", "export"):
+                value = _single(args, name)
+                if value and "/" in value:
+                    raise PlanError(_ABSOLUTE_FILE.format(name=name))
+        dropped: list[str] = []
+        for name in list(args):
+            param = api.param(name)
+            if name == "api":
+                continue
+            if param is None or (param.kind is Kind.BOOL and args[name] == [""]):
+                dropped.append(name)  # unknown, or a bare '&flag' (the plugin dropped both)
+                del args[name]
+        if dropped:
+            envelope.add_warning(
+                f"ignored argument(s) {', '.join(sorted(dropped))} (compatibility 1.0.9: unknown "
+                "arguments and bare boolean flags are dropped, as the plugin did)"
+            )
+        return api_name, args
+
+    def answer_in_process(self, plan: Plan, envelope: Envelope) -> bool:
+        """``version``: the plugin answered ``airflow.__version__`` as a string, without the CLI."""
+        if plan.api.name != "version":
+            return False
+        envelope.output = self.airflow_version
+        envelope.exit_code = 0
+        return True
+
+    def shape(self, envelope: Envelope, api_name: str | None) -> None:
+        """HTTP status, ``status`` and ``output`` as the plugin gave them; the finding stays in extras."""
+        if envelope.status == "ERROR" and envelope.airflow_cmd is not None:
+            finding = envelope.http_response_code
+            error = envelope.extra.get("error")
+            envelope.extra["gateway_http_response_code"] = finding
+            if finding == 404 and error == "DAG not found":
+                # The plugin checked the DAG id itself: 400 with a sentence.
+                dag_id = envelope.arguments.get("dag_id") or envelope.post_arguments.get("dag_id")
+                envelope.output = f"The DAG ID '{dag_id}' does not exist"
+                envelope.http_response_code = 400
+                return
+            envelope.status = "OK"
+            envelope.http_response_code = 200
+            return
+        if envelope.status != "OK":
+            return
+        if "daemon" in envelope.extra:
+            envelope.output = {"stdout": "exit_code: 0", "stderr": "", "stdin": ""}
+        elif api_name == "refresh_dag" and not isinstance(envelope.output, str):
+            dag_id = envelope.arguments.get("dag_id") or envelope.post_arguments.get("dag_id")
+            envelope.output = f"DAG [{dag_id}] is now fresh as a daisy"
+
+
+def _single(args: Mapping[str, list[str]], name: str) -> str | None:
+    values = args.get(name)
+    return values[0] if values else None

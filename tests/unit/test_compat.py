@@ -1,0 +1,77 @@
+"""Compatibility mode 1.0.9 (issue 14): the plugin's request forms in, the plugin's answers out."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.cli.apis import CATALOGUE
+from gateway.cli.interpreter import PlanError
+from gateway.compat import Compat109
+from gateway.envelope import Envelope
+
+COMPAT = Compat109(CATALOGUE, "1.10.15")
+
+
+def envelope(**arguments: str) -> Envelope:
+    return Envelope(call_time=0.0, request_id="r", arguments=arguments)
+
+
+def test_the_plugins_variable_and_pool_set_forms_become_the_readme_forms() -> None:
+    env = envelope()
+    assert COMPAT.normalise("variables", {"cmd": ["set"], "key": ["k"], "value": ["v w"]}, env) == (
+        "variables",
+        {"set": ["k"], "set_value": ["v w"]},
+    )
+    pool = {"cmd": ["set"], "pool_name": ["p"], "slot_count": ["3"], "pool_description": ["a pool"]}
+    assert COMPAT.normalise("pool", pool, env) == ("pool", {"set": ["p 3 a pool"]})
+    assert env.warning is None
+
+
+def test_api_is_case_insensitive_and_extras_and_bare_flags_are_dropped_with_a_warning() -> None:
+    env = envelope()
+    api, args = COMPAT.normalise("LIST_DAGS", {"report": [""], "verbose": ["1"]}, env)
+    assert (api, args) == ("list_dags", {})
+    assert env.warning is not None and "report" in env.warning and "verbose" in env.warning
+
+
+@pytest.mark.parametrize("value", ["/etc/passwd.json", "../x.json", "sub/x.json"])
+def test_file_paths_are_still_refused_with_what_to_do_instead(value: str) -> None:
+    with pytest.raises(PlanError) as refused:
+        COMPAT.normalise("variables", {"export": [value]}, envelope())
+    assert "plain file name" in refused.value.message and "cli.files_dir" in refused.value.message
+
+
+def test_a_failed_cli_call_is_200_ok_with_the_finding_kept() -> None:
+    env = envelope(dag_id="gw_example")
+    env.airflow_cmd = "airflow tasks test gw_example boom 2026-01-01"
+    env.exit_code = 1
+    env.fail(500, {"stdout": "", "stderr": "boom", "stdin": ""})
+    env.extra["error"] = "the command failed with exit code 1"
+    COMPAT.shape(env, "test")
+    assert (env.http_response_code, env.status, env.exit_code) == (200, "OK", 1)
+    assert env.extra["gateway_http_response_code"] == 500 and env.extra["error"]
+
+
+def test_an_unknown_dag_is_the_plugins_400_sentence() -> None:
+    env = envelope(dag_id="nope")
+    env.airflow_cmd = "airflow list_tasks nope"
+    env.fail(404, {"stdout": "", "stderr": "...", "stdin": ""})
+    env.extra["error"] = "DAG not found"
+    COMPAT.shape(env, "list_tasks")
+    assert (env.http_response_code, env.status, env.output) == (
+        400,
+        "ERROR",
+        "The DAG ID 'nope' does not exist",
+    )
+
+
+def test_input_errors_keep_their_400_and_daemons_answer_the_plugins_output() -> None:
+    env = envelope()
+    env.fail(400, "missing required argument(s) for api 'pause': dag_id")
+    COMPAT.shape(env, "pause")
+    assert (env.http_response_code, env.status) == (400, "ERROR")
+    started = envelope()
+    started.output = {"pid": 1}
+    started.extra["daemon"] = {"id": "scheduler-1", "pid": 1, "log_path": "/x"}
+    COMPAT.shape(started, "scheduler")
+    assert started.output == {"stdout": "exit_code: 0", "stderr": "", "stdin": ""}
