@@ -24,7 +24,7 @@ from gateway.config import GatewayConfig
 from gateway.envelope import Envelope
 from gateway.errors import Busy, GatewayError, PayloadTooLarge
 from gateway.identity.principal import Principal
-from gateway.redact import Redactor
+from gateway.redact import MAX_SECRETS, Redactor
 
 MAX_RETURNED_FILE = 8 * 1024 * 1024
 
@@ -116,6 +116,8 @@ class ApiEndpoint:
             record = begin(environ, redact)
         all_args = {name: source.getlist(name) for source in (form, query) for name in source}
         record.secrets |= redact.secrets_in(all_args)
+        if len(record.secrets) > MAX_SECRETS:  # each free-text scrub checks every one
+            raise PayloadTooLarge(f"Too many secret values in one call (limit {MAX_SECRETS})")
         record.arguments = redact.arguments(all_args)
         args: dict[str, list[str]] = {}
         for source in (query, form):
