@@ -63,6 +63,10 @@ bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 # gateway/worker.py.
 worker_class = "gateway.worker.KeepAliveThreadWorker"
 _linger_ms = _env_int("GATEWAY_KEEPALIVE_LINGER_MS", 2, 0)
+# A request head (request line and headers) must arrive within this many seconds of the
+# connection opening, or of the next request starting on a kept-alive one; the worker's
+# event loop reads heads, so slow clients hold no thread meanwhile (0: stock gthread).
+_head_timeout_s = _env_int("GATEWAY_HEAD_TIMEOUT", 10, 0)
 workers = _env_int("GATEWAY_WORKERS", 2, 1)
 threads = max(_env_int("GATEWAY_THREADS", 8, 1), _gateway_config.cli.max_concurrent + 4)
 # Longer than the longest CLI timeout and the proxy's read timeout, so gunicorn never
@@ -116,8 +120,10 @@ def when_ready(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """In each worker, before it serves: how long a thread waits on a kept-alive connection."""
+    """In each worker, before it serves: how long a thread waits on a kept-alive connection,
+    and how long a request head may take to arrive."""
     worker.linger_s = _linger_ms / 1000
+    worker.head_timeout_s = _head_timeout_s
 
 
 def child_exit(server: Any, worker: Any) -> None:
