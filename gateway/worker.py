@@ -48,8 +48,8 @@ from collections import deque
 from functools import partial
 from typing import Any
 
-from gunicorn.http2 import negotiation
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.http2 import negotiation  # type: ignore[import-untyped]
+from gunicorn.workers.gthread import TConn, ThreadWorker  # type: ignore[import-untyped]
 
 _READ_SIZE = 65536
 _TIMEOUT_REPLY = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -90,7 +90,7 @@ class _HeadState:
         self.deadline = deadline
 
 
-class KeepAliveThreadWorker(ThreadWorker):
+class KeepAliveThreadWorker(ThreadWorker):  # type: ignore[misc]
     """gunicorn's ``gthread`` worker whose poller reads request heads (with a deadline) and
     whose threads briefly stay on a kept-alive connection.
 
@@ -107,7 +107,9 @@ class KeepAliveThreadWorker(ThreadWorker):
         self._waiting_lock = threading.Lock()
         self._heads: deque[tuple[float, Any]] = deque()  # (deadline, conn), in deadline order
         self._max_head = (
-            self.cfg.limit_request_line + self.cfg.limit_request_fields * (self.cfg.limit_request_field_size + 2) + 4
+            self.cfg.limit_request_line
+            + self.cfg.limit_request_fields * (self.cfg.limit_request_field_size + 2)
+            + 4
         )
 
     # --- request heads, read in the main loop ---

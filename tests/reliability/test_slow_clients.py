@@ -67,9 +67,10 @@ def test_slow_heads_hold_no_thread(gateway: GatewayServer) -> None:
 
 def test_a_late_head_is_answered_408_and_closed(gateway: GatewayServer) -> None:
     """A head still incomplete after GATEWAY_HEAD_TIMEOUT: 408 and the connection closed."""
-    with socket.create_connection(_address(gateway), timeout=HEAD_TIMEOUT_S + 10) as partial, socket.create_connection(
-        _address(gateway), timeout=HEAD_TIMEOUT_S + 10
-    ) as silent:
+    with (
+        socket.create_connection(_address(gateway), timeout=HEAD_TIMEOUT_S + 10) as partial,
+        socket.create_connection(_address(gateway), timeout=HEAD_TIMEOUT_S + 10) as silent,
+    ):
         t0 = time.monotonic()
         partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         reply = b""

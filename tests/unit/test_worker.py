@@ -204,8 +204,12 @@ def test_the_gthread_internals_the_worker_relies_on_are_there() -> None:
     for name, params in expected.items():
         assert list(inspect.signature(getattr(ThreadWorker, name)).parameters) == params, name
     run = inspect.getsource(ThreadWorker.run)
-    assert "self.murder_pending()" in run and "self.accept" in inspect.getsource(ThreadWorker.set_accept_enabled)
+    assert "self.murder_pending()" in run and "self.accept" in inspect.getsource(
+        ThreadWorker.set_accept_enabled
+    )
     assert "self.keepalived_conns.remove(conn)" in inspect.getsource(ThreadWorker.on_client_socket_readable)
     assert "data_ready" in inspect.getsource(ThreadWorker.handle)
     assert list(inspect.signature(TConn.__init__).parameters) == ["self", "cfg", "sock", "client", "server"]
-    assert {"unread", "take_buffered"} <= set(vars(Unreader)) and "buf" in inspect.getsource(Unreader.__init__)
+    assert {"unread", "take_buffered"} <= set(vars(Unreader)) and "buf" in inspect.getsource(
+        Unreader.__init__
+    )
