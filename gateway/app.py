@@ -299,10 +299,11 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     proxy = None
     if config.proxy.upstream is not None:
         proxy = ReverseProxy.from_config(config.proxy, strip_environ_keys=auth.credential_keys())
-    health = Health(install=install, proxy=proxy, readiness_path=config.proxy.readiness_path)
+    health = Health(install=install, proxy=proxy, readiness_path=config.proxy.readiness_path, metrics=metrics)
+    sink = AuditSink(file=config.audit.file, on_file_error=metrics.audit_write_failed)
     app = assemble(
         config, api=api, auth=auth, install=install, redactor=redactor, metrics=metrics,
-        sink=AuditSink(file=config.audit.file), policy=policy, dags=dags, proxy=proxy, health=health,
+        sink=sink, policy=policy, dags=dags, proxy=proxy, health=health,
     )  # fmt: skip
     log.info(
         "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)
