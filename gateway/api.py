@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from gateway import __version__
 from gateway.audit import AuditRecord, begin
+from gateway.body import read_form
 from gateway.cli.daemons import DaemonError, DaemonManager
 from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan, PlanError
 from gateway.cli.output import classify, condense_tracebacks, filter_loading_messages, last_json_line
@@ -75,10 +75,7 @@ class ApiEndpoint:
         request = LimitedRequest(environ)
         request.max_content_length = self.config.limits.max_body_bytes
         request.max_form_memory_size = self.config.limits.max_form_memory_bytes
-        try:
-            form = request.form if request.method == "POST" else MultiDict()
-        except RequestEntityTooLarge:
-            raise PayloadTooLarge() from None
+        form = read_form(request, max_form_bytes=self.config.limits.max_form_memory_bytes)
         return request, request.args, form
 
     def uploads(self, request: Request) -> dict[str, list[Upload]]:

@@ -62,12 +62,11 @@ def _events(server: GatewayServer, marker: str) -> list[dict[str, object]]:
     return out
 
 
-def test_full_disks_degrade_metrics_and_audit_file_but_serving_goes_on(
+def test_a_full_audit_disk_loses_no_event_and_tears_no_line(
     gateway_on_small_disks: tuple[GatewayServer, Path, Path],
 ) -> None:
+    """Finding 5: events still reach stdout, the file has whole lines only, lost writes are counted."""
     server, metrics, audit = gateway_on_small_disks
-    # 1. The audit file's filesystem is full: events still reach stdout, whole lines only
-    #    in the file, and every lost file write is counted.
     fill(audit)
     for i in range(40):
         assert get(f"{server.url}/_status/200?audit={i}", timeout=30).status == 200
@@ -81,7 +80,12 @@ def test_full_disks_degrade_metrics_and_audit_file_but_serving_goes_on(
     ]
     assert float(lost.split()[-1]) >= 40 - (len(lines) - 1)
 
-    # 2. The metrics directory's filesystem is full: new label sets need new pages.
+
+def test_a_full_metrics_disk_degrades_metrics_and_kills_no_worker(
+    gateway_on_small_disks: tuple[GatewayServer, Path, Path],
+) -> None:
+    """Finding 4: new label sets need new pages of the full filesystem; serving goes on."""
+    server, metrics, audit = gateway_on_small_disks
     fill(metrics)
     for method in ("GET", "DELETE"):
         for code in CODES:

@@ -8,14 +8,20 @@ it, and still an order of magnitude under the old cost.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.test import Client
 
-from gateway.redact import MASK, Redactor
+from gateway.redact import MASK, MAX_SECRETS, Redactor
+from tests.unit.gateway_app import TOKEN, FakeRunner, unit_gateway
+
+AUTH = {"rest_api_plugin_http_token": TOKEN}
 
 pytestmark = pytest.mark.reliability
 
@@ -101,3 +107,14 @@ def test_an_encoded_at_sign_is_masked_too() -> None:
     uri = f"mysql://dbuser:{quote('pass@word99xyz', safe='')}@db.example/x"
     assert redactor.text(uri) == f"mysql://dbuser:{MASK}@db.example/x"
     assert "pass@word99xyz" in redactor.secrets_in({"conn_uri": [uri]})
+
+
+def test_a_call_with_too_many_secret_values_is_refused_413(tmp_path: Path) -> None:
+    """Each free-text scrub checks every secret value: their number is bounded, before any scrub."""
+    extra = json.dumps({f"k{i}": f"secret-leaf-{i:04d}" for i in range(MAX_SECRETS + 1)})
+    args = {"api": "connections", "add": "true", "conn_id": "c1", "conn_type": "http", "conn_extra": extra}
+    runner = FakeRunner()
+    with unit_gateway(tmp_path, runner=runner) as gw:
+        reply = Client(gw.app).post("/admin/rest_api/api", data=args, headers=AUTH, buffered=True)
+    assert reply.status_code == 413 and runner.calls == []
+    assert "secret-leaf" not in reply.get_data(as_text=True)
