@@ -175,6 +175,14 @@ class ApiEndpoint:
         self._run(plan, envelope, record)
 
     def _run(self, plan: Plan, envelope: Envelope, record: AuditRecord | None) -> None:
+        try:
+            self._run_plan(plan, envelope, record)
+        finally:
+            # An exported file holds secret values: gone once returned (or failed).
+            if plan.command.returns_file and plan.command.returns_file in plan.files:
+                plan.files[plan.command.returns_file].unlink(missing_ok=True)
+
+    def _run_plan(self, plan: Plan, envelope: Envelope, record: AuditRecord | None) -> None:
         if record is None:  # a builtin's helper run: the builtin call itself is what gets audited
             record = AuditRecord(request_id=envelope.request_id, method="", path="", remote_addr=None)
         try:
@@ -213,7 +221,7 @@ class ApiEndpoint:
             if plan.command.returns_file:
                 path = plan.files[plan.command.returns_file]
                 if path.stat().st_size > MAX_RETURNED_FILE:
-                    envelope.add_warning("the exported file is too large to return; it stays on the gateway host")
+                    envelope.add_warning("the exported file is too large to return; it was removed")
                     return
                 envelope.extra["data"] = json.loads(path.read_text("utf-8"))
             elif plan.command.json == "flag":
@@ -224,7 +232,7 @@ class ApiEndpoint:
             envelope.add_warning("the command printed no JSON; see output.stdout")
 
     def _start_daemon(self, plan: Plan, envelope: Envelope, audit: AuditRecord) -> None:
-        record, code = self.daemons.start(plan.api.name, plan.argv)
+        record, code = self.daemons.start(plan.api.name, plan.argv, shown_argv=audit.argv)
         envelope.extra["daemon"] = {"id": record.id, "pid": record.pid, "log_path": record.log_path}
         envelope.output = {"pid": record.pid, "log_path": record.log_path, "id": record.id}
         audit.cli_outcome = "ok" if code is None else "failed"
@@ -241,6 +249,8 @@ class ApiEndpoint:
 
     def _list_daemons(self, call: BuiltinCall, envelope: Envelope) -> None:
         rows = self.daemons.list()
+        for row in rows:  # records store the masked argv; older ones may not have
+            row["argv"] = self.redactor.argv(row["argv"])
         envelope.output = rows
         envelope.extra["data"] = rows
 

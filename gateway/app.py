@@ -257,7 +257,8 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     dialect = select_dialect(dialect_name, DIALECTS)
     work_dir = config.state_dir / "work"
     for path in (config.state_dir, work_dir, config.cli.files_dir):
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config.cli.files_dir.chmod(0o700)  # exported files hold secret values
     interpreter = Interpreter(
         dialect,
         CATALOGUE,
