@@ -11,12 +11,13 @@ import sys
 from typing import Any
 
 # Fail fast with a readable message, before any worker forks.
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError, check_writable, load_config
 from gateway.logging import gunicorn_logconfig
 from gateway.multiproc import MultiprocError, ensure_env, wipe
 
 try:
     _gateway_config = load_config(os.environ)
+    check_writable(_gateway_config)  # state_dir, files_dir, audit.file: named, not a traceback
     if _gateway_config.policy.dir is not None:  # policy errors (file:line) before any worker forks
         from gateway.cli.apis import CATALOGUE
         from gateway.policy.loader import load_policies
