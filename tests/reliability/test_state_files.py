@@ -45,6 +45,7 @@ def test_list_daemons_masks_argv_like_the_starting_call(
     assert row["api"] == "flower" and "Broker-Secret21" not in json.dumps(listed.json)
     records = list((tmp_path / "daemons").glob("*.json"))
     assert records and all("Broker-Secret21" not in p.read_text() for p in records)
+    assert stat.S_IMODE((tmp_path / "daemons").stat().st_mode) == 0o700
     for path in (tmp_path / "daemons").iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
