@@ -68,3 +68,10 @@ def test_exported_variables_are_removed_after_being_returned(tmp_path: Path) -> 
     assert reply.status_code == 200, reply.get_data(as_text=True)
     assert reply.json["data"] == {"db_password": "Exported-Secret22"}
     assert list(files.iterdir()) == []
+
+
+def test_the_metrics_directory_is_created_0700(tmp_path: Path) -> None:
+    from gateway.multiproc import ensure_env
+
+    directory = ensure_env({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "m")}, tmp_path / "unused")
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
