@@ -147,7 +147,7 @@ class KeepAliveThreadWorker(ThreadWorker):  # type: ignore[misc]
             return super().on_client_socket_readable(conn, client)  # type: ignore[no-any-return]
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
-        self._await_head(conn, b"")
+        self._await_head(conn, b"", readable=True)
         return None
 
     def finish_request(self, conn: Any, fs: Any) -> None:
@@ -156,40 +156,58 @@ class KeepAliveThreadWorker(ThreadWorker):  # type: ignore[misc]
         if keep and self._reads_heads(conn) and conn.parser is not None:
             ahead = conn.parser.unreader.take_buffered()
             if ahead:
-                self._await_head(conn, ahead)
+                conn.sock.setblocking(False)
+                self._await_head(conn, ahead, readable=True)
                 return None
         return super().finish_request(conn, fs)  # type: ignore[no-any-return]
 
-    def _await_head(self, conn: Any, data: bytes) -> None:
+    def _await_head(self, conn: Any, data: bytes, *, readable: bool = False) -> None:
+        """Read ``conn``'s head in the event loop; ``readable``: bytes are waiting, read them now
+        (a whole head then goes to a thread without another turn of the loop)."""
         if head_end(data) >= 0:
             self._hand_over(conn, data)
             return
         state = conn.gateway_head = _HeadState(data, time.monotonic() + self.head_timeout_s)
-        self._heads.append((state.deadline, conn))
         conn.sock.setblocking(False)
+        if readable and self._settle(conn, state, self._read_head(conn, state), registered=False):
+            return
+        self._heads.append((state.deadline, conn))
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_readable, conn))
 
     def _on_head_readable(self, conn: Any, client: Any) -> None:
         state: _HeadState | None = getattr(conn, "gateway_head", None)
-        if state is None:
-            return
+        if state is not None:
+            self._settle(conn, state, self._read_head(conn, state), registered=True)
+
+    @staticmethod
+    def _read_head(conn: Any, state: _HeadState) -> str:
+        """One non-blocking read: ``wait`` for more, or ``complete``, ``closed``, ``too_large``."""
         try:
             data = conn.sock.recv(_READ_SIZE)
         except (BlockingIOError, InterruptedError):
-            return
+            return "wait"
         except OSError:
             data = b""
         if not data:  # the client went away
-            self._drop_head(conn)
-            return
+            return "closed"
         seen = len(state.buffer)
         state.buffer += data
         if head_end(state.buffer, seen) >= 0:
+            return "complete"
+        return "wait"
+
+    def _settle(self, conn: Any, state: _HeadState, outcome: str, *, registered: bool) -> bool:
+        """Act on a read's outcome; whether the connection has left head reading."""
+        if outcome == "wait" and len(state.buffer) <= self._max_head:
+            return False
+        if registered:
             self.poller.unregister(conn.sock)
-            conn.gateway_head = None
+        conn.gateway_head = None
+        if outcome == "complete":
             self._hand_over(conn, bytes(state.buffer))
-        elif len(state.buffer) > self._max_head:
-            self._drop_head(conn, _TOO_LARGE_REPLY)
+        else:
+            self._close(conn, _TOO_LARGE_REPLY if outcome == "wait" else b"")
+        return True
 
     def _hand_over(self, conn: Any, head: bytes) -> None:
         """A complete head: into gunicorn's parser, and the connection to a thread."""
@@ -200,12 +218,8 @@ class KeepAliveThreadWorker(ThreadWorker):  # type: ignore[misc]
         conn.sock.setblocking(True)
         self.enqueue_req(conn)
 
-    def _drop_head(self, conn: Any, reply: bytes = b"") -> None:
-        conn.gateway_head = None
-        try:
-            self.poller.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
+    def _close(self, conn: Any, reply: bytes = b"") -> None:
+        """Close a connection whose head is not coming (no longer registered with the poller)."""
         if reply:
             try:
                 conn.sock.send(reply)  # non-blocking, best effort
@@ -222,7 +236,12 @@ class KeepAliveThreadWorker(ThreadWorker):  # type: ignore[misc]
             deadline, conn = self._heads.popleft()
             state = getattr(conn, "gateway_head", None)
             if state is not None and state.deadline == deadline:
-                self._drop_head(conn, _TIMEOUT_REPLY if state.buffer else b"")
+                conn.gateway_head = None
+                try:
+                    self.poller.unregister(conn.sock)
+                except (KeyError, ValueError, OSError):
+                    pass
+                self._close(conn, _TIMEOUT_REPLY if state.buffer else b"")
 
     # --- keep-alive linger, in the threads ---
 

@@ -93,3 +93,21 @@ def test_keep_alive_and_pipelined_requests_still_work(gateway: GatewayServer) ->
         while chunk := sock.recv(65536):
             reply += chunk
     assert reply.count(b"HTTP/1.1 200 ") == 3
+
+
+def test_a_head_larger_than_gunicorn_allows_is_431(gateway: GatewayServer) -> None:
+    """A head that never ends is not buffered without bound: past gunicorn's header limits, 431."""
+    with socket.create_connection(_address(gateway), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        reply = b""
+        try:
+            for _ in range(128):  # 1 MiB of headers, more than 100 fields of 8190 bytes
+                sock.sendall(b"X-Big: " + b"a" * 8183 + b"\r\n")
+        except OSError:
+            pass  # closed on us, as it should
+        try:
+            while chunk := sock.recv(65536):
+                reply += chunk
+        except OSError:
+            pass
+    assert reply.startswith(b"HTTP/1.1 431 "), reply[:200]
