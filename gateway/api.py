@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from gateway import __version__
 from gateway.audit import AuditRecord, begin
+from gateway.body import read_form
 from gateway.cli.daemons import DaemonError, DaemonManager
 from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan, PlanError
 from gateway.cli.output import classify, condense_tracebacks, filter_loading_messages, last_json_line
@@ -27,7 +27,7 @@ from gateway.errors import Busy, GatewayError, PayloadTooLarge
 from gateway.identity.context import CURRENT_CALLER
 from gateway.identity.principal import Principal
 from gateway.jobs.runner import CURRENT_JOB
-from gateway.redact import Redactor
+from gateway.redact import MAX_SECRETS, Redactor
 
 if TYPE_CHECKING:
     from gateway.jobs.service import JobService
@@ -86,10 +86,7 @@ class ApiEndpoint:
         request = LimitedRequest(environ)
         request.max_content_length = self.config.limits.max_body_bytes
         request.max_form_memory_size = self.config.limits.max_form_memory_bytes
-        try:
-            form = request.form if request.method == "POST" else MultiDict()
-        except RequestEntityTooLarge:
-            raise PayloadTooLarge() from None
+        form = read_form(request, max_form_bytes=self.config.limits.max_form_memory_bytes)
         return request, request.args, form
 
     def uploads(self, request: Request) -> dict[str, list[Upload]]:
@@ -127,6 +124,8 @@ class ApiEndpoint:
             record = begin(environ, redact)
         all_args = {name: source.getlist(name) for source in (form, query) for name in source}
         record.secrets |= redact.secrets_in(all_args)
+        if len(record.secrets) > MAX_SECRETS:  # each free-text scrub checks every one
+            raise PayloadTooLarge(f"Too many secret values in one call (limit {MAX_SECRETS})")
         record.arguments = redact.arguments(all_args)
         args: dict[str, list[str]] = {}
         for source in (query, form):
@@ -206,6 +205,14 @@ class ApiEndpoint:
         self._run(plan, envelope, record, self.call_options(principal))
 
     def _run(self, plan: Plan, envelope: Envelope, record: AuditRecord | None, options: CallOptions) -> None:
+        try:
+            self._run_plan(plan, envelope, record, options)
+        finally:
+            # An exported file holds secret values: gone once returned (or failed).
+            if plan.command.returns_file and plan.command.returns_file in plan.files:
+                plan.files[plan.command.returns_file].unlink(missing_ok=True)
+
+    def _run_plan(self, plan: Plan, envelope: Envelope, record: AuditRecord | None, options: CallOptions) -> None:
         if record is None:  # a builtin's helper run: the builtin call itself is what gets audited
             record = AuditRecord(request_id=envelope.request_id, method="", path="", remote_addr=None)
         started = time.time()
@@ -259,7 +266,7 @@ class ApiEndpoint:
             if plan.command.returns_file:
                 path = plan.files[plan.command.returns_file]
                 if path.stat().st_size > MAX_RETURNED_FILE:
-                    envelope.add_warning("the exported file is too large to return; it stays on the gateway host")
+                    envelope.add_warning("the exported file is too large to return; it was removed")
                     return
                 envelope.extra["data"] = json.loads(path.read_text("utf-8"))
             elif plan.command.json == "flag":
@@ -270,7 +277,7 @@ class ApiEndpoint:
             envelope.add_warning("the command printed no JSON; see output.stdout")
 
     def _start_daemon(self, plan: Plan, envelope: Envelope, audit: AuditRecord) -> None:
-        record, code = self.daemons.start(plan.api.name, plan.argv)
+        record, code = self.daemons.start(plan.api.name, plan.argv, shown_argv=audit.argv)
         envelope.extra["daemon"] = {"id": record.id, "pid": record.pid, "log_path": record.log_path}
         envelope.output = {"pid": record.pid, "log_path": record.log_path, "id": record.id}
         audit.cli_outcome = "ok" if code is None else "failed"
@@ -287,6 +294,8 @@ class ApiEndpoint:
 
     def _list_daemons(self, call: BuiltinCall, envelope: Envelope) -> None:
         rows = self.daemons.list()
+        for row in rows:  # records store the masked argv; older ones may not have
+            row["argv"] = self.redactor.argv(row["argv"])
         envelope.output = rows
         envelope.extra["data"] = rows
 

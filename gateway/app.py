@@ -273,7 +273,8 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     dialect = select_dialect(dialect_name, DIALECTS)
     work_dir = config.state_dir / "work"
     for path in (config.state_dir, work_dir, config.cli.files_dir):
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config.cli.files_dir.chmod(0o700)  # exported files hold secret values
     interpreter = Interpreter(
         dialect,
         CATALOGUE,
@@ -326,8 +327,8 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     proxy = None
     if config.proxy.upstream is not None:
         proxy = ReverseProxy.from_config(config.proxy, strip_environ_keys=auth.credential_keys())
-    health = Health(install=install, proxy=proxy, readiness_path=config.proxy.readiness_path)
-    sink = AuditSink(file=config.audit.file)
+    health = Health(install=install, proxy=proxy, readiness_path=config.proxy.readiness_path, metrics=metrics)
+    sink = AuditSink(file=config.audit.file, on_file_error=metrics.audit_write_failed)
     app = assemble(
         config, api=api, auth=auth, install=install, redactor=redactor, metrics=metrics,
         sink=sink, policy=policy, dags=dags, proxy=proxy, health=health,

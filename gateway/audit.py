@@ -10,6 +10,7 @@ record travels in the environ.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import logging
 import os
@@ -197,39 +198,80 @@ class RequestObserver(Protocol):
 class AuditSink:
     """A structlog logger writing each audit line to stdout and, optionally, an audit file.
 
-    The file is opened ``O_APPEND`` and each line is one ``write(2)``: nothing is buffered
-    in the process, so a killed worker loses no event it already emitted, and workers
-    appending to the same file do not interleave.
+    stdout comes first and always: a failing file (a full disk) never costs the event.
+    The file is opened ``O_APPEND`` and each line is one ``write(2)`` under an exclusive
+    ``flock``: nothing is buffered in the process, so a killed worker loses no event it
+    already emitted, and workers appending to the same file do not interleave.  A line
+    the file could not take whole is cut back off (no torn line), counted through
+    ``on_file_error`` (the ``audit_write_failures`` metric) and logged, at most once a
+    minute.
     """
 
     def __init__(
-        self, *, stream: TextIO | None = None, stdout: bool = True, file: Path | None = None
+        self,
+        *,
+        stream: TextIO | None = None,
+        stdout: bool = True,
+        file: Path | None = None,
+        on_file_error: Callable[[], None] | None = None,
     ) -> None:
         self._stream = stream
         self._stdout = stdout
         self._fd: int | None = None
+        self._on_file_error = on_file_error
+        self._last_error_log = float("-inf")
         if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
+            file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
 
     def msg(self, message: str) -> None:
         data = message + "\n"
+        failure: OSError | None = None
         with WRITE_LOCK:
-            if self._fd is not None:
-                raw = data.encode("utf-8")
-                while raw:
-                    raw = raw[os.write(self._fd, raw) :]
             if self._stdout:
                 stream = self._stream or sys.stdout
                 stream.write(data)
                 stream.flush()
+            if self._fd is not None:
+                try:
+                    _append_line(self._fd, data.encode("utf-8"))
+                except OSError as exc:
+                    failure = exc
+        if failure is not None:
+            self._file_failed(failure)
 
     info = msg
+
+    def _file_failed(self, exc: OSError) -> None:
+        if self._on_file_error is not None:
+            self._on_file_error()
+        now = time.monotonic()
+        if now - self._last_error_log >= 60:
+            self._last_error_log = now
+            log.error("audit file write failed (the event went to stdout only): %s", exc)
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _append_line(fd: int, raw: bytes) -> None:
+    """Append ``raw`` whole, or not at all: a partial write is truncated away."""
+    fcntl.flock(fd, fcntl.LOCK_EX)  # other workers append to the same file
+    try:
+        written = 0
+        try:
+            while written < len(raw):
+                written += os.write(fd, raw[written:])
+        except OSError:
+            if written:
+                # O_APPEND: the offset is just past this process's bytes, and the lock
+                # kept anyone else from appending after them.
+                os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR) - written)
+            raise
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class AuditLog:

@@ -9,10 +9,12 @@ then ``AIRFLOW_GATEWAY__SECTION__KEY`` environment variables.  Any bad value rai
 from __future__ import annotations
 
 import configparser
+import difflib
 import json
 import os
 import re
 import shutil
+import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -382,6 +384,19 @@ def _float_mapping(name: str, value: Any) -> dict[str, float]:
     return {str(k): _pos_float(f"{name}.{k}", v) for k, v in value.items()}
 
 
+def _api_float_mapping(name: str, value: Any) -> dict[str, float]:
+    """A table of numbers keyed by API name: a misspelt API (``{ tset = 10 }``) is an error."""
+    from gateway.cli.apis import CATALOGUE  # the catalogue is data: no import cycle at run time
+
+    table = _float_mapping(name, value)
+    for key in table:
+        if key not in CATALOGUE:
+            close = difflib.get_close_matches(key, list(CATALOGUE), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{name}.{key}: no API is named {key!r}{hint}")
+    return table
+
+
 JWT_ALGORITHMS = (
     "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
     "ES256", "ES384", "ES512", "EdDSA",
@@ -492,7 +507,7 @@ _SCHEMA: dict[tuple[str, str], Callable[[str, Any], Any]] = {
     ("airflow", "dialect"): _choice("auto", "3", "2", "1.10"),
     ("airflow", "env"): _str_mapping,
     ("cli", "default_timeout"): _pos_float,
-    ("cli", "timeouts"): _float_mapping,
+    ("cli", "timeouts"): _api_float_mapping,
     ("cli", "max_output_bytes"): _pos_int,
     ("cli", "max_concurrent"): _pos_int,
     ("cli", "files_dir"): _path,
@@ -789,6 +804,34 @@ def _jwt_config(get: Callable[..., Any]) -> JwtConfig:
         subject_claim=get("jwt", "subject_claim", "sub"),
         groups_claim=get("jwt", "groups_claim"),
     )
+
+
+def check_writable(config: GatewayConfig) -> None:
+    """Create the state directories and the audit file now, so start-up fails naming the
+    setting instead of a worker failing to boot with a traceback.
+
+    :raises ConfigError: naming ``gateway.state_dir``, ``cli.files_dir`` or ``audit.file``.
+    """
+    directories = (("gateway.state_dir", config.state_dir), ("cli.files_dir", config.cli.files_dir))
+    for setting, directory in directories:
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-check-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise ConfigError(
+                f"{setting} has value '{directory}': not a writable directory ({exc.strerror})"
+            ) from None
+    if config.audit.file is not None:
+        try:
+            config.audit.file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            os.close(os.open(config.audit.file, flags, 0o640))
+        except OSError as exc:
+            raise ConfigError(
+                f"audit.file has value '{config.audit.file}': cannot be written ({exc.strerror})"
+            ) from None
 
 
 def load_config_from_process() -> GatewayConfig:

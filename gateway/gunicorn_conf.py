@@ -14,12 +14,13 @@ import sys
 from typing import Any
 
 # Fail fast with a readable message, before any worker forks.
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError, check_writable, load_config
 from gateway.logging import gunicorn_logconfig
 from gateway.multiproc import MultiprocError, ensure_env, wipe
 
 try:
     _gateway_config = load_config(os.environ)
+    check_writable(_gateway_config)  # state_dir, files_dir, audit.file: named, not a traceback
     if _gateway_config.policy.dir is not None:  # policy errors (file:line) before any worker forks
         from gateway.cli.apis import CATALOGUE
         from gateway.policy.loader import load_policies
@@ -68,6 +69,10 @@ bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 # gateway/worker.py.
 worker_class = "gateway.worker.KeepAliveThreadWorker"
 _linger_ms = _env_int("GATEWAY_KEEPALIVE_LINGER_MS", 2, 0)
+# A request head (request line and headers) must arrive within this many seconds of the
+# connection opening, or of the next request starting on a kept-alive one; the worker's
+# event loop reads heads, so slow clients hold no thread meanwhile (0: stock gthread).
+_head_timeout_s = _env_int("GATEWAY_HEAD_TIMEOUT", 10, 0)
 workers = _env_int("GATEWAY_WORKERS", 2, 1)
 threads = max(
     _env_int("GATEWAY_THREADS", 8, 1),
@@ -124,8 +129,10 @@ def when_ready(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """In each worker, before it serves: how long a thread waits on a kept-alive connection."""
+    """In each worker, before it serves: how long a thread waits on a kept-alive connection,
+    and how long a request head may take to arrive."""
     worker.linger_s = _linger_ms / 1000
+    worker.head_timeout_s = _head_timeout_s
 
 
 def child_exit(server: Any, worker: Any) -> None:

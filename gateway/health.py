@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
     from gateway.cli.probe import AirflowInstall
+    from gateway.metrics import Metrics
     from gateway.proxy import ReverseProxy
 
 _JSON = "application/json"
@@ -34,6 +35,8 @@ class Health:
     :param proxy: the reverse proxy, or ``None`` when no upstream is configured.
     :param readiness_path: the upstream path probed by ``/readyz``.
     :param cache_s: how long one readiness result is reused.
+    :param metrics: when given, ``/readyz`` says whether this worker's metrics are degraded
+        (their directory is full or unwritable); still ready: requests are served.
     """
 
     def __init__(
@@ -43,8 +46,10 @@ class Health:
         proxy: ReverseProxy | None = None,
         readiness_path: str = "/",
         cache_s: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.install = install
+        self.metrics = metrics
         self.proxy = proxy
         self.readiness_path = readiness_path
         self.cache_s = cache_s
@@ -74,7 +79,13 @@ class Health:
             ok, detail = self.proxy.probe(self.readiness_path)
             checks["upstream"] = {"ok": ok, "detail": detail}
         ready = all(check["ok"] for check in checks.values())
-        return (200 if ready else 503), {"status": "ok" if ready else "unavailable", "checks": checks}
+        status = "ok" if ready else "unavailable"
+        if self.metrics is not None and self.metrics.degraded is not None:
+            # Degraded, not unready: taking the instance out of rotation would stop the
+            # proxy too, for the want of numbers.
+            checks["metrics"] = {"ok": True, "degraded": True, "detail": self.metrics.degraded}
+            status = "degraded" if ready else status
+        return (200 if ready else 503), {"status": status, "checks": checks}
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:

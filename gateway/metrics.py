@@ -8,20 +8,28 @@ workers' files with a :class:`~prometheus_client.multiprocess.MultiProcessCollec
 scrape.  Without the variable (one process), a private registry is used.
 
 Every label value comes from a closed set; anything else is reported as ``other``.
+
+A full or unwritable metrics directory degrades metrics instead of killing workers: the
+files are allocated before they are mapped (:mod:`gateway.metrics_files`), the first
+failure is logged and shown by ``/readyz``, and the worker stops recording (requests,
+``/healthz`` and the proxy go on).
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import choose_encoder
 from werkzeug.wrappers import Request, Response
 
+from gateway import metrics_files
 from gateway.errors import Forbidden, TokenRequired
 
 if TYPE_CHECKING:
@@ -29,6 +37,11 @@ if TYPE_CHECKING:
 
     from gateway.audit import AuditRecord
     from gateway.config import MetricsConfig
+
+metrics_files.install()  # before any value is created: files allocated, never SIGBUS
+log = logging.getLogger("gateway.metrics")
+# What a full, read-only or vanished metrics directory raises (mmap: ValueError too).
+_FILE_ERRORS = (OSError, ValueError)
 
 PREFIX = "airflow_gateway_"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -80,6 +93,7 @@ class Metrics:
     ) -> None:
         self.registry = registry
         self.apis = frozenset(apis)
+        self.degraded: str | None = None  # why recording stopped (a full metrics directory...)
         r = registry
         self.requests = Counter(
             f"{PREFIX}requests", "HTTP requests answered, by route class, method and status code.",
@@ -138,6 +152,10 @@ class Metrics:
             ("kind",),
             registry=r,
         )
+        self.audit_write_failures = Counter(
+            f"{PREFIX}audit_write_failures", "Audit events that could not be written to the audit file.",
+            registry=r,
+        )  # fmt: skip
         self.upstream_duration = Histogram(
             f"{PREFIX}upstream_duration_seconds", "Time until Airflow's response headers arrived (proxy).",
             buckets=_UPSTREAM_BUCKETS, registry=r,
@@ -162,8 +180,26 @@ class Metrics:
 
     # --- hooks for features (bounded labels are enforced here) ---
 
+    def degrade(self, exc: BaseException) -> None:
+        """Stop recording in this process (the metrics files cannot be written); logged once."""
+        if self.degraded is None:
+            self.degraded = f"{type(exc).__name__}: {exc}"
+            log.error("metrics degraded, no longer recorded by this worker: %s", self.degraded)
+
     def set_build_info(self, *, version: str, airflow_version: str, dialect: str) -> None:
-        self.build_info.labels(version, airflow_version, dialect).set(1)
+        if self.degraded is None:
+            try:
+                self.build_info.labels(version, airflow_version, dialect).set(1)
+            except _FILE_ERRORS as exc:
+                self.degrade(exc)
+
+    def audit_write_failed(self) -> None:
+        """An audit event did not reach the audit file (it still went to stdout)."""
+        if self.degraded is None:
+            try:
+                self.audit_write_failures.inc()
+            except _FILE_ERRORS as exc:
+                self.degrade(exc)
 
     def api_label(self, api: str | None) -> str:
         return api if api in self.apis else OTHER
@@ -205,7 +241,11 @@ class Metrics:
     # --- RequestObserver: everything below is derived from the finished audit record ---
 
     def request_started(self, record: AuditRecord) -> None:
-        self.in_flight.inc()
+        if self.degraded is None:
+            try:
+                self.in_flight.inc()
+            except _FILE_ERRORS as exc:
+                self.degrade(exc)
 
     def _route_children(self, route: str) -> tuple[Any, Any, Any]:
         children = self._by_route.get(route)
@@ -218,6 +258,13 @@ class Metrics:
         return children
 
     def request_finished(self, record: AuditRecord) -> None:
+        if self.degraded is None:
+            try:
+                self._record(record)
+            except _FILE_ERRORS as exc:
+                self.degrade(exc)
+
+    def _record(self, record: AuditRecord) -> None:
         self.in_flight.dec()
         route = _bounded(record.route, ROUTES)
         key = (route, _bounded(record.method.upper(), METHODS), str(record.status or 500))
@@ -249,7 +296,7 @@ class Metrics:
 
     def collect_registry(self) -> CollectorRegistry:
         """What one scrape reads: all workers' files, or the private registry."""
-        if self.registry is not None:
+        if self.registry is not None and not multiprocess_enabled():
             return self.registry
         from prometheus_client import multiprocess
 
@@ -259,8 +306,29 @@ class Metrics:
 
 
 def create_metrics(apis: set[str] | frozenset[str]) -> Metrics:
-    """Production wiring: multiprocess when the directory variable is set."""
-    return Metrics(None if multiprocess_enabled() else CollectorRegistry(), apis=apis)
+    """Production wiring: multiprocess when the directory variable is set.
+
+    When the directory cannot take this worker's files, the worker starts with metrics
+    degraded (values kept in memory, never exposed) rather than not at all.
+    """
+    try:
+        return Metrics(None if multiprocess_enabled() else CollectorRegistry(), apis=apis)
+    except _FILE_ERRORS as exc:
+        with _in_memory_values():
+            metrics = Metrics(CollectorRegistry(), apis=apis)
+        metrics.degrade(exc)
+        return metrics
+
+
+@contextmanager
+def _in_memory_values() -> Iterator[None]:
+    """Metric objects created meanwhile keep their values in memory, not in mmap files."""
+    saved = values.ValueClass
+    values.ValueClass = values.MutexValue
+    try:
+        yield
+    finally:
+        values.ValueClass = saved
 
 
 class MetricsEndpoint:

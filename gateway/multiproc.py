@@ -55,7 +55,7 @@ def ensure_env(environ: MutableMapping[str, str], default: Path) -> Path:
             )
         value = environ[ENV] = str(default)
     directory = Path(value)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     return directory
 
 

@@ -41,22 +41,70 @@ SENSITIVE_NAMES = frozenset(
 MIN_SECRET_LENGTH = 4
 SECRETS_KEY = "_secrets"  # event-dict key carrying per-request secret values (never rendered)
 
-_URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-_]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
 _AUTH_SCHEME = re.compile(
     r"(?i)\b(?P<scheme>bearer|basic|digest)(?P<sp>\s+)(?P<cred>[A-Za-z0-9._~+/=\-]{4,})"
 )
 _SCHEME_WORD = re.compile(r"(?i)bearer|basic|digest")
-# ``name=value`` in a query string, for finding secrets in a connection URI.
-_KEY_VALUE = re.compile(r"(?P<name>[A-Za-z_][\w.\-]*)(?P<sep>=)(?P<value>[^\s&\"',;}\]]+)")
+# Every pattern below matches without backtracking into what it has consumed (a run of
+# one character class, then a fixed tail), and the scans that use them never look at a
+# character twice: redaction costs time linear in its input, whatever the input.  The
+# old single-pattern forms (``[\w.\-]*?word[\w.\-]*``, ``scheme://user:[^@]*@``) were
+# quadratic, and matching holds the GIL: one request froze every thread of its worker.
+_NAME_RUN = re.compile(r"[\w.\-]+")  # a key name: ``db_password``, ``x.api-key``
+_SEPARATOR = re.compile(r"[\"']?\s*[=:]\s*[\"']?")
+_VALUE = re.compile(r"[^\s&\"',;}\]]+")
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-_")
+_USER_END = re.compile(r"[:/@\s]")  # what ends the user name of ``scheme://user:pw@host``
+# What ends a URI's authority for the password's sake: whitespace, the query or fragment,
+# and characters never unencoded in a URI (quotes, brackets) that delimit it in text.
+_AUTHORITY_END = re.compile(r"[\s?#\"'<>]")
+_QUERY_NAME = re.compile(r"[A-Za-z_][\w.\-]*")
+# A request with more secret values than this (sensitive arguments, conn_extra leaves)
+# is refused: each free-text scrub checks every one of them.
+MAX_SECRETS = 64
 
 
-def _pairs_pattern(names: Iterable[str]) -> re.Pattern[str]:
-    """``name=value`` / ``"name": "value"`` / ``Name: value`` where the name contains a sensitive word."""
-    words = "|".join(sorted((re.escape(n).replace("_", "[-_]") for n in names), key=len, reverse=True))
-    # The look-behind anchors the name at its start, so the scan does not retry mid-word.
-    return re.compile(
-        rf"(?i)(?P<name>(?<![\w.\-])[\w.\-]*?(?:{words})[\w.\-]*)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s&\"',;}}\]]+)"
-    )
+def _uri_password_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each ``scheme://user:PASSWORD@host`` password, in one pass.
+
+    The password runs to the *last* ``@`` of the authority, so one containing ``@``
+    (``user:pass@word@host``) is masked whole.  Each character is looked at a bounded
+    number of times: the authority end found for one URI serves every URI inside it.
+    """
+    spans: list[tuple[int, int]] = []
+    pos, region_end, last_at = 0, -1, -1
+    while True:
+        i = text.find("://", pos)
+        if i < 0:
+            return spans
+        pos = i + 3
+        j = i - 1  # the scheme needs a letter (the run of scheme characters before "://")
+        while j >= 0 and text[j] in _SCHEME_CHARS and text[j] not in _LETTERS:
+            j -= 1
+        if j < 0 or text[j] not in _LETTERS:
+            continue
+        user_end = _USER_END.search(text, pos)
+        if user_end is None or text[user_end.start()] != ":":
+            continue
+        start = user_end.start() + 1
+        if start > region_end:  # a new authority: find its end and its last "@" once
+            found = _AUTHORITY_END.search(text, start)
+            region_end = found.start() if found else len(text)
+            last_at = text.rfind("@", start, region_end)
+        if last_at < start:
+            continue
+        spans.append((start, last_at))
+        pos = last_at + 1
+
+
+def _replace_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    parts, prev = [], 0
+    for start, end in spans:
+        parts += [text[prev:start], MASK]
+        prev = end
+    parts.append(text[prev:])
+    return "".join(parts)
 
 
 # Variables: the value argument is secret when the key argument looks sensitive.
@@ -71,7 +119,8 @@ def is_sensitive(name: str, extra: Iterable[str] = ()) -> bool:
 
 def mask_uri(text: str) -> str:
     """``postgresql://user:pw@host`` -> ``postgresql://user:***@host``."""
-    return _URI_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}{m.group('at')}", text)
+    spans = _uri_password_spans(text)
+    return _replace_spans(text, spans) if spans else text
 
 
 def _first(value: Any) -> Any:
@@ -91,7 +140,6 @@ class Redactor:
         self.extra = tuple(n.lower() for n in extra_names if n)
         self.secrets = frozenset(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)
         self._words = tuple(sorted({*SENSITIVE_NAMES, *self.extra}))
-        self._pairs = _pairs_pattern(self._words)
         # Whatever text() could change: a known secret, a URI, or a name=value / scheme form.
         self._suspect = re.compile(
             "|".join(["://", "[=: ]", *(re.escape(x) for x in sorted(self.secrets, key=len, reverse=True))])
@@ -130,16 +178,19 @@ class Redactor:
         return {s for s in found if len(s) >= MIN_SECRET_LENGTH}
 
     def _uri_secrets(self, value: str) -> set[str]:
-        found = {m.group("pw") for m in _URI_PASSWORD.finditer(value) if m.group("pw")}
+        if "://" not in value:
+            return set()
+        found = {value[start:end] for start, end in _uri_password_spans(value) if end > start}
         found |= {unquote(pw) for pw in found}
-        if "://" in value:
-            try:
-                query = urlsplit(value).query
-            except ValueError:
-                query = ""
-            for m in _KEY_VALUE.finditer(query):
-                if self.is_sensitive(m.group("name")):
-                    found |= {m.group("value"), unquote(m.group("value"))}
+        try:
+            query = urlsplit(value).query
+        except ValueError:
+            query = ""
+        for pair in query.split("&"):
+            name, eq, raw = pair.partition("=")
+            bare = _VALUE.match(raw)
+            if eq and bare and _QUERY_NAME.fullmatch(name) and self.is_sensitive(name):
+                found |= {bare.group(), unquote(bare.group())}
         return found
 
     def _json_secrets(self, value: str) -> set[str]:
@@ -208,8 +259,24 @@ class Redactor:
         if _SCHEME_WORD.search(text):
             text = _AUTH_SCHEME.sub(lambda m: f"{m.group('scheme')}{m.group('sp')}{MASK}", text)
         if ("=" in text or ":" in text) and self._any_word.search(text):
-            text = self._pairs.sub(lambda m: f"{m.group('name')}{m.group('sep')}{MASK}", text)
+            text = self._mask_pairs(text)
         return text
+
+    def _mask_pairs(self, text: str) -> str:
+        """``name=value`` / ``"name": "value"`` / ``Name: value`` where the name contains a
+        sensitive word: the value masked.  One pass over the name runs (linear time)."""
+        spans: list[tuple[int, int]] = []
+        resume = 0
+        for run in _NAME_RUN.finditer(text):
+            start, end = run.span()
+            if start < resume or self._any_word.search(text, start, end) is None:
+                continue
+            sep = _SEPARATOR.match(text, end)
+            value = sep and _VALUE.match(text, sep.end())
+            if value:
+                spans.append(value.span())
+                resume = value.end()
+        return _replace_spans(text, spans) if spans else text
 
     def value(self, obj: Any, secrets: Iterable[str] = ()) -> Any:
         """Any JSON-like structure: sensitive keys masked, strings scrubbed."""

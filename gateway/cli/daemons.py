@@ -70,6 +70,11 @@ def _proc_start(pid: int) -> str | None:
     return fields[19]
 
 
+def _private(path: Path) -> int:
+    """A file descriptor for writing ``path`` afresh, readable by the gateway's user only."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+
+
 class DaemonManager:
     """Starts, lists and stops detached daemons.
 
@@ -101,13 +106,20 @@ class DaemonManager:
         self.cpu_grace_s = cpu_grace_s
         self.max_wait_s = max_wait_s
 
-    def start(self, api: str, argv: Sequence[str]) -> tuple[DaemonRecord, int | None]:
-        """Start ``argv`` detached; returns the record and the exit code if it died at once."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+    def start(
+        self, api: str, argv: Sequence[str], *, shown_argv: Sequence[str] | None = None
+    ) -> tuple[DaemonRecord, int | None]:
+        """Start ``argv`` detached; returns the record and the exit code if it died at once.
+
+        :param shown_argv: the argv as recorded and listed, secrets masked (the real one
+            is never written down).
+        """
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.cwd.mkdir(parents=True, exist_ok=True)
         daemon_id = f"{api}-{secrets.token_hex(6)}"
         log_path = self.directory / f"{daemon_id}.log"
-        with open(log_path, "ab", buffering=0) as log:
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with open(log_fd, "ab", buffering=0) as log:
             proc = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
@@ -121,7 +133,7 @@ class DaemonManager:
         record = DaemonRecord(
             id=daemon_id,
             api=api,
-            argv=tuple(argv),
+            argv=tuple(argv if shown_argv is None else shown_argv),
             pid=proc.pid,
             started_at=time.time(),
             proc_start=_proc_start(proc.pid),
@@ -155,11 +167,13 @@ class DaemonManager:
     def _write(self, record: DaemonRecord) -> None:
         path = self.directory / f"{record.id}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record.to_json()))
+        with open(_private(tmp), "w") as out:
+            out.write(json.dumps(record.to_json()))
         os.replace(tmp, path)
 
     def _write_exit(self, daemon_id: str, code: int) -> None:
-        (self.directory / f"{daemon_id}.exit").write_text(str(code))
+        with open(_private(self.directory / f"{daemon_id}.exit"), "w") as out:
+            out.write(str(code))
 
     def _load(self, path: Path) -> DaemonRecord | None:
         try:

@@ -18,7 +18,7 @@ import pytest
 from gunicorn.workers.gthread import ThreadWorker
 
 from gateway import worker as worker_module
-from gateway.worker import KeepAliveThreadWorker, _readable_within
+from gateway.worker import KeepAliveThreadWorker, _readable_within, head_end
 
 
 @dataclass
@@ -53,6 +53,7 @@ def _worker(linger_s: float) -> KeepAliveThreadWorker:
     w._waiting_lock = threading.Lock()
     w.alive = True
     w.linger_s = linger_s
+    w.head_timeout_s = 0.0  # heads read by the poller: tests/reliability/test_slow_clients.py
     return w
 
 
@@ -175,3 +176,40 @@ def test_decrypted_tls_bytes_count_as_readable() -> None:
             raise AssertionError("polled although bytes were pending")
 
     assert _readable_within(_Tls(), 10) is True
+
+
+def test_head_end_finds_the_blank_line_across_reads() -> None:
+    assert head_end(b"GET / HTTP/1.1\r\nHost: x\r\n") == -1
+    data = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody"
+    assert head_end(data) == len(data) - 4
+    assert head_end(data, start=len(data) - 5) == len(data) - 4  # the terminator straddles the start
+    assert head_end(b"GET / HTTP/1.0\n\n") == 16
+
+
+def test_the_gthread_internals_the_worker_relies_on_are_there() -> None:
+    """Fails loudly when a gunicorn upgrade renames or reshapes what gateway/worker.py overrides."""
+    import inspect
+
+    from gunicorn.http.unreader import Unreader
+    from gunicorn.workers.gthread import TConn
+
+    expected = {
+        "accept": ["self", "listener"],
+        "on_client_socket_readable": ["self", "conn", "client"],
+        "finish_request": ["self", "conn", "fs"],
+        "murder_pending": ["self"],
+        "enqueue_req": ["self", "conn"],
+        "handle": ["self", "conn"],
+    }
+    for name, params in expected.items():
+        assert list(inspect.signature(getattr(ThreadWorker, name)).parameters) == params, name
+    run = inspect.getsource(ThreadWorker.run)
+    assert "self.murder_pending()" in run and "self.accept" in inspect.getsource(
+        ThreadWorker.set_accept_enabled
+    )
+    assert "self.keepalived_conns.remove(conn)" in inspect.getsource(ThreadWorker.on_client_socket_readable)
+    assert "data_ready" in inspect.getsource(ThreadWorker.handle)
+    assert list(inspect.signature(TConn.__init__).parameters) == ["self", "cfg", "sock", "client", "server"]
+    assert {"unread", "take_buffered"} <= set(vars(Unreader)) and "buf" in inspect.getsource(
+        Unreader.__init__
+    )
