@@ -114,7 +114,17 @@ def sync_call(gw: GatewayServer, who: str, api: str, **args: str) -> tuple[int, 
 
 def comparable(envelope: dict[str, Any]) -> dict[str, Any]:
     """The envelope fields that do not depend on when or how long the call ran."""
-    drop = {"call_time", "response_time", "duration_seconds", "request_id", "output", "arguments", "job_id"}
+    # runner: synchronous calls are forked warm, jobs run cold (docs/cli-runner.md says why).
+    drop = {
+        "call_time",
+        "response_time",
+        "duration_seconds",
+        "request_id",
+        "output",
+        "arguments",
+        "job_id",
+        "runner",
+    }
     return {k: v for k, v in envelope.items() if k not in drop}
 
 

@@ -88,18 +88,21 @@ def test_excess_cli_calls_are_refused_at_once_and_the_proxy_keeps_serving(
     server, _, _ = setup
     proxied = f"{server.url}/anything"
     idle = proxied_latencies(proxied, 3)
-    url = server.api(urlencode({"api": "test", "dag_id": "gw_sleeper", "task_id": "sleep",
-                                "execution_date": "2026-11-01T00:00:00+00:00"}))  # fmt: skip
     replies: list[tuple[float, Reply]] = []
     lock = threading.Lock()
     started = time.monotonic()
 
-    def one() -> None:
+    def one(day: int) -> None:
+        # Each call its own logical date: two `tasks test` runs of one date collide in Airflow.
+        when = f"2026-10-{day:02d}T00:00:00+00:00"
+        url = server.api(
+            urlencode({"api": "test", "dag_id": "gw_sleeper", "task_id": "sleep", "execution_date": when})
+        )
         reply = get(url, headers=HEADERS, timeout=120)
         with lock:
             replies.append((time.monotonic() - started, reply))
 
-    threads = [threading.Thread(target=one) for _ in range(CALLS)]
+    threads = [threading.Thread(target=one, args=(day,)) for day in range(1, CALLS + 1)]
     for thread in threads:
         thread.start()
     time.sleep(0.5)
