@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import datetime
 
+from airflow import version
+
 try:  # Airflow 3
     from airflow.providers.standard.operators.bash import BashOperator
     from airflow.sdk import DAG
-except ImportError:  # Airflow 2
+except ImportError:  # Airflow 2 and 1.10
     from airflow import DAG
-    from airflow.operators.bash import BashOperator
+
+    try:
+        from airflow.operators.bash import BashOperator
+    except ImportError:  # 1.10
+        from airflow.operators.bash_operator import BashOperator
+
+# Paused at creation; a schedule lets the jobs tests backfill it (1.10 calls it schedule_interval).
+SCHEDULE = {"schedule_interval" if version.version.startswith("1.") else "schedule": "@daily"}
 
 with DAG(
     dag_id="gw_slow",
-    schedule="@daily",  # paused at creation; a schedule lets the jobs tests backfill it
+    **SCHEDULE,
     start_date=datetime.datetime(2026, 1, 1),
     catchup=False,
     params={"n": 20},
