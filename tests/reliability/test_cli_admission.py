@@ -12,6 +12,7 @@ process group missed a task that ignores SIGTERM; it ran on, reparented to PID 1
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ HEADERS = {"rest_api_plugin_http_token": TOKEN}
 SLOTS = 2
 CALLS = 6 * SLOTS  # more than the worker's 8 threads: the old queue held every one of them
 SLEEP_S = 8
+# Unique per test session, so another session's stubborn task (a second run on the same
+# machine) is never mistaken for this one's survivor.
+STUBBORN_SLEEP = f"615.{os.getpid()}"
 SLEEPER = f"""
 from datetime import datetime
 try:
@@ -40,7 +44,7 @@ from airflow import DAG
 
 with DAG("gw_sleeper", start_date=datetime(2026, 1, 1), schedule=None):
     BashOperator(task_id="sleep", bash_command="sleep {SLEEP_S}")
-    BashOperator(task_id="stubborn", bash_command="trap '' TERM; sleep 615; echo survived")
+    BashOperator(task_id="stubborn", bash_command="trap '' TERM; sleep {STUBBORN_SLEEP}; echo survived")
 """
 
 
@@ -132,7 +136,7 @@ def _stubborn_sleeps() -> list[int]:
                 state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
             except OSError:
                 continue
-            if b"sleep 615" in cmdline and state != "Z":
+            if f"sleep {STUBBORN_SLEEP}".encode() in cmdline and state != "Z":
                 found.append(int(entry.name))
     return found
 

@@ -12,7 +12,7 @@ import pytest
 from werkzeug.test import Client
 
 from gateway.cli import daemons as daemons_module
-from gateway.cli.runner import CliResult
+from gateway.cli.runner import NO_OPTIONS, CallOptions, CliResult
 from tests.unit.gateway_app import TOKEN, FakeRunner, unit_gateway
 
 AUTH = {"rest_api_plugin_http_token": TOKEN}
@@ -55,7 +55,7 @@ def test_exported_variables_are_removed_after_being_returned(tmp_path: Path) -> 
     files = tmp_path / "files"
 
     class Exporting(FakeRunner):
-        def run(self, argv: Any, *, timeout_s: float) -> CliResult:
+        def run(self, argv: Any, *, timeout_s: float, options: CallOptions = NO_OPTIONS) -> CliResult:
             self.calls.append(list(argv))
             Path(argv[-1]).write_text(json.dumps({"db_password": "Exported-Secret22"}))
             return CliResult(0, "1 variables successfully exported\n", "", False, False, 0.1)
