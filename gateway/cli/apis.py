@@ -34,12 +34,7 @@ DAEMON_HOUSEKEEPING = (
     Param("daemon", Kind.BOOL, "Daemonize (the gateway always runs daemons detached)"),
     Param("stdout", Kind.SERVER_PATH, "Redirect stdout to this file (managed by the gateway)"),
     Param("stderr", Kind.SERVER_PATH, "Redirect stderr to this file (managed by the gateway)"),
-    Param(
-        "log-file",
-        Kind.SERVER_PATH,
-        "Location of the log file (managed by the gateway)",
-        aliases=("log_file",),
-    ),
+    Param("log-file", Kind.SERVER_PATH, "Location of the log file (managed by the gateway)", aliases=("log_file",)),
 )
 
 
@@ -74,16 +69,8 @@ CATALOGUE: Mapping[str, Api] = _api(
             Param("get", Kind.VAR_KEY, "Get value of a variable"),
             Param("json", Kind.BOOL, "Deserialize a JSON variable (the value is returned in 'data')"),
             Param("default", Kind.TEXT, "Default value returned if the variable does not exist"),
-            Param(
-                "import",
-                Kind.FILE_NAME,
-                "Import variables from this JSON file in the gateway's files directory",
-            ),
-            Param(
-                "export",
-                Kind.FILE_NAME,
-                "Export variables to this JSON file in the gateway's files directory",
-            ),
+            Param("import", Kind.FILE_NAME, "Import variables from this JSON file in the gateway's files directory"),
+            Param("export", Kind.FILE_NAME, "Export variables to this JSON file in the gateway's files directory"),
             Param("delete", Kind.VAR_KEY, "Delete a variable"),
             OUTPUT,
         ),
@@ -233,33 +220,19 @@ CATALOGUE: Mapping[str, Api] = _api(
         (
             Param("dag_id", Kind.DAG_ID, "The id of the DAG"),
             SUBDIR,
-            Param(
-                "run-duration",
-                Kind.INT,
-                "Number of seconds to execute before exiting",
-                aliases=("run_duration",),
-            ),
+            Param("run-duration", Kind.INT, "Number of seconds to execute before exiting", aliases=("run_duration",)),
             Param("num_runs", Kind.INT, "Set the number of runs to execute before exiting"),
             Param("do_pickle", Kind.BOOL, "Attempt to pickle the DAG object to send over to the workers"),
             *DAEMON_HOUSEKEEPING,
         ),
         kind=ApiKind.DAEMON,
     ),
-    Api(
-        "task_state",
-        "Get the status of a task instance",
-        (DAG, TASK, WHEN, SUBDIR, MAP_INDEX),
-        read_only=True,
-    ),
+    Api("task_state", "Get the status of a task instance", (DAG, TASK, WHEN, SUBDIR, MAP_INDEX), read_only=True),
     Api(
         "pool",
         "CRUD operations on pools (no argument lists them)",
         (
-            Param(
-                "set",
-                Kind.POOL_SET,
-                "Set pool slot count and description: 'NAME SLOT_COUNT POOL_DESCRIPTION'",
-            ),
+            Param("set", Kind.POOL_SET, "Set pool slot count and description: 'NAME SLOT_COUNT POOL_DESCRIPTION'"),
             Param("get", Kind.POOL, "Get pool info"),
             Param("delete", Kind.POOL, "Delete a pool"),
             OUTPUT,
@@ -277,9 +250,7 @@ CATALOGUE: Mapping[str, Api] = _api(
             SUBDIR,
             Param("upstream", Kind.BOOL, "Include upstream tasks"),
             Param("downstream", Kind.BOOL, "Include downstream tasks"),
-            Param(
-                "no_confirm", Kind.BOOL, "Do not request confirmation (always on: the gateway never prompts)"
-            ),
+            Param("no_confirm", Kind.BOOL, "Do not request confirmation (always on: the gateway never prompts)"),
             Param("only_failed", Kind.BOOL, "Only failed jobs"),
             Param("only_running", Kind.BOOL, "Only running jobs"),
             Param("exclude_subdags", Kind.BOOL, "Exclude subdags"),
@@ -289,26 +260,13 @@ CATALOGUE: Mapping[str, Api] = _api(
         "deploy_dag",
         "Deploy a new DAG file (.py, or a .zip of DAG files) into the DAGs folder; Airflow parses it at once",
         (
-            Param(
-                "dag_file",
-                Kind.UPLOAD,
-                "Python file (or .zip of DAG files) to upload and deploy",
-                required=True,
-            ),
+            Param("dag_file", Kind.UPLOAD, "Python file (or .zip of DAG files) to upload and deploy", required=True),
             Param("force", Kind.BOOL, "Replace the file if one with the same name already exists"),
+            Param("pause", Kind.BOOL, "Pause the file's DAGs once deployed (overrides dags_are_paused_at_creation)"),
             Param(
-                "pause",
-                Kind.BOOL,
-                "Pause the file's DAGs once deployed (overrides dags_are_paused_at_creation)",
+                "unpause", Kind.BOOL, "Unpause the file's DAGs once deployed (overrides dags_are_paused_at_creation)"
             ),
-            Param(
-                "unpause",
-                Kind.BOOL,
-                "Unpause the file's DAGs once deployed (overrides dags_are_paused_at_creation)",
-            ),
-            Param(
-                "subfolder", Kind.SUBFOLDER, "Folder under the DAGs folder to write into (e.g. team_a/etl)"
-            ),
+            Param("subfolder", Kind.SUBFOLDER, "Folder under the DAGs folder to write into (e.g. team_a/etl)"),
         ),
         kind=ApiKind.BUILTIN,
         methods=("POST",),

@@ -29,17 +29,11 @@ _CHUNK = 65536
 #: Receives output as it is produced: ``(stream, data)`` with stream "stdout" or "stderr".
 OutputCallback = Callable[[str, bytes], None]
 
-#: CLI calls run this much nicer than the gateway: they get every idle cycle, but the
-#: serving threads (proxied requests, health checks) win the CPU when both want it.  With
-#: 16 clients polling the CLI on 2 cores, the proxy's p99 was 2.2x its idle value without it.
-CLI_NICENESS = 5
-
 # Runs in the gateway's own Python before the command: the command's first process
-# becomes a child subreaper (so its orphans stay findable) and nicer, then execs the argv.
+# becomes a child subreaper (so its orphans stay findable), then execs the exact argv.
 _LAUNCHER = (
     "import ctypes, os, sys\n"
     "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)\n"
-    f"os.nice({CLI_NICENESS})\n"
     "try:\n"
     "    os.execvp(sys.argv[1], sys.argv[1:])\n"
     "except OSError as exc:\n"

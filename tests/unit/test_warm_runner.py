@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.runner import CLI_NICENESS, Admission, CallOptions, SubprocessRunner
+from gateway.cli.runner import Admission, CallOptions, SubprocessRunner
 from gateway.cli.warm.runner import WarmLimits, WarmRunner
 
 # Imported once by the warm parent (like Airflow), then run per call as __main__.
@@ -44,7 +44,6 @@ if mode == "facts":
         "sigchld_default": signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL,
         "stdin": sys.stdin.read(), "env_secret": os.environ.get("GATEWAY_ONLY_SECRET"),
         "airflow_var": os.environ.get("AIRFLOW__CORE__X"),
-        "nice": os.nice(0),
     }}))
 elif mode == "streams":
     print("out"); print("err", file=sys.stderr); sys.exit(3)
@@ -159,11 +158,6 @@ def test_random_state_and_signal_handlers_are_not_shared(warm: WarmRunner, stand
     one, two = facts(warm, standin), facts(warm, standin)
     assert one["random"] != two["random"]
     assert one["sigterm_default"] and one["sigchld_default"]
-
-
-def test_calls_run_nicer_than_the_gateway(warm: WarmRunner, standin: Path) -> None:
-    """The serving threads win the CPU from CLI calls (proxy p99 under CLI load)."""
-    assert facts(warm, standin)["nice"] == os.nice(0) + CLI_NICENESS
 
 
 def test_principal_is_the_user_airflow_records(warm: WarmRunner, standin: Path) -> None:

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.runner import CLI_NICENESS
-
 SERVER = Path(__file__).resolve().with_name("server.py")
 MAX_MESSAGE = 1024 * 1024
 START_TIMEOUT_S = 10.0
@@ -200,7 +198,7 @@ class WarmProcess:
         status_r, status_w = os.pipe()
         mine = [out_r, err_r, status_r]
         try:
-            payload = json.dumps({"argv": list(argv), "user": user, "nice": CLI_NICENESS}).encode("utf-8")
+            payload = json.dumps({"argv": list(argv), "user": user}).encode("utf-8")
             with self._lock:
                 self._sock.sendmsg(
                     [payload],
