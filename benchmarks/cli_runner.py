@@ -232,6 +232,10 @@ def main() -> int:
         try:
             wait_warm(gateways["warm"])
             report(args, airflow, gateways)
+        except BaseException:
+            for runner, gateway in gateways.items():
+                print(f"--- {runner} gateway log (tail) ---\n{gateway.log_text()[-6000:]}", file=sys.stderr)
+            raise
         finally:
             for gateway in gateways.values():
                 gateway.stop()
