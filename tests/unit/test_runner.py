@@ -18,23 +18,11 @@ from gateway.cli.runner import (
     call_environment,
     cli_environment,
 )
+from tests.support.processes import gone
 
 
 def runner(tmp_path: Path, cap: int = 1024) -> SubprocessRunner:
     return SubprocessRunner(env={"PATH": os.environ["PATH"]}, cwd=tmp_path / "work", max_output_bytes=cap)
-
-
-def _gone(pid: int, within_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            return True
-        if state == "Z":
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_separate_streams_and_exit_code(tmp_path: Path) -> None:
@@ -66,7 +54,10 @@ def test_timeout_kills_the_process_group(tmp_path: Path) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and Path(f"/proc/{grandchild}").exists():
         time.sleep(0.05)
-    assert not Path(f"/proc/{grandchild}").exists() or "Z" in Path(f"/proc/{grandchild}/stat").read_text().split()[2]
+    assert (
+        not Path(f"/proc/{grandchild}").exists()
+        or "Z" in Path(f"/proc/{grandchild}/stat").read_text().split()[2]
+    )
 
 
 def test_output_is_capped_and_flagged(tmp_path: Path) -> None:
@@ -108,7 +99,7 @@ def test_timeout_kills_children_in_other_sessions(tmp_path: Path) -> None:
     marker = tmp_path / "escaper.pid"
     res = runner(tmp_path).run([sys.executable, "-c", _ESCAPER, str(marker)], timeout_s=2)
     assert res.timed_out
-    assert _gone(int(marker.read_text()))
+    assert gone(int(marker.read_text()))
 
 
 def test_cancel_kills_the_tree_and_says_so(tmp_path: Path) -> None:

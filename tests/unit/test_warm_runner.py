@@ -20,6 +20,7 @@ import pytest
 
 from gateway.cli.runner import Admission, CallOptions, SubprocessRunner
 from gateway.cli.warm.runner import WarmLimits, WarmRunner
+from tests.support.processes import gone
 
 # Imported once by the warm parent (like Airflow), then run per call as __main__.
 MODULE = """
@@ -61,19 +62,6 @@ elif mode == "escape":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     time.sleep(600)
 """
-
-
-def _gone(pid: int, within_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            return True
-        if state == "Z":
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class Observer:
@@ -186,7 +174,7 @@ def test_timeout_kills_the_whole_tree(warm: WarmRunner, standin: Path, tmp_path:
     marker = tmp_path / "escaper.pid"
     res = warm.run([str(standin), "escape", str(marker)], timeout_s=2)
     assert res.timed_out and res.returncode is None and res.runner == "warm"
-    assert _gone(int(marker.read_text()))
+    assert gone(int(marker.read_text()))
     assert warm.process is not None and warm.process.alive()  # the warm parent survives
 
 
@@ -241,7 +229,7 @@ def test_replaced_after_max_calls(tmp_path: Path, standin: Path) -> None:
         assert (
             runner.process is not old and runner.run([str(standin), "streams"], timeout_s=30).runner == "warm"
         )
-        assert old is not None and _gone(old.pid or 0)
+        assert old is not None and gone(old.pid or 0)
     finally:
         runner.close()
 
@@ -250,7 +238,7 @@ def test_a_dead_warm_process_is_replaced_and_the_call_runs_cold(warm: WarmRunner
     process = warm.process
     assert process is not None and process.pid is not None
     os.kill(process.pid, 9)
-    assert _gone(process.pid)
+    assert gone(process.pid)
     res = warm.run([str(standin), "streams"], timeout_s=30)
     assert res.runner == "cold" and res.returncode == 3
     wait_warm(warm)

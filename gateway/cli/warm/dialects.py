@@ -29,31 +29,23 @@ _ALEMBIC = [
     "alembic.ddl.sqlite", "alembic.ddl.postgresql", "alembic.ddl.mysql", "alembic.ddl.mssql",
 ]  # fmt: skip
 
+# Airflow 3 and 2 warm up the same way (their CLIs share cli_parser and the command modules).
+_AIRFLOW_2_3: Final[dict[str, list[str]]] = {
+    "imports": ["airflow", "airflow.settings", "airflow.__main__", "airflow.cli.cli_parser", *_ALEMBIC],
+    "import_packages": ["airflow.cli.commands"],
+    "memoize": [],
+    "calls": [
+        "airflow.cli.cli_parser:get_parser",
+        "airflow.models:import_all_models",
+        "sqlalchemy.orm:configure_mappers",
+    ],
+    "optional": ["airflow.models:import_all_models"],
+    "package": ["airflow"],
+}
+
 WARM_UP: Final[dict[str, dict[str, list[str]]]] = {
-    "3": {
-        "imports": ["airflow", "airflow.settings", "airflow.__main__", "airflow.cli.cli_parser", *_ALEMBIC],
-        "import_packages": ["airflow.cli.commands"],
-        "memoize": [],
-        "calls": [
-            "airflow.cli.cli_parser:get_parser",
-            "airflow.models:import_all_models",
-            "sqlalchemy.orm:configure_mappers",
-        ],
-        "optional": ["airflow.models:import_all_models"],
-        "package": ["airflow"],
-    },
-    "2": {
-        "imports": ["airflow", "airflow.settings", "airflow.__main__", "airflow.cli.cli_parser", *_ALEMBIC],
-        "import_packages": ["airflow.cli.commands"],
-        "memoize": [],
-        "calls": [
-            "airflow.cli.cli_parser:get_parser",
-            "airflow.models:import_all_models",
-            "sqlalchemy.orm:configure_mappers",
-        ],
-        "optional": ["airflow.models:import_all_models"],
-        "package": ["airflow"],
-    },
+    "3": _AIRFLOW_2_3,
+    "2": _AIRFLOW_2_3,
     "1.10": {
         "imports": ["airflow", "airflow.settings", "airflow.models", "airflow.bin.cli"],
         "import_packages": [],
