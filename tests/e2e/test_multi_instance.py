@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -70,6 +72,23 @@ def cluster(
             server.stop()
 
 
+T = TypeVar("T")
+
+
+def until(read: Callable[[], T], done: Callable[[T], bool], within_s: float = 15.0) -> T:
+    """``read()`` again until ``done`` says so or ``within_s`` passes; the last reading.
+
+    A request's audit event is written when its response closes, which can be just after
+    the client has the response: on a loaded machine the file lags the replies a little.
+    """
+    deadline = time.monotonic() + within_s
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = read()
+    return value
+
+
 def _requests_counted(server: GatewayServer, route: str) -> float:
     """Sum of airflow_gateway_requests_total for ``route`` on this instance's own /metrics."""
     text = get(f"{server.url}/metrics").body.decode()
@@ -84,10 +103,14 @@ def test_cli_calls_are_shared_out_and_each_instance_audits_and_counts(cluster: C
         assert reply.status == 200 and reply.json["output"]["stdout"].strip().startswith("3."), reply.body[
             :500
         ]
-    served = [
-        [e for e in cluster.audit(i) if e.get("api") == "version" and e.get("http_status") == 200]
-        for i in range(2)
-    ]
+
+    def version_events() -> list[list[dict[str, Any]]]:
+        return [
+            [e for e in cluster.audit(i) if e.get("api") == "version" and e.get("http_status") == 200]
+            for i in range(2)
+        ]
+
+    served = until(version_events, lambda found: sum(len(s) for s in found) >= calls)
     assert all(served), "round-robin: both instances answered"
     assert sum(len(s) for s in served) == calls
     # The client address is the caller's, from nginx's X-Forwarded-For (trusted_proxy_count = 1).
@@ -112,7 +135,11 @@ def test_airflow_ui_login_through_the_balancer(cluster: Cluster) -> None:
     for _ in range(4):  # lands on both instances
         config = browser.get("/ui/config", headers={"Accept": "application/json"})
         assert config.status == 200 and "instance_name" in config.json, config.body[:500]
-    proxied = [e for i in range(2) for e in cluster.audit(i) if e.get("path") == "/ui/config"]
+
+    def config_events() -> list[dict[str, Any]]:
+        return [e for i in range(2) for e in cluster.audit(i) if e.get("path") == "/ui/config"]
+
+    proxied = until(config_events, lambda found: len({e["request_id"] for e in found}) >= 4)
     assert len({e["request_id"] for e in proxied}) >= 4
 
 
@@ -135,5 +162,9 @@ def test_deploy_dag_lands_in_the_shared_folder_and_both_instances_see_it(cluster
         listed = get(server.api("api=list_dags&output=json"), headers=TOKEN_HEADER)
         assert listed.status == 200, listed.body[:500]
         assert dag_id in {row["dag_id"] for row in listed.json["data"]}
-    deployed = [e for i in range(2) for e in cluster.audit(i) if e.get("api") == "deploy_dag"]
+
+    def deploy_events() -> list[dict[str, Any]]:
+        return [e for i in range(2) for e in cluster.audit(i) if e.get("api") == "deploy_dag"]
+
+    deployed = until(deploy_events, lambda found: len(found) >= 1)
     assert len(deployed) == 1 and deployed[0]["http_status"] == 200
