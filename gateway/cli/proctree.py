@@ -33,6 +33,28 @@ def become_subreaper() -> bool:
         return False
 
 
+def lower_priority(nice: int) -> None:
+    """Run this process at ``nice``, in the scheduler's eyes too, after it called ``setsid``.
+
+    With autogroup scheduling (``/proc/sys/kernel/sched_autogroup_enabled``, on by default
+    in most distribution kernels) every session is a scheduling group of its own, and a
+    process's nice value only weighs against its own group: a CLI call in its new session
+    would get as much CPU as the whole gateway worker, whatever its nice value.  So the new
+    group's nice is set too.  Best effort: raising a nice value needs no privilege.
+    """
+    if nice <= 0:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/autogroup", "w") as handle:
+            handle.write(str(nice))
+    except OSError:
+        pass  # no autogroup support (kernel option off, or no /proc)
+
+
 def _stat(pid: int) -> tuple[int, int, int, str] | None:
     """(ppid, pgid, sid, starttime) of ``pid``, or None when it is gone."""
     try:

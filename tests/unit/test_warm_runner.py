@@ -44,7 +44,8 @@ if mode == "facts":
         "sigterm_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
         "sigchld_default": signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL,
         "stdin": sys.stdin.read(), "env_secret": os.environ.get("GATEWAY_ONLY_SECRET"),
-        "airflow_var": os.environ.get("AIRFLOW__CORE__X"),
+        "airflow_var": os.environ.get("AIRFLOW__CORE__X"), "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "autogroup": open("/proc/self/autogroup").read() if os.path.exists("/proc/self/autogroup") else None,
     }}))
 elif mode == "streams":
     print("out"); print("err", file=sys.stderr); sys.exit(3)
@@ -90,10 +91,17 @@ def standin(tmp_path: Path) -> Path:
 
 
 def make_runner(
-    tmp_path: Path, standin: Path, *, limits: WarmLimits | None = None, observer: Observer | None = None
+    tmp_path: Path,
+    standin: Path,
+    *,
+    limits: WarmLimits | None = None,
+    observer: Observer | None = None,
+    nice: int = 0,
 ) -> WarmRunner:
     env = {"PATH": os.environ["PATH"], "AIRFLOW__CORE__X": "1", "USER": "gateway-os-user"}
-    cold = SubprocessRunner(env=env, cwd=tmp_path / "work", max_output_bytes=1000, admission=Admission(4))
+    cold = SubprocessRunner(
+        env=env, cwd=tmp_path / "work", max_output_bytes=1000, admission=Admission(4), nice=nice
+    )
     steps = {"imports": ["standin_module"], "import_packages": [], "memoize": [], "calls": [], "optional": []}
     return WarmRunner(
         cold=cold, python=sys.executable, executable=str(standin), steps=steps, state_dir=tmp_path / "state",
@@ -140,6 +148,25 @@ def test_each_call_has_its_own_session_stdin_and_only_its_streams(warm: WarmRunn
     got = facts(warm, standin)
     assert got["sid"] == got["pid"] and got["stdin"] == ""
     assert got["fds"] == [0, 1, 2, 3]  # 3: the listdir of /proc/self/fd itself
+
+
+def test_calls_run_at_the_configured_priority_in_their_own_scheduling_group(
+    tmp_path: Path, standin: Path
+) -> None:
+    """Warm and cold alike: the call's nice value, and its session's autogroup nice (the one
+    that counts against the gateway's threads when autogroup scheduling is on)."""
+    runner = make_runner(tmp_path, standin, nice=7)
+    try:
+        cold = runner.cold.run([str(standin), "facts"], timeout_s=30)
+        runner.start()
+        wait_warm(runner)
+        seen = {"cold": json.loads(cold.stdout), "warm": facts(runner, standin)}
+    finally:
+        runner.close()
+    for name, got in seen.items():
+        assert got["nice"] == 7, name
+        if got["autogroup"] is not None:  # absent when the kernel has no autogroup support
+            assert str(got["autogroup"]).rstrip().endswith("nice 7"), (name, got["autogroup"])
 
 
 def test_random_state_and_signal_handlers_are_not_shared(warm: WarmRunner, standin: Path) -> None:

@@ -98,6 +98,7 @@ class WarmProcess:
     :param cwd: the working directory of every call.
     :param steps: the dialect's warm-up table (:data:`gateway.cli.warm.dialects.WARM_UP`).
     :param log_path: where the server's own output goes (warm-up warnings, crashes).
+    :param nice: each call's CPU priority, as the cold runner's.
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class WarmProcess:
         cwd: Path,
         steps: Mapping[str, Sequence[str]],
         log_path: Path,
+        nice: int = 0,
     ) -> None:
         self.python = python
         self.executable = executable
@@ -116,6 +118,7 @@ class WarmProcess:
         self.cwd = cwd
         self.steps = {key: list(value) for key, value in steps.items()}
         self.log_path = log_path
+        self.nice = nice
         self.started_at = time.monotonic()
         self.started_wall_ns = time.time_ns()
         self.calls = 0
@@ -198,7 +201,7 @@ class WarmProcess:
         status_r, status_w = os.pipe()
         mine = [out_r, err_r, status_r]
         try:
-            payload = json.dumps({"argv": list(argv), "user": user}).encode("utf-8")
+            payload = json.dumps({"argv": list(argv), "user": user, "nice": self.nice}).encode("utf-8")
             with self._lock:
                 self._sock.sendmsg(
                     [payload],

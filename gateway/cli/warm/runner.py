@@ -153,6 +153,7 @@ class WarmRunner:
             cwd=self.cold.cwd,
             steps=self.steps,
             log_path=self.state_dir / "warm" / "server.log",
+            nice=self.cold.nice,
         )
         try:
             facts = process.start(WARM_UP_TIMEOUT_S)

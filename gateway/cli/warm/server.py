@@ -203,6 +203,9 @@ class Server:
         out, err, status = fds
         argv = [str(arg) for arg in message["argv"]]
         user = message.get("user")
+        user = user if isinstance(user, str) else None
+        nice = message.get("nice")
+        nice = nice if isinstance(nice, int) else 0
         if threading.active_count() != 1:
             # Forking with other threads alive can copy a held lock: refuse, the gateway runs it cold.
             _write(status, "refused threads")
@@ -211,7 +214,7 @@ class Server:
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
-                self._child(argv, user if isinstance(user, str) else None, out, err, status)
+                self._child(argv, user, nice, out, err, status)
             self.calls[pid] = status
             _write(status, f"pid {pid}")
             os.close(out)
@@ -220,11 +223,12 @@ class Server:
         for fd in fds:
             os.close(fd)
 
-    def _child(self, argv: list[str], user: str | None, out: int, err: int, status: int) -> None:
+    def _child(self, argv: list[str], user: str | None, nice: int, out: int, err: int, status: int) -> None:
         code = 1
         try:
             os.setsid()
             PROCTREE.become_subreaper()
+            PROCTREE.lower_priority(nice)
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(signum, signal.SIG_DFL)
