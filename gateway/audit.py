@@ -250,11 +250,6 @@ class AuditSink:
             self._last_error_log = now
             log.error("audit file write failed (the event went to stdout only): %s", exc)
 
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
 
 def _append_line(fd: int, raw: bytes) -> None:
     """Append ``raw`` whole, or not at all: a partial write is truncated away."""

@@ -18,19 +18,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.errors import Refused
+
 # ASCII only, one dot: no hidden files, no double extensions, no look-alike characters.
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}\.(py|zip)")
 _ZIP_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
 TEMP_PREFIX = ".deploy-"
 
 
-class RefusedUpload(Exception):
+class RefusedUpload(Refused):
     """The upload cannot be deployed; ``message`` is safe to show, ``status`` is the HTTP code."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.cli.runner import CliRunner, ConcurrencyLimitReached
-from gateway.errors import Busy
+from gateway.cli.runner import CliRunner
+from gateway.errors import Refused
 
 # argv: MODE TARGET.  MODE "folder": print the DAGs folder; "list": the DagModel rows;
 # "expire": TARGET is a dag_id; "sync": TARGET is a file or folder to parse.
@@ -56,13 +56,16 @@ print(json.dumps(out))
 """
 
 
-class SyncError(Exception):
-    """The script did not complete; ``message`` is safe to show."""
+class SyncError(Refused):
+    """Airflow's Python could not do it: a 500 whose ``output`` is the script's streams."""
 
     def __init__(self, message: str, output: dict[str, str]) -> None:
-        super().__init__(message)
-        self.message = message
-        self.output = output
+        super().__init__(message, 500, output={**output, "stdin": ""}, extra={"error": message})
+        self.streams = output
+
+    def but(self, prefix: str) -> SyncError:
+        """The same failure, its ``error`` said after ``prefix`` ("the file was written but ...")."""
+        return SyncError(f"{prefix} {self.message}", self.streams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +89,7 @@ class DagSync110:
 
     def _run(self, mode: str, target: str, timeout_s: float) -> dict[str, Any]:
         argv = [self.python, "-I", "-c", _SCRIPT, mode, target]
-        try:
-            result = self.runner.run(argv, timeout_s=timeout_s)
-        except ConcurrencyLimitReached:
-            raise Busy() from None
+        result = self.runner.run(argv, timeout_s=timeout_s)
         streams = {"stdout": result.stdout[-4000:], "stderr": result.stderr[-4000:]}
         lines = result.stdout.strip().splitlines()
         if result.timed_out:

@@ -1,6 +1,9 @@
 """Gateway errors as HTTP exceptions that render the plugin's JSON envelope.
 
-Every error a client can see is one of these; any other exception becomes a 500 envelope
+One exception tree: every error a client can see is a :class:`GatewayError`, and
+:meth:`GatewayError.apply` is the one place that turns it into an envelope (werkzeug's
+``HTTPException.get_body``/``get_headers`` are the model).  Features raise them; nothing
+catches one just to fill an envelope by hand.  Any other exception becomes a 500 envelope
 in :mod:`gateway.app` and is logged without locals.
 """
 
@@ -35,32 +38,76 @@ class GatewayError(HTTPException):
         """:param auth_failure: why authentication failed (a reason from
         :data:`gateway.metrics.AUTH_FAILURE_REASONS`), for the audit event and metrics."""
         super().__init__(description)
-        self._extra_headers = headers or {}
+        self.extra_headers: dict[str, str] = headers or {}
         self.auth_failure = auth_failure
 
-    def envelope(self, environ: WSGIEnvironment | None) -> Envelope:
-        environ = environ or {}
-        call_time = environ.get("gateway.call_time", time.time())
-        request_id = environ.get("gateway.request_id") or uuid.uuid4().hex
-        return Envelope(call_time=call_time, request_id=request_id).fail(self.code or 500, self.description)
+    @property
+    def output(self) -> Any:
+        """The envelope's ``output``: the safe description, unless a subclass has more."""
+        return self.description
+
+    def apply(self, envelope: Envelope) -> Envelope:
+        """Make ``envelope`` this error's answer (status, output and any extra fields)."""
+        return envelope.fail(self.code or 500, self.output)
 
     def get_response(  # type: ignore[override]
         self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
     ) -> SansIOResponse:
-        headers = dict(self._extra_headers)
-        if environ and environ.get("gateway.request_id"):
-            headers["X-Request-ID"] = environ["gateway.request_id"]
-        record = environ.get("gateway.audit") if environ else None
+        """The error as a new envelope (endpoints with an envelope of their own use :meth:`apply`)."""
+        environ = environ or {}
+        record = environ.get("gateway.audit")
+        if record is not None and self.auth_failure and not record.auth_failure_reason:
+            record.auth_failure_reason = self.auth_failure
+        call_time = environ.get("gateway.call_time", time.time())
+        request_id = environ.get("gateway.request_id") or uuid.uuid4().hex
+        envelope = self.apply(Envelope(call_time=call_time, request_id=request_id))
         if record is not None:
-            record.envelope_status = "ERROR"
-            if self.auth_failure and not record.auth_failure_reason:
-                record.auth_failure_reason = self.auth_failure
-        return self.envelope(environ).response(time.time(), headers)
+            record.envelope_status = envelope.status
+        return envelope.response(time.time(), self.extra_headers)
 
 
 class BadRequest(GatewayError):
     code = 400
     description = "Bad request"
+
+
+class Refused(GatewayError):
+    """A call refused with a status and a message safe to show (input the gateway checks,
+    an upload it will not write, a daemon it cannot stop...).
+
+    :param output: the envelope's ``output`` when it is more than the message (the streams
+        of a failed helper command); :param extra: envelope fields to add (e.g. ``error``).
+    """
+
+    code = 400
+
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        *,
+        output: Any = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, headers=headers)
+        self.code = status
+        self.message = message
+        self._output = output
+        self.extra = extra or {}
+
+    @property
+    def status(self) -> int:
+        return self.code
+
+    @property
+    def output(self) -> Any:
+        return self.message if self._output is None else self._output
+
+    def apply(self, envelope: Envelope) -> Envelope:
+        super().apply(envelope)
+        envelope.extra.update(self.extra)
+        return envelope
 
 
 class TokenAuthenticationFailed(GatewayError):
@@ -115,8 +162,8 @@ class PolicyDenied(GatewayError):
         super().__init__(f"Forbidden by policy rule '{rule_id}' for principal '{principal}'")
         self.rule_id = rule_id
 
-    def envelope(self, environ: WSGIEnvironment | None) -> Envelope:
-        envelope = super().envelope(environ)
+    def apply(self, envelope: Envelope) -> Envelope:
+        super().apply(envelope)
         envelope.extra["policy"] = {"decision": "deny", "rule": self.rule_id, "shadow": False}
         return envelope
 
@@ -142,8 +189,13 @@ class PayloadTooLarge(GatewayError):
 
 
 class Busy(GatewayError):
+    """CLI capacity is full; the client may retry after a second."""
+
     code = 503
     description = "Too many CLI calls in progress; retry later"
+
+    def __init__(self, description: str | None = None, *, retry_after_s: int = 1) -> None:
+        super().__init__(description, headers={"Retry-After": str(retry_after_s)})
 
 
 class InternalError(GatewayError):

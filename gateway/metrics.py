@@ -46,7 +46,10 @@ _FILE_ERRORS = (OSError, ValueError)
 PREFIX = "airflow_gateway_"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
-ROUTES = frozenset({"api", "page", "metrics", "healthz", "proxy", "unmatched", "jobs"})
+#: The audit record's ``route`` values: every endpoint of ``gateway.app.URL_MAP``, plus the proxy.
+ROUTES = frozenset(
+    {"api", "page", "static", "openapi", "jobs", "healthz", "readyz", "metrics", "proxy", "unmatched"}
+)
 JOB_STATES = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CLI_OUTCOMES = frozenset({"ok", "failed", "timeout", "busy"})

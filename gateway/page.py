@@ -156,7 +156,7 @@ def render_page(
         "<title>Airflow REST API - airflow-gateway</title>"
         f'<link rel="stylesheet" href="{_e(STATIC_PATH)}page.css"></head>'
         f'<body data-api-url="{_e(API_PATH)}" data-token-header="{_e(token_header)}" '
-        f'data-dags-url="{_e(PAGE_PATH)}dags" data-jobs-url="{_e(JOBS_PATH)}">'
+        f'data-dags-url="{_e(PAGE_PATH)}api/list_dags?output=json" data-jobs-url="{_e(JOBS_PATH)}">'
         "<header><h1>Airflow REST API</h1>"
         f'<p class="versions">gateway <span id="gateway-version">{_e(versions["gateway"])}</span> · '
         f'Airflow <span id="airflow-version">{_e(versions["airflow"])}</span> '

@@ -386,11 +386,7 @@ class ReverseProxy:
             and name.lower() not in listed
             and name.lower() not in _OWN_RESPONSE
         ]
-        if record is not None:
-            record.status = resp.status
         reason = resp.reason or HTTP_STATUS_CODES.get(resp.status, "Unknown")
-        if environ.get("gateway.request_id") and not resp.getheader("X-Request-ID"):
-            headers.append(("X-Request-ID", environ["gateway.request_id"]))
         start_response(f"{resp.status} {reason}", headers)
         return _Body(self._pool, conn, resp)
 
@@ -398,9 +394,6 @@ class ReverseProxy:
         self, environ: WSGIEnvironment, start_response: StartResponse, exc: GatewayError
     ) -> Iterable[bytes]:
         """The envelope for API clients, a short HTML page for browsers."""
-        record = environ.get("gateway.audit")
-        if record is not None:
-            record.status = exc.code
         request = Request(environ)
         if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
             code = exc.code or 500
@@ -411,8 +404,6 @@ class ReverseProxy:
                 request_id=environ.get("gateway.request_id", "-"),
             )
             response = Response(page, status=code, mimetype="text/html")
-            if environ.get("gateway.request_id"):
-                response.headers["X-Request-ID"] = environ["gateway.request_id"]
             return response(environ, start_response)
         return exc(environ, start_response)
 
@@ -436,10 +427,6 @@ class ReverseProxy:
             conn.close()
         elapsed = time.monotonic() - started
         return resp.status < 500, f"HTTP {resp.status} in {elapsed * 1000:.0f} ms"
-
-    def close(self) -> None:
-        """Close the idle connections (at worker exit)."""
-        self._pool.clear()
 
 
 def _read_exactly(stream: object, size: int) -> bytes:

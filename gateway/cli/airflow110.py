@@ -245,4 +245,5 @@ AIRFLOW110 = Dialect(
         "refresh_all_dags": Builtin("refresh_all_dags"),
     },
     outcome=(*NOT_FOUND,),
+    dags_in_python=True,
 )

@@ -279,4 +279,5 @@ AIRFLOW2 = Dialect(
         "whoami": Builtin("whoami"),
     },
     outcome=NOT_FOUND,
+    queries={"dags_folder": ("config", "get-value", "core", "dags_folder")},
 )

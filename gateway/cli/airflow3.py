@@ -283,4 +283,5 @@ AIRFLOW3 = Dialect(
         "whoami": Builtin("whoami"),
     },
     outcome=NOT_FOUND,
+    queries={"dags_folder": ("config", "get-value", "core", "dags_folder")},
 )

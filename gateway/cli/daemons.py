@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import Refused
+
 
 @dataclass(frozen=True, slots=True)
 class DaemonRecord:
@@ -38,13 +40,8 @@ class DaemonRecord:
         return data
 
 
-class DaemonError(Exception):
+class DaemonError(Refused):
     """A daemon could not be started or stopped; ``status`` is the HTTP code."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -31,18 +31,14 @@ from gateway.cli.spec import (
     Unavailable,
 )
 from gateway.cli.values import InvalidValue, Upload, Value, validate
+from gateway.errors import Refused
 
 RESERVED = frozenset({"api"})
 OUTPUT_FORMATS = frozenset({"json", "text"})
 
 
-class PlanError(Exception):
+class PlanError(Refused):
     """The request cannot be planned; ``status`` is the HTTP code, ``message`` is safe to show."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +117,16 @@ class Interpreter:
         if isinstance(entry, Translation) and entry.provider:
             return entry.provider in self.distributions
         return entry is not None and not isinstance(entry, Unavailable)
+
+    def query(self, purpose: str) -> tuple[str, ...]:
+        """The argv of a command the gateway runs for itself (the dialect's ``queries``).
+
+        :raises PlanError: 500, when this dialect has no such command.
+        """
+        words = self.dialect.queries.get(purpose)
+        if words is None:
+            raise PlanError(f"Airflow {self.dialect.versions} has no command for '{purpose}'", status=500)
+        return (self.executable, *words)
 
     def plan(
         self,
@@ -287,9 +293,9 @@ class Interpreter:
                 elif value is not None:
                     positionals.append(_text(value))
             elif isinstance(token, FilePath):
-                name = values.get(token.param)
-                if isinstance(name, str):
-                    path = (self.files_dir / name).resolve()
+                file_name = values.get(token.param)
+                if isinstance(file_name, str):
+                    path = (self.files_dir / file_name).resolve()
                     if path.parent != self.files_dir.resolve():
                         raise PlanError(f"argument '{token.param}': must be a plain file name")
                     files[token.param] = path

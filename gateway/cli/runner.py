@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.cli import proctree
+from gateway.errors import Busy
 
 KILL_GRACE_S = 3.0
 _CHUNK = 65536
@@ -95,8 +96,11 @@ class CliRunner(Protocol):
     ) -> CliResult: ...
 
 
-class ConcurrencyLimitReached(Exception):
-    """CLI capacity is full: too many calls are running and waiting in this worker."""
+class ConcurrencyLimitReached(Busy):
+    """CLI capacity is full: too many calls are running and waiting in this worker.
+
+    A :class:`~gateway.errors.Busy`: it reaches the client as a 503 with ``Retry-After``
+    wherever it is raised, with no mapping at the call sites."""
 
 
 class Admission:

@@ -217,3 +217,8 @@ class Dialect:
     versions: str
     table: Mapping[str, Entry]
     outcome: tuple[OutcomeRule, ...] = ()
+    #: Commands the gateway itself runs (not APIs), by purpose: e.g. ``dags_folder``.
+    queries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: No CLI command writes parsed DAGs to the database (1.10): deploy and refresh do it
+    #: in Airflow's own Python (:mod:`gateway.dagsync110`).
+    dags_in_python: bool = False

@@ -1,4 +1,4 @@
-"""The client address that source-CIDR rules see, after an explicit count of trusted proxies."""
+"""The client address that source-CIDR rules, whoami and jobs see."""
 
 from __future__ import annotations
 
@@ -12,20 +12,10 @@ if TYPE_CHECKING:
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def client_address(environ: WSGIEnvironment, trusted_proxies: int) -> IPAddress | None:
-    """The caller's address, as ProxyFix(x_for=trusted_proxies) would set it.
-
-    With ``trusted_proxies`` = N, the N-th ``X-Forwarded-For`` entry from the right is the
-    client (each trusted proxy appended one); entries further left are client-controlled
-    and ignored.  With fewer entries than N the socket peer is used, as ProxyFix does.
-    If ProxyFix already ran, ``REMOTE_ADDR`` is taken as it is.
-    """
-    raw = environ.get("REMOTE_ADDR") or ""
-    if trusted_proxies and "werkzeug.proxy_fix.orig" not in environ:
-        hops = [h.strip() for h in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
-        if len(hops) >= trusted_proxies:
-            raw = hops[-trusted_proxies]
-    return _parse(raw.strip("[]"))
+def client_address(environ: WSGIEnvironment) -> IPAddress | None:
+    """The caller's address: ``REMOTE_ADDR``, which only the trusted-proxy layer
+    (:mod:`gateway.forwarded`, outermost) may have changed from the socket peer."""
+    return _parse((environ.get("REMOTE_ADDR") or "").strip("[]"))
 
 
 @functools.lru_cache(maxsize=4096)  # per request otherwise; clients' addresses repeat

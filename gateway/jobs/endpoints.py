@@ -44,13 +44,11 @@ class JobEndpoints:
         *,
         authenticate: Callable[[WSGIEnvironment], Principal],
         policy: PolicyEngine | None,
-        trusted_proxies: int,
     ) -> None:
         self.service = service
         self.store = service.store
         self.authenticate = authenticate
         self.policy = policy
-        self.trusted_proxies = trusted_proxies
 
     def __call__(self, environ: WSGIEnvironment) -> Response:
         principal = self.authenticate(environ)
@@ -69,7 +67,7 @@ class JobEndpoints:
 
     def _allowed(self, request: Request, principal: Principal, action: str, row: JobRow | None) -> bool:
         owner = (row.principal, row.auth_method) if row is not None else None
-        address = client_address(request.environ, self.trusted_proxies)
+        address = client_address(request.environ)
         dag_id = row.dag_id if row is not None else None
         return may(self.policy, principal, action, owner=owner, dag_id=dag_id, address=address)
 

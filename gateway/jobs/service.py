@@ -31,20 +31,15 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request
 
+from gateway.calls import CallContext
 from gateway.cli.interpreter import BuiltinCall, Plan
 from gateway.cli.spec import ApiKind
-from gateway.envelope import Envelope
 from gateway.errors import BadRequest, Busy, GatewayError
-from gateway.identity.client import IPAddress
-from gateway.identity.context import CURRENT_CALLER, Caller
-from gateway.identity.principal import Principal
 from gateway.jobs.output import OutputBuffer
 from gateway.jobs.runner import CURRENT_JOB, JobCall
 from gateway.jobs.store import ACTIVE, Chunk, JobRow, JobStore
 
 if TYPE_CHECKING:
-    from gateway.api import ApiEndpoint
-    from gateway.audit import AuditRecord
     from gateway.config import JobsConfig
     from gateway.metrics import Metrics
 
@@ -57,6 +52,8 @@ EXPIRE_INTERVAL_S = 300.0
 STOP_WAIT_S = 10.0
 
 AuditEmit = Callable[[str, dict[str, Any]], None]
+#: Runs an authorized call and fills its context's envelope (:class:`gateway.calls.Dispatcher`).
+Dispatch = Callable[[Plan | BuiltinCall, CallContext], None]
 
 
 def instance_id(state_dir: Path) -> str:
@@ -85,10 +82,7 @@ class LocalJob:
 
     row: JobRow
     planned: Plan | BuiltinCall
-    envelope: Envelope
-    record: AuditRecord
-    principal: Principal
-    address: IPAddress | None
+    ctx: CallContext
     output: OutputBuffer
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -104,14 +98,14 @@ class JobService:
         store: JobStore,
         config: JobsConfig,
         *,
-        api: ApiEndpoint,
+        dispatch: Dispatch,
         instance: str,
         audit: AuditEmit,
         metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.config = config
-        self.api = api
+        self.dispatch = dispatch
         self.instance = instance
         self.audit = audit
         self.metrics = metrics
@@ -162,9 +156,7 @@ class JobService:
 
     # --- submission ------------------------------------------------------------------
 
-    def submit(
-        self, planned: Plan | BuiltinCall, envelope: Envelope, record: AuditRecord, principal: Principal
-    ) -> JobRow:
+    def submit(self, planned: Plan | BuiltinCall, ctx: CallContext) -> JobRow:
         """Record a queued job for an authorized, planned call and hand it to a job thread.
 
         :raises Busy: when ``jobs.max_queued`` jobs already wait in this process.
@@ -173,8 +165,9 @@ class JobService:
             active = len(self._local)  # queued and running in this process
         if active >= self.config.max_queued + self.config.max_running:
             raise Busy(
-                "Too many jobs waiting on this gateway worker; retry later", headers={"Retry-After": "5"}
+                "Too many jobs waiting on this gateway worker; retry later", retry_after_s=5
             )
+        envelope, principal = ctx.envelope, ctx.principal
         dag_id = planned.values.get("dag_id")
         row = JobRow(
             id=uuid.uuid4().hex,
@@ -191,12 +184,7 @@ class JobService:
             airflow_cmd=envelope.airflow_cmd,
             created_at=time.time(),
         )
-        caller = CURRENT_CALLER.get()
-        job = LocalJob(
-            row=row, planned=planned, envelope=envelope, record=record, principal=principal,
-            address=caller.address if caller is not None else None,
-            output=OutputBuffer(self.config.max_output_bytes),
-        )  # fmt: skip
+        job = LocalJob(row=row, planned=planned, ctx=ctx, output=OutputBuffer(self.config.max_output_bytes))
         job.output.on_full = lambda: self._flush(job)
         self.store.create(row)
         with self._lock:
@@ -220,14 +208,10 @@ class JobService:
             return False
         return asked
 
-    def accept(
-        self, planned: Plan | BuiltinCall, envelope: Envelope, record: AuditRecord, principal: Principal
-    ) -> dict[str, str]:
-        """Submit the call and turn ``envelope`` into the 202 answer; returns its headers."""
-        if isinstance(planned, Plan):
-            envelope.airflow_cmd = self.api.redactor.text(planned.display, record.secrets)
-            record.argv = self.api.redactor.argv(planned.argv, record.secrets)
-        row = self.submit(planned, envelope, record, principal)
+    def accept(self, planned: Plan | BuiltinCall, ctx: CallContext) -> dict[str, str]:
+        """Submit the call and turn its envelope into the 202 answer; returns its headers."""
+        envelope = ctx.envelope
+        row = self.submit(planned, ctx)
         view = job_view(row)
         location = view["location"]
         envelope.http_response_code = 202
@@ -281,23 +265,16 @@ class JobService:
         row.state = "running"
         self._gauge("running", 1)
         self._event("started", row)
-        envelope, planned = job.envelope, job.planned
+        envelope, planned = job.ctx.envelope, job.planned
         envelope.extra.pop("job", None)  # the 202 answer's; the finished one is the synchronous call's
         envelope.http_response_code, envelope.output = 200, None
-        shown_cmd = envelope.airflow_cmd
         call = JobCall(on_output=job.output.add, cancel=job.cancel, timeout_s=self.config.timeout_s)
         job_token = CURRENT_JOB.set(call)
-        caller_token = CURRENT_CALLER.set(Caller(job.principal, job.address))
         try:
-            if isinstance(planned, BuiltinCall):
-                self.api.builtins[planned.handler](planned, envelope)
-            else:
-                self.api.run_plan(planned, envelope, job.record, job.principal)
-                envelope.airflow_cmd = shown_cmd  # run_plan shows the unredacted command
+            self.dispatch(planned, job.ctx)
         except GatewayError as exc:
-            envelope.fail(exc.code or 500, exc.description)
+            exc.apply(envelope)
         finally:
-            CURRENT_CALLER.reset(caller_token)
             CURRENT_JOB.reset(job_token)
         self._flush(job)
         state, reason = self._outcome(job)
@@ -309,7 +286,7 @@ class JobService:
         self._finish(job, state, reason)
 
     def _outcome(self, job: LocalJob) -> tuple[str, str | None]:
-        envelope, record = job.envelope, job.record
+        envelope, record = job.ctx.envelope, job.ctx.record
         if job.cancel.is_set():
             return (
                 ("failed", "the gateway worker stopped") if self._stopping.is_set() else ("cancelled", None)
@@ -323,17 +300,17 @@ class JobService:
     def _finish(self, job: LocalJob, state: str, reason: str | None) -> None:
         row = job.row
         finished = time.time()
-        body = job.envelope.to_dict(finished)
+        body = job.ctx.envelope.to_dict(finished)
         body["job_id"] = row.id
         self.store.transition(
             row.id, ACTIVE, state=state, reason=reason, finished_at=finished,
-            exit_code=job.envelope.exit_code, envelope=json.dumps(body, default=str),
+            exit_code=job.ctx.envelope.exit_code, envelope=json.dumps(body, default=str),
         )  # fmt: skip
         row.state, row.reason, row.finished_at, row.exit_code = (
             state,
             reason,
             finished,
-            job.envelope.exit_code,
+            job.ctx.envelope.exit_code,
         )
         self._gauge("running", -1)
         self._ended(row)

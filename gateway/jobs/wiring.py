@@ -11,15 +11,13 @@ from gateway.cli.runner import Admission, SubprocessRunner
 from gateway.config import GatewayConfig
 from gateway.identity.principal import Principal
 from gateway.jobs.endpoints import JobEndpoints
-from gateway.jobs.service import JobService, instance_id
+from gateway.jobs.service import Dispatch, JobService, instance_id
 from gateway.jobs.store import JobStore
 from gateway.metrics import Metrics
 from gateway.policy.engine import PolicyEngine
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
-
-    from gateway.api import ApiEndpoint
 
 SQLITE_NAME = "jobs.sqlite3"
 
@@ -44,19 +42,18 @@ def open_store(config: GatewayConfig) -> JobStore:
 def start_jobs(
     config: GatewayConfig,
     *,
-    api: ApiEndpoint,
+    dispatch: Dispatch,
     authenticate: Callable[[WSGIEnvironment], Principal],
     policy: PolicyEngine | None,
     metrics: Metrics | None,
     audit: AuditLog,
 ) -> JobEndpoints:
-    """Open the store, recover this instance's orphaned jobs, start the job threads."""
+    """Open the store, recover this instance's orphaned jobs, start the job threads.
+
+    The endpoints' ``service`` takes the API's job submissions."""
     service = JobService(
-        open_store(config), config.jobs, api=api, instance=instance_id(config.state_dir), audit=audit.event,
-        metrics=metrics,
+        open_store(config), config.jobs, dispatch=dispatch, instance=instance_id(config.state_dir),
+        audit=audit.event, metrics=metrics,
     )  # fmt: skip
-    api.jobs = service
     service.start()
-    return JobEndpoints(
-        service, authenticate=authenticate, policy=policy, trusted_proxies=config.trusted_proxy_count
-    )
+    return JobEndpoints(service, authenticate=authenticate, policy=policy)

@@ -52,16 +52,14 @@ class ApiAuthorizer:
     """The ``authorize`` hook of :class:`~gateway.api.ApiEndpoint`.
 
     :param engine: the policy engine.
-    :param trusted_proxies: ``gateway.trusted_proxy_count``.
     """
 
-    def __init__(self, engine: PolicyEngine, *, trusted_proxies: int) -> None:
+    def __init__(self, engine: PolicyEngine) -> None:
         self.engine = engine
-        self.trusted_proxies = trusted_proxies
 
     def __call__(self, principal: Principal, planned: Plan | BuiltinCall, request: Request) -> None:
         target = Target(api=planned.api, values=planned.values)
-        address = client_address(request.environ, self.trusted_proxies)
+        address = client_address(request.environ)
         apply(request.environ, principal, self.engine.decide(principal, target, address))
 
 
@@ -74,7 +72,6 @@ class ProxyGuard:
     :param app: the proxy (or the not-found answer when no upstream is configured).
     :param authenticator: principal sources.
     :param engine: the policy engine, or None.
-    :param trusted_proxies: ``gateway.trusted_proxy_count``.
     """
 
     def __init__(
@@ -82,13 +79,10 @@ class ProxyGuard:
         app: WSGIApplication,
         authenticator: Authenticator,
         engine: PolicyEngine | None,
-        *,
-        trusted_proxies: int,
     ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.engine = engine
-        self.trusted_proxies = trusted_proxies
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         decision: Decision | None = None
@@ -97,13 +91,10 @@ class ProxyGuard:
             record_principal(environ, principal)
             if self.engine is not None:
                 method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
-                address = client_address(environ, self.trusted_proxies)
+                address = client_address(environ)
                 decision = self.engine.decide(principal, Target(method=method, path=path), address)
                 apply(environ, principal, decision)
         except GatewayError as exc:
-            record = environ.get("gateway.audit")
-            if record is not None:
-                record.status = exc.code
             response: Any = exc.get_response(environ)
             return response(environ, start_response)  # type: ignore[no-any-return]
         if decision is None:

@@ -33,7 +33,7 @@ def test_list_daemons_masks_argv_like_the_starting_call(
     monkeypatch.setattr(daemons_module.subprocess, "Popen", _True)
     with unit_gateway(tmp_path) as gw:
         client = Client(gw.app)
-        gw.app.api.daemons.grace_s = 0.5
+        gw.app.calls.daemons.grace_s = 0.5
         gw.app.api.interpreter.distributions = frozenset({"apache-airflow-providers-celery"})
         started = client.get(
             "/admin/rest_api/api", query_string={"api": "flower", "broker_api": BROKER}, headers=AUTH

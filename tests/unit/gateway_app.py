@@ -1,4 +1,4 @@
-"""A gateway assembled in-process for unit tests: the real layers, a fake CLI runner."""
+"""The gateway built by :func:`gateway.app.create_app` in-process, with a fake CLI runner."""
 
 from __future__ import annotations
 
@@ -13,19 +13,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from gateway.api import ApiEndpoint
-from gateway.app import GatewayApp, assemble
-from gateway.audit import AuditSink
-from gateway.cli.apis import CATALOGUE
-from gateway.cli.daemons import DaemonManager
-from gateway.cli.dialects import DIALECTS
-from gateway.cli.interpreter import Interpreter
+from gateway.app import GatewayApp, create_app
 from gateway.cli.probe import AirflowInstall
 from gateway.cli.runner import NO_OPTIONS, CallOptions, CliResult
 from gateway.config import load_config
-from gateway.identity.authenticator import Authenticator
-from gateway.logging import configure_logging, json_formatter
-from gateway.metrics import Metrics
+from gateway.logging import json_formatter
 
 TOKEN = "unit-Plug1nToken"
 METRICS_TOKEN = "unit-Metr1csToken"
@@ -82,35 +74,21 @@ def unit_gateway(
     }
     config = load_config(environ)
     out = io.StringIO()
-    redactor = configure_logging(config, stream=out, cache=False)
+    runner = runner or FakeRunner()
+    registry = CollectorRegistry()
+    app = create_app(
+        config,
+        install=AirflowInstall(AIRFLOW, "3.3.2", frozenset()),
+        runner=runner,
+        authorize=authorize,
+        proxy=proxy,
+        log_stream=out,
+        registry=registry,
+    )
     handler = logging.StreamHandler(out)
-    handler.setFormatter(json_formatter(redactor))
+    handler.setFormatter(json_formatter(app.api.redactor))
     gateway_log = logging.getLogger("gateway")
     gateway_log.addHandler(handler)
-    runner = runner or FakeRunner()
-    install = AirflowInstall(AIRFLOW, "3.3.2", frozenset())
-    interpreter = Interpreter(DIALECTS["3"], CATALOGUE, executable=AIRFLOW, files_dir=tmp_path / "files")
-    api = ApiEndpoint(
-        config,
-        interpreter=interpreter,
-        runner=runner,
-        daemons=DaemonManager(tmp_path / "daemons", env={}, cwd=tmp_path),
-        install=install,
-        authorize=authorize,
-        redactor=redactor,
-    )
-    registry = CollectorRegistry()
-    metrics = Metrics(registry, apis=set(CATALOGUE))
-    app = assemble(
-        config,
-        api=api,
-        auth=Authenticator(config, {}),
-        install=install,
-        redactor=redactor,
-        metrics=metrics,
-        sink=AuditSink(stream=out),
-        proxy=proxy,
-    )
     try:
         yield UnitGateway(app, runner, registry, out)
     finally:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from gateway.app import AuditRecord
+from gateway.audit import AuditRecord
 from gateway.cli.apis import CATALOGUE
 from gateway.config import load_config
 from gateway.identity.authenticator import Authenticator
@@ -47,7 +47,7 @@ def guard(tmp_path: Path, shadow: bool = False) -> tuple[Any, list[dict[str, Any
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"upstream"]
 
-    inner = ProxyGuard(upstream, auth, engine, trusted_proxies=0)
+    inner = ProxyGuard(upstream, auth, engine)
 
     def app(environ: Any, start_response: Any) -> Any:
         environ["gateway.call_time"], environ["gateway.request_id"] = 0.0, "req-12345678"

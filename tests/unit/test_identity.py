@@ -250,8 +250,18 @@ def test_hash_token_command_reads_stdin_and_generates() -> None:
     ],
 )
 def test_client_address(environ: dict[str, str], trusted: int, expected: str) -> None:
-    """The client is the N-th X-Forwarded-For entry from the right for N trusted proxies."""
-    assert str(client_address(environ, trusted)) == expected
+    """The client is the N-th X-Forwarded-For entry from the right for N trusted proxies:
+    set once, by the trusted-proxy layer, and read by everything after it."""
+    from gateway.forwarded import trust_proxies
+
+    seen: list[object] = []
+
+    def inner(env: Any, start_response: Any) -> list[bytes]:
+        seen.append(client_address(env))
+        return []
+
+    trust_proxies(inner, trusted)({"wsgi.url_scheme": "http", **environ}, lambda *a: None)
+    assert [str(a) for a in seen] == [expected]
 
 
 def test_nested_claim_values() -> None:

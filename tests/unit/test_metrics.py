@@ -246,3 +246,11 @@ def test_prepare_is_what_launchers_call(tmp_path: Path) -> None:
     (tmp_path / "p" / "histogram_5.db").write_text("x")
     assert prepare(environ, tmp_path / "unused") == tmp_path / "p"
     assert list((tmp_path / "p").iterdir()) == []
+
+
+def test_every_route_has_its_own_label() -> None:
+    """Each endpoint of the URL map is counted under its own route label, never as "other"."""
+    from gateway.app import URL_MAP
+    from gateway.metrics import ROUTES
+
+    assert {rule.endpoint for rule in URL_MAP.iter_rules()} | {"proxy", "unmatched"} == ROUTES

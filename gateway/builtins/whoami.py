@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.calls import CallContext
 from gateway.cli.interpreter import BuiltinCall
 from gateway.cli.spec import Api
-from gateway.envelope import Envelope
-from gateway.identity.context import CURRENT_CALLER
-from gateway.identity.principal import ANONYMOUS
 from gateway.policy.engine import PolicyEngine
 
 
@@ -24,13 +22,10 @@ class WhoAmI:
         self.engine = engine
         self.catalogue = catalogue
 
-    def __call__(self, call: BuiltinCall, envelope: Envelope) -> None:
-        caller = CURRENT_CALLER.get()
-        principal = caller.principal if caller else ANONYMOUS
-        address = caller.address if caller else None
+    def __call__(self, call: BuiltinCall, ctx: CallContext) -> None:
         body: dict[str, Any] = {
-            "principal": principal.describe(),
-            "client_address": str(address) if address else None,
+            "principal": ctx.principal.describe(),
+            "client_address": str(ctx.address) if ctx.address else None,
         }
         if self.engine is None:
             body["policy"] = {
@@ -38,6 +33,9 @@ class WhoAmI:
                 "note": "no policies configured: authenticated callers may call every API",
             }
         else:
-            body["policy"] = {"enabled": True, **self.engine.permissions(principal, address, self.catalogue)}
-        envelope.output = body
-        envelope.extra["data"] = body
+            body["policy"] = {
+                "enabled": True,
+                **self.engine.permissions(ctx.principal, ctx.address, self.catalogue),
+            }
+        ctx.envelope.output = body
+        ctx.envelope.extra["data"] = body

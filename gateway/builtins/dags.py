@@ -1,4 +1,4 @@
-"""deploy_dag, refresh_dag and the DAG list: the original plugin's custom APIs, made safe.
+"""deploy_dag, refresh_dag and refresh_all_dags: the original plugin's custom APIs, made safe.
 
 The uploaded code is never imported by the gateway.  It is syntax-checked by Airflow's own
 Python in a separate process (``compile()`` only, nothing runs), written atomically into
@@ -16,21 +16,20 @@ import logging
 import os
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from gateway.calls import CallContext, CliCalls
 from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan, PlanError
 from gateway.cli.output import filter_loading_messages, last_json_line
-from gateway.cli.runner import CliResult, CliRunner, ConcurrencyLimitReached
+from gateway.cli.runner import CliResult
 from gateway.cli.values import Upload
-from gateway.config import GatewayConfig
+from gateway.config import DeployConfig
 from gateway.dagfiles import RefusedUpload, check_zip, place, safe_name
 from gateway.dagsync110 import DagSync110, SyncError, SyncResult
 from gateway.envelope import Envelope
-from gateway.errors import Busy
 
 log = logging.getLogger("gateway.deploy")
 
@@ -58,62 +57,11 @@ print(json.dumps([e for e in errors if e]))
 SYNTAX_TIMEOUT_S = 30.0
 
 
-class DagList:
-    """The DAG list shown on the page: ``list_dags`` as JSON, cached for a few seconds."""
-
-    def __init__(
-        self,
-        interpreter: Interpreter,
-        runner: CliRunner,
-        ttl_s: float,
-        timeout_s: float,
-        python: str | None = None,
-    ) -> None:
-        """:param python: Airflow's interpreter: on 1.10, which prints no JSON, the rows come
-        from its database through :class:`~gateway.dagsync110.DagSync110`."""
-        self.interpreter = interpreter
-        self.runner = runner
-        self.ttl_s = ttl_s
-        self.timeout_s = timeout_s
-        self.sync110 = DagSync110(runner, python) if python and interpreter.dialect.name == "1.10" else None
-        self._lock = threading.Lock()
-        self._cached: tuple[float, list[dict[str, Any]]] | None = None
-
-    def invalidate(self) -> None:
-        self._cached = None
-
-    def get(self) -> list[dict[str, Any]]:
-        """Rows with at least ``dag_id``; one CLI call at most per ``ttl_s`` (others wait for it)."""
-        with self._lock:
-            now = time.monotonic()
-            if self._cached is not None and now - self._cached[0] < self.ttl_s:
-                return self._cached[1]
-            rows = self.fetch()
-            self._cached = (time.monotonic(), rows)
-            return rows
-
-    def fetch(self) -> list[dict[str, Any]]:
-        if self.sync110 is not None:
-            try:
-                return self.sync110.list_dags(self.timeout_s)
-            except SyncError:
-                return []
-        plan = _plan(self.interpreter, "list_dags", {"output": ["json"]})
-        return _json_rows(run(self.runner, plan, self.timeout_s))
-
-
 def _plan(interpreter: Interpreter, api: str, args: dict[str, list[str]]) -> Plan:
     planned = interpreter.plan(api, args)
     if not isinstance(planned, Plan):  # pragma: no cover - the tables map these APIs to CLI commands
         raise PlanError(f"api '{api}' is not a CLI command on this Airflow", status=500)
     return planned
-
-
-def run(runner: CliRunner, plan: Plan, timeout_s: float) -> CliResult:
-    try:
-        return runner.run(plan.argv, timeout_s=timeout_s)
-    except ConcurrencyLimitReached:
-        raise Busy() from None
 
 
 def _json_rows(result: CliResult) -> list[dict[str, Any]]:
@@ -126,86 +74,67 @@ def _json_rows(result: CliResult) -> list[dict[str, Any]]:
 
 
 class DagDeployer:
-    """Serves ``deploy_dag`` and ``refresh_dag``.
+    """Serves ``deploy_dag``, ``refresh_dag`` and (on Airflow 1.10) ``refresh_all_dags``.
 
-    :param run_plan: the API endpoint's runner for a plan ending in the standard envelope.
-    :param timeout_for: the configured CLI timeout of an API.
+    :param cli: runs the CLI commands, each planned by ``interpreter``.
     :param work_dir: private folder for the syntax check's temporary copy.
     :param python: Airflow's interpreter (for the syntax check).
     """
 
     def __init__(
         self,
-        config: GatewayConfig,
+        settings: DeployConfig,
         *,
         interpreter: Interpreter,
-        runner: CliRunner,
-        run_plan: Callable[[Plan, Envelope], None],
-        timeout_for: Callable[[str], float],
+        cli: CliCalls,
         work_dir: Path,
         python: str,
-        dags: DagList,
     ) -> None:
-        self.config = config
-        self.settings = config.deploy
+        self.settings = settings
         self.interpreter = interpreter
-        self.runner = runner
-        self.run_plan = run_plan
-        self.timeout_for = timeout_for
+        self.cli = cli
         self.work_dir = work_dir
         # Created at start-up, not on the first upload: an unwritable state dir fails fast,
         # and uploads never change the filesystem outside the DAGs folder.
         self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.python = python
-        self.dags = dags
-        self._folder: Path | None = config.deploy.dags_folder
+        self._folder: Path | None = settings.dags_folder
         self._folder_lock = threading.Lock()
-        self.sync110 = DagSync110(runner, python) if interpreter.dialect.name == "1.10" else None
+        self.sync110 = DagSync110(cli.runner, python) if interpreter.dialect.dags_in_python else None
 
     # --- the DAGs folder ------------------------------------------------------------
 
     def dags_folder(self) -> Path:
         """The configured folder, or Airflow's ``core.dags_folder`` (asked once, then cached)."""
         with self._folder_lock:
-            if self._folder is None and self.sync110 is not None:
-                try:
-                    found = self.sync110.dags_folder(self.timeout_for("config"))
-                except SyncError:
-                    found = ""
-                if not found.startswith("/"):
-                    raise RefusedUpload(
-                        "could not learn the DAGs folder from Airflow (set deploy.dags_folder)", status=500
-                    )
-                self._folder = Path(found)
             if self._folder is None:
-                argv = [self.interpreter.executable, "config", "get-value", "core", "dags_folder"]
-                try:
-                    result = self.runner.run(argv, timeout_s=self.timeout_for("config"))
-                except ConcurrencyLimitReached:
-                    raise Busy() from None
-                lines = [
-                    ln.strip() for ln in filter_loading_messages(result.stdout).splitlines() if ln.strip()
-                ]
-                if result.returncode != 0 or not lines or not lines[-1].startswith("/"):
-                    raise RefusedUpload(
-                        "could not learn the DAGs folder from Airflow (set deploy.dags_folder)", status=500
-                    )
-                self._folder = Path(lines[-1])
+                self._folder = Path(self._ask_dags_folder())
             folder = self._folder
         if not folder.is_dir():
             raise RefusedUpload("the DAGs folder does not exist on the gateway host", status=500)
         return folder.resolve()
 
+    def _ask_dags_folder(self) -> str:
+        timeout = self.cli.timeout_for("config")
+        found = ""
+        if self.sync110 is not None:
+            try:
+                found = self.sync110.dags_folder(timeout)
+            except SyncError:
+                found = ""
+        else:
+            result = self.cli.runner.run(self.interpreter.query("dags_folder"), timeout_s=timeout)
+            lines = [ln.strip() for ln in filter_loading_messages(result.stdout).splitlines() if ln.strip()]
+            found = lines[-1] if result.returncode == 0 and lines else ""
+        if not found.startswith("/"):
+            raise RefusedUpload("could not learn the DAGs folder from Airflow (set deploy.dags_folder)", status=500)
+        return found
+
     # --- deploy_dag -----------------------------------------------------------------
 
-    def deploy(self, call: BuiltinCall, envelope: Envelope) -> None:
-        try:
-            self._deploy(call, envelope)
-        except RefusedUpload as exc:
-            envelope.fail(exc.status, exc.message)
-
-    def _deploy(self, call: BuiltinCall, envelope: Envelope) -> None:
+    def deploy(self, call: BuiltinCall, ctx: CallContext) -> None:
         values = call.values
+        envelope = ctx.envelope
         upload = values["dag_file"]
         assert isinstance(upload, Upload)  # noqa: S101 - Kind.UPLOAD values are Uploads
         if values.get("pause") is True and values.get("unpause") is True:
@@ -243,9 +172,8 @@ class DagDeployer:
         except OSError as exc:
             log.warning("deploy_dag could not write into %s: %s", folder, exc.strerror)
             raise RefusedUpload(f"could not write into the DAGs folder: {exc.strerror}", status=500) from None
-        self.dags.invalidate()
         envelope.extra["file"] = str(path)
-        self._register(path, call, envelope)
+        self._register(path, call, ctx)
 
     def _syntax_check(self, data: bytes, name: str, members: Sequence[str]) -> None:
         """Compile (never run) the code in a separate Airflow-Python process; 400 on errors."""
@@ -254,10 +182,7 @@ class DagDeployer:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             argv = [self.python, "-I", "-c", _SYNTAX_CHECK, temp, name, *members]
-            try:
-                result = self.runner.run(argv, timeout_s=SYNTAX_TIMEOUT_S)
-            except ConcurrencyLimitReached:
-                raise Busy() from None
+            result = self.cli.runner.run(argv, timeout_s=SYNTAX_TIMEOUT_S)
         finally:
             os.unlink(temp)
         try:
@@ -269,14 +194,15 @@ class DagDeployer:
             where = f"{first['file']}, line {first['line']}" if first.get("line") else first["file"]
             raise RefusedUpload(f"the file was not written: syntax error in {where}: {first['message']}")
 
-    def _register(self, path: Path, call: BuiltinCall, envelope: Envelope) -> None:
+    def _register(self, path: Path, call: BuiltinCall, ctx: CallContext) -> None:
         """Let Airflow parse the folder, then report the file's DAG ids and import errors."""
         if self.sync110 is not None:
-            self._register110(path, call, envelope)
+            self._register110(path, call, ctx.envelope)
             return
+        envelope = ctx.envelope
         refresh = _plan(self.interpreter, "refresh_all_dags", {})
         commands = [refresh.display]
-        self.run_plan(refresh, envelope)  # the standard envelope fields of the reserialize run
+        self.cli.run(refresh, ctx)  # the standard envelope fields of the reserialize run
         if envelope.status == "ERROR":
             envelope.extra["error"] = "the file was written but Airflow could not parse the DAGs folder"
             return
@@ -284,8 +210,8 @@ class DagDeployer:
         errors_plan = _plan(self.interpreter, "list_import_errors", {"output": ["json"]})
         commands += [listing.display, errors_plan.display]
         with ThreadPoolExecutor(max_workers=2) as pool:
-            dags_f = pool.submit(run, self.runner, listing, self.timeout_for("list_dags"))
-            errs_f = pool.submit(run, self.runner, errors_plan, self.timeout_for("list_import_errors"))
+            dags_f = pool.submit(self.cli.output_of, listing)
+            errs_f = pool.submit(self.cli.output_of, errors_plan)
             dag_rows, error_rows = _json_rows(dags_f.result()), _json_rows(errs_f.result())
         folder = self.dags_folder()
         dag_ids = sorted(
@@ -304,11 +230,9 @@ class DagDeployer:
         """Airflow 1.10: parse the file in Airflow's Python, write and expire its DAGs' rows."""
         assert self.sync110 is not None  # noqa: S101 - only called on 1.10
         try:
-            synced = self.sync110.sync(str(path), self.timeout_for("refresh_all_dags"))
+            synced = self.sync110.sync(str(path), self.cli.timeout_for("refresh_all_dags"))
         except SyncError as exc:
-            envelope.fail(500, {**exc.output, "stdin": ""})
-            envelope.extra["error"] = f"the file was written but {exc.message}"
-            return
+            raise exc.but("the file was written but") from None
         envelope.duration_seconds = round(synced.duration_s, 3)
         dag_ids = sorted({str(d["dag_id"]) for d in synced.dags if _same_file(d.get("fileloc"), path)})
         import_errors = [
@@ -357,9 +281,7 @@ class DagDeployer:
         plans = {dag_id: _plan(self.interpreter, wanted, {"dag_id": [dag_id]}) for dag_id in dag_ids}
         commands += [p.display for p in plans.values()]
         with ThreadPoolExecutor(max_workers=min(len(plans), 4)) as pool:
-            futures = {
-                d: pool.submit(run, self.runner, p, self.timeout_for(wanted)) for d, p in plans.items()
-            }
+            futures = {d: pool.submit(self.cli.output_of, p) for d, p in plans.items()}
             for dag_id, future in futures.items():
                 result = future.result()
                 if result.returncode == 0:
@@ -370,65 +292,47 @@ class DagDeployer:
 
     # --- refresh_dag ----------------------------------------------------------------
 
-    def refresh_dag(self, call: BuiltinCall, envelope: Envelope) -> None:
+    def refresh_dag(self, call: BuiltinCall, ctx: CallContext) -> None:
         """Reserialize the bundle holding the DAG (the whole folder on Airflow 2); 404 if unknown.
 
         Airflow 1.10: re-read the DAG's file and set ``last_expired`` (see :mod:`gateway.dagsync110`).
         """
         dag_id = str(call.values["dag_id"])
         if self.sync110 is not None:
-            self._refresh110(dag_id, envelope)
+            self._refresh110(dag_id, ctx.envelope)
             return
-        rows = self.dags.fetch()
-        row = next((r for r in rows if r.get("dag_id") == dag_id), None)
+        listing = _plan(self.interpreter, "list_dags", {"output": ["json"]})
+        row = next((r for r in _json_rows(self.cli.output_of(listing)) if r.get("dag_id") == dag_id), None)
         if row is None:
-            envelope.fail(404, f"DAG '{dag_id}' not found; a new DAG file is found with api=refresh_all_dags")
-            return
+            raise PlanError(
+                f"DAG '{dag_id}' not found; a new DAG file is found with api=refresh_all_dags", status=404
+            )
         args = {"bundle": [str(row["bundle_name"])]} if row.get("bundle_name") else {}
-        try:
-            plan = _plan(self.interpreter, "refresh_all_dags", args)
-        except PlanError as exc:
-            envelope.fail(exc.status, exc.message)
-            return
-        self.run_plan(plan, envelope)
-        self.dags.invalidate()
+        plan = _plan(self.interpreter, "refresh_all_dags", args)
+        ctx.envelope.airflow_cmd = plan.display
+        self.cli.run(plan, ctx)
 
     def _refresh110(self, dag_id: str, envelope: Envelope) -> None:
         assert self.sync110 is not None  # noqa: S101 - only called on 1.10
-        timeout = self.timeout_for("refresh_dag")
-        try:
-            expired = self.sync110.expire(dag_id, timeout)
-            if expired.dags and expired.dags[0].get("fileloc"):
-                # Re-read its file too, so that the rows (and any DAG added beside it) are current.
-                expired = self.sync110.sync(str(expired.dags[0]["fileloc"]), timeout)
-        except SyncError as exc:
-            envelope.fail(500, {**exc.output, "stdin": ""})
-            envelope.extra["error"] = exc.message
-            return
+        timeout = self.cli.timeout_for("refresh_dag")
+        expired = self.sync110.expire(dag_id, timeout)
+        if expired.dags and expired.dags[0].get("fileloc"):
+            # Re-read its file too, so that the rows (and any DAG added beside it) are current.
+            expired = self.sync110.sync(str(expired.dags[0]["fileloc"]), timeout)
         if not any(d.get("dag_id") == dag_id for d in expired.dags):
-            envelope.fail(404, f"DAG '{dag_id}' not found; a new DAG file is found with api=refresh_all_dags")
-            return
+            raise PlanError(
+                f"DAG '{dag_id}' not found; a new DAG file is found with api=refresh_all_dags", status=404
+            )
         self._answer110(f"DAG [{dag_id}] is now fresh as a daisy", expired, envelope)
 
-    def refresh_all_dags(self, call: BuiltinCall, envelope: Envelope) -> None:
+    def refresh_all_dags(self, call: BuiltinCall, ctx: CallContext) -> None:
         """Airflow 1.10 only (2.x and 3.x run ``dags reserialize``): parse the whole folder."""
         if self.sync110 is None:  # pragma: no cover - the other tables map it to a CLI command
-            envelope.fail(500, "refresh_all_dags is a CLI command on this Airflow")
-            return
+            raise PlanError("refresh_all_dags is a CLI command on this Airflow", status=500)
         if call.values.get("bundle") is not None:
-            envelope.fail(400, "argument 'bundle' is not supported on Airflow 1.10: it has no DAG bundles")
-            return
-        try:
-            synced = self.sync110.sync(str(self.dags_folder()), self.timeout_for("refresh_all_dags"))
-        except RefusedUpload as exc:
-            envelope.fail(exc.status, exc.message)
-            return
-        except SyncError as exc:
-            envelope.fail(500, {**exc.output, "stdin": ""})
-            envelope.extra["error"] = exc.message
-            return
-        self.dags.invalidate()
-        self._answer110("All DAGs are now up-to-date", synced, envelope)
+            raise PlanError("argument 'bundle' is not supported on Airflow 1.10: it has no DAG bundles")
+        synced = self.sync110.sync(str(self.dags_folder()), self.cli.timeout_for("refresh_all_dags"))
+        self._answer110("All DAGs are now up-to-date", synced, ctx.envelope)
 
     @staticmethod
     def _answer110(message: str, synced: SyncResult, envelope: Envelope) -> None:
