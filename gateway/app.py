@@ -40,6 +40,7 @@ from gateway.cli.warm.dialects import WARM_UP
 from gateway.cli.warm.runner import WarmLimits, WarmRunner
 from gateway.compat import Compat109
 from gateway.config import GatewayConfig, load_config_from_process
+from gateway.dagsync110 import DagRowsReadBack, DagSync110
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
 from gateway.forwarded import trust_proxies
 from gateway.health import Health
@@ -174,10 +175,15 @@ def create_app(
     policy = build_policy(config)  # before probing Airflow: a policy typo fails fast
     redactor = configure_logging(config, stream=log_stream, cache=log_stream is None)
     env = cli_environment(
-        os.environ, airflow_home=config.airflow.home, executable=config.airflow.executable, extra=config.airflow.env
+        os.environ,
+        airflow_home=config.airflow.home,
+        executable=config.airflow.executable,
+        extra=config.airflow.env,
     )
     install = install or probe(config.airflow.executable, env)
-    dialect_name = dialect_for(install.version) if config.airflow.dialect == "auto" else config.airflow.dialect
+    dialect_name = (
+        dialect_for(install.version) if config.airflow.dialect == "auto" else config.airflow.dialect
+    )
     dialect = select_dialect(dialect_name, DIALECTS)
     work_dir = config.state_dir / "work"
     for path in (config.state_dir, work_dir, config.cli.files_dir):
@@ -187,7 +193,9 @@ def create_app(
         dialect, CATALOGUE, executable=install.executable, files_dir=config.cli.files_dir,
         distributions=install.distributions,
     )  # fmt: skip
-    metrics = Metrics(registry, apis=set(CATALOGUE)) if registry is not None else create_metrics(set(CATALOGUE))
+    metrics = (
+        Metrics(registry, apis=set(CATALOGUE)) if registry is not None else create_metrics(set(CATALOGUE))
+    )
     runner = runner or build_runner(config, env, work_dir, install, dialect.name, metrics)
     # Calls made from a job's thread go to the jobs' own runner (gateway/jobs/runner.py):
     # cold, because a job streams its output and a warm child inherits block-buffered stdout.
@@ -197,6 +205,10 @@ def create_app(
     cli = CliCalls(config.cli, interpreter=interpreter, runner=routed, daemons=daemons)
     if dialect.name == "3":  # Airflow 3's backfill prints no id: read it back (issue 15)
         cli.read_backs["backfill"] = BackfillReadBack(routed, airflow_py, cli.timeout_for)
+    if dialect.dags_in_python:  # 1.10's list_dags prints no JSON: the rows come from its database
+        cli.read_backs["list_dags"] = DagRowsReadBack(
+            DagSync110(routed, airflow_py), cli.timeout_for("list_dags")
+        )
     deployer = DagDeployer(
         config.deploy, interpreter=interpreter, cli=cli, work_dir=work_dir / "uploads", python=airflow_py
     )
@@ -240,7 +252,9 @@ def create_app(
         readiness_path=config.proxy.readiness_path,
         metrics=metrics,
     )
-    metrics_endpoint = MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None
+    metrics_endpoint = (
+        MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None
+    )
     versions = {"gateway": __version__, "airflow": install.version, "dialect": dialect.name}
     token_header = config.plugin_auth.header_name
     # Both depend only on the catalogue, the dialect and the config: rendered once.
@@ -251,7 +265,9 @@ def create_app(
 
     def api_handler(environ: WSGIEnvironment) -> Response:
         principal = authenticate(environ)
-        return api(environ, principal, client_address(environ), environ["gateway.route_values"].get("api_name"))
+        return api(
+            environ, principal, client_address(environ), environ["gateway.route_values"].get("api_name")
+        )
 
     def static(environ: WSGIEnvironment) -> Response:
         response = static_response(environ["gateway.route_values"]["name"])
@@ -288,7 +304,11 @@ def create_app(
     )
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
     log.info(
-        "gateway %s ready: Airflow %s, dialect %s, %d APIs", __version__, install.version, dialect.name, len(CATALOGUE)
+        "gateway %s ready: Airflow %s, dialect %s, %d APIs",
+        __version__,
+        install.version,
+        dialect.name,
+        len(CATALOGUE),
     )
     return GatewayApp(
         wsgi, config=config, install=install, api=api, calls=cli, metrics=metrics, policy=policy, jobs=jobs
@@ -321,7 +341,9 @@ def build_runner(
         executable=install.executable,
         steps=WARM_UP.get(dialect),
         state_dir=config.state_dir,
-        limits=WarmLimits(config.cli.warm_max_calls, config.cli.warm_max_age_s, config.cli.warm_max_rss_bytes),
+        limits=WarmLimits(
+            config.cli.warm_max_calls, config.cli.warm_max_age_s, config.cli.warm_max_rss_bytes
+        ),
         observer=metrics,
     )
     warm.start()

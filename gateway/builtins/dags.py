@@ -127,7 +127,9 @@ class DagDeployer:
             lines = [ln.strip() for ln in filter_loading_messages(result.stdout).splitlines() if ln.strip()]
             found = lines[-1] if result.returncode == 0 and lines else ""
         if not found.startswith("/"):
-            raise RefusedUpload("could not learn the DAGs folder from Airflow (set deploy.dags_folder)", status=500)
+            raise RefusedUpload(
+                "could not learn the DAGs folder from Airflow (set deploy.dags_folder)", status=500
+            )
         return found
 
     # --- deploy_dag -----------------------------------------------------------------
