@@ -21,7 +21,6 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from gateway.settings import (
@@ -514,7 +513,7 @@ def _build(v: dict[str, Any], sources: tuple[str, ...]) -> GatewayConfig:
         ),
         sources=sources,
         compatibility=v[f"{PLUGIN_SECTION}.compatibility"],
-        settings=MappingProxyType(v),
+        settings=v,
     )
 
 

@@ -364,9 +364,9 @@ class Setting:
         """The environment variable that overrides the file."""
         return f"{ENV_PREFIX}{self.section.upper()}__{self.key.upper()}"
 
-    def parse(self, value: Any, name: str | None = None) -> Any:
+    def parse(self, value: Any) -> Any:
         """Validate one raw value (as TOML or the environment gives it); ``None`` stays unset."""
-        return None if value is None else self.type.check(name or self.name, value)
+        return None if value is None else self.type.check(self.name, value)
 
 
 # Section -> what it is about, in the order of the sample file and the reference.
