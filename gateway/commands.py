@@ -49,8 +49,11 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
         return 0
     token = sys.stdin.readline().rstrip("\r\n")
     if len(token) < MIN_TOKEN_LENGTH:
-        print(f"airflow-gateway: a token must be at least {MIN_TOKEN_LENGTH} characters of random text "
-              "(use --generate)", file=sys.stderr)
+        print(
+            f"airflow-gateway: a token must be at least {MIN_TOKEN_LENGTH} characters of random text "
+            "(use --generate)",
+            file=sys.stderr,
+        )
         return 2
     print(hash_token(token))
     return 0
@@ -69,8 +72,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise ConfigError("no policies: set policy.dir or pass --policy-dir")
     engine = PolicyEngine(load_policies(directory, CATALOGUE), shadow=config.policy.shadow)
     principal = build_principal(
-        config, name=args.principal, token_name=args.token_name, method=args.method,
-        groups=args.group, claims=args.claim,
+        config,
+        name=args.principal,
+        token_name=args.token_name,
+        method=args.method,
+        groups=args.group,
+        claims=args.claim,
     )
     target = build_target(api=args.api, args=args.arg, path=args.path, http_method=args.http_method)
     answer = explain(engine, principal, target, args.source)
@@ -104,8 +111,18 @@ def cmd_sample_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    """Print the configuration reference (docs/configuration.md) generated from the setting records."""
+    from gateway.sample_config import reference
+
+    sys.stdout.write(reference())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="airflow-gateway", description="Security front door for Apache Airflow")
+    parser = argparse.ArgumentParser(
+        prog="airflow-gateway", description="Security front door for Apache Airflow"
+    )
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("--config", help=f"gateway TOML file (default: ${CONFIG_PATH_ENV})")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--trace", action="store_true", help="show every rule and why it did or did not match")
     ex.set_defaults(func=cmd_explain)
     serve = sub.add_parser("serve", help="run the gateway under gunicorn")
-    serve.add_argument("--bind", help="host:port (default: $GATEWAY_BIND or 127.0.0.1:8000)")
+    serve.add_argument("--bind", help="host:port (default: the server.bind setting, 127.0.0.1:8000)")
     serve.add_argument(
         "--gunicorn-config",
         help="gunicorn config file or python:MODULE (default: python:gateway.gunicorn_conf)",
@@ -141,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     sample = sub.add_parser("sample-config", help="print a commented gateway.toml with every setting")
     sample.set_defaults(func=cmd_sample_config)
+    ref = sub.add_parser("config-reference", help="print the configuration reference (docs/configuration.md)")
+    ref.set_defaults(func=cmd_config_reference)
     return parser
 
 

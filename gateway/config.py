@@ -2,45 +2,48 @@
 
 Precedence, lowest first: built-in defaults, the ``[rest_api_plugin]`` section of an
 existing ``airflow.cfg`` (migration from the original plugin), the gateway's TOML file,
-then ``AIRFLOW_GATEWAY__SECTION__KEY`` environment variables.  Any bad value raises
-:class:`ConfigError` naming the setting; secret values are never echoed.
+then ``AIRFLOW_GATEWAY__SECTION__KEY`` environment variables (and the older ``GATEWAY_*``
+names of the ``[server]`` settings).  Every setting, with its type, default and meaning,
+is a record in :mod:`gateway.settings`; this module reads values through those records
+and builds the typed objects the rest of the gateway uses.  Any bad value raises
+:class:`ConfigError` naming the setting and where the value came from; secret values are
+never echoed.
 """
 
 from __future__ import annotations
 
 import configparser
 import difflib
-import json
 import os
-import re
 import shutil
 import tempfile
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-ENV_PREFIX = "AIRFLOW_GATEWAY__"
+from gateway.settings import (
+    BY_ALIAS,
+    BY_NAME,
+    ENV_PREFIX,
+    PLUGIN_SECTION,
+    SETTINGS,
+    ConfigError,
+    NamedToken,
+    Secret,
+    Setting,
+)
+
+__all__ = [
+    "CONFIG_PATH_ENV", "ENV_PREFIX", "PLUGIN_SECTION", "AirflowConfig", "AuditConfig", "AuthConfig",
+    "CliConfig", "ConfigError", "DeployConfig", "GatewayConfig", "JobsConfig", "JwtConfig", "LimitsConfig",
+    "MetricsConfig", "NamedToken", "PluginAuthConfig", "PolicyConfig", "ProxyConfig", "Secret",
+    "ServerConfig", "check_setting", "check_writable", "describe", "load_config", "load_config_from_process",
+    "setting_names",
+]  # fmt: skip
+
 CONFIG_PATH_ENV = "AIRFLOW_GATEWAY_CONFIG"
-PLUGIN_SECTION = "rest_api_plugin"
-
-
-class ConfigError(ValueError):
-    """A setting is missing or invalid; the message names the setting."""
-
-
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """A secret string whose repr never shows the value."""
-
-    value: str
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +67,16 @@ class CliConfig:
     filter_loading_messages: bool
     files_dir: Path
     #: "warm": fork each call from a warm Airflow process; "cold": a new process per call.
-    runner: str = "warm"
+    runner: str
     #: calls that may wait for a slot (beyond them: 503 at once), and for how long.
-    max_waiting: int = 2
-    queue_timeout_s: float = 5.0
+    max_waiting: int
+    queue_timeout_s: float
     #: Airflow records the gateway principal's name as the CLI user (LOGNAME/USER).
-    pass_principal_as_user: bool = True
+    pass_principal_as_user: bool
     #: the warm process is replaced after this many calls, this age or this RSS.
-    warm_max_calls: int = 2000
-    warm_max_age_s: float = 3600.0
-    warm_max_rss_bytes: int = 1024 * 1024 * 1024
+    warm_max_calls: int
+    warm_max_age_s: float
+    warm_max_rss_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +94,9 @@ class ProxyConfig:
     upstream: str | None
     connect_timeout_s: float
     read_timeout_s: float
-    host_header: str = "client"  # "client", "upstream" or a fixed host[:port]
-    pool_size: int = 16
-    readiness_path: str = "/"
+    host_header: str  # "client", "upstream" or a fixed host[:port]
+    pool_size: int
+    readiness_path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +122,6 @@ class MetricsConfig:
     enabled: bool
     token: Secret | None
     allow_from: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class NamedToken:
-    """One static token: a name, its groups, and the SHA-256 of the token (never the token)."""
-
-    name: str
-    sha256: bytes = field(repr=False)
-    groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +202,22 @@ class JobsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """gunicorn's settings (``gateway/gunicorn_conf.py``)."""
+
+    bind: str
+    workers: int
+    threads: int
+    head_timeout_s: int
+    keepalive_s: int
+    keepalive_linger_ms: int
+    graceful_timeout_s: int
+    max_requests: int
+    max_requests_jitter: int
+    access_log: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole, validated configuration, passed explicitly to every layer."""
 
@@ -218,19 +228,18 @@ class GatewayConfig:
     plugin_auth: PluginAuthConfig
     proxy: ProxyConfig
     limits: LimitsConfig
-    audit: AuditConfig = field(default_factory=lambda: AuditConfig(None, ()))
-    metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig(True, None, ()))
-    auth: AuthConfig = field(default_factory=lambda: AuthConfig(DEFAULT_AUTH_HEADER, (), False))
-    jwt: JwtConfig = field(default_factory=lambda: _jwt_config(lambda _s, _k, default=None: default))
-    policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(None, False))
-    deploy: DeployConfig = field(
-        default_factory=lambda: DeployConfig(None, 1024 * 1024, True, True, 200, 16 * 1024 * 1024, 10.0)
-    )
-    jobs: JobsConfig = field(
-        default_factory=lambda: JobsConfig(None, 2, 20, 3600.0, 8 * 1024 * 1024, 7 * 86400.0, 30.0)
-    )
-    sources: tuple[str, ...] = field(default=())
-    compatibility: str = "off"  # "1.0.9": answer like the original plugin (gateway/compat.py)
+    audit: AuditConfig
+    metrics: MetricsConfig
+    auth: AuthConfig
+    jwt: JwtConfig
+    policy: PolicyConfig
+    deploy: DeployConfig
+    jobs: JobsConfig
+    server: ServerConfig
+    sources: tuple[str, ...]
+    compatibility: str  # "1.0.9": answer like the original plugin (gateway/compat.py)
+    #: every setting's value by name ("cli.default_timeout"), computed defaults filled in.
+    settings: Mapping[str, Any]
 
     @property
     def daemon_dir(self) -> Path:
@@ -238,350 +247,24 @@ class GatewayConfig:
         return self.state_dir / "daemons"
 
 
-# --- validators: each takes (setting name, raw value) and returns the typed value ---
-
-
-def _str(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{name}: expected a non-empty string")
-    return value
-
-
-def _bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "on"}:
-        return True
-    if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off"}:
-        return False
-    raise ConfigError(f"{name} has value {value!r}: expected true or false")
-
-
-def _number(name: str, value: Any, *, integer: bool, minimum: float) -> float:
-    try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{name} has value {value!r}: expected {kind}") from None
-    if isinstance(value, bool) or number < minimum:
-        raise ConfigError(f"{name} has value {value!r}: must be at least {minimum:g}")
-    return number
-
-
-def _pos_float(name: str, value: Any) -> float:
-    return _number(name, value, integer=False, minimum=0.001)
-
-
-def _pos_int(name: str, value: Any) -> int:
-    return int(_number(name, value, integer=True, minimum=1))
-
-
-def _non_neg_int(name: str, value: Any) -> int:
-    return int(_number(name, value, integer=True, minimum=0))
-
-
-def _path(name: str, value: Any) -> Path:
-    return Path(_str(name, value)).expanduser()
-
-
-def _secret(name: str, value: Any) -> Secret:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{name}: expected a non-empty string (value not shown)")
-    return Secret(value)
-
-
-def _header_name(name: str, value: Any) -> str:
-    text = _str(name, value)
-    if not all(c.isalnum() or c in "-_" for c in text):
-        raise ConfigError(f"{name} has value {text!r}: a header name has only letters, digits, '-', '_'")
-    return text
-
-
-def _url(name: str, value: Any) -> str:
-    text = _str(name, value)
-    parts = urlsplit(text)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(f"{name} has value {text!r}: expected an http:// or https:// URL with a host")
-    return text.rstrip("/")
-
-
-def _database_url(name: str, value: Any) -> Secret:
-    text = _str(name, value)
-    parts = urlsplit(text)
-    if parts.scheme not in {"postgresql", "postgres"}:
-        raise ConfigError(f"{name}: expected a postgresql:// URL (unset: SQLite in the state directory)")
-    return Secret(text)
-
-
-def _str_list(name: str, value: Any) -> tuple[str, ...]:
-    """A TOML list of strings, or a comma-separated string (environment variables)."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
-        raise ConfigError(f"{name}: expected a list of strings")
-    return tuple(i.strip() for i in items if i.strip())
-
-
-def _networks(name: str, value: Any) -> tuple[str, ...]:
-    import ipaddress
-
-    items = _str_list(name, value)
-    for item in items:
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise ConfigError(f"{name} has value {item!r}: expected an IP address or CIDR network") from None
-    return items
-
-
-def _host_policy(name: str, value: Any) -> str:
-    text = _str(name, value).strip()
-    if text in {"client", "upstream"}:
-        return text
-    try:
-        parts = urlsplit(f"//{text}")
-        _ = parts.port  # raises ValueError on a bad port
-    except ValueError:
-        parts = None
-    if (
-        parts is None
-        or not parts.hostname
-        or parts.path
-        or parts.query
-        or parts.fragment
-        or parts.username is not None
-        or any(c.isspace() for c in text)
-    ):
-        raise ConfigError(f"{name} has value {text!r}: expected client, upstream or a host[:port]")
-    return text
-
-
-def _abs_path(name: str, value: Any) -> str:
-    text = _str(name, value)
-    if not text.startswith("/") or any(c.isspace() for c in text):
-        raise ConfigError(f"{name} has value {text!r}: expected a path starting with '/'")
-    return text
-
-
-def _choice(*choices: str) -> Callable[[str, Any], str]:
-    def check(name: str, value: Any) -> str:
-        text = str(value)
-        if text not in choices:
-            raise ConfigError(f"{name} has value {value!r}: expected one of {', '.join(choices)}")
-        return text
-
-    return check
-
-
-def _str_mapping(name: str, value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{name}: expected a table of strings")
-    return {str(k): str(v) for k, v in value.items()}
-
-
-def _float_mapping(name: str, value: Any) -> dict[str, float]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{name}: expected a table of numbers")
-    return {str(k): _pos_float(f"{name}.{k}", v) for k, v in value.items()}
-
-
-def _api_float_mapping(name: str, value: Any) -> dict[str, float]:
-    """A table of numbers keyed by API name: a misspelt API (``{ tset = 10 }``) is an error."""
-    from gateway.cli.apis import CATALOGUE  # the catalogue is data: no import cycle at run time
-
-    table = _float_mapping(name, value)
-    for key in table:
-        if key not in CATALOGUE:
-            close = difflib.get_close_matches(key, list(CATALOGUE), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{name}.{key}: no API is named {key!r}{hint}")
-    return table
-
-
-JWT_ALGORITHMS = (
-    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-    "ES256", "ES384", "ES512", "EdDSA",
-)  # fmt: skip
-DEFAULT_AUTH_HEADER = "X-Gateway-Authorization"
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@:\-]{0,127}")
-_HASH = re.compile(r"sha256:([0-9a-f]{64})")
-
-
-def _str_list(name: str, value: Any) -> tuple[str, ...]:
-    """A TOML array of strings, or (from the environment) a comma-separated string."""
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{name}: expected a list of non-empty strings")
-    return tuple(value)
-
-
-def _algorithms(name: str, value: Any) -> tuple[str, ...]:
-    algs = _str_list(name, value)
-    bad = [a for a in algs if a not in JWT_ALGORITHMS]
-    if bad:
-        known = ", ".join(JWT_ALGORITHMS)
-        raise ConfigError(f"{name} has value {bad[0]!r}: expected some of {known} (never 'none')")
-    # An HMAC secret and a public key must never be usable for the same token: a public
-    # key used as an HMAC secret is the classic algorithm-confusion forgery.
-    if any(a.startswith("HS") for a in algs) and not all(a.startswith("HS") for a in algs):
-        raise ConfigError(f"{name}: HS* algorithms cannot be mixed with public-key algorithms")
-    return algs
-
-
-def _token_list(name: str, value: Any) -> tuple[NamedToken, ...]:
-    """``[[auth.tokens]]`` tables, or (from the environment) the same as a JSON array."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ConfigError(f"{name}: expected a JSON array of tables (value not shown)") from None
-    if not isinstance(value, list):
-        raise ConfigError(f"{name}: expected an array of tables ([[auth.tokens]])")
-    tokens: list[NamedToken] = []
-    for index, entry in enumerate(value):
-        where = f"{name}[{index}]"
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{where}: expected a table with name, sha256 and groups")
-        unknown = sorted(set(entry) - {"name", "sha256", "groups"})
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(unknown)} (a token is configured by its sha256)"
-            )
-        token_name = entry.get("name")
-        if not isinstance(token_name, str) or not _NAME.fullmatch(token_name):
-            raise ConfigError(f"{where}.name: expected a name of letters, digits and _ . @ : -")
-        digest = entry.get("sha256")
-        match = _HASH.fullmatch(digest) if isinstance(digest, str) else None
-        if match is None:
-            raise ConfigError(
-                f"{where}.sha256 (token {token_name!r}): expected 'sha256:' and 64 lower-case hex digits "
-                "from 'airflow-gateway hash-token' (value not shown)"
-            )
-        groups = _str_list(f"{where}.groups", entry.get("groups", []))
-        tokens.append(NamedToken(token_name, bytes.fromhex(match.group(1)), frozenset(groups)))
-    names = [t.name for t in tokens]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{name}: token names must be unique")
-    if len({t.sha256 for t in tokens}) != len(tokens):
-        raise ConfigError(f"{name}: two tokens have the same hash")
-    return tuple(tokens)
-
-
-def _env_name(name: str, value: Any) -> str:
-    text = _str(name, value)
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
-        raise ConfigError(f"{name} has value {text!r}: expected an environment variable name")
-    return text
-
-
-def _leeway(name: str, value: Any) -> float:
-    number = _number(name, value, integer=False, minimum=0)
-    if number > 300:
-        raise ConfigError(f"{name} has value {value!r}: at most 300 seconds")
-    return number
-
-
-def _timeout(name: str, value: Any) -> float:
-    number = _pos_float(name, value)
-    if number > 30:
-        raise ConfigError(f"{name} has value {value!r}: at most 30 seconds (a JWKS fetch blocks a request)")
-    return number
-
-
-def _claim_path(name: str, value: Any) -> str:
-    text = _str(name, value)
-    if not all(part for part in text.split(".")):
-        raise ConfigError(
-            f"{name} has value {text!r}: expected a claim name or a dotted path like realm_access.roles"
-        )
-    return text
-
-
-# Every accepted setting: (section, key) -> validator.  Unknown keys are an error, so a
-# misspelt setting fails start-up instead of being silently ignored.
-_SCHEMA: dict[tuple[str, str], Callable[[str, Any], Any]] = {
-    ("gateway", "state_dir"): _path,
-    ("gateway", "trusted_proxy_count"): _non_neg_int,
-    ("airflow", "executable"): _str,
-    ("airflow", "home"): _path,
-    ("airflow", "dialect"): _choice("auto", "3", "2", "1.10"),
-    ("airflow", "env"): _str_mapping,
-    ("cli", "default_timeout"): _pos_float,
-    ("cli", "timeouts"): _api_float_mapping,
-    ("cli", "max_output_bytes"): _pos_int,
-    ("cli", "max_concurrent"): _pos_int,
-    ("cli", "files_dir"): _path,
-    ("cli", "runner"): _choice("warm", "cold"),
-    ("cli", "max_waiting"): _non_neg_int,
-    ("cli", "queue_timeout"): _pos_float,
-    ("cli", "pass_principal_as_user"): _bool,
-    ("cli", "warm_max_calls"): _pos_int,
-    ("cli", "warm_max_age"): _pos_float,
-    ("cli", "warm_max_rss_bytes"): _pos_int,
-    (PLUGIN_SECTION, "log_loading"): _bool,
-    (PLUGIN_SECTION, "filter_loading_messages_in_cli_response"): _bool,
-    (PLUGIN_SECTION, "rest_api_plugin_http_token_header_name"): _header_name,
-    (PLUGIN_SECTION, "rest_api_plugin_expected_http_token"): _secret,
-    (PLUGIN_SECTION, "airflow_cfg"): _path,
-    (PLUGIN_SECTION, "compatibility"): _choice("off", "1.0.9"),
-    ("proxy", "upstream"): _url,
-    ("proxy", "connect_timeout"): _pos_float,
-    ("proxy", "read_timeout"): _pos_float,
-    ("proxy", "host_header"): _host_policy,
-    ("proxy", "pool_size"): _pos_int,
-    ("proxy", "readiness_path"): _abs_path,
-    ("limits", "max_body_bytes"): _pos_int,
-    ("limits", "max_form_memory_bytes"): _pos_int,
-    ("audit", "file"): _path,
-    ("audit", "sensitive_names"): _str_list,
-    ("metrics", "enabled"): _bool,
-    ("metrics", "token"): _secret,
-    ("metrics", "allow_from"): _networks,
-    ("auth", "header_name"): _header_name,
-    ("auth", "tokens"): _token_list,
-    ("auth", "allow_anonymous"): _bool,
-    ("jwt", "algorithms"): _algorithms,
-    ("jwt", "key_file"): _path,
-    ("jwt", "key_env"): _env_name,
-    ("jwt", "jwks_url"): _url,
-    ("jwt", "jwks_timeout"): _timeout,
-    ("jwt", "jwks_lifespan"): _pos_float,
-    ("jwt", "jwks_min_refresh_interval"): _pos_float,
-    ("jwt", "issuer"): _str,
-    ("jwt", "audience"): _str_list,
-    ("jwt", "leeway"): _leeway,
-    ("jwt", "required_claims"): _str_list,
-    ("jwt", "subject_claim"): _claim_path,
-    ("jwt", "groups_claim"): _claim_path,
-    ("policy", "dir"): _path,
-    ("policy", "shadow"): _bool,
-    ("deploy", "dags_folder"): _path,
-    ("deploy", "max_upload_bytes"): _pos_int,
-    ("deploy", "allow_zip"): _bool,
-    ("deploy", "allow_subfolder"): _bool,
-    ("deploy", "max_zip_entries"): _pos_int,
-    ("deploy", "max_unzipped_bytes"): _pos_int,
-    ("deploy", "dag_list_ttl"): _pos_float,
-    ("jobs", "database_url"): _database_url,
-    ("jobs", "max_running"): _pos_int,
-    ("jobs", "max_queued"): _non_neg_int,
-    ("jobs", "timeout"): _pos_float,
-    ("jobs", "max_output_bytes"): _pos_int,
-    ("jobs", "retention"): _pos_float,
-    ("jobs", "stream_max_seconds"): _pos_float,
-}
-_TABLE_KEYS = {("airflow", "env"), ("cli", "timeouts")}
-_SECRET_KEYS = {(PLUGIN_SECTION, "rest_api_plugin_expected_http_token"), ("metrics", "token")}
-
-
 def setting_names() -> tuple[tuple[str, str], ...]:
-    """Every accepted (section, key), in schema order (for the sample configuration)."""
-    return tuple(_SCHEMA)
+    """Every accepted (section, key), in the order of :data:`gateway.settings.SETTINGS`."""
+    return tuple((s.section, s.key) for s in SETTINGS)
 
 
 def check_setting(section: str, key: str, value: Any) -> Any:
     """Validate one raw value of ``section.key`` as a TOML file would give it."""
-    return _SCHEMA[(section, key)](f"{section}.{key}", value)
+    return BY_NAME[f"{section}.{key}"].parse(value)
+
+
+# One raw value from one source: (setting name, value, where it came from).
+_Entry = tuple[str, Any, str]
+
+
+def _unknown(origin: str, name: str) -> ConfigError:
+    close = difflib.get_close_matches(name, list(BY_NAME), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(f"{origin}: unknown setting {name}{hint}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -594,41 +277,47 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: {exc}") from None
 
 
-def _flatten(doc: Mapping[str, Any], origin: str) -> dict[tuple[str, str], Any]:
-    flat: dict[tuple[str, str], Any] = {}
+def _from_toml(doc: Mapping[str, Any], origin: str) -> list[_Entry]:
+    entries: list[_Entry] = []
     for section, body in doc.items():
         if not isinstance(body, Mapping):
             raise ConfigError(f"{origin}: top-level key {section!r} must be a [section]")
         for key, value in body.items():
-            if (section, key) not in _SCHEMA:
-                raise ConfigError(f"{origin}: unknown setting {section}.{key}")
-            flat[(section, key)] = value
-    return flat
+            if f"{section}.{key}" not in BY_NAME:
+                raise _unknown(origin, f"{section}.{key}")
+            entries.append((f"{section}.{key}", value, origin))
+    return entries
 
 
-def _from_env(environ: Mapping[str, str]) -> dict[tuple[str, str], Any]:
-    """``AIRFLOW_GATEWAY__CLI__TIMEOUTS__TEST=300`` sets ``cli.timeouts.test``."""
-    flat: dict[tuple[str, str], Any] = {}
+def _from_env(environ: Mapping[str, str]) -> list[_Entry]:
+    """``AIRFLOW_GATEWAY__CLI__DEFAULT_TIMEOUT=45`` sets ``cli.default_timeout``, and
+    ``AIRFLOW_GATEWAY__CLI__TIMEOUTS__TEST=300`` the ``test`` entry of the ``cli.timeouts`` table."""
+    entries: list[_Entry] = []
     for var, value in sorted(environ.items()):
+        alias = BY_ALIAS.get(var)
+        if alias is not None:
+            # Aliases are never secrets, so the value may be quoted.  Empty means unset,
+            # as with `${VAR:-}` in compose files; the canonical name wins over an alias.
+            if value.strip() and alias.env not in environ:
+                entries.append((alias.name, value, f"{var}={value!r}"))
+            continue
         if not var.startswith(ENV_PREFIX):
             continue
-        parts = var[len(ENV_PREFIX) :].lower().split("__")
-        if len(parts) < 2 or (parts[0], parts[1]) not in _SCHEMA:
-            raise ConfigError(f"environment variable {var}: unknown setting")
-        key = (parts[0], parts[1])
-        if len(parts) == 3 and key in _TABLE_KEYS:
-            table = dict(flat.get(key, {}))
-            # env keys of [airflow.env] are upper-case variable names
-            table[parts[2].upper() if key == ("airflow", "env") else parts[2]] = value
-            flat[key] = table
-        elif len(parts) == 2:
-            flat[key] = value
+        section, _, rest = var[len(ENV_PREFIX) :].partition("__")
+        key, _, entry = rest.partition("__")
+        setting = BY_NAME.get(f"{section}.{key}".lower())
+        if setting is None or (entry and not setting.type.table):
+            raise _unknown(f"environment variable {var}", f"{section}.{key}".lower())
+        origin = f"environment variable {var}"
+        if entry:
+            # API names are lower-case; other table keys (environment names) are kept as written.
+            entries.append((setting.name, {entry.lower() if setting.api_keys else entry: value}, origin))
         else:
-            raise ConfigError(f"environment variable {var}: unknown setting")
-    return flat
+            entries.append((setting.name, value, origin))
+    return entries
 
 
-def _from_airflow_cfg(path: Path) -> dict[tuple[str, str], Any]:
+def _from_airflow_cfg(path: Path) -> list[_Entry]:
     """Read the original plugin's ``[rest_api_plugin]`` section, if there is one."""
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
     try:
@@ -636,16 +325,58 @@ def _from_airflow_cfg(path: Path) -> dict[tuple[str, str], Any]:
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read [{PLUGIN_SECTION}]: {type(exc).__name__}") from None
     if not parser.has_section(PLUGIN_SECTION):
-        return {}
-    flat: dict[tuple[str, str], Any] = {}
-    for key, value in parser.items(PLUGIN_SECTION):
-        if (PLUGIN_SECTION, key) in _SCHEMA and value.strip():
-            flat[(PLUGIN_SECTION, key)] = value.strip()
-    return flat
+        return []
+    origin = f"{path} [{PLUGIN_SECTION}]"
+    return [
+        (f"{PLUGIN_SECTION}.{key}", value.strip(), origin)
+        for key, value in parser.items(PLUGIN_SECTION)
+        if f"{PLUGIN_SECTION}.{key}" in BY_NAME and value.strip()
+    ]
 
 
-def _default_executable(environ: Mapping[str, str]) -> str:
-    return shutil.which("airflow", path=environ.get("PATH")) or "airflow"
+class _Raw:
+    """Raw values merged from sources, lowest precedence first, remembering each one's origin."""
+
+    def __init__(self, *layers: Iterable[_Entry]) -> None:
+        self.values: dict[str, Any] = {}
+        self.origins: dict[str, str] = {}
+        for layer in layers:
+            for name, value, origin in layer:
+                before = self.values.get(name)
+                if BY_NAME[name].type.table and isinstance(before, Mapping) and isinstance(value, Mapping):
+                    # A single environment entry adds to the file's table instead of replacing it.
+                    value = {**before, **value}
+                    if origin not in self.origins[name]:
+                        origin = f"{self.origins[name]}; {origin}"
+                self.values[name] = value
+                self.origins[name] = origin
+
+    def is_set(self, name: str) -> bool:
+        return name in self.values
+
+    def get(self, name: str) -> Any:
+        """The validated value of one setting (its default when no source sets it)."""
+        setting = BY_NAME[name]
+        try:
+            value = setting.parse(self.values.get(name, setting.default))
+            if setting.api_keys and value:
+                _check_api_names(name, value)
+        except ConfigError as exc:
+            if name in self.origins:
+                raise ConfigError(f"{exc} (from {self.origins[name]})") from None
+            raise
+        return value
+
+
+def _check_api_names(name: str, table: Mapping[str, Any]) -> None:
+    """A table keyed by API name: a misspelt API (``{ tset = 10 }``) is an error."""
+    from gateway.cli.apis import CATALOGUE  # the catalogue is data: no import cycle at run time
+
+    for key in table:
+        if key not in CATALOGUE:
+            close = difflib.get_close_matches(key, list(CATALOGUE), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{name}.{key}: no API is named {key!r}{hint}")
 
 
 def load_config(environ: Mapping[str, str], path: Path | None = None) -> GatewayConfig:
@@ -658,131 +389,139 @@ def load_config(environ: Mapping[str, str], path: Path | None = None) -> Gateway
     sources: list[str] = ["defaults"]
     if path is None and environ.get(CONFIG_PATH_ENV):
         path = Path(environ[CONFIG_PATH_ENV])
-    file_values: dict[tuple[str, str], Any] = {}
+    file_entries: list[_Entry] = []
     if path is not None:
-        file_values = _flatten(_read_toml(path), str(path))
+        file_entries = _from_toml(_read_toml(path), str(path))
         sources.append(str(path))
-    env_values = _from_env(environ)
-    merged = {**file_values, **env_values}
-    for key in _TABLE_KEYS & file_values.keys() & env_values.keys():
-        # a single env override adds to a table instead of replacing it
-        if isinstance(file_values[key], Mapping):
-            merged[key] = {**file_values[key], **env_values[key]}
+    env_entries = _from_env(environ)
+    raw = _Raw(file_entries, env_entries)
 
-    def raw(section: str, key: str, default: Any = None) -> Any:
-        return merged.get((section, key), default)
-
-    def get(section: str, key: str, default: Any = None) -> Any:
-        value = raw(section, key)
-        if value is None:
-            return default
-        name = f"{section}.{key}"
-        return _SCHEMA[(section, key)](name, value)
-
-    home = get("airflow", "home") or (
-        Path(environ["AIRFLOW_HOME"]) if environ.get("AIRFLOW_HOME") else None
-    )
-    cfg_path = get(PLUGIN_SECTION, "airflow_cfg") or (home / "airflow.cfg" if home else None)
-    if cfg_path is not None and (raw(PLUGIN_SECTION, "airflow_cfg") or cfg_path.is_file()):
+    # airflow.home and the airflow.cfg to migrate from must be known before the rest.
+    home: Path | None = raw.get("airflow.home")
+    if home is None and environ.get("AIRFLOW_HOME"):
+        home = Path(environ["AIRFLOW_HOME"]).resolve()
+    cfg_path: Path | None = raw.get(f"{PLUGIN_SECTION}.airflow_cfg")
+    if cfg_path is None and home is not None and (home / "airflow.cfg").is_file():
+        cfg_path = home / "airflow.cfg"
+    if cfg_path is not None:
         if not cfg_path.is_file():
             raise ConfigError(f"{PLUGIN_SECTION}.airflow_cfg has value {str(cfg_path)!r}: not a file")
         legacy = _from_airflow_cfg(cfg_path)
         if legacy:
             sources.insert(1, f"{cfg_path} [{PLUGIN_SECTION}]")
-            merged = {**legacy, **merged}
+            raw = _Raw(legacy, file_entries, env_entries)
 
-    if get("auth", "allow_anonymous", False) and not raw("policy", "dir"):
+    values = {setting.name: raw.get(setting.name) for setting in SETTINGS}
+    # Defaults computed at start-up (their records say so in default_doc).
+    values["airflow.home"] = home
+    values[f"{PLUGIN_SECTION}.airflow_cfg"] = cfg_path
+    values["airflow.executable"] = values["airflow.executable"] or _default_executable(environ)
+    values["cli.files_dir"] = values["cli.files_dir"] or values["gateway.state_dir"] / "files"
+
+    if values["auth.allow_anonymous"] and values["policy.dir"] is None:
         # Without policies, anonymous callers could run every API.
         raise ConfigError("auth.allow_anonymous = true needs policy.dir (policies limit anonymous callers)")
-    state_dir = get("gateway", "state_dir", Path(".state")).resolve()
-    token = get(PLUGIN_SECTION, "rest_api_plugin_expected_http_token")
+    return _build(values, tuple(sources))
+
+
+def _default_executable(environ: Mapping[str, str]) -> str:
+    return shutil.which("airflow", path=environ.get("PATH")) or "airflow"
+
+
+def _build(v: dict[str, Any], sources: tuple[str, ...]) -> GatewayConfig:
+    """The typed configuration from validated values: no defaults here, they live in the records."""
     return GatewayConfig(
-        state_dir=state_dir,
-        trusted_proxy_count=get("gateway", "trusted_proxy_count", 0),
+        state_dir=v["gateway.state_dir"],
+        trusted_proxy_count=v["gateway.trusted_proxy_count"],
         airflow=AirflowConfig(
-            executable=get("airflow", "executable") or _default_executable(environ),
-            home=home.resolve() if home else None,
-            dialect=get("airflow", "dialect", "auto"),
-            env=get("airflow", "env", {}),
+            executable=v["airflow.executable"],
+            home=v["airflow.home"],
+            dialect=v["airflow.dialect"],
+            env=v["airflow.env"],
         ),
         cli=CliConfig(
-            default_timeout_s=get("cli", "default_timeout", 120.0),
-            timeouts_s=get("cli", "timeouts", {}),
-            max_output_bytes=get("cli", "max_output_bytes", 1024 * 1024),
-            max_concurrent=get("cli", "max_concurrent", 3),
-            filter_loading_messages=get(PLUGIN_SECTION, "filter_loading_messages_in_cli_response", True),
-            files_dir=(get("cli", "files_dir") or state_dir / "files").resolve(),
-            runner=get("cli", "runner", "warm"),
-            max_waiting=get("cli", "max_waiting", 2),
-            queue_timeout_s=get("cli", "queue_timeout", 5.0),
-            pass_principal_as_user=get("cli", "pass_principal_as_user", True),
-            warm_max_calls=get("cli", "warm_max_calls", 2000),
-            warm_max_age_s=get("cli", "warm_max_age", 3600.0),
-            warm_max_rss_bytes=get("cli", "warm_max_rss_bytes", 1024 * 1024 * 1024),
+            default_timeout_s=v["cli.default_timeout"],
+            timeouts_s=v["cli.timeouts"],
+            max_output_bytes=v["cli.max_output_bytes"],
+            max_concurrent=v["cli.max_concurrent"],
+            filter_loading_messages=v[f"{PLUGIN_SECTION}.filter_loading_messages_in_cli_response"],
+            files_dir=v["cli.files_dir"],
+            runner=v["cli.runner"],
+            max_waiting=v["cli.max_waiting"],
+            queue_timeout_s=v["cli.queue_timeout"],
+            pass_principal_as_user=v["cli.pass_principal_as_user"],
+            warm_max_calls=v["cli.warm_max_calls"],
+            warm_max_age_s=v["cli.warm_max_age"],
+            warm_max_rss_bytes=v["cli.warm_max_rss_bytes"],
         ),
         plugin_auth=PluginAuthConfig(
-            header_name=get(PLUGIN_SECTION, "rest_api_plugin_http_token_header_name", "rest_api_plugin_http_token"),
-            expected_token=token,
+            header_name=v[f"{PLUGIN_SECTION}.rest_api_plugin_http_token_header_name"],
+            expected_token=v[f"{PLUGIN_SECTION}.rest_api_plugin_expected_http_token"],
         ),
         proxy=ProxyConfig(
-            upstream=get("proxy", "upstream"),
-            connect_timeout_s=get("proxy", "connect_timeout", 5.0),
-            read_timeout_s=get("proxy", "read_timeout", 60.0),
-            host_header=get("proxy", "host_header", "client"),
-            pool_size=get("proxy", "pool_size", 16),
-            readiness_path=get("proxy", "readiness_path", "/"),
+            upstream=v["proxy.upstream"],
+            connect_timeout_s=v["proxy.connect_timeout"],
+            read_timeout_s=v["proxy.read_timeout"],
+            host_header=v["proxy.host_header"],
+            pool_size=v["proxy.pool_size"],
+            readiness_path=v["proxy.readiness_path"],
         ),
         limits=LimitsConfig(
-            max_body_bytes=get("limits", "max_body_bytes", 16 * 1024 * 1024),
-            max_form_memory_bytes=get("limits", "max_form_memory_bytes", 1024 * 1024),
+            max_body_bytes=v["limits.max_body_bytes"],
+            max_form_memory_bytes=v["limits.max_form_memory_bytes"],
         ),
-        audit=AuditConfig(
-            file=(lambda f: f.resolve() if f else None)(get("audit", "file")),
-            sensitive_names=get("audit", "sensitive_names", ()),
-        ),
+        audit=AuditConfig(file=v["audit.file"], sensitive_names=v["audit.sensitive_names"]),
         metrics=MetricsConfig(
-            enabled=get("metrics", "enabled", True),
-            token=get("metrics", "token"),
-            allow_from=get("metrics", "allow_from", ()),
+            enabled=v["metrics.enabled"], token=v["metrics.token"], allow_from=v["metrics.allow_from"]
         ),
         auth=AuthConfig(
-            header_name=get("auth", "header_name", DEFAULT_AUTH_HEADER),
-            tokens=get("auth", "tokens", ()),
-            allow_anonymous=get("auth", "allow_anonymous", False),
+            header_name=v["auth.header_name"],
+            tokens=v["auth.tokens"],
+            allow_anonymous=v["auth.allow_anonymous"],
         ),
-        jwt=_jwt_config(get),
-        policy=PolicyConfig(
-            dir=get("policy", "dir").resolve() if raw("policy", "dir") else None,
-            shadow=get("policy", "shadow", False),
-        ),
+        jwt=_jwt_config(v),
+        policy=PolicyConfig(dir=v["policy.dir"], shadow=v["policy.shadow"]),
         deploy=DeployConfig(
-            dags_folder=(folder.resolve() if (folder := get("deploy", "dags_folder")) else None),
-            max_upload_bytes=get("deploy", "max_upload_bytes", 1024 * 1024),
-            allow_zip=get("deploy", "allow_zip", True),
-            allow_subfolder=get("deploy", "allow_subfolder", True),
-            max_zip_entries=get("deploy", "max_zip_entries", 200),
-            max_unzipped_bytes=get("deploy", "max_unzipped_bytes", 16 * 1024 * 1024),
-            dag_list_ttl_s=get("deploy", "dag_list_ttl", 10.0),
+            dags_folder=v["deploy.dags_folder"],
+            max_upload_bytes=v["deploy.max_upload_bytes"],
+            allow_zip=v["deploy.allow_zip"],
+            allow_subfolder=v["deploy.allow_subfolder"],
+            max_zip_entries=v["deploy.max_zip_entries"],
+            max_unzipped_bytes=v["deploy.max_unzipped_bytes"],
+            dag_list_ttl_s=v["deploy.dag_list_ttl"],
         ),
         jobs=JobsConfig(
-            database_url=get("jobs", "database_url"),
-            max_running=get("jobs", "max_running", 2),
-            max_queued=get("jobs", "max_queued", 20),
-            timeout_s=get("jobs", "timeout", 3600.0),
-            max_output_bytes=get("jobs", "max_output_bytes", 8 * 1024 * 1024),
-            retention_s=get("jobs", "retention", 7 * 86400.0),
-            stream_max_s=get("jobs", "stream_max_seconds", 30.0),
+            database_url=v["jobs.database_url"],
+            max_running=v["jobs.max_running"],
+            max_queued=v["jobs.max_queued"],
+            timeout_s=v["jobs.timeout"],
+            max_output_bytes=v["jobs.max_output_bytes"],
+            retention_s=v["jobs.retention"],
+            stream_max_s=v["jobs.stream_max_seconds"],
         ),
-        sources=tuple(sources),
-        compatibility=get(PLUGIN_SECTION, "compatibility", "off"),
+        server=ServerConfig(
+            bind=v["server.bind"],
+            workers=v["server.workers"],
+            threads=v["server.threads"],
+            head_timeout_s=v["server.head_timeout"],
+            keepalive_s=v["server.keepalive"],
+            keepalive_linger_ms=v["server.keepalive_linger_ms"],
+            graceful_timeout_s=v["server.graceful_timeout"],
+            max_requests=v["server.max_requests"],
+            max_requests_jitter=v["server.max_requests_jitter"],
+            access_log=v["server.access_log"],
+        ),
+        sources=sources,
+        compatibility=v[f"{PLUGIN_SECTION}.compatibility"],
+        settings=v,
     )
 
 
-def _jwt_config(get: Callable[..., Any]) -> JwtConfig:
+def _jwt_config(v: Mapping[str, Any]) -> JwtConfig:
     """Build and cross-check ``[jwt]``: exactly one key source when algorithms are set."""
-    algorithms = get("jwt", "algorithms", ())
-    key_file, key_env, jwks_url = get("jwt", "key_file"), get("jwt", "key_env"), get("jwt", "jwks_url")
-    sources = [n for n, v in (("key_file", key_file), ("key_env", key_env), ("jwks_url", jwks_url)) if v]
+    algorithms = v["jwt.algorithms"]
+    key_file, key_env, jwks_url = v["jwt.key_file"], v["jwt.key_env"], v["jwt.jwks_url"]
+    sources = [n for n, x in (("key_file", key_file), ("key_env", key_env), ("jwks_url", jwks_url)) if x]
     if algorithms and len(sources) != 1:
         raise ConfigError("jwt: set exactly one of jwt.key_file, jwt.key_env, jwt.jwks_url")
     if not algorithms and sources:
@@ -791,18 +530,18 @@ def _jwt_config(get: Callable[..., Any]) -> JwtConfig:
         raise ConfigError("jwt.algorithms: HS* (shared secrets) cannot come from a JWKS URL")
     return JwtConfig(
         algorithms=algorithms,
-        key_file=key_file.resolve() if key_file else None,
+        key_file=key_file,
         key_env=key_env,
         jwks_url=jwks_url,
-        jwks_timeout_s=get("jwt", "jwks_timeout", 3.0),
-        jwks_lifespan_s=get("jwt", "jwks_lifespan", 300.0),
-        jwks_min_refresh_interval_s=get("jwt", "jwks_min_refresh_interval", 30.0),
-        issuer=get("jwt", "issuer"),
-        audience=get("jwt", "audience", ()),
-        leeway_s=get("jwt", "leeway", 10.0),
-        required_claims=get("jwt", "required_claims", ()),
-        subject_claim=get("jwt", "subject_claim", "sub"),
-        groups_claim=get("jwt", "groups_claim"),
+        jwks_timeout_s=v["jwt.jwks_timeout"],
+        jwks_lifespan_s=v["jwt.jwks_lifespan"],
+        jwks_min_refresh_interval_s=v["jwt.jwks_min_refresh_interval"],
+        issuer=v["jwt.issuer"],
+        audience=v["jwt.audience"],
+        leeway_s=v["jwt.leeway"],
+        required_claims=v["jwt.required_claims"],
+        subject_claim=v["jwt.subject_claim"],
+        groups_claim=v["jwt.groups_claim"],
     )
 
 
@@ -840,80 +579,29 @@ def load_config_from_process() -> GatewayConfig:
 
 
 def describe(config: GatewayConfig) -> dict[str, Any]:
-    """A printable summary for ``check-config``, with secrets masked."""
-    return {
-        "sources": list(config.sources),
-        "state_dir": str(config.state_dir),
-        "airflow": {
-            "executable": config.airflow.executable,
-            "home": str(config.airflow.home) if config.airflow.home else None,
-            "dialect": config.airflow.dialect,
-            "env": sorted(config.airflow.env),
-        },
-        "cli": {
-            "default_timeout_s": config.cli.default_timeout_s,
-            "timeouts_s": dict(config.cli.timeouts_s),
-            "max_output_bytes": config.cli.max_output_bytes,
-            "max_concurrent": config.cli.max_concurrent,
-            "max_waiting": config.cli.max_waiting,
-            "queue_timeout_s": config.cli.queue_timeout_s,
-            "files_dir": str(config.cli.files_dir),
-            "runner": config.cli.runner,
-            "pass_principal_as_user": config.cli.pass_principal_as_user,
-            "warm_max_calls": config.cli.warm_max_calls,
-            "warm_max_age_s": config.cli.warm_max_age_s,
-            "warm_max_rss_bytes": config.cli.warm_max_rss_bytes,
-        },
-        "rest_api_plugin": {
-            "header_name": config.plugin_auth.header_name,
-            "token_configured": config.plugin_auth.expected_token is not None,
-            "compatibility": config.compatibility,
-        },
-        "proxy": {
-            "upstream": config.proxy.upstream,
-            "connect_timeout_s": config.proxy.connect_timeout_s,
-            "read_timeout_s": config.proxy.read_timeout_s,
-            "host_header": config.proxy.host_header,
-            "pool_size": config.proxy.pool_size,
-        },
-        "audit": {
-            "file": str(config.audit.file) if config.audit.file else None,
-            "sensitive_names": list(config.audit.sensitive_names),
-        },
-        "metrics": {
-            "enabled": config.metrics.enabled,
-            "token_configured": config.metrics.token is not None,
-            "allow_from": list(config.metrics.allow_from),
-        },
-        "auth": {
-            "header_name": config.auth.header_name,
-            "tokens": [{"name": t.name, "groups": sorted(t.groups)} for t in config.auth.tokens],
-            "allow_anonymous": config.auth.allow_anonymous,
-        },
-        "jwt": {
-            "enabled": config.jwt.enabled,
-            "algorithms": list(config.jwt.algorithms),
-            "key_source": "jwks_url" if config.jwt.jwks_url else "key_file" if config.jwt.key_file
-            else "key_env" if config.jwt.key_env else None,
-            "issuer": config.jwt.issuer,
-            "audience": list(config.jwt.audience),
-        },
-        "policy": {
-            "dir": str(config.policy.dir) if config.policy.dir else None,
-            "shadow": config.policy.shadow,
-        },
-        "deploy": {
-            "dags_folder": str(config.deploy.dags_folder) if config.deploy.dags_folder else "(asked from Airflow)",
-            "max_upload_bytes": config.deploy.max_upload_bytes,
-            "allow_zip": config.deploy.allow_zip,
-        },
-        "jobs": {
-            "store": "postgresql" if config.jobs.database_url else "sqlite (state directory)",
-            "max_running": config.jobs.max_running,
-            "max_queued": config.jobs.max_queued,
-            "timeout_s": config.jobs.timeout_s,
-            "max_output_bytes": config.jobs.max_output_bytes,
-            "retention_s": config.jobs.retention_s,
-            "stream_max_s": config.jobs.stream_max_s,
-        },
-    }
+    """A printable summary for ``check-config``: every setting's value by section, secrets masked."""
+    summary: dict[str, Any] = {"sources": list(config.sources)}
+    for setting in SETTINGS:
+        summary.setdefault(setting.section, {})[setting.key] = _printable(
+            setting, config.settings[setting.name]
+        )
+    return summary
+
+
+def _printable(setting: Setting, value: Any) -> Any:
+    if value is None:
+        return None
+    if setting.secret:
+        # A secret table shows which entries are set (airflow.env: the variable names).
+        return sorted(value) if isinstance(value, Mapping) else "(set, not shown)"
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (tuple, list)):
+        return [_printable(setting, item) for item in value]
+    if isinstance(value, NamedToken):
+        return {"name": value.name, "groups": sorted(value.groups)}  # never the hash
+    if isinstance(value, Secret):  # pragma: no cover - a Secret type without the secret flag
+        return "(set, not shown)"
+    return value

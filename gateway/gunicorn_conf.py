@@ -1,4 +1,7 @@
-"""gunicorn settings for airflow-gateway, driven by the environment.
+"""gunicorn settings for airflow-gateway, from the gateway's own configuration.
+
+The ``[server]`` settings (``gateway/settings.py``; also ``AIRFLOW_GATEWAY__SERVER__*`` and
+the older ``GATEWAY_*`` variables) are loaded and validated with every other setting.
 
 Shipped inside the package so an installed gateway needs no checkout:
 ``gunicorn -c python:gateway.gunicorn_conf`` (what ``airflow-gateway serve`` runs).
@@ -41,43 +44,22 @@ except MultiprocError as _exc:
     sys.exit(2)
 
 
-def _env_int(name: str, default: int, minimum: int) -> int:
-    """An integer setting from the environment; a bad value stops start-up with its name."""
-    raw = os.environ.get(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        sys.stderr.write(
-            f"airflow-gateway: configuration error: {name}={raw!r}: expected an integer >= {minimum}\n"
-        )
-        sys.exit(2)
-    return value
-
-
+_server = _gateway_config.server  # [server], or the older GATEWAY_* variables (gateway/settings.py)
 wsgi_app = "gateway.app:create_app()"
-bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
+bind = _server.bind
 # Threads, not processes, carry concurrency: a CLI call blocks its thread while the
 # others keep serving (and proxying).  CLI calls can hold at most cli.max_concurrent
 # (running) + cli.max_waiting (queued) threads; any further call is answered 503 at once
 # (gateway.cli.runner.Admission), and there are always at least 4 more threads than
 # that, so CLI load can never starve the proxy.
 # The worker is gunicorn's gthread, except that a thread that has just answered on a
-# keep-alive connection waits up to GATEWAY_KEEPALIVE_LINGER_MS for its next request
+# keep-alive connection waits up to server.keepalive_linger_ms for its next request
 # (only while no other connection waits for a thread; 0 is plain gthread): see
-# gateway/worker.py.
+# gateway/worker.py.  A request head must arrive within server.head_timeout seconds; the
+# worker's event loop reads heads, so slow clients hold no thread meanwhile (0: stock gthread).
 worker_class = "gateway.worker.KeepAliveThreadWorker"
-_linger_ms = _env_int("GATEWAY_KEEPALIVE_LINGER_MS", 2, 0)
-# A request head (request line and headers) must arrive within this many seconds of the
-# connection opening, or of the next request starting on a kept-alive one; the worker's
-# event loop reads heads, so slow clients hold no thread meanwhile (0: stock gthread).
-_head_timeout_s = _env_int("GATEWAY_HEAD_TIMEOUT", 10, 0)
-workers = _env_int("GATEWAY_WORKERS", 2, 1)
-threads = max(
-    _env_int("GATEWAY_THREADS", 8, 1),
-    _gateway_config.cli.max_concurrent + _gateway_config.cli.max_waiting + 4,
-)
+workers = _server.workers
+threads = max(_server.threads, _gateway_config.cli.max_concurrent + _gateway_config.cli.max_waiting + 4)
 # Longer than the longest CLI timeout and the proxy's read timeout, so gunicorn never
 # kills a worker mid-call (gthread heartbeats from its main thread, but keep it safe).
 _longest_s = max(
@@ -86,19 +68,16 @@ _longest_s = max(
     _gateway_config.proxy.read_timeout_s,
 )
 timeout = int(_longest_s + 30)
-# On SIGTERM: stop accepting, let in-flight requests finish for this long, then exit.
-# Match it to the orchestrator's stop grace period (Kubernetes: 30 s by default).
-graceful_timeout = _env_int("GATEWAY_GRACEFUL_TIMEOUT", 30, 0)
-# Idle client keep-alive; keep it above the idle timeout of a load balancer in front.
-keepalive = _env_int("GATEWAY_KEEPALIVE", 5, 0)
+graceful_timeout = _server.graceful_timeout_s
+keepalive = _server.keepalive_s
 # Recycling is off by default: a restart waits for streams in flight (up to graceful_timeout).
-max_requests = _env_int("GATEWAY_MAX_REQUESTS", 0, 0)
-max_requests_jitter = _env_int("GATEWAY_MAX_REQUESTS_JITTER", 0, 0)
+max_requests = _server.max_requests
+max_requests_jitter = _server.max_requests_jitter
 # Airflow UI URLs can carry long queries; nginx's default buffer is 8 KiB too.
 limit_request_line = 8190
 # The audit event (one JSON line per request, redacted) replaces the access log; set
-# GATEWAY_ACCESS_LOG=- to have gunicorn's too (rendered as JSON, query strings redacted).
-accesslog = os.environ.get("GATEWAY_ACCESS_LOG") or None
+# server.access_log = "-" to have gunicorn's too (rendered as JSON, query strings redacted).
+accesslog = _server.access_log
 logger_class = "gateway.logging.GunicornLogger"
 errorlog = "-"
 logconfig_dict = gunicorn_logconfig(_gateway_config)
@@ -131,8 +110,8 @@ def when_ready(server: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     """In each worker, before it serves: how long a thread waits on a kept-alive connection,
     and how long a request head may take to arrive."""
-    worker.linger_s = _linger_ms / 1000
-    worker.head_timeout_s = _head_timeout_s
+    worker.linger_s = _server.keepalive_linger_ms / 1000
+    worker.head_timeout_s = _server.head_timeout_s
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -116,7 +116,7 @@ class GunicornLogger(glogging.Logger):
 
     gunicorn builds an access record for every request as soon as ``logconfig_dict`` is
     set, which the JSON set-up needs; the gateway's audit event already is the access
-    log, so without ``GATEWAY_ACCESS_LOG`` that record was a second line per request
+    log, so without ``server.access_log`` that record was a second line per request
     (and about 0.15 ms of CPU).
     """
 

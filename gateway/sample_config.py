@@ -1,178 +1,135 @@
-"""A commented sample ``gateway.toml``, generated from the settings ``gateway.config`` accepts.
+"""Documents generated from the setting records (:data:`gateway.settings.SETTINGS`).
 
-``airflow-gateway sample-config`` prints it. Every accepted setting must have an entry in
-:data:`SETTINGS` (the tests check both directions), so a new setting cannot be left out.
-Each entry is a TOML example value and a one-line meaning; the examples are validated
-by the tests with the setting's own validator.
+* :func:`render`: a commented sample ``gateway.toml`` (``airflow-gateway sample-config``,
+  checked in as ``examples/gateway.toml``);
+* :func:`reference`: the configuration reference (``airflow-gateway config-reference``,
+  checked in as ``docs/configuration.md``).
+
+Neither holds any setting of its own: names, types, defaults, meanings and environment
+names all come from the records. ``tests/unit/test_settings.py`` fails when a checked-in
+copy differs from what these functions render.
 """
 
 from __future__ import annotations
 
-from gateway.config import setting_names
+import json
+import re
+import textwrap
+from collections.abc import Mapping
+from typing import Any
 
-SECTIONS: dict[str, str] = {
-    "gateway": "The gateway process itself.",
-    "airflow": "The Airflow CLI the gateway drives (same AIRFLOW_HOME / AIRFLOW__* as your Airflow).",
-    "cli": "Limits for Airflow CLI subprocesses.",
-    "rest_api_plugin": "The original airflow-rest-api-plugin's settings, under their original names.",
-    "proxy": "Every path the gateway does not own goes to Airflow's api-server / webserver.",
-    "limits": "Request size limits on the gateway's own endpoints (413 beyond them).",
-    "audit": "One JSON audit event per request (stdout unless a file is set).",
-    "metrics": "Prometheus /metrics.",
-    "auth": "Gateway credentials: named tokens (see docs/identity-and-policies.md).",
-    "jwt": "JWT verification; off while algorithms is empty. Set exactly one key source.",
-    "policy": "Policies (see docs/identity-and-policies.md); without them every authenticated call passes.",
-    "deploy": "deploy_dag uploads (see docs/deploy-and-page.md).",
-    "jobs": "CLI calls run as jobs (mode=job; see docs/jobs.md).",
-}
-
-# (section, key) -> (TOML example value, meaning).  Defaults are in gateway/config.py.
-SETTINGS: dict[tuple[str, str], tuple[str, str]] = {
-    ("gateway", "state_dir"): (
-        '"/var/lib/airflow-gateway"',
-        "daemons' records and logs, import/export files, the CLI's working directory (default .state)",
-    ),
-    ("gateway", "trusted_proxy_count"): (
-        "1",
-        "proxies in front whose X-Forwarded-For is trusted (default 0)",
-    ),
-    ("airflow", "executable"): (
-        '"/home/airflow/.local/bin/airflow"',
-        "the Airflow CLI (default: airflow on PATH)",
-    ),
-    ("airflow", "home"): ('"/opt/airflow"', "passed to the CLI as AIRFLOW_HOME (default $AIRFLOW_HOME)"),
-    ("airflow", "dialect"): ('"auto"', "auto, 3, 2 or 1.10"),
-    ("airflow", "env"): (
-        '{ AIRFLOW__LOGGING__LOGGING_LEVEL = "WARNING" }',
-        "extra environment for the CLI (the gateway's own AIRFLOW__* variables pass through too)",
-    ),
-    ("cli", "default_timeout"): ("120", "seconds before a command's process group is killed (504)"),
-    ("cli", "timeouts"): ("{ test = 300, backfill = 900 }", "per-API timeouts in seconds"),
-    ("cli", "max_output_bytes"): ("1048576", "cap per output stream; the rest is dropped and flagged"),
-    ("cli", "max_concurrent"): ("3", "CLI calls running at once per worker process (default 3)"),
-    ("cli", "max_waiting"): (
-        "2",
-        "further calls that may wait for a slot; beyond them 503 at once (default 2)",
-    ),
-    ("cli", "queue_timeout"): ("5", "seconds a waiting call waits for a slot before its 503 (default 5)"),
-    ("cli", "runner"): (
-        '"warm"',
-        "warm: fork each call from a warm Airflow process; cold: a new process per call (default warm)",
-    ),
-    ("cli", "pass_principal_as_user"): (
-        "true",
-        "Airflow records the gateway principal as the CLI user in its log table (default true)",
-    ),
-    ("cli", "warm_max_calls"): ("2000", "a warm process is replaced after this many calls (default 2000)"),
-    ("cli", "warm_max_age"): ("3600", "... or after this many seconds (default 3600)"),
-    ("cli", "warm_max_rss_bytes"): (
-        "1073741824",
-        "... or once its resident memory passes this (default 1 GiB)",
-    ),
-    ("cli", "files_dir"): (
-        '"/var/lib/airflow-gateway/files"',
-        "variables import/export files (default <state_dir>/files)",
-    ),
-    ("rest_api_plugin", "log_loading"): ("false", "accepted for compatibility; no effect"),
-    ("rest_api_plugin", "compatibility"): (
-        '"off"',
-        "1.0.9: answer as the original plugin v1.0.9 did (see docs/compatibility.md); default off",
-    ),
-    ("rest_api_plugin", "filter_loading_messages_in_cli_response"): (
-        "true",
-        "drop Airflow's loading messages from CLI output",
-    ),
-    ("rest_api_plugin", "rest_api_plugin_http_token_header_name"): (
-        '"rest_api_plugin_http_token"',
-        "header carrying the original token",
-    ),
-    ("rest_api_plugin", "rest_api_plugin_expected_http_token"): (
-        '"change-me-to-a-long-random-token"',
-        "the original token (unset: open); prefer AIRFLOW_GATEWAY__REST_API_PLUGIN__... from a secret",
-    ),
-    ("rest_api_plugin", "airflow_cfg"): (
-        '"/opt/airflow/airflow.cfg"',
-        "read its [rest_api_plugin] section (migration; default $AIRFLOW_HOME/airflow.cfg if present)",
-    ),
-    ("proxy", "upstream"): ('"http://127.0.0.1:8080"', "Airflow's api-server (3) or webserver (2)"),
-    ("proxy", "connect_timeout"): ("5", "seconds to connect upstream"),
-    ("proxy", "read_timeout"): ("60", "seconds to wait for upstream data"),
-    ("proxy", "host_header"): ('"client"', "Host sent upstream: client, upstream or a fixed host[:port]"),
-    ("proxy", "pool_size"): ("16", "kept-alive upstream connections per worker"),
-    ("proxy", "readiness_path"): ('"/"', "what /readyz asks Airflow for"),
-    ("limits", "max_body_bytes"): ("16777216", "largest request body"),
-    ("limits", "max_form_memory_bytes"): ("1048576", "largest form held in memory"),
-    ("audit", "file"): (
-        '"/var/log/airflow-gateway/audit.jsonl"',
-        "append audit events here instead of stdout",
-    ),
-    ("audit", "sensitive_names"): ('["pin", "otp"]', "more argument names whose values are redacted"),
-    ("metrics", "enabled"): ("true", "serve /metrics"),
-    ("metrics", "token"): ('"change-me-scrape-token"', "bearer token a scraper must send (unset: none)"),
-    ("metrics", "allow_from"): ('["127.0.0.1/32", "10.0.0.0/8"]', "addresses that may scrape (empty: all)"),
-    ("auth", "header_name"): ('"X-Gateway-Authorization"', "header carrying a gateway token or JWT"),
-    ("auth", "tokens"): (
-        '[{ name = "ci", sha256 = "sha256:' + "0" * 64 + '", groups = ["deployers"] }]',
-        "named tokens by their hash (airflow-gateway hash-token --generate); or [[auth.tokens]] tables",
-    ),
-    ("auth", "allow_anonymous"): ("false", "let callers without credentials through (needs policy.dir)"),
-    ("jwt", "algorithms"): ('["RS256"]', "accepted algorithms (HS* cannot mix with public-key ones)"),
-    ("jwt", "key_file"): (
-        '"/etc/airflow-gateway/jwt-public.pem"',
-        "key source 1: a PEM public key or secret file",
-    ),
-    ("jwt", "key_env"): ('"GATEWAY_JWT_SECRET"', "key source 2: an environment variable holding the key"),
-    ("jwt", "jwks_url"): ('"https://idp.example.com/.well-known/jwks.json"', "key source 3: a JWKS URL"),
-    ("jwt", "jwks_timeout"): ("3", "seconds for a JWKS fetch (at most 30)"),
-    ("jwt", "jwks_lifespan"): ("300", "seconds a fetched JWKS is kept"),
-    ("jwt", "jwks_min_refresh_interval"): ("30", "least seconds between refetches for unknown key ids"),
-    ("jwt", "issuer"): ('"https://idp.example.com/"', "required iss claim"),
-    ("jwt", "audience"): ('["airflow-gateway"]', "accepted aud values"),
-    ("jwt", "leeway"): ("10", "clock skew tolerance in seconds (at most 300)"),
-    ("jwt", "required_claims"): ('["exp", "sub"]', "claims that must be present"),
-    ("jwt", "subject_claim"): ('"sub"', "claim naming the principal"),
-    ("jwt", "groups_claim"): ('"realm_access.roles"', "claim (dotted path) listing the principal's groups"),
-    ("policy", "dir"): ('"/etc/airflow-gateway/policies"', "directory of policy TOML files"),
-    ("policy", "shadow"): ("false", "log denials without enforcing them"),
-    ("deploy", "dags_folder"): ('"/opt/airflow/dags"', "where uploads go (default: asked from Airflow)"),
-    ("deploy", "max_upload_bytes"): ("1048576", "largest upload"),
-    ("deploy", "allow_zip"): ("true", "accept zipped DAG bundles"),
-    ("deploy", "allow_subfolder"): ("true", "accept the subfolder argument"),
-    ("deploy", "max_zip_entries"): ("200", "most files in a zip"),
-    ("deploy", "max_unzipped_bytes"): ("16777216", "largest unzipped size"),
-    ("deploy", "dag_list_ttl"): ("10", "seconds the page's DAG list is cached"),
-    ("jobs", "database_url"): (
-        '"postgresql://gateway@db.example:5432/gateway_jobs"',
-        "shared job store for several instances (default: SQLite in the state directory)",
-    ),
-    ("jobs", "max_running"): ("2", "jobs running at once per worker process (default 2)"),
-    ("jobs", "max_queued"): ("20", "jobs waiting for a free job thread; beyond them 503 (default 20)"),
-    ("jobs", "timeout"): ("3600", "seconds before a job's process tree is killed (default 3600)"),
-    ("jobs", "max_output_bytes"): (
-        "8388608",
-        "output kept per job; the rest is dropped and flagged (default 8 MiB)",
-    ),
-    ("jobs", "retention"): ("604800", "seconds a finished job is kept (default 7 days)"),
-    ("jobs", "stream_max_seconds"): ("30", "longest single SSE response; clients reconnect (default 30)"),
-}
+from gateway.config import CONFIG_PATH_ENV
+from gateway.settings import ENV_PREFIX, SECTIONS, Setting, in_section
 
 # Set in the sample (everything else is commented out and takes its default).
-ACTIVE = {("proxy", "upstream")}
+ACTIVE = {"proxy.upstream"}
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as TOML (inline tables and arrays; what a record's default holds)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, Mapping):
+        items = [
+            f"{k if _BARE_KEY.fullmatch(k) else json.dumps(k)} = {toml_value(v)}" for k, v in value.items()
+        ]
+        return "{ " + ", ".join(items) + " }" if items else "{}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def sample_value(setting: Setting) -> Any:
+    """What the sample shows for a setting: its example, else its default."""
+    return setting.example if setting.example is not None else setting.default
+
+
+def _default_text(setting: Setting, code: str = "") -> str:
+    """The default as TOML (between ``code`` marks), or in words when it is unset or computed."""
+    if setting.default_doc:
+        return setting.default_doc
+    return "unset" if setting.default is None else f"{code}{toml_value(setting.default)}{code}"
 
 
 def render() -> str:
     """The sample file: every section and setting, active ones uncommented."""
     lines = [
-        "# airflow-gateway configuration (generated by `airflow-gateway sample-config`).",
-        "# Every setting is listed; commented ones take their default. Environment variables",
-        "# AIRFLOW_GATEWAY__SECTION__KEY override this file (put secrets there, not here).",
+        "# airflow-gateway configuration (generated by `airflow-gateway sample-config`; every setting",
+        "# is described in docs/configuration.md). Commented settings take their default.",
+        f"# Environment variables {ENV_PREFIX}SECTION__KEY override this file (put secrets there, not here).",
     ]
-    section = ""
-    for sec, key in setting_names():
-        example, meaning = SETTINGS[(sec, key)]
-        if sec != section:
-            section = sec
-            lines += ["", f"# {SECTIONS[sec]}", f"[{sec}]"]
-        lines.append(f"# {meaning}")
-        lines.append(f"{'' if (sec, key) in ACTIVE else '# '}{key} = {example}")
+    for section, about in SECTIONS.items():
+        lines += ["", *_comment(about), f"[{section}]"]
+        for setting in in_section(section):
+            note = f"{setting.doc} Default: {_default_text(setting)}."
+            if setting.secret:
+                entry = "__<KEY>" if setting.type.table else ""
+                note += f" Secret: better set as {setting.env}{entry}."
+            lines += _comment(note)
+            prefix = "" if setting.name in ACTIVE else "# "
+            lines.append(f"{prefix}{setting.key} = {toml_value(sample_value(setting))}")
+    return "\n".join(lines) + "\n"
+
+
+def _comment(text: str) -> list[str]:
+    return textwrap.wrap(text, width=100, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def reference() -> str:
+    """``docs/configuration.md``: every setting with its environment name, type, default and meaning."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated from gateway/settings.py by",
+        "     `airflow-gateway config-reference > docs/configuration.md`; tests/unit/test_settings.py",
+        "     fails when this file differs. Edit the records, not this file. -->",
+        "",
+        "Every setting of the gateway, generated from its one definition in `gateway/settings.py`.",
+        "Values come from, lowest precedence first:",
+        "",
+        "1. the defaults below;",
+        "2. the `[rest_api_plugin]` section of an existing `airflow.cfg` (migration from the original",
+        "   plugin; `rest_api_plugin.airflow_cfg`, by default `$AIRFLOW_HOME/airflow.cfg`);",
+        f"3. the gateway's TOML file: `${CONFIG_PATH_ENV}`, or `airflow-gateway --config FILE`. A commented",
+        "   sample listing every setting is `examples/gateway.toml` (`airflow-gateway sample-config`);",
+        f"4. environment variables `{ENV_PREFIX}<SECTION>__<KEY>`, listed below. One entry of a table is",
+        f"   `{ENV_PREFIX}<SECTION>__<KEY>__<ENTRY>` (e.g. `{ENV_PREFIX}CLI__TIMEOUTS__TEST=300`) and adds",
+        "   to the file's table; a list is comma-separated; `auth.tokens` is a JSON array; a boolean is",
+        "   `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`). The `[server]` settings also keep their",
+        "   older names (`GATEWAY_BIND`, ...): the new name wins when both are set, and an empty old one",
+        "   counts as unset.",
+        "",
+        "An unknown setting or a bad value stops start-up with a message naming the setting and",
+        "where the value came from. `airflow-gateway check-config` prints every value (secrets only",
+        "as set or not). Settings marked *secret* are never shown; set them from the environment",
+        "(e.g. a Kubernetes Secret) rather than in the file. Durations are in seconds unless the",
+        "name says otherwise; paths are resolved against the working directory at start-up.",
+    ]
+    for section, about in SECTIONS.items():
+        lines += ["", f"## `[{section}]`", "", about, ""]
+        lines += [
+            "| Setting | Environment variable | Type | Default | Description |",
+            "|---|---|---|---|---|",
+        ]
+        for setting in in_section(section):
+            env = "<br>or ".join(f"`{name}`" for name in (setting.env, *setting.aliases))
+            default = _default_text(setting, "`")
+            doc = setting.doc
+            if setting.api_keys:
+                doc += " Keys are API names (`gateway/cli/apis.py`); a misspelt one stops start-up."
+            if setting.secret:
+                doc += " *Secret.*"
+            if setting.example is not None:
+                doc += f" Example: `{toml_value(setting.example)}`."
+            row = (f"`{setting.name}`", env, setting.type.name, default, doc)
+            lines.append("| " + " | ".join(_cell(cell) for cell in row) + " |")
     return "\n".join(lines) + "\n"

@@ -1,10 +1,12 @@
-"""gateway/healthcheck.py: the image's HEALTHCHECK probes where GATEWAY_BIND says."""
+"""gateway/healthcheck.py: the image's HEALTHCHECK probes where server.bind (GATEWAY_BIND) says."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from gateway.healthcheck import probe_url
+from gateway.healthcheck import configured_bind, main, probe_url
 
 
 @pytest.mark.parametrize(
@@ -19,3 +21,22 @@ from gateway.healthcheck import probe_url
 )
 def test_probe_url_follows_the_bind(bind: str, url: str) -> None:
     assert probe_url(bind) == url
+
+
+def test_the_probe_reads_server_bind_like_gunicorn(tmp_path: Path) -> None:
+    """The file, AIRFLOW_GATEWAY__SERVER__BIND or the older GATEWAY_BIND: the same setting."""
+    assert configured_bind({}) == "127.0.0.1:8000"
+    (tmp_path / "gw.toml").write_text("[server]\nbind = '0.0.0.0:9100'\n")
+    assert configured_bind({"AIRFLOW_GATEWAY_CONFIG": str(tmp_path / "gw.toml")}) == "0.0.0.0:9100"
+    assert configured_bind({"GATEWAY_BIND": "0.0.0.0:8080"}) == "0.0.0.0:8080"
+    assert configured_bind(
+        {"AIRFLOW_GATEWAY__SERVER__BIND": "127.0.0.1:9", "GATEWAY_BIND": "0.0.0.0:8080"}
+    ) == ("127.0.0.1:9")
+
+
+def test_a_bad_configuration_is_unhealthy(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GATEWAY_BIND", "nonsense")
+    assert main() == 1
+    assert "server.bind" in capsys.readouterr().err
