@@ -1,21 +1,41 @@
-"""Documentation generated from the dialect tables, so the README cannot drift from them.
+"""The API reference, generated from the catalogue and the dialect tables so it cannot drift.
 
-``python -m gateway.docs`` prints the API table; ``--check README.md`` exits 1 when the
-README's generated block differs (a unit test runs the same check).
+``python -m gateway.docs`` prints it; ``--write [PATH]`` rewrites the generated block of
+``docs/api-reference.md`` (or PATH); ``--check [PATH]`` exits 1 when that block is stale
+(a unit test runs the same check).  The text around the block is written by hand.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.dialects import DIALECTS
-from gateway.cli.spec import Api, Builtin, Command, FilePath, Flag, Opt, OptN, Pos, Translation, Unavailable
+from gateway.cli.spec import (
+    Api,
+    ApiKind,
+    Builtin,
+    Command,
+    FilePath,
+    Flag,
+    Opt,
+    OptN,
+    Pos,
+    Translation,
+    Unavailable,
+)
 
-BEGIN = "<!-- BEGIN GENERATED API TABLE (python -m gateway.docs) -->"
-END = "<!-- END GENERATED API TABLE -->"
+BEGIN = "<!-- BEGIN GENERATED API REFERENCE (python -m gateway.docs --write) -->"
+END = "<!-- END GENERATED API REFERENCE -->"
+DEFAULT_PATH = Path("docs/api-reference.md")
+_KINDS = {
+    ApiKind.CLI: "runs one Airflow CLI command per call (`mode=job` runs it as a job)",
+    ApiKind.DAEMON: "starts a detached daemon (see [Daemons](#daemons))",
+    ApiKind.BUILTIN: "answered by the gateway itself",
+}
 
 
 def _command(command: Command) -> str:
@@ -37,75 +57,107 @@ def _command(command: Command) -> str:
     if command.json == "flag":
         options.append("[--output=json]")
     text = " ".join(["airflow", *options, *(["--", *positionals] if positionals else [])])
-    prefix = f"`{command.when}`: " if command.when else ""
+    prefix = f"with `{command.when}`: " if command.when else ""
     return f"{prefix}`{text}`"
 
 
-def _cell(api: Api, dialect: str) -> str:
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _grouped(label: str, reasons: Mapping[str, str]) -> list[str]:
+    """``label``: names sharing one reason on one line each (backfill rejects six for one reason)."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in reasons.items():
+        by_reason.setdefault(reason, []).append(name)
+    return [f"{label} {_names(names)}: {reason}" for reason, names in by_reason.items()]
+
+
+def _dialect_lines(api: Api, dialect: str) -> list[str]:
+    """What ``api`` runs on ``dialect``: its command(s), then the dialect's notes."""
     entry = DIALECTS[dialect].table[api.name]
     if isinstance(entry, Builtin):
-        return "answered by the gateway"
+        return ["answered by the gateway"]
     if isinstance(entry, Unavailable):
-        return f"not available: {entry.reason}"
+        return [f"not available: {entry.reason}"]
     assert isinstance(entry, Translation)  # noqa: S101
-    parts = [_command(c) for c in entry.commands]
+    lines = [_command(c) for c in entry.commands]
+    if len(entry.commands) > 1 and entry.commands[-1].when is None:
+        lines[-1] = "otherwise: " + lines[-1]
+    if entry.requires:
+        lines.append(f"required here: {_names(entry.requires)}")
     if entry.provider:
-        parts.append(f"needs `{entry.provider}`")
-    if entry.dropped:
-        parts.append("ignored with a warning: " + ", ".join(f"`{n}`" for n in entry.dropped))
-    if entry.rejected:
-        parts.append("400 if given: " + ", ".join(f"`{n}`" for n in entry.rejected))
-    return "<br>".join(parts)
+        lines.append(f"needs `{entry.provider}` installed beside Airflow (501 otherwise)")
+    lines += _grouped("ignored with a warning:", entry.dropped)
+    lines += _grouped("400 if given:", entry.rejected)
+    lines += [f"`{name}` restricted: {reason}" for name, (_, reason) in entry.constraints.items()]
+    return lines
 
 
-def _arguments(api: Api) -> str:
+def _arguments(api: Api) -> list[str]:
     if not api.params:
-        return "none"
-    names = []
+        return ["Arguments: none."]
+    lines = ["Arguments:", ""]
     for p in api.params:
-        name = f"**{p.name}**" if p.required else p.name
-        if p.aliases:
-            name += f" (or {', '.join(p.aliases)})"
-        names.append(f"{name}: {p.kind.value}")
-    return "<br>".join(names)
+        need = "**required**" if p.required else "optional"
+        also = f"; also `{'`, `'.join(p.aliases)}`" if p.aliases else ""
+        lines.append(f"- `{p.name}` ({need}, {p.kind.value}{also}): {p.help}")
+    return lines
 
 
-def api_table() -> str:
-    """The markdown table of every API with its arguments and argv per dialect."""
-    dialects = sorted(DIALECTS, reverse=True)
-    head = "| API | arguments (**required**) | " + " | ".join(f"Airflow {DIALECTS[d].versions}" for d in dialects)
-    rows = [head + " |", "|" + " --- |" * (2 + len(dialects))]
-    for api in CATALOGUE.values():
-        origin = "" if api.origin == "plugin" else " (new)"
-        cells = [f"`{api.name}`{origin}<br>{api.summary}", _arguments(api), *(_cell(api, d) for d in dialects)]
-        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(rows) + "\n"
+def _section(api: Api, dialects: Sequence[str]) -> str:
+    origin = "an API of the original plugin" if api.origin == "plugin" else "new in the gateway"
+    methods = " or ".join(api.methods)
+    lines = [f"### `{api.name}`", "", f"{api.summary}.", ""]
+    lines += [f"{methods}; {origin}; {_KINDS[api.kind]}.", ""]
+    lines += [*_arguments(api), "", "Airflow command:", ""]
+    for dialect in dialects:
+        label = f"- Airflow {DIALECTS[dialect].versions}:"
+        parts = _dialect_lines(api, dialect)
+        if len(parts) == 1:
+            lines.append(f"{label} {parts[0]}")
+        else:
+            lines += [label, *(f"  - {part}" for part in parts)]
+    return "\n".join(lines) + "\n"
+
+
+def api_reference() -> str:
+    """The markdown reference: an index, then one section per API of the catalogue."""
+    dialects = sorted(DIALECTS, reverse=True)  # "3", "2", "110": newest first
+    links = ", ".join(f"[`{name}`](#{name})" for name in CATALOGUE)
+    index = textwrap.fill(f"APIs: {links}.", width=110, break_long_words=False, break_on_hyphens=False)
+    sections = [_section(api, dialects) for api in CATALOGUE.values()]
+    return f"{index}\n\n" + "\n".join(sections)
 
 
 def generated_block() -> str:
-    return f"{BEGIN}\n{api_table()}{END}"
+    return f"{BEGIN}\n{api_reference()}{END}"
 
 
-def readme_is_current(readme: Path) -> bool:
-    """True when the README's generated block equals what the tables produce now."""
-    return generated_block() in readme.read_text(encoding="utf-8")
+def is_current(path: Path) -> bool:
+    """True when the generated block of ``path`` equals what the tables produce now."""
+    return generated_block() in path.read_text(encoding="utf-8")
+
+
+def write(path: Path) -> None:
+    """Replace the generated block of ``path``, keeping the hand-written text around it."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    path.write_text(text[:start] + generated_block() + text[end:], encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["--check"]:
-        path = Path(args[1] if len(args) > 1 else "README.md")
-        if readme_is_current(path):
+    if args[:1] in (["--check"], ["--write"]):
+        path = Path(args[1]) if len(args) > 1 else DEFAULT_PATH
+        if args[0] == "--write":
+            write(path)
             return 0
-        print(f"{path}: the API table is stale; regenerate with python -m gateway.docs --write", file=sys.stderr)
+        if is_current(path):
+            return 0
+        print(f"{path} is stale; regenerate it with: python -m gateway.docs --write", file=sys.stderr)
         return 1
-    if args[:1] == ["--write"]:
-        path = Path(args[1] if len(args) > 1 else "README.md")
-        text = path.read_text(encoding="utf-8")
-        start, end = text.index(BEGIN), text.index(END) + len(END)
-        path.write_text(text[:start] + generated_block() + text[end:], encoding="utf-8")
-        return 0
-    sys.stdout.write(api_table())
+    sys.stdout.write(api_reference())
     return 0
 
 

@@ -50,8 +50,11 @@ def _errors(*codes: str) -> dict[str, Any]:
     return {code: {"$ref": f"#/components/responses/Error{code}"} for code in codes}
 
 
-def job_paths() -> dict[str, Any]:
-    """Paths of the job endpoints (the Job schema is inlined)."""
+def job_paths(auth_errors: tuple[str, ...] = ("401", "403")) -> dict[str, Any]:
+    """Paths of the job endpoints (the Job schema is inlined).
+
+    :param auth_errors: what authentication can answer (401, 403; 503 with a JWKS).
+    """
     job = {"$ref": "#/components/schemas/Job"}
     listing = {
         "type": "object",
@@ -70,7 +73,7 @@ def job_paths() -> dict[str, Any]:
                     {"name": "api", "in": "query", "schema": {"type": "string"}},
                     {"name": "limit", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{1,4}$"}},
                 ],
-                "responses": {"200": _json("The jobs", listing), **_errors("400", "403")},
+                "responses": {"200": _json("The jobs", listing), **_errors("400", *auth_errors)},
             }
         },
         f"{JOBS_PATH}/{{job_id}}": {
@@ -78,7 +81,7 @@ def job_paths() -> dict[str, Any]:
             "get": {
                 "operationId": "job_get",
                 "summary": "A job's state, timings and, once ended, the synchronous call's envelope",
-                "responses": {"200": _json("The job", job), **_errors("403", "404")},
+                "responses": {"200": _json("The job", job), **_errors(*auth_errors, "404")},
             },
             "delete": {
                 "operationId": "job_cancel",
@@ -86,7 +89,7 @@ def job_paths() -> dict[str, Any]:
                 "responses": {
                     "202": _json("Cancel requested", job),
                     "409": _json("The job had already ended", job),
-                    **_errors("403", "404"),
+                    **_errors(*auth_errors, "404"),
                 },
             },
         },
@@ -118,7 +121,7 @@ def job_paths() -> dict[str, Any]:
                             "application/json": {"schema": {"type": "object"}},
                         },
                     },
-                    **_errors("400", "403", "404"),
+                    **_errors("400", *auth_errors, "404"),
                 },
             },
         },

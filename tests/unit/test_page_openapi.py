@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
@@ -13,7 +14,9 @@ from gateway.cli.apis import CATALOGUE
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter
 from gateway.cli.spec import Api, ApiKind, Kind, Param
-from gateway.openapi import build_document
+from gateway.config import load_config
+from gateway.envelope import Envelope
+from gateway.openapi import ENVELOPE, Security, build_document
 from gateway.page import render_page
 
 VERSIONS = {"gateway": "0.1.0", "airflow": "3.3.2", "dialect": "3"}
@@ -129,4 +132,137 @@ def test_builtins_and_kinds_are_all_described() -> None:
     doc = build_document(interpreter(), CATALOGUE, token_header="h", token_required=False)
     builtins = [n for n, a in CATALOGUE.items() if a.kind is ApiKind.BUILTIN]
     assert {"deploy_dag", "refresh_dag", "rest_api_plugin_version"} <= set(builtins)
-    assert doc["security"] == [{"pluginToken": []}, {}]
+    # No credential configured (token_required False): the API is open, as the original plugin's.
+    assert doc["security"] == [{}]
+
+
+GATEWAY = Path(__file__).resolve().parent.parent.parent / "gateway"
+SCHEMES = {"pluginToken", "namedToken", "jwt", "gatewayHeader", "metricsToken"}
+
+
+def document(security: Security | None = None) -> dict[str, Any]:
+    doc = build_document(
+        interpreter(), CATALOGUE, token_header="X-Plugin", token_required=True, security=security
+    )
+    validate(doc)
+    return doc
+
+
+def test_every_security_scheme_is_described() -> None:
+    """The plugin header (apiKey, its configured name), named tokens and JWT (bearer), the gateway header."""
+    schemes = document(Security(plugin_header="X-Plugin", bearer_header="X-Gw"))["components"][
+        "securitySchemes"
+    ]
+    assert set(schemes) == SCHEMES
+    assert schemes["pluginToken"] == {
+        **schemes["pluginToken"],
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Plugin",
+    }
+    assert schemes["gatewayHeader"] == {
+        **schemes["gatewayHeader"],
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Gw",
+    }
+    assert schemes["namedToken"]["type"] == "http" and schemes["namedToken"]["scheme"] == "bearer"
+    assert schemes["jwt"]["scheme"] == "bearer" and schemes["jwt"]["bearerFormat"] == "JWT"
+    assert schemes["metricsToken"]["scheme"] == "bearer"
+    # Without a configuration every kind is accepted on the API; nothing else is open.
+    assert document()["security"] == [
+        {"pluginToken": []},
+        {"namedToken": []},
+        {"jwt": []},
+        {"gatewayHeader": []},
+    ]
+
+
+def test_security_follows_the_configuration(tmp_path: Path) -> None:
+    """From the real configuration: only what is configured is required; /metrics has its own token."""
+    toml = tmp_path / "gw.toml"
+    toml.write_text(
+        '[rest_api_plugin]\nrest_api_plugin_expected_http_token = "s3cret-plugin-token"\n'
+        '[auth]\nheader_name = "X-Gw"\n'
+        '[[auth.tokens]]\nname = "ci"\nsha256 = "sha256:' + "ab" * 32 + '"\n'
+        '[metrics]\ntoken = "a-long-random-scraper-token"\n',
+        encoding="utf-8",
+    )
+    security = Security.from_config(load_config({}, toml))
+    assert (security.plugin_token, security.named_tokens, security.jwt, security.anonymous) == (
+        True,
+        True,
+        False,
+        False,
+    )
+    doc = document(security)
+    assert doc["security"] == [{"pluginToken": []}, {"namedToken": []}, {"gatewayHeader": []}]
+    assert doc["components"]["securitySchemes"]["gatewayHeader"]["name"] == "X-Gw"
+    assert doc["paths"]["/metrics"]["get"]["security"] == [{"metricsToken": []}]
+    assert "401" in doc["paths"]["/metrics"]["get"]["responses"]
+    # Nothing configured: open API, open /metrics without a 401.
+    open_doc = document(Security.from_config(load_config({})))
+    assert open_doc["security"] == [{}]
+    assert open_doc["paths"]["/metrics"]["get"]["security"] == []
+    assert "401" not in open_doc["paths"]["/metrics"]["get"]["responses"]
+
+
+def test_gateway_paths_are_described_with_their_security() -> None:
+    """/metrics, /readyz and /healthz are there; page, document and health checks are open."""
+    paths = document()["paths"]
+    assert {"/metrics", "/readyz", "/healthz", "/admin/rest_api/dags", "/admin/rest_api/jobs"} <= set(paths)
+    for open_path in ("/healthz", "/readyz", "/admin/rest_api/", "/admin/rest_api/openapi.json"):
+        assert paths[open_path]["get"]["security"] == [], open_path
+    assert "security" not in paths["/admin/rest_api/dags"]["get"]  # the document's: the API's credentials
+    assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503"}
+    assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {
+        "text/plain",
+        "application/openmetrics-text",
+    }
+    assert paths["/metrics"]["get"]["security"] == [{"metricsToken": []}, {}]  # configuration unknown
+
+
+def test_status_codes_where_they_can_happen() -> None:
+    """401/403/413/503 wherever credentials or limits apply; 415 with a body; 202 unless a daemon."""
+    doc = document()
+    paths = doc["paths"]
+    get = set(paths["/admin/rest_api/api/trigger_dag"]["get"]["responses"])
+    post = set(paths["/admin/rest_api/api/trigger_dag"]["post"]["responses"])
+    assert {"200", "202", "400", "401", "403", "404", "409", "413", "500", "503", "504"} <= get
+    assert "415" not in get and post == get | {"415"}
+    assert "202" not in paths["/admin/rest_api/api/scheduler"]["get"]["responses"]
+    assert {"401", "403", "413", "503"} <= set(paths["/admin/rest_api/api"]["get"]["responses"])
+    assert {"401", "403", "503"} <= set(paths["/admin/rest_api/dags"]["get"]["responses"])
+    for path in (
+        "/admin/rest_api/jobs",
+        "/admin/rest_api/jobs/{job_id}",
+        "/admin/rest_api/jobs/{job_id}/output",
+    ):
+        assert {"401", "403"} <= set(paths[path]["get"]["responses"]), path
+    shared = doc["components"]["responses"]
+    assert "WWW-Authenticate" in shared["Error401"]["headers"]
+    assert "Retry-After" in shared["Error503"]["headers"]
+    assert "Location" in shared["Accepted"]["headers"]
+    body = paths["/admin/rest_api/api/trigger_dag"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/x-www-form-urlencoded", "application/json"}
+
+
+def test_envelope_schema_has_every_key_the_gateway_sets() -> None:
+    """Every envelope field and every ``envelope.extra[...]`` key set anywhere in gateway/ is described."""
+    documented = set(ENVELOPE["properties"])
+    fields = set(Envelope(call_time=0, request_id="r").to_dict(0))
+    assert fields <= documented, fields - documented
+    extra = set()
+    for source in GATEWAY.rglob("*.py"):
+        extra |= set(re.findall(r"""\.extra\[["']([a-z_]+)["']\]\s*=""", source.read_text(encoding="utf-8")))
+    assert {
+        "policy",
+        "daemon",
+        "file",
+        "dag_ids",
+        "data",
+        "runner",
+        "error",
+        "job",
+    } <= extra  # the scan works
+    assert extra <= documented, extra - documented
