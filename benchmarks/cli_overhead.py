@@ -54,7 +54,10 @@ def main() -> int:
                     direct.append(time.perf_counter() - started)
                     assert done.returncode == 0, done.stderr
                     started = time.perf_counter()
-                    reply = get(gateway.api(urlencode({"api": api, **query})), headers={"rest_api_plugin_http_token": "bench"})
+                    reply = get(
+                        gateway.api(urlencode({"api": api, **query})),
+                        headers={"rest_api_plugin_http_token": "bench"},
+                    )
                     through.append(time.perf_counter() - started)
                     assert reply.status == 200, reply.body[:500]
                 d, g = statistics.median(direct), statistics.median(through)

@@ -277,7 +277,8 @@ def report(args: argparse.Namespace, airflow: AirflowHome, gateways: dict[str, G
         cpus = "/".join(f"{cpu[k] * 1000:.0f}" for k in "abc")
         missed = "" if ratio <= target else "  MISSED"
         print(
-            f"{api:<12} {a:>15} {b:>15} {c:>16} {ratio:8.3f} {target:7.2f} {cpus:>20} {cpu['c'] / cpu['a']:8.3f}{missed}"
+            f"{api:<12} {a:>15} {b:>15} {c:>16} {ratio:8.3f} {target:7.2f} {cpus:>20}"
+            f" {cpu['c'] / cpu['a']:8.3f}{missed}"
         )
     warm = gateways["warm"]
     proxied = f"{warm.url}/ping"
@@ -291,7 +292,8 @@ def report(args: argparse.Namespace, airflow: AirflowHome, gateways: dict[str, G
     idle99, loaded99 = pct(idle, 0.99) * 1000, pct(loaded, 0.99) * 1000
     print(
         f"proxied request p99: idle {idle99:.1f} ms, under CLI load {loaded99:.1f} ms "
-        f"({loaded99 / idle99:.2f}x; target < 2x); p50 {pct(idle, 0.5) * 1000:.1f} / {pct(loaded, 0.5) * 1000:.1f} ms"
+        f"({loaded99 / idle99:.2f}x; target < 2x);"
+        f" p50 {pct(idle, 0.5) * 1000:.1f} / {pct(loaded, 0.5) * 1000:.1f} ms"
     )
     pids = warm_pids(warm)
     print(

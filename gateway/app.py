@@ -52,7 +52,7 @@ from gateway.jobs.runner import JobAwareRunner
 from gateway.jobs.wiring import job_runner, start_jobs
 from gateway.logging import configure_logging
 from gateway.metrics import Metrics, MetricsEndpoint, create_metrics
-from gateway.openapi import build_document
+from gateway.openapi import Security, build_document
 from gateway.page import page_response, render_page, static_response
 from gateway.policy.enforce import ApiAuthorizer, ProxyGuard, record_principal
 from gateway.policy.engine import PolicyEngine
@@ -260,7 +260,9 @@ def create_app(
     # Both depend only on the catalogue, the dialect and the config: rendered once.
     page_html = render_page(interpreter, CATALOGUE, versions=versions, token_header=token_header)
     openapi_json = json.dumps(
-        build_document(interpreter, CATALOGUE, token_header=token_header, token_required=auth.enabled)
+        build_document(
+            interpreter, CATALOGUE, token_header=token_header, security=Security.from_config(config)
+        )
     )
 
     def api_handler(environ: WSGIEnvironment) -> Response:
@@ -328,7 +330,11 @@ def build_runner(
 
     admission = Admission(config.cli.max_concurrent, config.cli.max_waiting, config.cli.queue_timeout_s)
     cold = SubprocessRunner(
-        env=env, cwd=Path(work_dir), max_output_bytes=config.cli.max_output_bytes, admission=admission
+        env=env,
+        cwd=Path(work_dir),
+        max_output_bytes=config.cli.max_output_bytes,
+        admission=admission,
+        nice=config.cli.nice,
     )
     if config.cli.runner != "warm":
         return cold

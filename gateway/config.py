@@ -77,6 +77,8 @@ class CliConfig:
     warm_max_calls: int
     warm_max_age_s: float
     warm_max_rss_bytes: int
+    #: CPU priority of every CLI call and job (see gateway.cli.proctree.lower_priority).
+    nice: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,6 @@ class DeployConfig:
     allow_subfolder: bool
     max_zip_entries: int
     max_unzipped_bytes: int
-    dag_list_ttl_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +454,7 @@ def _build(v: dict[str, Any], sources: tuple[str, ...]) -> GatewayConfig:
             warm_max_calls=v["cli.warm_max_calls"],
             warm_max_age_s=v["cli.warm_max_age"],
             warm_max_rss_bytes=v["cli.warm_max_rss_bytes"],
+            nice=v["cli.nice"],
         ),
         plugin_auth=PluginAuthConfig(
             header_name=v[f"{PLUGIN_SECTION}.rest_api_plugin_http_token_header_name"],
@@ -488,7 +490,6 @@ def _build(v: dict[str, Any], sources: tuple[str, ...]) -> GatewayConfig:
             allow_subfolder=v["deploy.allow_subfolder"],
             max_zip_entries=v["deploy.max_zip_entries"],
             max_unzipped_bytes=v["deploy.max_unzipped_bytes"],
-            dag_list_ttl_s=v["deploy.dag_list_ttl"],
         ),
         jobs=JobsConfig(
             database_url=v["jobs.database_url"],

@@ -69,4 +69,6 @@ class Envelope:
 
     def response(self, response_time: float, headers: Mapping[str, str] | None = None) -> Response:
         body = json.dumps(self.to_dict(response_time), default=str)
-        return Response(body, status=self.http_response_code, mimetype=JSON_MIMETYPE, headers=dict(headers or {}))
+        return Response(
+            body, status=self.http_response_code, mimetype=JSON_MIMETYPE, headers=dict(headers or {})
+        )

@@ -111,7 +111,7 @@ def _formatter_options(redactor: Redactor) -> dict[str, Any]:
     }
 
 
-class GunicornLogger(glogging.Logger):
+class GunicornLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn is untyped
     """gunicorn's logger, writing the access log only when one is configured.
 
     gunicorn builds an access record for every request as soon as ``logconfig_dict`` is

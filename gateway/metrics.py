@@ -67,7 +67,25 @@ WARM_FALLBACK_REASONS = frozenset(
 UPSTREAM_ERROR_KINDS = frozenset({"connect", "timeout", "read", "protocol", "disconnect"})
 
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-_CLI_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+_CLI_BUCKETS = (
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
 _UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -139,7 +157,8 @@ class Metrics:
         )
         # One warm process per worker: the sum over live workers is the instance's total.
         self.warm_rss_bytes = Gauge(
-            f"{PREFIX}cli_warm_rss_bytes", "Resident memory of the warm CLI processes (forked calls excluded).",
+            f"{PREFIX}cli_warm_rss_bytes",
+            "Resident memory of the warm CLI processes (forked calls excluded).",
             registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
         self.auth_failures = Counter(

@@ -422,13 +422,6 @@ def _own_paths(security: Security) -> dict[str, Any]:
                 "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})},
             }
         },
-        "/admin/rest_api/dags": {
-            "get": {
-                "operationId": "dags",
-                "summary": "The DAG list shown on the page (list_dags, cached for a few seconds)",
-                "responses": _responses(("200", "400", "401", "403", "404", "500", "503")),
-            }
-        },
         "/healthz": {
             "get": {
                 "operationId": "healthz",

@@ -120,8 +120,8 @@ def _section(api: Api, interpreter: Interpreter) -> str:
     if api.name in LONG_APIS:
         choices += (
             f'<label class="as-job"><input type="checkbox" class="as-job" form=""'
-            f'{" checked" if api.name in JOB_BY_DEFAULT else ""}'
-            f'{" disabled" if disabled else ""}> as a job (live output, cancel)</label>'
+            f"{' checked' if api.name in JOB_BY_DEFAULT else ''}"
+            f"{' disabled' if disabled else ''}> as a job (live output, cancel)</label>"
         )
     enctype = ' enctype="multipart/form-data"' if upload else ""
     origin = "original plugin API" if api.origin == "plugin" else "added by the gateway"

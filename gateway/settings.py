@@ -111,6 +111,14 @@ def integer(minimum: int) -> Type:
     )
 
 
+def int_range(minimum: int, maximum: int) -> Type:
+    """An integer from ``minimum`` to ``maximum``."""
+    return Type(
+        f"integer {minimum}-{maximum}",
+        lambda name, value: int(_number(name, value, integer=True, minimum=minimum, maximum=maximum)),
+    )
+
+
 def seconds(maximum: float | None = None, *, zero: bool = False) -> Type:
     """A number of seconds: above 0 (or at least 0), and at most ``maximum``."""
     low = 0.0 if zero else 0.001
@@ -460,6 +468,10 @@ SETTINGS: tuple[Setting, ...] = (
     _S("cli", "warm_max_age", seconds(), 3600, "... or after this many seconds..."),
     _S("cli", "warm_max_rss_bytes", integer(1), 1024 * 1024 * 1024,
        "... or once its resident memory passes this."),
+    _S("cli", "nice", int_range(0, 19), 10,
+       "CPU priority of CLI calls and jobs (a nice value; 0 is the gateway's own): CLI work yields "
+       "to the requests the gateway serves. Their session's autogroup gets it too, or else the "
+       "kernel's autogroup scheduling would make the value count for nothing."),
     _S(PLUGIN_SECTION, "log_loading", BOOL, False, "Accepted for compatibility; no effect."),
     _S(PLUGIN_SECTION, "filter_loading_messages_in_cli_response", BOOL, True,
        "Drop Airflow's loading messages from CLI output."),
@@ -531,7 +543,6 @@ SETTINGS: tuple[Setting, ...] = (
     _S("deploy", "allow_subfolder", BOOL, True, "Accept the subfolder argument."),
     _S("deploy", "max_zip_entries", integer(1), 200, "Most files in a zip."),
     _S("deploy", "max_unzipped_bytes", integer(1), 16 * 1024 * 1024, "Largest unzipped size."),
-    _S("deploy", "dag_list_ttl", seconds(), 10, "Seconds the page's DAG list is cached."),
     _S("jobs", "database_url", Type("postgresql:// URL (secret)", _database_url), None,
        "Shared job store for several gateway instances.", default_doc="unset (SQLite in the state directory)",
        example="postgresql://gateway@db.example:5432/gateway_jobs", secret=True),

@@ -9,7 +9,7 @@ worker's main loop reads each head non-blockingly into a buffer; only a complete
 (up to its blank line) goes to a thread, with the bytes pushed back into gunicorn's
 parser.  A head that is not complete ``head_timeout_s`` after the connection was
 accepted, or after the first byte of a next request on a kept-alive connection, is
-answered ``408`` and closed (gunicorn.conf.py: ``GATEWAY_HEAD_TIMEOUT``, 10 s by
+answered ``408`` and closed (setting ``server.head_timeout``, 10 s by
 default; ``0`` is stock ``gthread``).  TLS served by gunicorn itself and HTTP/2
 prior-knowledge peers keep the stock path (their first bytes are a handshake or a
 preface, read in a thread).  Request *bodies* are still read by the thread serving the
@@ -26,7 +26,7 @@ gateway's CPU per proxied request fell by a fifth and its throughput rose by a q
 * a thread lingers only while no other connection is waiting for a thread, and checks
   again before each further request, so a busy connection cannot keep its thread while
   others queue;
-* it lingers at most ``linger_s`` (``GATEWAY_KEEPALIVE_LINGER_MS``, 2 ms by default);
+* it lingers at most ``linger_s`` (setting ``server.keepalive_linger_ms``, 2 ms by default);
 * ``linger_s = 0`` turns it off.
 
 It relies on gthread internals of gunicorn 27 (``accept``, ``on_client_socket_readable``,
@@ -48,8 +48,8 @@ from collections import deque
 from functools import partial
 from typing import Any
 
-from gunicorn.http2 import negotiation  # type: ignore[import-untyped]
-from gunicorn.workers.gthread import TConn, ThreadWorker  # type: ignore[import-untyped]
+from gunicorn.http2 import negotiation
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 _READ_SIZE = 65536
 _TIMEOUT_REPLY = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"

@@ -34,7 +34,12 @@ DAEMON_HOUSEKEEPING = (
     Param("daemon", Kind.BOOL, "Daemonize (the gateway always runs daemons detached)"),
     Param("stdout", Kind.SERVER_PATH, "Redirect stdout to this file (managed by the gateway)"),
     Param("stderr", Kind.SERVER_PATH, "Redirect stderr to this file (managed by the gateway)"),
-    Param("log-file", Kind.SERVER_PATH, "Location of the log file (managed by the gateway)", aliases=("log_file",)),
+    Param(
+        "log-file",
+        Kind.SERVER_PATH,
+        "Location of the log file (managed by the gateway)",
+        aliases=("log_file",),
+    ),
 )
 
 
@@ -46,18 +51,16 @@ def _api(*apis: Api) -> dict[str, Api]:
 
 
 CATALOGUE: Mapping[str, Api] = _api(
-    Api("version", "Gets the version of Airflow currently running", read_only=True),
+    Api("version", "Gets the version of Airflow currently running"),
     Api(
         "rest_api_plugin_version",
         "Displays the version of the gateway (which serves the REST API plugin's API)",
         kind=ApiKind.BUILTIN,
-        read_only=True,
     ),
     Api(
         "render",
         "Render a task instance's template(s)",
         (DAG, TASK, WHEN, SUBDIR, MAP_INDEX),
-        read_only=True,
     ),
     Api(
         "variables",
@@ -69,8 +72,16 @@ CATALOGUE: Mapping[str, Api] = _api(
             Param("get", Kind.VAR_KEY, "Get value of a variable"),
             Param("json", Kind.BOOL, "Deserialize a JSON variable (the value is returned in 'data')"),
             Param("default", Kind.TEXT, "Default value returned if the variable does not exist"),
-            Param("import", Kind.FILE_NAME, "Import variables from this JSON file in the gateway's files directory"),
-            Param("export", Kind.FILE_NAME, "Export variables to this JSON file in the gateway's files directory"),
+            Param(
+                "import",
+                Kind.FILE_NAME,
+                "Import variables from this JSON file in the gateway's files directory",
+            ),
+            Param(
+                "export",
+                Kind.FILE_NAME,
+                "Export variables to this JSON file in the gateway's files directory",
+            ),
             Param("delete", Kind.VAR_KEY, "Delete a variable"),
             OUTPUT,
         ),
@@ -95,7 +106,6 @@ CATALOGUE: Mapping[str, Api] = _api(
         "task_failed_deps",
         "Returns the unmet dependencies for a task instance from the perspective of the scheduler",
         (DAG, TASK, WHEN, SUBDIR, MAP_INDEX),
-        read_only=True,
     ),
     Api(
         "trigger_dag",
@@ -127,7 +137,7 @@ CATALOGUE: Mapping[str, Api] = _api(
             MAP_INDEX,
         ),
     ),
-    Api("dag_state", "Get the status of a DAG run", (DAG, WHEN, SUBDIR), read_only=True),
+    Api("dag_state", "Get the status of a DAG run", (DAG, WHEN, SUBDIR)),
     Api(
         "run",
         "Run a single task instance",
@@ -152,7 +162,6 @@ CATALOGUE: Mapping[str, Api] = _api(
         "list_tasks",
         "List the tasks within a DAG",
         (DAG, Param("tree", Kind.BOOL, "Tree view"), SUBDIR),
-        read_only=True,
     ),
     Api(
         "backfill",
@@ -179,7 +188,6 @@ CATALOGUE: Mapping[str, Api] = _api(
         "list_dags",
         "List all the DAGs",
         (SUBDIR, Param("report", Kind.BOOL, "Show DagBag loading report"), OUTPUT),
-        read_only=True,
     ),
     Api(
         "kerberos",
@@ -220,19 +228,28 @@ CATALOGUE: Mapping[str, Api] = _api(
         (
             Param("dag_id", Kind.DAG_ID, "The id of the DAG"),
             SUBDIR,
-            Param("run-duration", Kind.INT, "Number of seconds to execute before exiting", aliases=("run_duration",)),
+            Param(
+                "run-duration",
+                Kind.INT,
+                "Number of seconds to execute before exiting",
+                aliases=("run_duration",),
+            ),
             Param("num_runs", Kind.INT, "Set the number of runs to execute before exiting"),
             Param("do_pickle", Kind.BOOL, "Attempt to pickle the DAG object to send over to the workers"),
             *DAEMON_HOUSEKEEPING,
         ),
         kind=ApiKind.DAEMON,
     ),
-    Api("task_state", "Get the status of a task instance", (DAG, TASK, WHEN, SUBDIR, MAP_INDEX), read_only=True),
+    Api("task_state", "Get the status of a task instance", (DAG, TASK, WHEN, SUBDIR, MAP_INDEX)),
     Api(
         "pool",
         "CRUD operations on pools (no argument lists them)",
         (
-            Param("set", Kind.POOL_SET, "Set pool slot count and description: 'NAME SLOT_COUNT POOL_DESCRIPTION'"),
+            Param(
+                "set",
+                Kind.POOL_SET,
+                "Set pool slot count and description: 'NAME SLOT_COUNT POOL_DESCRIPTION'",
+            ),
             Param("get", Kind.POOL, "Get pool info"),
             Param("delete", Kind.POOL, "Delete a pool"),
             OUTPUT,
@@ -250,7 +267,9 @@ CATALOGUE: Mapping[str, Api] = _api(
             SUBDIR,
             Param("upstream", Kind.BOOL, "Include upstream tasks"),
             Param("downstream", Kind.BOOL, "Include downstream tasks"),
-            Param("no_confirm", Kind.BOOL, "Do not request confirmation (always on: the gateway never prompts)"),
+            Param(
+                "no_confirm", Kind.BOOL, "Do not request confirmation (always on: the gateway never prompts)"
+            ),
             Param("only_failed", Kind.BOOL, "Only failed jobs"),
             Param("only_running", Kind.BOOL, "Only running jobs"),
             Param("exclude_subdags", Kind.BOOL, "Exclude subdags"),
@@ -260,13 +279,26 @@ CATALOGUE: Mapping[str, Api] = _api(
         "deploy_dag",
         "Deploy a new DAG file (.py, or a .zip of DAG files) into the DAGs folder; Airflow parses it at once",
         (
-            Param("dag_file", Kind.UPLOAD, "Python file (or .zip of DAG files) to upload and deploy", required=True),
-            Param("force", Kind.BOOL, "Replace the file if one with the same name already exists"),
-            Param("pause", Kind.BOOL, "Pause the file's DAGs once deployed (overrides dags_are_paused_at_creation)"),
             Param(
-                "unpause", Kind.BOOL, "Unpause the file's DAGs once deployed (overrides dags_are_paused_at_creation)"
+                "dag_file",
+                Kind.UPLOAD,
+                "Python file (or .zip of DAG files) to upload and deploy",
+                required=True,
             ),
-            Param("subfolder", Kind.SUBFOLDER, "Folder under the DAGs folder to write into (e.g. team_a/etl)"),
+            Param("force", Kind.BOOL, "Replace the file if one with the same name already exists"),
+            Param(
+                "pause",
+                Kind.BOOL,
+                "Pause the file's DAGs once deployed (overrides dags_are_paused_at_creation)",
+            ),
+            Param(
+                "unpause",
+                Kind.BOOL,
+                "Unpause the file's DAGs once deployed (overrides dags_are_paused_at_creation)",
+            ),
+            Param(
+                "subfolder", Kind.SUBFOLDER, "Folder under the DAGs folder to write into (e.g. team_a/etl)"
+            ),
         ),
         kind=ApiKind.BUILTIN,
         methods=("POST",),
@@ -294,27 +326,24 @@ CATALOGUE: Mapping[str, Api] = _api(
             OUTPUT,
         ),
         origin="gateway",
-        read_only=True,
     ),
     Api(
         "list_task_states",
         "The state of every task instance of one DAG run",
         (DAG, WHEN, OUTPUT),
         origin="gateway",
-        read_only=True,
     ),
-    Api("list_import_errors", "DAG files that failed to import", (OUTPUT,), origin="gateway", read_only=True),
-    Api("list_variables", "List variable keys", (OUTPUT,), origin="gateway", read_only=True),
-    Api("list_pools", "List pools", (OUTPUT,), origin="gateway", read_only=True),
-    Api("list_connections", "List connection ids and types", (OUTPUT,), origin="gateway", read_only=True),
+    Api("list_import_errors", "DAG files that failed to import", (OUTPUT,), origin="gateway"),
+    Api("list_variables", "List variable keys", (OUTPUT,), origin="gateway"),
+    Api("list_pools", "List pools", (OUTPUT,), origin="gateway"),
+    Api("list_connections", "List connection ids and types", (OUTPUT,), origin="gateway"),
     Api(
         "next_execution",
         "The next logical date(s) the scheduler will create for a DAG",
         (DAG, Param("num_executions", Kind.INT, "How many upcoming dates to show")),
         origin="gateway",
-        read_only=True,
     ),
-    Api("dag_details", "Details of a DAG", (DAG, OUTPUT), origin="gateway", read_only=True),
+    Api("dag_details", "Details of a DAG", (DAG, OUTPUT), origin="gateway"),
     # --- daemons the modern CLI has, and the gateway's own daemon bookkeeping ---------
     Api(
         "triggerer",
@@ -335,14 +364,12 @@ CATALOGUE: Mapping[str, Api] = _api(
         "Daemons started by this gateway, alive or not, with pid and log file",
         kind=ApiKind.BUILTIN,
         origin="gateway",
-        read_only=True,
     ),
     Api(
         "whoami",
         "Your principal (name, auth method, groups, claims) and the APIs the policies let you call",
         kind=ApiKind.BUILTIN,
         origin="gateway",
-        read_only=True,
     ),
     Api(
         "stop_daemon",

@@ -147,7 +147,9 @@ class Interpreter:
         if api is None or entry is None:
             raise PlanError(f"unknown api {_quote(api_name)}; valid APIs: {', '.join(self.api_names)}")
         if isinstance(entry, Unavailable):
-            raise PlanError(f"api '{api.name}' is not available on Airflow {self.dialect.versions}: {entry.reason}")
+            raise PlanError(
+                f"api '{api.name}' is not available on Airflow {self.dialect.versions}: {entry.reason}"
+            )
         values = self._values(api, args)
         self._uploads(api, uploads or {}, values)
         if isinstance(entry, Builtin):
@@ -190,7 +192,9 @@ class Interpreter:
             param = api.param(name)
             if param is None:
                 accepted = ", ".join(p.name for p in api.params) or "none"
-                raise PlanError(f"unknown file argument {_quote(name)} for api '{api.name}'; accepted: {accepted}")
+                raise PlanError(
+                    f"unknown file argument {_quote(name)} for api '{api.name}'; accepted: {accepted}"
+                )
             if param.kind is not Kind.UPLOAD:
                 raise PlanError(f"argument '{param.name}' must be a form field, not a file")
             if param.name in values or len(files) != 1:
@@ -208,8 +212,10 @@ class Interpreter:
         rejected = [name for name in tr.rejected if name in given]
         if rejected:
             raise PlanError(
-                "; ".join(f"argument '{n}' is not supported on Airflow {self.dialect.versions}: {tr.rejected[n]}"
-                          for n in rejected)
+                "; ".join(
+                    f"argument '{n}' is not supported on Airflow {self.dialect.versions}: {tr.rejected[n]}"
+                    for n in rejected
+                )
             )
         if tr.provider and tr.provider not in self.distributions:
             raise PlanError(
@@ -230,7 +236,9 @@ class Interpreter:
         unused = sorted(name for name in given if name not in used)
         if unused:
             warnings.append(f"ignored argument(s) not used by this call: {', '.join(unused)}")
-        wants_data = values.get("output") == "json" or (command.json == "stdout" and values.get("json") is True)
+        wants_data = values.get("output") == "json" or (
+            command.json == "stdout" and values.get("json") is True
+        )
         if values.get("output") == "json" and command.json is None and command.returns_file is None:
             warnings.append("JSON output is not available for this command; the text output is returned")
         argv, files = self._argv(command, values, wants_data)
@@ -280,10 +288,13 @@ class Interpreter:
                     parts: list[str] = []
                     for name in token.params:
                         value = values.get(name)
-                        parts.extend(value if isinstance(value, tuple) else [_text(value)] if value is not None else [])
+                        parts.extend(
+                            value if isinstance(value, tuple) else [_text(value)] if value is not None else []
+                        )
                     if any(part.startswith("-") for part in parts):
                         raise PlanError(
-                            f"on Airflow {self.dialect.versions} the values of {token.flag} cannot start with '-'"
+                            f"on Airflow {self.dialect.versions} the values of {token.flag}"
+                            " cannot start with '-'"
                         )
                     options.extend([token.flag, *parts])
             elif isinstance(token, Pos):

@@ -75,7 +75,6 @@ class Api:
     kind: ApiKind = ApiKind.CLI
     methods: tuple[str, ...] = ("GET", "POST")
     origin: str = "plugin"  # "plugin" (the original API) or "gateway" (added here)
-    read_only: bool = False
 
     def param(self, name: str) -> Param | None:
         """The parameter called ``name`` or having it as an alias."""

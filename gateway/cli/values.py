@@ -54,7 +54,9 @@ _SUBFOLDER_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}")
 def _match(pattern: re.Pattern[str], what: str, allowed: str = "_ . -") -> Callable[[str], str]:
     def check(raw: str) -> str:
         if not pattern.fullmatch(raw):
-            raise InvalidValue(f"not a valid {what} (ASCII letters, digits and {allowed} only, not starting with '-')")
+            raise InvalidValue(
+                f"not a valid {what} (ASCII letters, digits and {allowed} only, not starting with '-')"
+            )
         return raw
 
     return check

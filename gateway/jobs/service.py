@@ -164,9 +164,7 @@ class JobService:
         with self._lock:
             active = len(self._local)  # queued and running in this process
         if active >= self.config.max_queued + self.config.max_running:
-            raise Busy(
-                "Too many jobs waiting on this gateway worker; retry later", retry_after_s=5
-            )
+            raise Busy("Too many jobs waiting on this gateway worker; retry later", retry_after_s=5)
         envelope, principal = ctx.envelope, ctx.principal
         dag_id = planned.values.get("dag_id")
         row = JobRow(

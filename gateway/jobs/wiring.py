@@ -28,7 +28,11 @@ def job_runner(config: GatewayConfig, env: dict[str, str], work_dir: Path) -> Su
     # Unbuffered Python output, so a job's watchers see each line when it is printed.
     env = {**env, "PYTHONUNBUFFERED": "1"}
     return SubprocessRunner(
-        env=env, cwd=work_dir, max_output_bytes=config.jobs.max_output_bytes, admission=admission
+        env=env,
+        cwd=work_dir,
+        max_output_bytes=config.jobs.max_output_bytes,
+        admission=admission,
+        nice=config.cli.nice,
     )
 
 

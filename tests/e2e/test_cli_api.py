@@ -64,7 +64,12 @@ def run_ids(gateway: GatewayServer, airflow: AirflowHome) -> set[str]:
     """The run ids of the test DAG, from list_dag_runs (1.10: its text table)."""
     body = ok(gateway, "list_dag_runs", dag_id=DAG, output="json")
     if is_110(airflow):
-        return {cell.strip() for line in stdout(body).splitlines() for cell in line.split("|")[1:2] if cell.strip()}
+        return {
+            cell.strip()
+            for line in stdout(body).splitlines()
+            for cell in line.split("|")[1:2]
+            if cell.strip()
+        }
     return {str(r.get("run_id", r.get("dag_run_id"))) for r in body["data"]}
 
 
@@ -72,7 +77,12 @@ def run_ids(gateway: GatewayServer, airflow: AirflowHome) -> set[str]:
 def dag_run(gateway: GatewayServer, airflow: AirflowHome) -> dict[str, Any]:
     """One manual run of the test DAG with conf, at a known logical date and run id."""
     body = ok(
-        gateway, "trigger_dag", dag_id=DAG, run_id=RUN_ID, conf='{"x": "from-conf"}', execution_date=RUN_DATE,
+        gateway,
+        "trigger_dag",
+        dag_id=DAG,
+        run_id=RUN_ID,
+        conf='{"x": "from-conf"}',
+        execution_date=RUN_DATE,
         output="json",
     )
     return body
@@ -82,8 +92,18 @@ def test_envelope_has_every_field_and_per_request_times(gateway: GatewayServer) 
     """The original envelope's fields plus exit_code, duration_seconds and request_id."""
     body = ok(gateway, "version")
     assert set(body) >= {
-        "airflow_cmd", "arguments", "post_arguments", "call_time", "output", "response_time", "status",
-        "warning", "http_response_code", "exit_code", "duration_seconds", "request_id",
+        "airflow_cmd",
+        "arguments",
+        "post_arguments",
+        "call_time",
+        "output",
+        "response_time",
+        "status",
+        "warning",
+        "http_response_code",
+        "exit_code",
+        "duration_seconds",
+        "request_id",
     }
     assert body["airflow_cmd"] == "airflow version"
     assert body["output"]["stdin"] == "" and body["exit_code"] == 0
@@ -131,7 +151,9 @@ def test_variables_crud_and_import_export_round_trip(gateway: GatewayServer, air
 
 def test_variables_default_and_post_form(gateway: GatewayServer) -> None:
     """POST form arguments work like query arguments; get with default of a missing key."""
-    reply = post_form(gateway.api("api=variables"), {"set": "gw_var_post", "set_value": "posted"}, headers=TOKEN_HEADER)
+    reply = post_form(
+        gateway.api("api=variables"), {"set": "gw_var_post", "set_value": "posted"}, headers=TOKEN_HEADER
+    )
     assert reply.status == 200, reply.body
     assert reply.json["post_arguments"] == {"set": "gw_var_post", "set_value": "posted"}
     assert stdout(ok(gateway, "variables", get="gw_var_post")).strip() == "posted"
@@ -141,13 +163,17 @@ def test_variables_default_and_post_form(gateway: GatewayServer) -> None:
 def test_connections_add_list_delete(gateway: GatewayServer, airflow: AirflowHome) -> None:
     """add with a URI, see it listed, delete it; the password is masked in the echo."""
     uri = "postgresql://user:p%40ssw0rd@db.example.com:5432/mydb"
-    body = ok(gateway, "connections", add="on", conn_id="gw_conn", conn_uri=uri, conn_extra='{"sslmode": "require"}')
+    body = ok(
+        gateway, "connections", add="on", conn_id="gw_conn", conn_uri=uri, conn_extra='{"sslmode": "require"}'
+    )
     assert "p%40ssw0rd" not in json.dumps(body["arguments"])
 
     def conn_ids(api: str, **args: str) -> set[str]:
         listed = ok(gateway, api, output="json", **args)
         if is_110(airflow):  # a text table, the conn_id quoted in its first column
-            return {line.split("│")[1].strip().strip("'") for line in stdout(listed).splitlines() if "│" in line}
+            return {
+                line.split("│")[1].strip().strip("'") for line in stdout(listed).splitlines() if "│" in line
+            }
         return {row["conn_id"] for row in listed["data"]}
 
     assert "gw_conn" in conn_ids("connections", list="on")
@@ -214,15 +240,22 @@ def test_dag_state_of_a_missing_run_is_404(gateway: GatewayServer) -> None:
 
 def test_test_runs_a_task_and_shows_its_output(gateway: GatewayServer) -> None:
     """api=test runs the task in-process; its echo output is in the envelope."""
-    body = ok(gateway, "test", dag_id=DAG, task_id="first", execution_date="2026-11-05",
-              task_params='{"x": "from-params"}')
+    body = ok(
+        gateway,
+        "test",
+        dag_id=DAG,
+        task_id="first",
+        execution_date="2026-11-05",
+        task_params='{"x": "from-params"}',
+    )
     assert "first ds=2026-11-05 x=from-params" in stdout(body)
 
 
 def test_test_of_a_failing_task_is_an_error(gateway: GatewayServer) -> None:
     """A failing task is ERROR/500 on both versions (Airflow 3 exits 0 there)."""
-    status, body = call(gateway, "test", dag_id=DAG, task_id="boom", execution_date="2026-11-06",
-                        task_params='{"rc": 3}')
+    status, body = call(
+        gateway, "test", dag_id=DAG, task_id="boom", execution_date="2026-11-06", task_params='{"rc": 3}'
+    )
     assert (status, body["status"]) == (500, "ERROR")
 
 
@@ -259,9 +292,14 @@ def test_running_a_task_records_its_state_and_clear_resets_it(
         status, body = call(gateway, "run", dag_id=DAG, task_id="first", execution_date=RUN_DATE)
         assert status == 400 and "api=test" in body["output"]
         ok(gateway, "test", dag_id=DAG, task_id="first", execution_date=RUN_ID)
-    assert stdout(ok(gateway, "task_state", dag_id=DAG, task_id="first", execution_date=RUN_DATE)).split()[-1] == "success"
+    assert (
+        stdout(ok(gateway, "task_state", dag_id=DAG, task_id="first", execution_date=RUN_DATE)).split()[-1]
+        == "success"
+    )
     ok(gateway, "clear", dag_id=DAG, task_regex="first", start_date="2026-11-02", end_date="2026-11-02")
-    after = stdout(ok(gateway, "task_state", dag_id=DAG, task_id="first", execution_date=RUN_DATE)).split()[-1]
+    after = stdout(ok(gateway, "task_state", dag_id=DAG, task_id="first", execution_date=RUN_DATE)).split()[
+        -1
+    ]
     assert after != "success"
 
 
@@ -289,13 +327,21 @@ def test_backfill_dry_run_and_real(gateway: GatewayServer, airflow: AirflowHome)
     """A dry run creates nothing; a real one creates runs for the range."""
     ok(gateway, "backfill", dag_id=DAG, start_date="2026-10-01", end_date="2026-10-02", dry_run="on")
     assert not any("backfill" in r for r in run_ids(gateway, airflow))
-    ok(gateway, "backfill", dag_id=DAG, start_date="2026-10-01", end_date="2026-10-01",
-       **({"task_regex": "^second$"} if airflow.major in ("2", "1.10") else {}))
+    ok(
+        gateway,
+        "backfill",
+        dag_id=DAG,
+        start_date="2026-10-01",
+        end_date="2026-10-01",
+        **({"task_regex": "^second$"} if airflow.major in ("2", "1.10") else {}),
+    )
     assert any("backfill" in r for r in run_ids(gateway, airflow))
     if is_110(airflow):  # the task really ran, in a process of 1.10's own executor
         assert airflow.sql(
             "SELECT state FROM task_instance WHERE dag_id = ? AND task_id = 'second' "
-            "AND execution_date LIKE '2026-10-01%'", DAG) == [("success",)]
+            "AND execution_date LIKE '2026-10-01%'",
+            DAG,
+        ) == [("success",)]
 
 
 def test_pool_set_get_delete(gateway: GatewayServer, airflow: AirflowHome) -> None:
@@ -336,7 +382,11 @@ def test_celery_commands_name_the_missing_provider(gateway: GatewayServer, airfl
     """worker and flower without the celery provider: 501 naming the package, nothing run."""
     for api in ("worker", "flower"):
         status, body = call(gateway, api)
-        package = {"worker": "'celery'", "flower": "'flower'"}[api] if is_110(airflow) else "apache-airflow-providers-celery"
+        package = (
+            {"worker": "'celery'", "flower": "'flower'"}[api]
+            if is_110(airflow)
+            else "apache-airflow-providers-celery"
+        )
         assert status == 501 and package in body["output"]
         assert body["airflow_cmd"] is None
 
@@ -394,8 +444,11 @@ BAD_INPUT = [
     pytest.param({"api": "nope"}, "valid APIs", id="unknown-api"),
     pytest.param({"api": "render", "dag_id": DAG}, "task_id, execution_date", id="missing-args"),
     pytest.param({"api": "trigger_dag", "dag_id": DAG, "conf": "{"}, "conf", id="bad-json"),
-    pytest.param({"api": "test", "dag_id": DAG, "task_id": "first", "execution_date": "next week"}, "execution_date",
-                 id="bad-date-or-run-id"),
+    pytest.param(
+        {"api": "test", "dag_id": DAG, "task_id": "first", "execution_date": "next week"},
+        "execution_date",
+        id="bad-date-or-run-id",
+    ),
     pytest.param({"api": "clear", "dag_id": DAG, "start_date": "tomorrow"}, "start_date", id="bad-date"),
     pytest.param({"api": "variables", "get": "k", "json": "maybe"}, "json", id="bad-bool"),
     pytest.param({"api": "variables", "export": "../../etc/passwd.json"}, "export", id="file-traversal"),
@@ -404,7 +457,9 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize(("args", "names"), BAD_INPUT)
-def test_bad_input_is_a_400_envelope_and_nothing_runs(gateway: GatewayServer, args: dict[str, str], names: str) -> None:
+def test_bad_input_is_a_400_envelope_and_nothing_runs(
+    gateway: GatewayServer, args: dict[str, str], names: str
+) -> None:
     """Rejected before anything runs: 400, JSON envelope naming the problem, no command."""
     reply = get(gateway.api(urlencode(args)), headers=TOKEN_HEADER)
     body = reply.json

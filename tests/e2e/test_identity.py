@@ -99,7 +99,10 @@ def jwks(signing_key: KeyPair) -> Iterator[JwksServer]:
 
 @pytest.fixture(scope="module")
 def gw(
-    airflow3: AirflowHome, airflow3_api: AirflowServer, jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
+    airflow3: AirflowHome,
+    airflow3_api: AirflowServer,
+    jwks: JwksServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayServer]:
     """The gateway with every principal source, the three-team policy and the real proxy to Airflow."""
     tmp = tmp_path_factory.mktemp("identity-gateway")

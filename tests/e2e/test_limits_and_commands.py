@@ -54,21 +54,36 @@ def test_output_cap_truncates_and_flags(tight_gateway: GatewayServer) -> None:
     assert body["output_truncated"] is True and "truncated" in body["warning"]
 
 
-def run_command(airflow: AirflowHome, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**airflow.process_env(), "PYTHONPATH": str(ROOT),
-                "AIRFLOW_GATEWAY__AIRFLOW__EXECUTABLE": str(airflow.executable), **(env or {})}
+def run_command(
+    airflow: AirflowHome, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **airflow.process_env(),
+        "PYTHONPATH": str(ROOT),
+        "AIRFLOW_GATEWAY__AIRFLOW__EXECUTABLE": str(airflow.executable),
+        **(env or {}),
+    }
     return subprocess.run(
-        [sys.executable, "-m", "gateway.commands", *args], env=full_env, capture_output=True, text=True,
-        timeout=120, cwd=ROOT, check=False,
+        [sys.executable, "-m", "gateway.commands", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
     )
 
 
 def test_check_config_reports_the_detected_dialect(airflow: AirflowHome, tmp_path: Path) -> None:
     """`airflow-gateway check-config` validates, probes Airflow and prints a secret-free summary."""
-    done = run_command(airflow, "check-config", env={
-        "AIRFLOW_GATEWAY__GATEWAY__STATE_DIR": str(tmp_path),
-        "AIRFLOW_GATEWAY__REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "very-secret-token",
-    })
+    done = run_command(
+        airflow,
+        "check-config",
+        env={
+            "AIRFLOW_GATEWAY__GATEWAY__STATE_DIR": str(tmp_path),
+            "AIRFLOW_GATEWAY__REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "very-secret-token",
+        },
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["airflow"]["dialect_detected"] == airflow.major
@@ -84,7 +99,11 @@ def test_bad_setting_stops_start_up_naming_it(airflow3: AirflowHome, tmp_path: P
     assert "cli.default_timeout has value 'soon'" in done.stderr and "Traceback" not in done.stderr
     gunicorn = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--check-config"],
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env}, capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
         check=False,
     )
     assert gunicorn.returncode != 0 and "cli.default_timeout" in gunicorn.stderr
@@ -92,7 +111,9 @@ def test_bad_setting_stops_start_up_naming_it(airflow3: AirflowHome, tmp_path: P
 
 def test_missing_airflow_is_a_readable_error(airflow3: AirflowHome) -> None:
     """Pointing at no Airflow fails start-up with a message naming airflow.executable."""
-    done = run_command(airflow3, "check-config", env={"AIRFLOW_GATEWAY__AIRFLOW__EXECUTABLE": "/nonexistent/airflow"})
+    done = run_command(
+        airflow3, "check-config", env={"AIRFLOW_GATEWAY__AIRFLOW__EXECUTABLE": "/nonexistent/airflow"}
+    )
     assert done.returncode == 2 and "airflow.executable" in done.stderr and "Traceback" not in done.stderr
 
 

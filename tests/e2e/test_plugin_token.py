@@ -41,7 +41,9 @@ def test_missing_token_gets_the_plugins_403(gateway: GatewayServer) -> None:
 def test_wrong_token_and_dash_form(gateway: GatewayServer) -> None:
     """A wrong token is refused; the dash spelling of the header name is accepted too."""
     assert get(gateway.api("api=version"), headers={"rest_api_plugin_http_token": "nope"}).status == 403
-    reply = get(gateway.api("api=rest_api_plugin_version"), headers={"rest-api-plugin-http-token": "changeme"})
+    reply = get(
+        gateway.api("api=rest_api_plugin_version"), headers={"rest-api-plugin-http-token": "changeme"}
+    )
     assert reply.status == 200, reply.body
 
 

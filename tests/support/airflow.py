@@ -90,9 +90,10 @@ class AirflowHome:
             check=False,
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+            )
         return done
-
 
     def sql(self, query: str, *params: object) -> list[tuple[object, ...]]:
         """Rows of a read-only query on this home's sqlite metadata database (to check effects

@@ -162,9 +162,9 @@ def start_webserver110(
              "--password", PASSWORD, "--firstname", "Ad", "--lastname", "Min", "--email", "admin@example.invalid"],
             env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180, check=False,
         )  # fmt: skip
-        assert done.returncode == 0 and USERNAME in [r[0] for r in airflow.sql("SELECT username FROM ab_user")], (
-            done.stdout + done.stderr
-        )
+        assert done.returncode == 0 and USERNAME in [
+            r[0] for r in airflow.sql("SELECT username FROM ab_user")
+        ], done.stdout + done.stderr
     port = free_port()
     log = tmp / f"webserver110-{port}.log"
     argv = [

@@ -263,7 +263,6 @@ def test_audit_file_gets_each_event_as_one_line(tmp_path: Path) -> None:
         assert len(path.read_text().splitlines()) == n + 1  # on disk at once, no buffering
 
 
-
 def test_generated_request_ids_are_unique_across_forked_workers() -> None:
     """Ids come from a per-process random prefix and a counter; a forked child draws its own prefix."""
     ids = [request_id_of({}) for _ in range(1000)]

@@ -53,14 +53,18 @@ def test_every_catalogue_api_is_in_every_table(dialect: str) -> None:
 
 @pytest.mark.parametrize(
     ("dialect", "api"),
-    [pytest.param("3", "run", id="af3-run"), pytest.param("3", "serve_logs", id="af3-serve_logs"),
-     pytest.param("2", "serve_logs", id="af2-serve_logs")],
+    [
+        pytest.param("3", "run", id="af3-run"),
+        pytest.param("3", "serve_logs", id="af3-serve_logs"),
+        pytest.param("2", "serve_logs", id="af2-serve_logs"),
+    ],
 )
 def test_unavailable_apis_name_their_replacement(dialect: str, api: str) -> None:
     """An API with no equivalent is a 400 that says what replaced it."""
     entry = DIALECTS[dialect].table[api]
     assert isinstance(entry, Unavailable)
     with pytest.raises(Exception) as info:
-        interpreter(dialect).plan(api, {"dag_id": ["d"], "task_id": ["t"], "execution_date": ["2026-01-01"]}
-                                  if api == "run" else {})
+        interpreter(dialect).plan(
+            api, {"dag_id": ["d"], "task_id": ["t"], "execution_date": ["2026-01-01"]} if api == "run" else {}
+        )
     assert "api=" in str(info.value) or "scheduler" in str(info.value)

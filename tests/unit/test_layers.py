@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "gateway.identity.principal", "gateway.identity.client", "gateway.policy", "gateway.policy.model",
             "gateway.jobs", "gateway.jobs.store", "gateway.jobs.sse", "gateway.jobs.output",
             "gateway.jobs.openapi", "gateway.metrics_files", "gateway.multiproc", "gateway.upstream",
-            "gateway.healthcheck", "gateway.worker", "gateway.builtins",
+            "gateway.worker", "gateway.builtins",
         ],
     ),
     (
@@ -52,7 +52,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("endpoints and documents", ["gateway.api", "gateway.page", "gateway.openapi", "gateway.docs",
                                  "gateway.sample_config"]),
     ("the composition root", ["gateway.app"]),
-    ("entry points", ["gateway.commands", "gateway.gunicorn_conf"]),
+    ("entry points", ["gateway.commands", "gateway.gunicorn_conf", "gateway.healthcheck"]),
 ]  # fmt: skip
 
 

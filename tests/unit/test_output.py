@@ -88,23 +88,43 @@ STATUS = [
     pytest.param(result(1, "", "boom"), (), 500, id="failure"),
     pytest.param(result(None, timed_out=True), (), 504, id="timeout"),
     pytest.param(result(1, "", TRACEBACK), NOT_FOUND, 404, id="dag-not-found"),
-    pytest.param(result(1, "", "airflow.sdk.exceptions.TaskNotFound: Task nope not found"), NOT_FOUND, 404,
-                 id="task-not-found"),
+    pytest.param(
+        result(1, "", "airflow.sdk.exceptions.TaskNotFound: Task nope not found"),
+        NOT_FOUND,
+        404,
+        id="task-not-found",
+    ),
     pytest.param(result(1, "", "Variable nokey does not exist."), NOT_FOUND, 404, id="variable-not-found"),
     pytest.param(result(1, "", "Pool nopool does not exist"), NOT_FOUND, 404, id="pool-not-found"),
     pytest.param(result(0, "None\n"), (NO_RUN,), 404, id="dag-state-none"),
     pytest.param(
-        result(1, "", "airflow.exceptions.AirflowException: dag_id could not be found: nope. Either the dag "
-               "did not exist or it failed to parse."), NOT_FOUND, 404, id="af110-dag-not-found"),
+        result(
+            1,
+            "",
+            "airflow.exceptions.AirflowException: dag_id could not be found: nope. Either the dag "
+            "did not exist or it failed to parse.",
+        ),
+        NOT_FOUND,
+        404,
+        id="af110-dag-not-found",
+    ),
     pytest.param(result(0, "queued\n"), (NO_RUN,), 200, id="dag-state-queued"),
     # Issue 14: a caller's mistake is a 4xx on every version, not a 500.
-    pytest.param(result(1, "", "airflow.exceptions.TaskInstanceNotFound: Task instance not found"), NOT_FOUND,
-                 404, id="task-instance-not-found"),
+    pytest.param(
+        result(1, "", "airflow.exceptions.TaskInstanceNotFound: Task instance not found"),
+        NOT_FOUND,
+        404,
+        id="task-instance-not-found",
+    ),
     pytest.param(result(1, "", "Missing variables file."), NOT_FOUND, 404, id="variables-file-missing"),
     pytest.param(result(0, "Missing variables file.\n"), NOT_FOUND, 404, id="af110-variables-file-missing"),
     pytest.param(result(1, "", "Bundles not found: nope"), NOT_FOUND, 404, id="bundle-not-found"),
-    pytest.param(result(1, "", "airflow.exceptions.AirflowException: Provide a start_date and/or end_date"),
-                 NOT_FOUND, 400, id="backfill-without-dates"),
+    pytest.param(
+        result(1, "", "airflow.exceptions.AirflowException: Provide a start_date and/or end_date"),
+        NOT_FOUND,
+        400,
+        id="backfill-without-dates",
+    ),
     pytest.param(result(0, "No unpaused DAGs were found\n"), (PAUSE_NOOP,), 200, id="pause-noop-warns"),
 ]
 

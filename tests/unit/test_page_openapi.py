@@ -210,10 +210,10 @@ def test_security_follows_the_configuration(tmp_path: Path) -> None:
 def test_gateway_paths_are_described_with_their_security() -> None:
     """/metrics, /readyz and /healthz are there; page, document and health checks are open."""
     paths = document()["paths"]
-    assert {"/metrics", "/readyz", "/healthz", "/admin/rest_api/dags", "/admin/rest_api/jobs"} <= set(paths)
+    assert {"/metrics", "/readyz", "/healthz", "/admin/rest_api/jobs"} <= set(paths)
     for open_path in ("/healthz", "/readyz", "/admin/rest_api/", "/admin/rest_api/openapi.json"):
         assert paths[open_path]["get"]["security"] == [], open_path
-    assert "security" not in paths["/admin/rest_api/dags"]["get"]  # the document's: the API's credentials
+    assert "security" not in paths["/admin/rest_api/jobs"]["get"]  # the document's: the API's credentials
     assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503"}
     assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {
         "text/plain",
@@ -232,7 +232,7 @@ def test_status_codes_where_they_can_happen() -> None:
     assert "415" not in get and post == get | {"415"}
     assert "202" not in paths["/admin/rest_api/api/scheduler"]["get"]["responses"]
     assert {"401", "403", "413", "503"} <= set(paths["/admin/rest_api/api"]["get"]["responses"])
-    assert {"401", "403", "503"} <= set(paths["/admin/rest_api/dags"]["get"]["responses"])
+    assert {"401", "403", "503"} <= set(paths["/admin/rest_api/jobs"]["get"]["responses"])
     for path in (
         "/admin/rest_api/jobs",
         "/admin/rest_api/jobs/{job_id}",

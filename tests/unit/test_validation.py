@@ -14,7 +14,9 @@ from gateway.cli.values import InvalidValue, parse_bool, validate
 
 
 def interp(dialect: str = "3", dists: frozenset[str] = frozenset()) -> Interpreter:
-    return Interpreter(DIALECTS[dialect], CATALOGUE, executable="airflow", files_dir=Path("/srv/f"), distributions=dists)
+    return Interpreter(
+        DIALECTS[dialect], CATALOGUE, executable="airflow", files_dir=Path("/srv/f"), distributions=dists
+    )
 
 
 def plan(api: str, dialect: str = "3", **args: str) -> Plan | BuiltinCall:
@@ -85,14 +87,20 @@ GOOD_VALUES = [
     pytest.param(Kind.DATE, "2017-01-02", "2017-01-02", id="date-day"),
     pytest.param(Kind.DATE, "2026-11-02T00:00:00+00:00", "2026-11-02T00:00:00+00:00", id="date-offset"),
     pytest.param(Kind.DATE, "2026-11-02T00:00:00Z", "2026-11-02T00:00:00Z", id="date-zulu"),
-    pytest.param(Kind.DATE_OR_RUN_ID, "manual__2026-11-24T22:06:36.855113+00:00",
-                 "manual__2026-11-24T22:06:36.855113+00:00", id="when-run-id"),
+    pytest.param(
+        Kind.DATE_OR_RUN_ID,
+        "manual__2026-11-24T22:06:36.855113+00:00",
+        "manual__2026-11-24T22:06:36.855113+00:00",
+        id="when-run-id",
+    ),
     pytest.param(Kind.JSON_OBJECT, '{"key": "value"}', '{"key":"value"}', id="json"),
     pytest.param(Kind.INT, "42", 42, id="int"),
     pytest.param(Kind.POOL_SET, "p1 3 my pool  text", ("p1", "3", "my pool  text"), id="poolset"),
     pytest.param(Kind.POOL_SET, "p1 3", ("p1", "3", ""), id="poolset-no-desc"),
     pytest.param(Kind.TEXT, "-x value\nwith lines", "-x value\nwith lines", id="text-dash-ok"),
-    pytest.param(Kind.CONN_URI, "postgresql://u:p%40ss@db:5432/x", "postgresql://u:p%40ss@db:5432/x", id="uri"),
+    pytest.param(
+        Kind.CONN_URI, "postgresql://u:p%40ss@db:5432/x", "postgresql://u:p%40ss@db:5432/x", id="uri"
+    ),
     pytest.param(Kind.HOST, "::1", "::1", id="host-ipv6"),
     pytest.param(Kind.QUEUES, "default, q2", "default,q2", id="queues"),
 ]
@@ -121,18 +129,30 @@ REQUEST_ERRORS = [
     pytest.param("render", {"dag_id": "d"}, "task_id, execution_date", id="missing-several"),
     pytest.param("pause", {"dag_id": "d", "colour": "red"}, "unknown argument(s) 'colour'", id="unknown-arg"),
     pytest.param("trigger_dag", {"dag_id": "--help"}, "argument 'dag_id'", id="dag-help"),
-    pytest.param("trigger_dag", {"dag_id": "d", "conf": "{no"}, "argument 'conf': not valid JSON", id="bad-conf"),
+    pytest.param(
+        "trigger_dag", {"dag_id": "d", "conf": "{no"}, "argument 'conf': not valid JSON", id="bad-conf"
+    ),
     pytest.param("variables", {"set": "k"}, "set_value", id="set-needs-value"),
     pytest.param("variables", {"get": "a", "delete": "b"}, "choose one of", id="two-modes"),
     pytest.param("connections", {"add": "on"}, "conn_id", id="add-needs-id"),
-    pytest.param("backfill", {"dag_id": "d", "start_date": "2026-01-01"}, "end_date", id="af3-backfill-both-dates"),
-    pytest.param("test", {"dag_id": "d", "task_id": "t", "execution_date": "2026-01-01", "dry_run": "on"},
-                 "removed `tasks test --dry-run`", id="af3-dry-run"),
+    pytest.param(
+        "backfill", {"dag_id": "d", "start_date": "2026-01-01"}, "end_date", id="af3-backfill-both-dates"
+    ),
+    pytest.param(
+        "test",
+        {"dag_id": "d", "task_id": "t", "execution_date": "2026-01-01", "dry_run": "on"},
+        "removed `tasks test --dry-run`",
+        id="af3-dry-run",
+    ),
     pytest.param("list_tasks", {"dag_id": "d", "tree": "on"}, "--tree", id="af3-tree"),
     pytest.param("list_dags", {"subdir": "/x"}, "subdir", id="af3-list-subdir"),
     pytest.param("scheduler", {"run-duration": "10"}, "num_runs", id="af3-run-duration"),
-    pytest.param("run", {"dag_id": "d", "task_id": "t", "execution_date": "2026-01-01"}, "api=test",
-                 id="af3-run-removed"),
+    pytest.param(
+        "run",
+        {"dag_id": "d", "task_id": "t", "execution_date": "2026-01-01"},
+        "api=test",
+        id="af3-run-removed",
+    ),
     pytest.param("serve_logs", {}, "scheduler", id="serve-logs-removed"),
     pytest.param("clear", {"dag_id": "d", "task_regex": "^first$"}, "plain substring", id="af3-clear-regex"),
     pytest.param("pause", {"dag_id": "d", "output": "xml"}, "'json' or 'text'", id="bad-output"),
