@@ -28,7 +28,7 @@ from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter, PlanError
 from gateway.cli.probe import AirflowInstall, airflow_python, dialect_for, probe, select_dialect
-from gateway.cli.readback import BackfillReadBack
+from gateway.cli.readback import read_backs
 from gateway.cli.runner import Admission, CliRunner, SubprocessRunner, cli_environment
 from gateway.cli.warm.dialects import WARM_UP
 from gateway.cli.warm.runner import WarmLimits, WarmRunner
@@ -305,8 +305,7 @@ def create_app(config: GatewayConfig | None = None) -> GatewayApp:
     )  # fmt: skip
     api.register_builtin("whoami", WhoAmI(policy, CATALOGUE))
     airflow_py = airflow_python(install.executable) or sys.executable
-    if dialect.name == "3":  # Airflow 3's backfill prints no id: read it back (issue 15)
-        api.after_run["backfill"] = BackfillReadBack(routed, airflow_py, api.timeout_for)
+    api.after_run.update(read_backs(dialect, routed, airflow_py, api.timeout_for))  # issue 15
     dags = DagList(
         interpreter, routed, config.deploy.dag_list_ttl_s, api.timeout_for("list_dags"), python=airflow_py
     )

@@ -245,4 +245,6 @@ AIRFLOW110 = Dialect(
         "refresh_all_dags": Builtin("refresh_all_dags"),
     },
     outcome=(*NOT_FOUND,),
+    # `clear --no_confirm` prints no count (only "Nothing to clear." when there is none).
+    read_backs={"clear": "cleared_airflow110"},
 )

@@ -279,4 +279,6 @@ AIRFLOW2 = Dialect(
         "whoami": Builtin("whoami"),
     },
     outcome=NOT_FOUND,
+    # `tasks clear --yes` prints no count (only "Nothing to clear." when there is none).
+    read_backs={"clear": "cleared_airflow2"},
 )

@@ -283,4 +283,6 @@ AIRFLOW3 = Dialect(
         "whoami": Builtin("whoami"),
     },
     outcome=NOT_FOUND,
+    # The CLI prints neither the backfill's id nor how many task instances were cleared.
+    read_backs={"backfill": "backfill_id", "clear": "cleared_airflow3"},
 )

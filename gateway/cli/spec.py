@@ -211,9 +211,14 @@ Entry = Translation | Unavailable | Builtin
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """One Airflow CLI dialect: its name, the versions it covers, and its table."""
+    """One Airflow CLI dialect: its name, the versions it covers, and its table.
+
+    :param read_backs: API -> the reader (named in :data:`gateway.cli.readback.READERS`) that
+        reads back, after a successful call, a fact this version's CLI does not print.
+    """
 
     name: str
     versions: str
     table: Mapping[str, Entry]
     outcome: tuple[OutcomeRule, ...] = ()
+    read_backs: Mapping[str, str] = field(default_factory=dict)
