@@ -62,7 +62,8 @@ def run_task(gateway: GatewayServer, airflow: AirflowHome, task: str) -> None:
     if airflow.major == "3":  # Airflow 3 has no `tasks run`; `tasks test` with a run id records the state
         call(gateway, "test", dag_id=DAG, task_id=task, execution_date=RUN_ID)
     else:
-        call(gateway, "run", dag_id=DAG, task_id=task, execution_date=RUN_DATE, local="on")
+        # force: 2.x's mini scheduler may already have set the next task to "scheduled"
+        call(gateway, "run", dag_id=DAG, task_id=task, execution_date=RUN_DATE, local="on", force="on")
 
 
 @pytest.fixture(scope="module")
