@@ -38,11 +38,17 @@ AIRFLOW110 = Dialect(
     table={
         "version": Translation((Command(("version",)),)),
         "rest_api_plugin_version": Builtin("rest_api_plugin_version"),
-        "render": Translation((Command(("render", _SUBDIR, *_DAG_TASK_WHEN)),), rejected={"map_index": _NOT_IN_110}),
+        "render": Translation(
+            (Command(("render", _SUBDIR, *_DAG_TASK_WHEN)),), rejected={"map_index": _NOT_IN_110}
+        ),
         "variables": Translation(
             (
-                Command(("variables", OptN("--set", ("set", "set_value"))), when="set", requires=("set_value",)),
-                Command(("variables", Opt("--get", "get"), Opt("--default", "default")), when="get", json="stdout"),
+                Command(
+                    ("variables", OptN("--set", ("set", "set_value"))), when="set", requires=("set_value",)
+                ),
+                Command(
+                    ("variables", Opt("--get", "get"), Opt("--default", "default")), when="get", json="stdout"
+                ),
                 Command(("variables", Opt("--delete", "delete")), when="delete"),
                 Command(("variables", FilePath("import", "--import")), when="import"),
                 Command(("variables", FilePath("export", "--export")), when="export", returns_file="export"),
@@ -65,7 +71,11 @@ AIRFLOW110 = Dialect(
                     when="add",
                     requires=("conn_id",),
                 ),
-                Command(("connections", "--delete", Opt("--conn_id", "conn_id")), when="delete", requires=("conn_id",)),
+                Command(
+                    ("connections", "--delete", Opt("--conn_id", "conn_id")),
+                    when="delete",
+                    requires=("conn_id",),
+                ),
                 Command(("connections", "--list")),
             )
         ),
@@ -103,7 +113,9 @@ AIRFLOW110 = Dialect(
             rejected={"map_index": _NOT_IN_110},
             logs_are_output=True,
         ),
-        "dag_state": Translation((Command(("dag_state", _SUBDIR, Pos("dag_id"), Pos("execution_date"))),), outcome=(NO_RUN,)),
+        "dag_state": Translation(
+            (Command(("dag_state", _SUBDIR, Pos("dag_id"), Pos("execution_date"))),), outcome=(NO_RUN,)
+        ),
         "run": Translation(
             (
                 Command(
@@ -156,9 +168,20 @@ AIRFLOW110 = Dialect(
             logs_are_output=True,
         ),
         "list_dags": Translation((Command(("list_dags", _SUBDIR, Flag("--report", "report"))),)),
-        "kerberos": Translation((Command(("kerberos", Opt("--keytab", "keytab"), Pos("principal"))),), dropped=DAEMON_MANAGED),
+        "kerberos": Translation(
+            (Command(("kerberos", Opt("--keytab", "keytab"), Pos("principal"))),), dropped=DAEMON_MANAGED
+        ),
         "worker": Translation(
-            (Command(("worker", Flag("--do_pickle", "do_pickle"), Opt("--queues", "queues"), Opt("--concurrency", "concurrency"))),),
+            (
+                Command(
+                    (
+                        "worker",
+                        Flag("--do_pickle", "do_pickle"),
+                        Opt("--queues", "queues"),
+                        Opt("--concurrency", "concurrency"),
+                    )
+                ),
+            ),
             dropped=DAEMON_MANAGED,
             provider="celery",  # apache-airflow[celery] on 1.10
         ),
@@ -192,7 +215,9 @@ AIRFLOW110 = Dialect(
             ),
             dropped=DAEMON_MANAGED,
         ),
-        "task_state": Translation((Command(("task_state", _SUBDIR, *_DAG_TASK_WHEN)),), rejected={"map_index": _NOT_IN_110}),
+        "task_state": Translation(
+            (Command(("task_state", _SUBDIR, *_DAG_TASK_WHEN)),), rejected={"map_index": _NOT_IN_110}
+        ),
         "pool": Translation(
             (
                 Command(("pool", OptN("--set", ("set",))), when="set"),
@@ -232,7 +257,9 @@ AIRFLOW110 = Dialect(
         "list_variables": Translation((Command(("variables",)),)),
         "list_pools": Translation((Command(("pool",)),)),
         "list_connections": Translation((Command(("connections", "--list")),)),
-        "next_execution": Translation((Command(("next_execution", Pos("dag_id"))),), rejected={"num_executions": _NOT_IN_110}),
+        "next_execution": Translation(
+            (Command(("next_execution", Pos("dag_id"))),), rejected={"num_executions": _NOT_IN_110}
+        ),
         "dag_details": Unavailable(_NOT_IN_110),
         "triggerer": Unavailable("the triggerer arrived in Airflow 2.2"),
         "dag_processor": Unavailable("the standalone DAG processor arrived in Airflow 2.3"),

@@ -117,7 +117,8 @@ AIRFLOW3 = Dialect(
             ),
             dropped=_SUBDIR,
             rejected={
-                "dry_run": "Airflow 3 removed `tasks test --dry-run`; use api=render to see the rendered templates",
+                "dry_run": "Airflow 3 removed `tasks test --dry-run`; use api=render to see the rendered "
+                "templates",
             },
             outcome=(_TASK_FAILED,),
             logs_are_output=True,
