@@ -34,13 +34,12 @@ from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter
 from gateway.cli.probe import AirflowInstall, airflow_python, dialect_for, probe, select_dialect
-from gateway.cli.readback import BackfillReadBack
+from gateway.cli.readback import read_backs
 from gateway.cli.runner import Admission, CliRunner, SubprocessRunner, cli_environment
 from gateway.cli.warm.dialects import WARM_UP
 from gateway.cli.warm.runner import WarmLimits, WarmRunner
 from gateway.compat import Compat109
 from gateway.config import GatewayConfig, load_config_from_process
-from gateway.dagsync110 import DagRowsReadBack, DagSync110
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
 from gateway.forwarded import trust_proxies
 from gateway.health import Health
@@ -203,12 +202,7 @@ def create_app(
     daemons = DaemonManager(config.daemon_dir, env=env, cwd=work_dir)
     airflow_py = airflow_python(install.executable) or sys.executable
     cli = CliCalls(config.cli, interpreter=interpreter, runner=routed, daemons=daemons)
-    if dialect.name == "3":  # Airflow 3's backfill prints no id: read it back (issue 15)
-        cli.read_backs["backfill"] = BackfillReadBack(routed, airflow_py, cli.timeout_for)
-    if dialect.dags_in_python:  # 1.10's list_dags prints no JSON: the rows come from its database
-        cli.read_backs["list_dags"] = DagRowsReadBack(
-            DagSync110(routed, airflow_py), cli.timeout_for("list_dags")
-        )
+    cli.read_backs.update(read_backs(dialect, routed, airflow_py, cli.timeout_for))  # per dialect table
     deployer = DagDeployer(
         config.deploy, interpreter=interpreter, cli=cli, work_dir=work_dir / "uploads", python=airflow_py
     )

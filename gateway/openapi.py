@@ -148,6 +148,7 @@ ENVELOPE: dict[str, Any] = {
         "airflow_version": {"type": "string", "description": "rest_api_plugin_version: the Airflow version"},
         "dialect": {"type": "string", "description": "rest_api_plugin_version: the CLI table in use"},
         "backfill_id": {"type": "integer", "description": "backfill on Airflow 3: the backfill created"},
+        "cleared": {"type": "integer", "description": "clear: how many task instances it cleared"},
         "backfill": {"type": "object", "description": "backfill on Airflow 3: the backfill, read back"},
         "gateway_http_response_code": {
             "type": "integer",

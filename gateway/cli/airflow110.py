@@ -273,4 +273,7 @@ AIRFLOW110 = Dialect(
     },
     outcome=(*NOT_FOUND,),
     dags_in_python=True,
+    # `clear --no_confirm` prints no count (only "Nothing to clear." when there is none);
+    # `list_dags` prints no JSON: with output=json its rows come from the database.
+    read_backs={"clear": "cleared_airflow110", "list_dags": "dag_rows_airflow110"},
 )

@@ -280,4 +280,6 @@ AIRFLOW2 = Dialect(
     },
     outcome=NOT_FOUND,
     queries={"dags_folder": ("config", "get-value", "core", "dags_folder")},
+    # `tasks clear --yes` prints no count (only "Nothing to clear." when there is none).
+    read_backs={"clear": "cleared_airflow2"},
 )

@@ -286,4 +286,6 @@ AIRFLOW3 = Dialect(
     },
     outcome=NOT_FOUND,
     queries={"dags_folder": ("config", "get-value", "core", "dags_folder")},
+    # The CLI prints neither the backfill's id nor how many task instances were cleared.
+    read_backs={"backfill": "backfill_id", "clear": "cleared_airflow3"},
 )

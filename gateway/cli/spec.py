@@ -210,7 +210,11 @@ Entry = Translation | Unavailable | Builtin
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """One Airflow CLI dialect: its name, the versions it covers, and its table."""
+    """One Airflow CLI dialect: its name, the versions it covers, and its table.
+
+    :param read_backs: API -> the reader (named in :data:`gateway.cli.readback.READERS`) that
+        reads back, after a successful call, a fact this version's CLI does not print.
+    """
 
     name: str
     versions: str
@@ -221,3 +225,4 @@ class Dialect:
     #: No CLI command writes parsed DAGs to the database (1.10): deploy and refresh do it
     #: in Airflow's own Python (:mod:`gateway.dagsync110`).
     dags_in_python: bool = False
+    read_backs: Mapping[str, str] = field(default_factory=dict)
