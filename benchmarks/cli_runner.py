@@ -210,6 +210,9 @@ def main() -> int:
     parser.add_argument("--airflow", choices=["3", "2"], default="3")
     parser.add_argument("--seconds", type=float, default=30.0, help="throughput phase length")
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument(
+        "--nice", type=int, default=10, help="cli.nice of the gateways (0: CLI calls at full priority)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -226,7 +229,9 @@ def main() -> int:
             "PROXY__UPSTREAM": f"http://127.0.0.1:{port}",
         }
         gateways = {
-            runner: start_gateway(airflow, tmp / runner, settings={**common, "CLI__RUNNER": runner})
+            runner: start_gateway(
+                airflow, tmp / runner, settings={**common, "CLI__RUNNER": runner, "CLI__NICE": str(args.nice)}
+            )
             for runner in ("cold", "warm")
         }
         try:
