@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.cli.daemons import DaemonManager
 from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan
 from gateway.cli.output import classify, condense_tracebacks, filter_loading_messages, last_json_line
+from gateway.cli.readback import ReadBack
 from gateway.cli.runner import CallOptions, CliResult, CliRunner, ConcurrencyLimitReached
 from gateway.cli.spec import ApiKind
 from gateway.config import CliConfig
@@ -48,10 +49,6 @@ class Builtin(Protocol):
     or raises a :class:`~gateway.errors.GatewayError`."""
 
     def __call__(self, call: BuiltinCall, ctx: CallContext) -> None: ...
-
-
-#: Run after a successful CLI call with (plan, envelope, start time): facts the CLI does not print.
-ReadBack = Callable[[Plan, Envelope, float], None]
 
 
 class CliCalls:
@@ -103,6 +100,8 @@ class CliCalls:
 
     def _run(self, plan: Plan, ctx: CallContext) -> None:
         envelope, record = ctx.envelope, ctx.record
+        read_back = self.read_backs.get(plan.api.name)
+        prior = read_back.before(plan) if read_back is not None else None
         started = time.time()
         try:
             result = self.runner.run(
@@ -136,8 +135,8 @@ class CliCalls:
         envelope.http_response_code = outcome.status
         if plan.wants_data:
             _attach_data(plan, result.stdout, envelope)
-        if (read_back := self.read_backs.get(plan.api.name)) is not None:
-            read_back(plan, envelope, started)
+        if read_back is not None:
+            read_back(plan, envelope, started, prior)
 
     def _timed_out(self, plan: Plan) -> str:
         """A 504's error: which setting to raise, and that a job has no such limit."""

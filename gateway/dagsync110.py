@@ -14,9 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.cli.interpreter import Plan
 from gateway.cli.runner import CliRunner
-from gateway.envelope import Envelope
 from gateway.errors import Refused
 
 # argv: MODE TARGET.  MODE "folder": print the DAGs folder; "list": the DagModel rows;
@@ -124,20 +122,3 @@ class DagSync110:
         """Mark one DAG expired; ``dags`` is empty when Airflow has no such DAG."""
         data = self._run("expire", dag_id, timeout_s)
         return SyncResult(data.get("dags", []), [], data["_duration_s"])
-
-
-class DagRowsReadBack:
-    """``list_dags`` with ``output=json`` on 1.10, whose CLI prints no JSON: the rows
-    (``dag_id``, ``is_paused``, ``fileloc``) are read from Airflow's database, as ``data``."""
-
-    def __init__(self, sync: DagSync110, timeout_s: float) -> None:
-        self.sync = sync
-        self.timeout_s = timeout_s
-
-    def __call__(self, plan: Plan, envelope: Envelope, started: float) -> None:
-        if not plan.wants_data:
-            return
-        try:
-            envelope.extra["data"] = self.sync.list_dags(self.timeout_s)
-        except SyncError:
-            envelope.add_warning("the DAG rows could not be read from Airflow's database")

@@ -1,7 +1,8 @@
 """Facts Airflow's CLI does not print, read back after a successful call.
 
 Each dialect table names, per API, the reader of the fact its CLI leaves out
-(:attr:`~gateway.cli.spec.Dialect.read_backs`); :func:`read_backs` builds them. A reader runs
+(:attr:`~gateway.cli.spec.Dialect.read_backs`); :func:`read_backs` builds them.  A reader is
+asked :meth:`ReadBack.before` the call (most need nothing then) and called after it. A reader runs
 a short script in Airflow's own Python (its models and session, never imported in the gateway)
 through the same runner as the call (admission, timeout, kill). When a read-back fails, the call
 still succeeds, with a warning in the envelope.
@@ -14,7 +15,8 @@ still succeeds, with a warning in the envelope.
   one of them was cleared. With those filters, a version-specific trace tells which were: Airflow 3
   gives each cleared task instance a new UUIDv7 id (its time is the clear's); Airflow 2 bumps
   ``updated_at`` (so a concurrent scheduler update of the same DAG's instances could be counted);
-  Airflow 1.10 leaves no trace, so there the count is only known when it is zero.
+  Airflow 1.10 leaves no trace: there, with those filters, the same dry run counts the matching
+  task instances *before* the call (the filters kept), which is what the clear then clears.
 """
 
 from __future__ import annotations
@@ -23,17 +25,33 @@ import functools
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.cli.interpreter import Plan
 from gateway.cli.runner import CliRunner, ConcurrencyLimitReached
 from gateway.cli.spec import Dialect
-from gateway.dagsync110 import DagRowsReadBack, DagSync110
+from gateway.dagsync110 import DagSync110, SyncError
 from gateway.envelope import Envelope
 
-ReadBack = Callable[[Plan, Envelope, float], None]
-"""Called after a successful call with (plan, envelope, the call's start time, Unix)."""
 TimeoutFor = Callable[[str], float]
+
+
+class ReadBack(Protocol):
+    """Reads back a fact the CLI does not print."""
+
+    def before(self, plan: Plan) -> object:
+        """Called before the call; what it returns is given back as ``prior``."""
+
+    def __call__(self, plan: Plan, envelope: Envelope, started: float, prior: object) -> None:
+        """Called after the call with its envelope and start time (Unix)."""
+
+
+class AfterOnly:
+    """A read-back that needs nothing before the call."""
+
+    def before(self, plan: Plan) -> object:
+        return None
+
 
 # argv: dag_id, earliest creation time (Unix).  Prints one JSON line: the backfill or null.
 _BACKFILL_SNIPPET = """\
@@ -90,20 +108,25 @@ command = inspect.unwrap(clear)
 def count(tis, filtered, since):
     return None if filtered else len(tis)
 """
-# argv: the call's start time (Unix), then the call's argv without the executable.
+# argv: "after" or "before", the call's start time (Unix), then the call's argv without the
+# executable.  "after": the selection without the state filters (the clear changed the states),
+# counted by the dialect's count(); "before": the selection with them, all of it.
 # Prints one JSON line: the count, or null when this version cannot tell.  Python 3.8+ (1.10).
 _CLEAR_BODY = """\
 import json, sys
-since = float(sys.argv[1])
+mode, since = sys.argv[1], float(sys.argv[2])
 found = []
 real = owner.clear_dags.__func__
 def dry_run(cls, dags, **kwargs):
-    kwargs.update(only_failed=False, only_running=False, dry_run=True)
+    if mode == "after":
+        kwargs.update(only_failed=False, only_running=False)
+    kwargs["dry_run"] = True
     found[:] = real(cls, dags, **kwargs)
 owner.clear_dags = classmethod(dry_run)
-args = parser.parse_args(sys.argv[2:])
+args = parser.parse_args(sys.argv[3:])
 command(args)
-print(json.dumps(count(found, bool(args.only_failed or args.only_running), since)))
+filtered = bool(args.only_failed or args.only_running)
+print(json.dumps(len(found) if mode == "before" else count(found, filtered, since)))
 """
 #: What 2.x and 1.10 print, instead of clearing, when nothing matches: the count is 0.
 _NOTHING_TO_CLEAR = re.compile(r"^Nothing to clear\.$", re.MULTILINE)
@@ -130,7 +153,7 @@ def _read_json(runner: CliRunner, argv: list[str], timeout_s: float) -> Any:
         raise _Failed from None
 
 
-class BackfillReadBack:
+class BackfillReadBack(AfterOnly):
     """After a successful, real Airflow 3 backfill: ``backfill_id`` and ``backfill`` in the envelope.
 
     :param python: Airflow's interpreter.
@@ -142,7 +165,7 @@ class BackfillReadBack:
         self.python = python
         self.timeout_for = timeout_for
 
-    def __call__(self, plan: Plan, envelope: Envelope, started: float) -> None:
+    def __call__(self, plan: Plan, envelope: Envelope, started: float, prior: object = None) -> None:
         if plan.values.get("dry_run") is True or envelope.status != "OK":
             return
         dag_id = str(plan.values.get("dag_id"))
@@ -164,22 +187,48 @@ class ClearCountReadBack:
     :param python: Airflow's interpreter.
     :param timeout_for: the API timeout lookup (the read-back uses the call's).
     :param setup: the dialect's part of the script (see ``_CLEAR_SETUP_*``).
+    :param count_first: with ``only_failed``/``only_running``, count before the call (a
+        version that leaves no trace of what those filters cleared).
     """
 
-    def __init__(self, runner: CliRunner, python: str, timeout_for: TimeoutFor, *, setup: str) -> None:
+    def __init__(
+        self,
+        runner: CliRunner,
+        python: str,
+        timeout_for: TimeoutFor,
+        *,
+        setup: str,
+        count_first: bool = False,
+    ) -> None:
         self.runner = runner
         self.python = python
         self.timeout_for = timeout_for
         self.script = setup + _CLEAR_BODY
+        self.count_first = count_first
 
-    def __call__(self, plan: Plan, envelope: Envelope, started: float) -> None:
+    def before(self, plan: Plan) -> object:
+        """The number the call will clear, when this version can only tell beforehand."""
+        filtered = plan.values.get("only_failed") is True or plan.values.get("only_running") is True
+        if not (self.count_first and filtered):
+            return None
+        argv = [self.python, "-c", self.script, "before", "0", *plan.argv[1:]]
+        try:
+            count = _read_json(self.runner, argv, self.timeout_for(plan.api.name))
+        except _Failed:
+            return None
+        return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+    def __call__(self, plan: Plan, envelope: Envelope, started: float, prior: object = None) -> None:
         if envelope.status != "OK":
             return
         output = envelope.output if isinstance(envelope.output, dict) else {}
         if _NOTHING_TO_CLEAR.search(str(output.get("stdout", ""))):
             envelope.extra["cleared"] = 0
             return
-        argv = [self.python, "-c", self.script, repr(started), *plan.argv[1:]]
+        if isinstance(prior, int):
+            envelope.extra["cleared"] = prior
+            return
+        argv = [self.python, "-c", self.script, "after", repr(started), *plan.argv[1:]]
         try:
             count = _read_json(self.runner, argv, self.timeout_for(plan.api.name))
         except _Failed:
@@ -196,19 +245,32 @@ class ClearCountReadBack:
             envelope.add_warning("the number of cleared task instances could not be read back from Airflow")
 
 
+class DagRowsReadBack(AfterOnly):
+    """``list_dags`` with ``output=json`` on 1.10, whose CLI prints no JSON: the rows
+    (``dag_id``, ``is_paused``, ``fileloc``) are read from Airflow's database, as ``data``."""
+
+    def __init__(self, runner: CliRunner, python: str, timeout_for: TimeoutFor) -> None:
+        self.sync = DagSync110(runner, python)
+        self.timeout_s = timeout_for("list_dags")
+
+    def __call__(self, plan: Plan, envelope: Envelope, started: float, prior: object = None) -> None:
+        if not plan.wants_data:
+            return
+        try:
+            envelope.extra["data"] = self.sync.list_dags(self.timeout_s)
+        except SyncError:
+            envelope.add_warning("the DAG rows could not be read from Airflow's database")
+
+
 ReaderFactory = Callable[[CliRunner, str, TimeoutFor], ReadBack]
-
-
-def _dag_rows_110(runner: CliRunner, python: str, timeout_for: TimeoutFor) -> ReadBack:
-    return DagRowsReadBack(DagSync110(runner, python), timeout_for("list_dags"))
 
 
 READERS: Mapping[str, ReaderFactory] = {
     "backfill_id": BackfillReadBack,
-    "dag_rows_airflow110": _dag_rows_110,
+    "dag_rows_airflow110": DagRowsReadBack,
     "cleared_airflow3": functools.partial(ClearCountReadBack, setup=_CLEAR_SETUP_3),
     "cleared_airflow2": functools.partial(ClearCountReadBack, setup=_CLEAR_SETUP_2),
-    "cleared_airflow110": functools.partial(ClearCountReadBack, setup=_CLEAR_SETUP_110),
+    "cleared_airflow110": functools.partial(ClearCountReadBack, setup=_CLEAR_SETUP_110, count_first=True),
 }
 """The readers a dialect table may name, by name."""
 

@@ -9,7 +9,9 @@ the ids and timestamps the read-back compares come back as other types.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from typing import Any
 from urllib.parse import urlencode
 
@@ -129,3 +131,24 @@ def test_only_failed_counts_the_failed_task_instance_it_cleared(
     assert before["boom"] == "failed", before
     body = clear(gateway, only_failed="on")
     assert reset_by(before, states(airflow)) == {"boom"} and body["cleared"] == 1, body
+
+
+@pytest.mark.airflow_versions("airflow110")
+def test_only_failed_on_110_is_counted_before_the_call(
+    gateway: GatewayServer, airflow: AirflowHome, seeded: dict[str, str | None]
+) -> None:
+    """1.10 leaves no trace of what a state filter cleared: the count is taken before the call,
+    with the call's own filters.  (1.10 cannot fail ``boom`` through a run's conf: the test marks
+    one instance failed in the database itself.)"""
+    run_task(gateway, airflow, "second")
+    with contextlib.closing(sqlite3.connect(airflow.home / "airflow.db", timeout=30)) as conn, conn:
+        conn.execute(
+            "UPDATE task_instance SET state = 'failed' WHERE dag_id = ? AND task_id = 'second'"
+            " AND execution_date LIKE ?",
+            (DAG, f"{DAY}%"),
+        )
+    before = states(airflow)
+    assert before["second"] == "failed", before
+    body = clear(gateway, only_failed="on")
+    assert reset_by(before, states(airflow)) == {"second"}, body
+    assert body["cleared"] == 1 and body["warning"] is None, body

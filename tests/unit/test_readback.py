@@ -101,15 +101,15 @@ def test_each_dialect_gets_its_own_clear_script(dialect: str, marker: str) -> No
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
 def test_clear_count_runs_the_calls_own_argv_in_airflows_python(dialect: str) -> None:
-    """The script gets the call's start time and argv (minus the executable), with clear's timeout."""
+    """The script gets "after", the call's start time and argv (minus the executable), with clear's timeout."""
     runner = Runner([done("some Airflow log line\n3\n")])
     call = plan(dialect, "clear", dag_id="gw_example", task_regex="first", only_failed="on")
     env = envelope()
     clear_reader(dialect, runner)(call, env, STARTED)
     assert env.extra["cleared"] == 3 and env.warning is None
     [(argv, timeout_s)] = runner.calls
-    assert argv[:2] == [PYTHON, "-c"] and argv[3] == repr(STARTED) and argv[4:] == list(call.argv[1:])
-    assert float(argv[3]) == STARTED and timeout_s == 42.0
+    assert argv[:2] == [PYTHON, "-c"] and argv[3:5] == ["after", repr(STARTED)]
+    assert argv[5:] == list(call.argv[1:]) and float(argv[4]) == STARTED and timeout_s == 42.0
     assert "--yes" in argv or "--no_confirm" in argv  # the argv is the call's, flags and all
 
 
@@ -128,8 +128,38 @@ def test_the_phrase_inside_a_line_is_not_the_marker() -> None:
     assert env.extra["cleared"] == 2
 
 
+def test_110_counts_a_state_filtered_clear_before_the_call() -> None:
+    """1.10 leaves no trace of which failed/running instances it cleared: the dry run with the
+    call's filters runs before the call, and its count is the answer (no run after)."""
+    runner = Runner([done("1\n")])
+    reader = clear_reader("1.10", runner)
+    call = plan("1.10", "clear", dag_id="gw_example", only_failed="on")
+    prior = reader.before(call)
+    [(argv, _)] = runner.calls
+    assert argv[3] == "before" and argv[5:] == list(call.argv[1:]) and prior == 1
+    env = envelope()
+    reader(call, env, STARTED, prior)
+    assert env.extra["cleared"] == 1 and len(runner.calls) == 1
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+def test_no_count_before_the_call_unless_needed(dialect: str) -> None:
+    """3.x and 2.x count after the call; 1.10 before it only with a state filter."""
+    runner = Runner()
+    assert clear_reader(dialect, runner).before(plan(dialect, "clear", dag_id="gw_example")) is None
+    if dialect != "1.10":
+        assert (
+            clear_reader(dialect, runner).before(
+                plan(dialect, "clear", dag_id="gw_example", only_failed="on")
+            )
+            is None
+        )
+    assert runner.calls == []
+
+
 def test_unknown_count_on_110_with_a_state_filter_is_a_warning() -> None:
-    """1.10 leaves no trace of which failed/running instances it cleared: no number, not a wrong one."""
+    """When the count before the call failed, 1.10 has no trace to count after it: no number, not a
+    wrong one."""
     runner = Runner([done("null\n")])
     env = envelope()
     clear_reader("1.10", runner)(plan("1.10", "clear", dag_id="gw_example", only_failed="on"), env, STARTED)
