@@ -4,7 +4,10 @@ One run, loopback only, interleaved: every round calls each command once per var
 so (a), (b) and (c) share the machine's background load.  Auth (a named token), the
 repository's policies, the audit log and metrics are on.  For each command: p50/p95 wall
 time and CPU per call, and the ratios (c)/(a); then throughput with 16 clients polling
-dag_state for 30 s while a proxied request is timed, and the warm processes' memory.
+dag_state for 30 s while a proxied request is timed, and the warm processes' memory.  The
+load clients and the proxied upstream run in processes of their own, so that the probe's
+process is as quiet under load as when idle (sharing its GIL with them, it once measured
+itself: issue 12's earlier p99 figures).
 
     eval "$(scripts/bootstrap)"; .venv/bin/python benchmarks/cli_runner.py [--rounds 7] [--airflow 3]
 
@@ -18,8 +21,8 @@ call <= 0.1x; >= 20 dag_state calls/s with 16 clients; proxied p99 < 2x idle.
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
+import multiprocessing
 import os
 import resource
 import statistics
@@ -30,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,20 +129,27 @@ def wait_warm(gateway: GatewayServer) -> None:
     assert streak >= 10, "the warm runner never became ready"
 
 
-def static_upstream(root: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
-    """A tiny upstream for the proxied request the load must not slow down."""
+def static_upstream(root: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A tiny upstream for the proxied request the load must not slow down.
+
+    A process of its own (as the load generator is): in the benchmark's process, its threads
+    and the load's would compete for the GIL with the latency probe, and the probe would
+    measure its own process under load rather than the gateway.
+    """
     (root / "ping").write_text("ok")
     port = free_port()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if get(f"http://127.0.0.1:{port}/ping", timeout=5).status == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
     return server, port
 
 
@@ -153,14 +164,11 @@ def proxied_latencies(url: str, seconds: float, stop: threading.Event | None = N
     return out
 
 
-def throughput(
-    gateway: GatewayServer, clients: int, seconds: float, proxied_url: str
-) -> tuple[int, int, list[float]]:
-    """Calls answered 200 and 503 by ``clients`` polling dag_state, and proxied latencies meanwhile."""
+def _poll(url: str, clients: int, seconds: float, results: Any) -> None:
+    """The load, in a process of its own: ``clients`` threads polling ``url`` for ``seconds``."""
     counts = {"ok": 0, "busy": 0}
     lock = threading.Lock()
     end = time.monotonic() + seconds
-    url = gateway.api(urlencode({"api": "dag_state", "dag_id": DAG, "execution_date": RUN_DATE}))
 
     def client() -> None:
         while time.monotonic() < end:
@@ -173,9 +181,27 @@ def throughput(
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
-    latencies = proxied_latencies(proxied_url, seconds - 1)
     for thread in threads:
         thread.join()
+    results.put(counts)
+
+
+def throughput(
+    gateway: GatewayServer, clients: int, seconds: float, proxied_url: str
+) -> tuple[int, int, list[float]]:
+    """Calls answered 200 and 503 by ``clients`` polling dag_state, and proxied latencies meanwhile.
+
+    The clients run in another process: this one only probes, as it does when idle.
+    """
+    url = gateway.api(urlencode({"api": "dag_state", "dag_id": DAG, "execution_date": RUN_DATE}))
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    load = context.Process(target=_poll, args=(url, clients, seconds, results))
+    load.start()
+    time.sleep(1.0)  # the load under way before the first probe
+    latencies = proxied_latencies(proxied_url, seconds - 2)
+    counts = results.get(timeout=seconds + 300)
+    load.join()
     return counts["ok"], counts["busy"], latencies
 
 
@@ -244,7 +270,8 @@ def main() -> int:
         finally:
             for gateway in gateways.values():
                 gateway.stop()
-            upstream.shutdown()
+            upstream.terminate()
+            upstream.wait()
     return 0
 
 

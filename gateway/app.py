@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from prometheus_client import CollectorRegistry
@@ -314,18 +315,16 @@ def create_app(
 def build_runner(
     config: GatewayConfig,
     env: dict[str, str],
-    work_dir: os.PathLike[str] | str,
+    work_dir: Path,
     install: AirflowInstall,
     dialect: str,
     metrics: Metrics,
 ) -> CliRunner:
     """The synchronous calls' runner: cold, or warm over cold (warming up from now on)."""
-    from pathlib import Path
-
     admission = Admission(config.cli.max_concurrent, config.cli.max_waiting, config.cli.queue_timeout_s)
     cold = SubprocessRunner(
         env=env,
-        cwd=Path(work_dir),
+        cwd=work_dir,
         max_output_bytes=config.cli.max_output_bytes,
         admission=admission,
         nice=config.cli.nice,
