@@ -43,7 +43,6 @@ def gateway3(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) ->
             "REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": TOKEN,
             "DEPLOY__MAX_UPLOAD_BYTES": str(64 * 1024),
             "LIMITS__MAX_BODY_BYTES": str(256 * 1024),
-            "DEPLOY__DAG_LIST_TTL": "60",
         },
     )
     yield server
