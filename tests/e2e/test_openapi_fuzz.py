@@ -29,7 +29,6 @@ CHEAP = [
     "healthz",
     "readyz",
     "metrics",
-    "dags",
     # issue 15: random job ids are 404s, listing reads the store
     "jobs_list",
     "job_get",
