@@ -39,14 +39,15 @@ def test_list_daemons_masks_argv_like_the_starting_call(
             "/admin/rest_api/api", query_string={"api": "flower", "broker_api": BROKER}, headers=AUTH
         )
         listed = client.get("/admin/rest_api/api", query_string={"api": "list_daemons"}, headers=AUTH)
+        daemon_dir = gw.app.config.daemon_dir
     assert "Broker-Secret21" not in started.get_data(as_text=True), started.get_data(as_text=True)
     assert listed.status_code == 200
     [row] = listed.json["output"]
     assert row["api"] == "flower" and "Broker-Secret21" not in json.dumps(listed.json)
-    records = list((tmp_path / "daemons").glob("*.json"))
+    records = list(daemon_dir.glob("*.json"))
     assert records and all("Broker-Secret21" not in p.read_text() for p in records)
-    assert stat.S_IMODE((tmp_path / "daemons").stat().st_mode) == 0o700
-    for path in (tmp_path / "daemons").iterdir():
+    assert stat.S_IMODE(daemon_dir.stat().st_mode) == 0o700
+    for path in daemon_dir.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
