@@ -161,8 +161,15 @@ def test_calls_run_at_the_configured_priority_in_their_own_scheduling_group(
         runner.start()
         wait_warm(runner)
         seen = {"cold": json.loads(cold.stdout), "warm": facts(runner, standin)}
+        server = runner.process.pid  # type: ignore[union-attr]
+        server_nice = os.getpriority(os.PRIO_PROCESS, server)
+        group = Path(f"/proc/{server}/autogroup")
+        server_group = group.read_text() if group.exists() else None
     finally:
         runner.close()
+    # The warm server forks every call: its own work yields too.
+    assert server_nice == 7
+    assert server_group is None or server_group.rstrip().endswith("nice 7"), server_group
     for name, got in seen.items():
         assert got["nice"] == 7, name
         if got["autogroup"] is not None:  # absent when the kernel has no autogroup support

@@ -135,7 +135,13 @@ class WarmProcess:
         self.cwd.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            args = [str(theirs.fileno()), self.executable, str(self.cwd), json.dumps(self.steps)]
+            args = [
+                str(theirs.fileno()),
+                self.executable,
+                str(self.cwd),
+                json.dumps(self.steps),
+                str(self.nice),
+            ]
             self._proc = subprocess.Popen(  # noqa: S603 - Airflow's python with our own script
                 [self.python, str(SERVER), *args],
                 pass_fds=(theirs.fileno(),),
