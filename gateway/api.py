@@ -92,12 +92,9 @@ class ApiEndpoint:
         try:
             headers = self._serve(ctx, request, query, form, uploads, api_name)
         except GatewayError as exc:
+            # A refusal is the gateway's own answer: never reshaped by the compatibility mode.
             exc.apply(envelope)
-            record.envelope_status = envelope.status
-            record.exit_code = envelope.exit_code
-            if exc.auth_failure and not record.auth_failure_reason:
-                record.auth_failure_reason = exc.auth_failure
-            return envelope.response(time.time(), exc.extra_headers)
+            return self._answer(ctx, exc.extra_headers, shape=False)
         return self._answer(ctx, headers)
 
     def _serve(
@@ -151,11 +148,11 @@ class ApiEndpoint:
         self.dispatch(planned, ctx)
         return None
 
-    def _answer(self, ctx: CallContext, headers: dict[str, str] | None) -> Response:
+    def _answer(self, ctx: CallContext, headers: dict[str, str] | None, *, shape: bool = True) -> Response:
         envelope, record = ctx.envelope, ctx.record
         record.envelope_status = envelope.status  # the audit keeps the gateway's own finding
         record.exit_code = envelope.exit_code
-        if self.compat is not None:
+        if shape and self.compat is not None:
             self.compat.shape(envelope, record.api)
         return envelope.response(time.time(), headers)
 

@@ -239,11 +239,12 @@ def create_app(
         config.limits, config.deploy, interpreter=interpreter, dispatch=dispatch, redactor=redactor,
         authorize=authorize or (ApiAuthorizer(policy) if policy else None), jobs=jobs.service, compat=compat,
     )  # fmt: skip
+    upstream = None  # the configured Airflow upstream, unless a test gives a proxy of its own
     if config.proxy.upstream is not None and proxy is None:
-        proxy = ReverseProxy.from_config(config.proxy, strip_environ_keys=auth.credential_keys())
+        proxy = upstream = ReverseProxy.from_config(config.proxy, strip_environ_keys=auth.credential_keys())
     health = Health(
         install=install,
-        proxy=proxy if isinstance(proxy, ReverseProxy) else None,
+        proxy=upstream,
         readiness_path=config.proxy.readiness_path,
         metrics=metrics,
     )
