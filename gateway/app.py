@@ -30,6 +30,7 @@ from gateway.builtins.dags import DagDeployer
 from gateway.builtins.plugin import ListDaemons, PluginVersion, StopDaemon
 from gateway.builtins.whoami import WhoAmI
 from gateway.calls import Builtin, CliCalls, Dispatcher
+from gateway.cli import cpugroup
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.daemons import DaemonManager
 from gateway.cli.dialects import DIALECTS
@@ -196,10 +197,12 @@ def create_app(
     metrics = (
         Metrics(registry, apis=set(CATALOGUE)) if registry is not None else create_metrics(set(CATALOGUE))
     )
-    runner = runner or build_runner(config, env, work_dir, install, dialect.name, metrics)
+    placement = cpugroup.prepare(config.cli.idle_cgroup)
+    log.info("%s", placement.reason)
+    runner = runner or build_runner(config, env, work_dir, install, dialect.name, metrics, placement.path)
     # Calls made from a job's thread go to the jobs' own runner (gateway/jobs/runner.py):
     # cold, because a job streams its output and a warm child inherits block-buffered stdout.
-    routed = JobAwareRunner(runner, job_runner(config, env, work_dir))
+    routed = JobAwareRunner(runner, job_runner(config, env, work_dir, placement.path))
     daemons = DaemonManager(config.daemon_dir, env=env, cwd=work_dir)
     airflow_py = airflow_python(install.executable) or sys.executable
     cli = CliCalls(config.cli, interpreter=interpreter, runner=routed, daemons=daemons)
@@ -320,8 +323,12 @@ def build_runner(
     install: AirflowInstall,
     dialect: str,
     metrics: Metrics,
+    cgroup: str | None = None,
 ) -> CliRunner:
-    """The synchronous calls' runner: cold, or warm over cold (warming up from now on)."""
+    """The synchronous calls' runner: cold, or warm over cold (warming up from now on).
+
+    :param cgroup: the idle CPU cgroup every call runs in (:mod:`gateway.cli.cpugroup`).
+    """
     admission = Admission(config.cli.max_concurrent, config.cli.max_waiting, config.cli.queue_timeout_s)
     cold = SubprocessRunner(
         env=env,
@@ -329,6 +336,7 @@ def build_runner(
         max_output_bytes=config.cli.max_output_bytes,
         admission=admission,
         nice=config.cli.nice,
+        cgroup=cgroup,
     )
     if config.cli.runner != "warm":
         return cold

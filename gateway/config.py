@@ -79,6 +79,8 @@ class CliConfig:
     warm_max_rss_bytes: int
     #: CPU priority of every CLI call and job (see gateway.cli.proctree.lower_priority).
     nice: int
+    #: "auto", "off" or a cgroup directory: where CLI calls and jobs run (gateway.cli.cpugroup).
+    idle_cgroup: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +457,7 @@ def _build(v: dict[str, Any], sources: tuple[str, ...]) -> GatewayConfig:
             warm_max_age_s=v["cli.warm_max_age"],
             warm_max_rss_bytes=v["cli.warm_max_rss_bytes"],
             nice=v["cli.nice"],
+            idle_cgroup=v["cli.idle_cgroup"],
         ),
         plugin_auth=PluginAuthConfig(
             header_name=v[f"{PLUGIN_SECTION}.rest_api_plugin_http_token_header_name"],

@@ -219,6 +219,11 @@ def _abs_path(name: str, value: Any) -> str:
     return text
 
 
+def _idle_cgroup(name: str, value: Any) -> str:
+    text = _str(name, value)
+    return text if text in ("auto", "off") else _abs_path(name, text)
+
+
 def _str_mapping(name: str, value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{name}: expected a table of strings")
@@ -472,6 +477,11 @@ SETTINGS: tuple[Setting, ...] = (
        "CPU priority of CLI calls and jobs (a nice value; 0 is the gateway's own): CLI work yields "
        "to the requests the gateway serves. Their session's autogroup gets it too, or else the "
        "kernel's autogroup scheduling would make the value count for nothing."),
+    _S("cli", "idle_cgroup", Type("`auto`, `off` or a cgroup directory", _idle_cgroup), "auto",
+       "Run CLI calls and jobs in a cgroup with cpu.idle = 1, which yields the CPU at once to any "
+       "request that wakes (nice values alone do not). auto: create it beside the gateway's own "
+       "cgroup when the cgroup file system lets it, else fall back to cli.nice (logged at start); "
+       "off: never; a path: that cgroup directory. See docs/cli-runner.md."),
     _S(PLUGIN_SECTION, "log_loading", BOOL, False, "Accepted for compatibility; no effect."),
     _S(PLUGIN_SECTION, "filter_loading_messages_in_cli_response", BOOL, True,
        "Drop Airflow's loading messages from CLI output."),

@@ -33,8 +33,12 @@ def become_subreaper() -> bool:
         return False
 
 
-def lower_priority(nice: int) -> None:
-    """Run this process at ``nice``, in the scheduler's eyes too, after it called ``setsid``.
+def lower_priority(nice: int, cgroup: str = "") -> None:
+    """Run this process in ``cgroup`` and at ``nice``, in the scheduler's eyes too, after ``setsid``.
+
+    ``cgroup`` is the idle CPU cgroup of :mod:`gateway.cli.cpugroup` ("" for none): its
+    processes yield the CPU at once to any other that wakes.  Joining it is best effort (a
+    call must not fail for its priority); the gateway checked at start that it can.
 
     With autogroup scheduling (``/proc/sys/kernel/sched_autogroup_enabled``, on by default
     in most distribution kernels) every session is a scheduling group of its own, and a
@@ -42,6 +46,12 @@ def lower_priority(nice: int) -> None:
     would get as much CPU as the whole gateway worker, whatever its nice value.  So the new
     group's nice is set too.  Best effort: raising a nice value needs no privilege.
     """
+    if cgroup:
+        try:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as handle:
+                handle.write(str(os.getpid()))
+        except OSError:
+            pass
     if nice <= 0:
         return
     try:

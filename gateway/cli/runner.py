@@ -36,7 +36,13 @@ _LAUNCHER = (
     "import ctypes, os, sys\n"
     "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)\n"
     # As proctree.lower_priority (this runs with -I -S: the gateway is not importable).
-    "nice = int(sys.argv[1])\n"
+    "nice, cgroup = int(sys.argv[1]), sys.argv[2]\n"
+    "if cgroup:\n"
+    "    try:\n"
+    "        with open(os.path.join(cgroup, 'cgroup.procs'), 'w') as f:\n"
+    "            f.write(str(os.getpid()))\n"
+    "    except OSError:\n"
+    "        pass\n"
     "if nice > 0:\n"
     "    try:\n"
     "        os.setpriority(os.PRIO_PROCESS, 0, nice)\n"
@@ -45,9 +51,9 @@ _LAUNCHER = (
     "    except OSError:\n"
     "        pass\n"
     "try:\n"
-    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+    "    os.execvp(sys.argv[3], sys.argv[3:])\n"
     "except OSError as exc:\n"
-    "    sys.stderr.write('cannot run %s: %s\\n' % (sys.argv[2], exc.strerror))\n"
+    "    sys.stderr.write('cannot run %s: %s\\n' % (sys.argv[3], exc.strerror))\n"
     "    sys.exit(127)\n"
 )
 
@@ -246,14 +252,17 @@ class SubprocessRunner:
         max_output_bytes: int,
         admission: Admission | None = None,
         nice: int = 0,
+        cgroup: str | None = None,
     ) -> None:
         """:param nice: the calls' CPU priority (:func:`gateway.cli.proctree.lower_priority`),
-        so that CLI work yields to the requests the gateway serves."""
+        so that CLI work yields to the requests the gateway serves.
+        :param cgroup: the idle CPU cgroup the calls run in (:mod:`gateway.cli.cpugroup`)."""
         self.env = dict(env)
         self.cwd = cwd
         self.max_output_bytes = max_output_bytes
         self.admission = admission or Admission(4)
         self.nice = nice
+        self.cgroup = cgroup
 
     def run(self, argv: Sequence[str], *, timeout_s: float, options: CallOptions = NO_OPTIONS) -> CliResult:
         self.admission.acquire()
@@ -267,7 +276,7 @@ class SubprocessRunner:
         self.cwd.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(self.nice), *argv],
+            [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(self.nice), self.cgroup or "", *argv],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

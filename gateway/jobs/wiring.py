@@ -22,8 +22,13 @@ if TYPE_CHECKING:
 SQLITE_NAME = "jobs.sqlite3"
 
 
-def job_runner(config: GatewayConfig, env: dict[str, str], work_dir: Path) -> SubprocessRunner:
-    """The jobs' own runner: ``jobs.max_running`` slots, apart from the synchronous calls'."""
+def job_runner(
+    config: GatewayConfig, env: dict[str, str], work_dir: Path, cgroup: str | None = None
+) -> SubprocessRunner:
+    """The jobs' own runner: ``jobs.max_running`` slots, apart from the synchronous calls'.
+
+    :param cgroup: the idle CPU cgroup jobs run in, as CLI calls do (:mod:`gateway.cli.cpugroup`).
+    """
     admission = Admission(config.jobs.max_running)
     # Unbuffered Python output, so a job's watchers see each line when it is printed.
     env = {**env, "PYTHONUNBUFFERED": "1"}
@@ -33,6 +38,7 @@ def job_runner(config: GatewayConfig, env: dict[str, str], work_dir: Path) -> Su
         max_output_bytes=config.jobs.max_output_bytes,
         admission=admission,
         nice=config.cli.nice,
+        cgroup=cgroup,
     )
 
 

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "gateway", "gateway.cli", "gateway.cli.spec", "gateway.cli.apis", "gateway.cli.common",
             "gateway.cli.airflow3", "gateway.cli.airflow2", "gateway.cli.airflow110", "gateway.cli.dialects",
-            "gateway.cli.values", "gateway.cli.proctree", "gateway.cli.warm", "gateway.cli.warm.dialects",
+            "gateway.cli.values", "gateway.cli.proctree", "gateway.cli.cpugroup", "gateway.cli.warm", "gateway.cli.warm.dialects",
             "gateway.cli.warm.server", "gateway.cli.warm.freshness", "gateway.cli.warm.process",
             "gateway.envelope", "gateway.redact", "gateway.forwarded", "gateway.identity",
             "gateway.identity.principal", "gateway.identity.client", "gateway.policy", "gateway.policy.model",

@@ -79,6 +79,7 @@ def test_names_sections_and_environment_names_are_unique() -> None:
 VARIANTS: dict[str, Any] = {
     "airflow.dialect": "3",
     "cli.runner": "cold",
+    "cli.idle_cgroup": "off",
     "rest_api_plugin.compatibility": "1.0.9",
     "rest_api_plugin.rest_api_plugin_http_token_header_name": "x_token",
     "proxy.host_header": "upstream",

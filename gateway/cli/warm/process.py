@@ -99,6 +99,7 @@ class WarmProcess:
     :param steps: the dialect's warm-up table (:data:`gateway.cli.warm.dialects.WARM_UP`).
     :param log_path: where the server's own output goes (warm-up warnings, crashes).
     :param nice: each call's CPU priority, as the cold runner's.
+    :param cgroup: the idle CPU cgroup the server, and so every call, runs in.
     """
 
     def __init__(
@@ -111,6 +112,7 @@ class WarmProcess:
         steps: Mapping[str, Sequence[str]],
         log_path: Path,
         nice: int = 0,
+        cgroup: str | None = None,
     ) -> None:
         self.python = python
         self.executable = executable
@@ -119,6 +121,7 @@ class WarmProcess:
         self.steps = {key: list(value) for key, value in steps.items()}
         self.log_path = log_path
         self.nice = nice
+        self.cgroup = cgroup
         self.started_at = time.monotonic()
         self.started_wall_ns = time.time_ns()
         self.calls = 0
@@ -141,6 +144,7 @@ class WarmProcess:
                 str(self.cwd),
                 json.dumps(self.steps),
                 str(self.nice),
+                self.cgroup or "",
             ]
             self._proc = subprocess.Popen(  # noqa: S603 - Airflow's python with our own script
                 [self.python, str(SERVER), *args],

@@ -154,6 +154,7 @@ class WarmRunner:
             steps=self.steps,
             log_path=self.state_dir / "warm" / "server.log",
             nice=self.cold.nice,
+            cgroup=self.cold.cgroup,
         )
         try:
             facts = process.start(WARM_UP_TIMEOUT_S)

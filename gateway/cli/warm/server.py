@@ -310,8 +310,9 @@ def _run_script(executable: str) -> int:
 def main(args: list[str]) -> int:
     fd, executable, cwd, steps = int(args[0]), args[1], args[2], json.loads(args[3])
     # The server's own work (each fork copies its page tables) yields to the gateway too: it is
-    # in a session, and so an autogroup, of its own (see proctree.lower_priority).
-    PROCTREE.lower_priority(int(args[4]) if len(args) > 4 else 0)
+    # in a session, and so an autogroup, of its own (see proctree.lower_priority).  Its calls
+    # inherit its cgroup.
+    PROCTREE.lower_priority(int(args[4]) if len(args) > 4 else 0, args[5] if len(args) > 5 else "")
     # No PR_SET_PDEATHSIG: it fires when the *thread* that started us ends (the gateway
     # starts us from a short-lived thread).  The control socket's EOF is the signal: the
     # gateway worker alone holds the other end (close-on-exec), so it closes when it exits.
