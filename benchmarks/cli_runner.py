@@ -239,6 +239,11 @@ def main() -> int:
     parser.add_argument(
         "--nice", type=int, default=10, help="cli.nice of the gateways (0: CLI calls at full priority)"
     )
+    parser.add_argument(
+        "--idle-cgroup",
+        default="auto",
+        help="cli.idle_cgroup of the gateways (off: CLI calls at cli.nice only)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -256,7 +261,14 @@ def main() -> int:
         }
         gateways = {
             runner: start_gateway(
-                airflow, tmp / runner, settings={**common, "CLI__RUNNER": runner, "CLI__NICE": str(args.nice)}
+                airflow,
+                tmp / runner,
+                settings={
+                    **common,
+                    "CLI__RUNNER": runner,
+                    "CLI__NICE": str(args.nice),
+                    "CLI__IDLE_CGROUP": args.idle_cgroup,
+                },
             )
             for runner in ("cold", "warm")
         }
@@ -277,6 +289,8 @@ def main() -> int:
 
 def report(args: argparse.Namespace, airflow: AirflowHome, gateways: dict[str, GatewayServer]) -> None:
     print(f"Airflow {args.airflow}, {args.rounds} interleaved rounds, 2 gunicorn workers per gateway")
+    placement = [line for line in gateways["warm"].log_text().splitlines() if "cgroup" in line]
+    print(f"cli.nice {args.nice}, cli.idle_cgroup {args.idle_cgroup}: {placement[-1] if placement else '?'}")
     print(f"{'command':<12} {'(a) p50/p95 ms':>15} {'(b) p50/p95 ms':>15} {'(c) p50/p95 ms':>16} "
           f"{'(c)/(a)':>8} {'target':>7} {'CPU a/b/c ms':>20} {'CPU c/a':>8}")  # fmt: skip
     figures = {}

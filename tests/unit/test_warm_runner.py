@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli import cpugroup
 from gateway.cli.runner import Admission, CallOptions, SubprocessRunner
 from gateway.cli.warm.runner import WarmLimits, WarmRunner
 from tests.support.processes import gone
@@ -46,6 +47,7 @@ if mode == "facts":
         "stdin": sys.stdin.read(), "env_secret": os.environ.get("GATEWAY_ONLY_SECRET"),
         "airflow_var": os.environ.get("AIRFLOW__CORE__X"), "nice": os.getpriority(os.PRIO_PROCESS, 0),
         "autogroup": open("/proc/self/autogroup").read() if os.path.exists("/proc/self/autogroup") else None,
+        "cgroup": open("/proc/self/cgroup").read(),
     }}))
 elif mode == "streams":
     print("out"); print("err", file=sys.stderr); sys.exit(3)
@@ -97,10 +99,16 @@ def make_runner(
     limits: WarmLimits | None = None,
     observer: Observer | None = None,
     nice: int = 0,
+    cgroup: str | None = None,
 ) -> WarmRunner:
     env = {"PATH": os.environ["PATH"], "AIRFLOW__CORE__X": "1", "USER": "gateway-os-user"}
     cold = SubprocessRunner(
-        env=env, cwd=tmp_path / "work", max_output_bytes=1000, admission=Admission(4), nice=nice
+        env=env,
+        cwd=tmp_path / "work",
+        max_output_bytes=1000,
+        admission=Admission(4),
+        nice=nice,
+        cgroup=cgroup,
     )
     steps = {"imports": ["standin_module"], "import_packages": [], "memoize": [], "calls": [], "optional": []}
     return WarmRunner(
@@ -174,6 +182,48 @@ def test_calls_run_at_the_configured_priority_in_their_own_scheduling_group(
         assert got["nice"] == 7, name
         if got["autogroup"] is not None:  # absent when the kernel has no autogroup support
             assert str(got["autogroup"]).rstrip().endswith("nice 7"), (name, got["autogroup"])
+
+
+@pytest.fixture
+def idle_cgroup() -> Iterator[Path]:
+    """A cgroup of this test's own with ``cpu.idle = 1``, beside the gateway's shared one."""
+    shared = cpugroup.prepare("auto")
+    if shared.path is None:
+        pytest.skip(f"this machine gives no idle cgroup ({shared.reason}); the fallback is cli.nice")
+    path = Path(shared.path).parent / f"airflow-gateway-test-{os.getpid()}"
+    placement = cpugroup.prepare(str(path))
+    assert placement.path == str(path), placement.reason
+    try:
+        yield path
+    finally:
+        deadline = time.monotonic() + 30
+        while True:  # empty once the runner's processes are gone
+            try:
+                path.rmdir()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
+def test_calls_and_the_warm_server_run_in_the_idle_cgroup(
+    tmp_path: Path, standin: Path, idle_cgroup: Path
+) -> None:
+    """Warm and cold alike, on the real kernel: the call's process is in the cgroup, whose
+    ``cpu.idle`` is set, and so is the warm server that forks the calls."""
+    runner = make_runner(tmp_path, standin, cgroup=str(idle_cgroup))
+    try:
+        cold = runner.cold.run([str(standin), "facts"], timeout_s=30)
+        runner.start()
+        wait_warm(runner)
+        seen = {"cold": json.loads(cold.stdout), "warm": facts(runner, standin)}
+        server = Path(f"/proc/{runner.process.pid}/cgroup").read_text()  # type: ignore[union-attr]
+    finally:
+        runner.close()
+    assert (idle_cgroup / "cpu.idle").read_text().strip() == "1"
+    for name, got in {**seen, "server": {"cgroup": server}}.items():
+        assert f"/{idle_cgroup.name}\n" in str(got["cgroup"]), (name, got["cgroup"])
 
 
 def test_random_state_and_signal_handlers_are_not_shared(warm: WarmRunner, standin: Path) -> None:
