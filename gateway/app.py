@@ -198,7 +198,10 @@ def create_app(
         Metrics(registry, apis=set(CATALOGUE)) if registry is not None else create_metrics(set(CATALOGUE))
     )
     placement = cpugroup.prepare(config.cli.idle_cgroup)
-    log.info("%s", placement.reason)
+    if placement.path is None:
+        log.info("CLI calls run at nice %d, in no idle cgroup: %s", config.cli.nice, placement.reason)
+    else:
+        log.info("%s", placement.reason)
     runner = runner or build_runner(config, env, work_dir, install, dialect.name, metrics, placement.path)
     # Calls made from a job's thread go to the jobs' own runner (gateway/jobs/runner.py):
     # cold, because a job streams its output and a warm child inherits block-buffered stdout.

@@ -6,7 +6,7 @@ waits for the call's slice to end, up to a tick, at every hop of the request: ni
 autogroup's nice, ``SCHED_IDLE`` (only honoured between siblings of one group) and longer
 slices all left a proxied request's p99 at ~3x its idle value.  A cgroup with ``cpu.idle = 1``
 is preempted by any non-idle waker at once, and gets CPU only when nobody else wants it:
-p99 1.8x (``docs/cli-runner.md``, run 6).
+p99 1.6-1.9x (``docs/cli-runner.md``, run 6).
 
 The price is that CLI work can starve while the host's CPU is saturated by other processes;
 each call's timeout still bounds it (504), and ``cli.idle_cgroup = "off"`` falls back to
@@ -42,6 +42,10 @@ class Placement:
     reason: str
 
 
+class _Unsupported(Exception):
+    """This process's cgroups leave no place for the group (not an error: the fallback)."""
+
+
 def prepare(
     setting: str, *, proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")
 ) -> Placement:
@@ -62,10 +66,6 @@ def prepare(
     except OSError as exc:
         return Placement(None, f"cannot use an idle cgroup: {exc}")
     return Placement(str(path), f"CLI calls run in the idle cgroup {path}")
-
-
-class _Unsupported(Exception):
-    pass
 
 
 def _auto(membership: str, root: Path) -> Path:
