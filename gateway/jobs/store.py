@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -101,6 +102,24 @@ class Chunk:
         return self.offset + len(self.text)
 
 
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting as the busy timeout would.
+
+    SQLite answers "database is locked" at once, without its busy handler, while another
+    connection writes to a database still in rollback-journal mode: two gunicorn workers
+    opening a new store together.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class JobStore:
     """Job records and output in SQLite at ``sqlite_path``, or PostgreSQL at ``url``."""
 
@@ -125,7 +144,7 @@ class JobStore:
         self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.sqlite_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        _wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -156,3 +157,18 @@ def test_a_zombie_owner_counts_as_gone() -> None:
         assert process_start(child.pid) is None
     finally:
         child.wait()
+
+
+def test_a_worker_opening_the_store_while_another_creates_it_waits(tmp_path: Path) -> None:
+    """Two gunicorn workers open a new store at once (CI, 2026-12-01: a worker failed to boot).
+
+    SQLite refuses ``PRAGMA journal_mode=WAL`` at once, without its busy timeout, while another
+    connection writes to a database still in rollback-journal mode.
+    """
+    path = tmp_path / "jobs.sqlite3"
+    creating = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    creating.execute("BEGIN IMMEDIATE")
+    creating.execute("CREATE TABLE other_worker_schema (x)")
+    threading.Timer(0.5, lambda: creating.execute("COMMIT")).start()
+    store = JobStore(sqlite_path=path)  # raised "database is locked" before the fix
+    assert store._conn().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
