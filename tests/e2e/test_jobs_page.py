@@ -32,14 +32,22 @@ def submit_test(driver: WebDriver, execution_date: str, lines: int) -> None:
     WebDriverWait(driver, 30).until(lambda d: job_id_shown(d) not in (None, before))  # the new job's panel
 
 
+# Each read is one script in the page: the page re-renders the job panel as events arrive, and
+# an element found by one WebDriver command may be gone by the next (CI, 2026-12-01: a
+# StaleElementReferenceException between find_elements and get_attribute).
 def job_id_shown(driver: WebDriver) -> str | None:
-    found = driver.find_elements(By.CSS_SELECTOR, "#api-test div.job")
-    return found[0].get_attribute("data-job-id") if found else None
+    found = driver.execute_script(
+        "const e = document.querySelector('#api-test div.job'); return e ? e.dataset.jobId || null : null;"
+    )
+    return str(found) if found is not None else None
 
 
 def panel_text(driver: WebDriver, selector: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, f"#api-test div.job {selector}")
-    return found[0].text if found else ""
+    found = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+        f"#api-test div.job {selector}",
+    )
+    return str(found).strip()
 
 
 def test_page_runs_a_test_as_a_job_with_live_output_and_cancels_another(
