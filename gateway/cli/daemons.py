@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +56,21 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_demand(pid: int) -> tuple[int, bool] | None:
+    """Nanoseconds ``pid`` has run or waited on a run queue, and whether it waits on disk now.
+
+    Read from ``/proc/PID/schedstat`` and ``/proc/PID/stat``; None if either is unreadable.
+    Time spent waiting for a core counts: a process starved on a loaded machine still
+    wants CPU, unlike one that sleeps.
+    """
+    try:
+        run_ns, delay_ns, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return None
+    return int(run_ns) + int(delay_ns), state == "D"
+
+
 def _proc_start(pid: int) -> str | None:
     """Field 22 of /proc/PID/stat (start time in clock ticks), or None if gone or a zombie."""
     try:
@@ -79,11 +95,16 @@ class DaemonManager:
     :param env: environment for the daemons.
     :param cwd: working directory for the daemons.
     :param grace_s: how long (wall clock) a start waits at least to catch an early failure.
-    :param cpu_grace_s: a start also waits until the daemon has used this much CPU time:
-        a daemon that dies once Airflow is imported (kerberos without kinit) needs a few
-        CPU seconds to get there, however long a loaded machine makes that in wall time.
-    :param max_wait_s: the longest a start waits (a daemon idle from the start never
-        reaches ``cpu_grace_s``).
+    :param quiet_s: after ``grace_s``, a daemon that has wanted (run or waited for) less
+        than ``quiet_share`` of a core for this long, and was never seen waiting on disk,
+        has finished starting and waits for work: it is running.  A daemon that dies once
+        Airflow is imported (kerberos without kinit, flower without celery) wants a whole
+        core until it dies, and on a loaded machine its wait for a core counts as wanting.
+    :param quiet_share: see ``quiet_s``.
+    :param cpu_grace_s: a daemon busy at work is running once it has used this much CPU
+        time.  Twice the most measured for kerberos to fail without kinit (about 5 s on
+        Airflow 3.3 on a fresh machine; 4 s was too close).
+    :param max_wait_s: the longest a start waits.
     """
 
     def __init__(
@@ -93,13 +114,17 @@ class DaemonManager:
         env: Mapping[str, str],
         cwd: Path,
         grace_s: float = 3.0,
-        cpu_grace_s: float = 4.0,
+        quiet_s: float = 1.5,
+        quiet_share: float = 0.15,
+        cpu_grace_s: float = 10.0,
         max_wait_s: float = 30.0,
     ) -> None:
         self.directory = directory
         self.env = dict(env)
         self.cwd = cwd
         self.grace_s = grace_s
+        self.quiet_s = quiet_s
+        self.quiet_share = quiet_share
         self.cpu_grace_s = cpu_grace_s
         self.max_wait_s = max_wait_s
 
@@ -150,16 +175,36 @@ class DaemonManager:
     def _wait_for_early_exit(self, proc: subprocess.Popen[bytes]) -> int | None:
         """The exit code if the daemon ends during its start-up, else None (it is running)."""
         started = time.monotonic()
+        samples: deque[tuple[float, int, bool]] = deque()  # (time, demand ns, on disk)
         while True:
-            waited = time.monotonic() - started
             try:
                 return proc.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
                 pass
+            now = time.monotonic()
+            demand = _cpu_demand(proc.pid)
+            if demand is None:
+                samples.clear()  # unreadable: never judged quiet
+            else:
+                samples.append((now, *demand))
+            while len(samples) > 1 and samples[1][0] <= now - self.quiet_s:
+                samples.popleft()
+            waited = now - started
             if waited >= self.max_wait_s:
                 return None
-            if waited >= self.grace_s and _cpu_seconds(proc.pid) >= self.cpu_grace_s:
+            if waited < self.grace_s:
+                continue
+            if self._quiet(samples) or _cpu_seconds(proc.pid) >= self.cpu_grace_s:
                 return None
+
+    def _quiet(self, samples: deque[tuple[float, int, bool]]) -> bool:
+        """Whether the samples span ``quiet_s`` and show the daemon wanting less than ``quiet_share``."""
+        if not samples or samples[-1][0] - samples[0][0] < self.quiet_s:
+            return False
+        if any(on_disk for _, _, on_disk in samples):
+            return False
+        (first_t, first_ns, _), (last_t, last_ns, _) = samples[0], samples[-1]
+        return (last_ns - first_ns) / 1e9 < self.quiet_share * (last_t - first_t)
 
     def _write(self, record: DaemonRecord) -> None:
         path = self.directory / f"{record.id}.json"
