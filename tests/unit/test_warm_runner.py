@@ -368,3 +368,40 @@ def test_warm_up_failure_falls_back_to_cold(tmp_path: Path, standin: Path) -> No
     assert runner._next_try > 0.0 and runner.process is None
     assert runner.run([str(standin), "streams"], timeout_s=30).runner == "cold"
     assert "no_such_module" in (tmp_path / "state" / "warm" / "server.log").read_text()
+
+
+class _Script:
+    """Stands in for alembic's ScriptDirectory: cheap to make, costly to load (counted)."""
+
+    loads = 0
+
+    def __init__(self, directory: str) -> None:
+        self.dir = directory
+
+    def get_heads(self) -> list[str]:
+        _Script.loads += 1
+        return ["head"]
+
+
+class _Config:
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+
+def test_alembic_script_directories_are_loaded_once_per_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each call's migration check gets the directory the warm parent loaded (not the files again)."""
+    import types
+
+    from gateway.cli.warm import server
+
+    module = types.ModuleType("standin_alembic_db")
+    module._get_script_object = lambda config=None: _Script(config.location if config else "/migrations")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "standin_alembic_db", module)
+    _Script.loads = 0
+    server._build_scripts_once("standin_alembic_db:_get_script_object")
+    assert _Script.loads == 1  # at warm-up
+    first = module._get_script_object()
+    assert module._get_script_object(_Config("/migrations")) is first
+    assert _Script.loads == 1
+    other = module._get_script_object(_Config("/other"))
+    assert other is not first and other.dir == "/other" and _Script.loads == 2

@@ -69,6 +69,26 @@ def _memoize(path: str) -> None:
     setattr(owner, name, memoized)
 
 
+def _build_scripts_once(path: str) -> None:
+    """Replace ``f(config=None) -> ScriptDirectory`` with one that loads each directory once.
+
+    Making the directory object is cheap; loading its revision map (every migration file)
+    is not, and the object keeps it: the first one made for a directory is returned again.
+    """
+    owner, name, func = _resolve(path)
+    loaded: dict[str, Any] = {}
+
+    def script_directory(config: Any = None) -> Any:
+        script = func(config)
+        if script.dir not in loaded:
+            script.get_heads()
+            loaded[script.dir] = script
+        return loaded[script.dir]
+
+    setattr(owner, name, script_directory)
+    script_directory()
+
+
 def warm_up(steps: dict[str, list[str]]) -> dict[str, Any]:
     """Run the dialect's warm-up table; returns facts for the gateway (what to watch)."""
     started = time.monotonic()
@@ -92,6 +112,8 @@ def warm_up(steps: dict[str, list[str]]) -> dict[str, Any]:
         except (ImportError, AttributeError):
             if path not in steps.get("optional", []):
                 raise
+    for path in steps.get("alembic_scripts", []):
+        _build_scripts_once(path)
     facts: dict[str, Any] = {"warm_s": round(time.monotonic() - started, 3)}
     facts.update(_watch_list(steps.get("package", [])))
     gc.collect()
