@@ -8,6 +8,7 @@ against real Airflow is in tests/e2e/test_cli_runners.py.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -405,3 +406,15 @@ def test_alembic_script_directories_are_loaded_once_per_directory(monkeypatch: p
     assert _Script.loads == 1
     other = module._get_script_object(_Config("/other"))
     assert other is not first and other.dir == "/other" and _Script.loads == 2
+
+
+def test_a_release_without_the_script_function_warms_up_without_that_step() -> None:
+    from gateway.cli.warm import server
+
+    steps = {"alembic_scripts": ["json:_no_such_function"], "optional": ["json:_no_such_function"]}
+    try:
+        assert "warm_s" in server.warm_up(steps)
+    finally:
+        gc.unfreeze()  # warm_up freezes the GC, for the children of a warm parent
+    with pytest.raises(AttributeError):
+        server.warm_up({"alembic_scripts": ["json:_no_such_function"]})

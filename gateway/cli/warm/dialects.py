@@ -15,7 +15,7 @@ Read by :func:`gateway.cli.warm.server.warm_up` in Airflow's own interpreter:
   file: 40-45 ms of a 90 ms ``dags state`` child (Airflow 3.3, measured).  The files can
   change only with the install, which replaces the warm process; each call still reads
   the database's own revision, so the check is the same.
-- ``optional``: calls that may be missing in some releases.
+- ``optional``: calls and functions that may be missing in some releases.
 - ``package``: the installed package whose directory (and site-packages) is watched for
   an upgrade; with it, its ``airflow.cfg`` and plugins folder are watched too.
 
@@ -46,7 +46,8 @@ _AIRFLOW_2_3: Final[dict[str, list[str]]] = {
         "airflow.models:import_all_models",
         "sqlalchemy.orm:configure_mappers",
     ],
-    "optional": ["airflow.models:import_all_models"],
+    # A private function of Airflow's: a release without it warms up without that step.
+    "optional": ["airflow.models:import_all_models", "airflow.utils.db:_get_script_object"],
     "alembic_scripts": ["airflow.utils.db:_get_script_object"],
     "package": ["airflow"],
 }

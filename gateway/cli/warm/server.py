@@ -113,7 +113,11 @@ def warm_up(steps: dict[str, list[str]]) -> dict[str, Any]:
             if path not in steps.get("optional", []):
                 raise
     for path in steps.get("alembic_scripts", []):
-        _build_scripts_once(path)
+        try:
+            _build_scripts_once(path)
+        except (ImportError, AttributeError):
+            if path not in steps.get("optional", []):
+                raise
     facts: dict[str, Any] = {"warm_s": round(time.monotonic() - started, 3)}
     facts.update(_watch_list(steps.get("package", [])))
     gc.collect()
