@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.cli import proctree
 from gateway.errors import Refused
 
 
@@ -47,11 +48,9 @@ class DaemonError(Refused):
 
 def _cpu_seconds(pid: int) -> float:
     """CPU time used by ``pid`` and its waited-for children (/proc/PID/stat), 0.0 if unreadable."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    fields = proctree.stat_fields(pid)
+    if fields is None:
         return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
     ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
 
@@ -65,22 +64,12 @@ def _cpu_demand(pid: int) -> tuple[int, bool] | None:
     """
     try:
         run_ns, delay_ns, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError):
         return None
-    return int(run_ns) + int(delay_ns), state == "D"
-
-
-def _proc_start(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    fields = proctree.stat_fields(pid)
+    if fields is None:
         return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in {"Z", "X"}:
-        return None
-    return fields[19]
+    return int(run_ns) + int(delay_ns), fields[0] == "D"
 
 
 def _private(path: Path) -> int:
@@ -158,7 +147,7 @@ class DaemonManager:
             argv=tuple(argv if shown_argv is None else shown_argv),
             pid=proc.pid,
             started_at=time.time(),
-            proc_start=_proc_start(proc.pid),
+            proc_start=proctree.process_start(proc.pid),
             log_path=str(log_path),
         )
         self._write(record)
@@ -227,7 +216,7 @@ class DaemonManager:
 
     def alive(self, record: DaemonRecord) -> bool:
         """True while the recorded process (same pid *and* start time) is running."""
-        return record.proc_start is not None and _proc_start(record.pid) == record.proc_start
+        return record.proc_start is not None and proctree.process_start(record.pid) == record.proc_start
 
     def get(self, daemon_id: str) -> DaemonRecord | None:
         return self._load(self.directory / f"{daemon_id}.json")

@@ -65,8 +65,8 @@ def lower_priority(nice: int, cgroup: str = "") -> None:
         pass  # no autogroup support (kernel option off, or no /proc)
 
 
-def _stat(pid: int) -> tuple[int, int, int, str] | None:
-    """(ppid, pgid, sid, starttime) of ``pid``, or None when it is gone."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first), or None if gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             raw = handle.read().decode("ascii", "replace")
@@ -74,7 +74,24 @@ def _stat(pid: int) -> tuple[int, int, int, str] | None:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
     fields = raw.rpartition(")")[2].split()
-    if len(fields) < 20 or fields[0] == "Z":
+    return fields if len(fields) >= 20 else None
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a live process from a reused pid); None if dead.
+
+    A zombie counts as dead: a killed process stays one until its parent reaps it.
+    """
+    fields = stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def _stat(pid: int) -> tuple[int, int, int, str] | None:
+    """(ppid, pgid, sid, starttime) of ``pid``, or None when it is gone."""
+    fields = stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
         return None  # zombies are already dead; their parent reaps them
     return int(fields[1]), int(fields[2]), int(fields[3]), fields[19]
 

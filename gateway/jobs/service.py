@@ -33,6 +33,7 @@ from werkzeug.wrappers import Request
 
 from gateway.calls import CallContext
 from gateway.cli.interpreter import BuiltinCall, Plan
+from gateway.cli.proctree import process_start
 from gateway.cli.spec import ApiKind
 from gateway.errors import BadRequest, Busy, GatewayError
 from gateway.jobs.output import OutputBuffer
@@ -60,20 +61,6 @@ def instance_id(state_dir: Path) -> str:
     """Stable for one state directory on one host: ``<hostname>:<8 hex of the directory>``."""
     digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
     return f"{socket.gethostname()}:{digest}"
-
-
-def process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (tells a live process from a reused pid); None if dead."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    # Fields 3 (state) and 22 (start time); the command name (field 2) may hold spaces: count from ")".
-    fields = stat.rsplit(b")", 1)[1].split()
-    if fields[0] in (b"Z", b"X"):  # a killed worker stays a zombie until someone reaps it: it is gone
-        return None
-    return fields[19].decode()
 
 
 @dataclass(slots=True)

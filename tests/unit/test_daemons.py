@@ -18,9 +18,8 @@ CPU_DEATH = [
     "import time\nwhile time.process_time() < 5: pass\nraise SystemExit(3)",
 ]
 # The same failure starved of CPU: pinned to one core that seven busy processes share (each
-# in a session, and so an autogroup, of its own, as the daemon is), it
-# gets an eighth of it (less than the quiet share), and uses 0.6 s of CPU (~5 s of wall
-# time) before it fails.
+# in a session, and so an autogroup, of its own, as the daemon is), it gets an eighth of it
+# (less than the quiet share), and uses 0.6 s of CPU (~5 s of wall time) before it fails.
 STARVED_DEATH = [
     sys.executable,
     "-c",

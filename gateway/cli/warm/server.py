@@ -69,6 +69,10 @@ def _memoize(path: str) -> None:
     setattr(owner, name, memoized)
 
 
+def _call(path: str) -> None:
+    _resolve(path)[2]()
+
+
 def _build_scripts_once(path: str) -> None:
     """Replace ``f(config=None) -> ScriptDirectory`` with one that loads each directory once.
 
@@ -106,18 +110,13 @@ def warm_up(steps: dict[str, list[str]]) -> dict[str, Any]:
                 continue
     for path in steps.get("memoize", []):
         _memoize(path)
-    for path in steps.get("calls", []):
-        try:
-            _resolve(path)[2]()
-        except (ImportError, AttributeError):
-            if path not in steps.get("optional", []):
-                raise
-    for path in steps.get("alembic_scripts", []):
-        try:
-            _build_scripts_once(path)
-        except (ImportError, AttributeError):
-            if path not in steps.get("optional", []):
-                raise
+    for key, step in (("calls", _call), ("alembic_scripts", _build_scripts_once)):
+        for path in steps.get(key, []):
+            try:
+                step(path)
+            except (ImportError, AttributeError):
+                if path not in steps.get("optional", []):
+                    raise
     facts: dict[str, Any] = {"warm_s": round(time.monotonic() - started, 3)}
     facts.update(_watch_list(steps.get("package", [])))
     gc.collect()
