@@ -1,7 +1,8 @@
-"""Test DAG for jobs (issue 15): ``lines`` prints a numbered line every half second.
+"""Test DAG for jobs: ``lines`` prints a numbered line every half second.
 
 ``params.n`` sets how many lines (default 20: about 10 s), so tests can watch output
-arrive before the task ends, and cancel it midway.
+arrive before the task ends, and cancel it midway.  ``params.width`` pads each line with
+that many ``x`` and ``params.pause`` sets the pause, so a test can print megabytes fast.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ with DAG(
     **SCHEDULE,
     start_date=datetime.datetime(2026, 1, 1),
     catchup=False,
-    params={"n": 20},
+    params={"n": 20, "width": 0, "pause": 0.5},
     tags=["gateway-tests"],
 ) as slow:
     BashOperator(
         task_id="lines",
-        bash_command='for i in $(seq 1 {{ params.n }}); do echo "gw-line $i"; sleep 0.5; done',
+        bash_command=(
+            'for i in $(seq 1 {{ params.n }}); do echo "gw-line ${i}{{ "x" * params.width }}";'
+            " sleep {{ params.pause }}; done"
+        ),
     )

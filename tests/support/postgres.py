@@ -24,6 +24,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
@@ -205,6 +206,12 @@ class PostgresServer:
             self._create(self.dbname)
             return self
         raise RuntimeError(f"PostgreSQL did not start on a free port: {last}")
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop (fast shutdown: clients are disconnected), stay down ``down_s``, start again."""
+        self._pg_ctl("-m", "fast", "stop")
+        time.sleep(down_s)
+        self._pg_ctl("-l", str(self.log_file), "start")
 
     def psql(self, sql: str, dbname: str | None = None) -> str:
         """Run ``sql`` through ``psql`` over the private socket; return its unaligned output."""
