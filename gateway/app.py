@@ -37,7 +37,7 @@ from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter
 from gateway.cli.probe import AirflowInstall, airflow_python, dialect_for, probe, select_dialect
 from gateway.cli.readback import read_backs
-from gateway.cli.runner import Admission, CliRunner, SubprocessRunner, cli_environment
+from gateway.cli.runner import Admission, AuxiliaryCalls, CliRunner, SubprocessRunner, cli_environment
 from gateway.cli.warm.dialects import WARM_UP
 from gateway.cli.warm.runner import WarmLimits, WarmRunner
 from gateway.compat import Compat109
@@ -209,7 +209,8 @@ def create_app(
     daemons = DaemonManager(config.daemon_dir, env=env, cwd=work_dir)
     airflow_py = airflow_python(install.executable) or sys.executable
     cli = CliCalls(config.cli, interpreter=interpreter, runner=routed, daemons=daemons)
-    cli.read_backs.update(read_backs(dialect, routed, airflow_py, cli.timeout_for))  # per dialect table
+    # Read-backs are auxiliary calls: a job's cancel stops them without cancelling the job.
+    cli.read_backs.update(read_backs(dialect, AuxiliaryCalls(routed), airflow_py, cli.timeout_for))
     deployer = DagDeployer(
         config.deploy, interpreter=interpreter, cli=cli, work_dir=work_dir / "uploads", python=airflow_py
     )

@@ -66,7 +66,7 @@ class AuditRecord:
     status: int | None = None  # the HTTP status sent to the client
     envelope_status: str | None = None
     exit_code: int | None = None
-    cli_outcome: str | None = None  # ok | failed | timeout | busy
+    cli_outcome: str | None = None  # ok | failed | timeout | cancelled | busy
     cli_duration_s: float | None = None
     cli_runner: str | None = None  # warm | cold
     upstream_status: int | None = None

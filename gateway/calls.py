@@ -113,7 +113,13 @@ class CliCalls:
         record.cli_runner = envelope.extra["runner"] = result.runner
         outcome = classify(result, plan.outcome_rules + self.interpreter.dialect.outcome)
         record.cli_duration_s = result.duration_s
-        record.cli_outcome = "timeout" if result.timed_out else ("ok" if outcome.status < 400 else "failed")
+        record.cli_outcome = (
+            "timeout"
+            if result.timed_out
+            else "cancelled"
+            if result.cancelled
+            else ("ok" if outcome.status < 400 else "failed")
+        )
         stdout, stderr = result.stdout, result.stderr
         if self.config.filter_loading_messages:
             keep = plan.translation.logs_are_output
@@ -125,7 +131,7 @@ class CliCalls:
         envelope.duration_seconds = round(result.duration_s, 3)
         if result.truncated:
             envelope.extra["output_truncated"] = True
-            envelope.add_warning(f"output truncated at {self.config.max_output_bytes} bytes per stream")
+            envelope.add_warning(self._truncated())
         if outcome.warning:
             envelope.add_warning(outcome.warning)
         if outcome.status >= 400:
@@ -137,6 +143,12 @@ class CliCalls:
             _attach_data(plan, result.stdout, envelope)
         if read_back is not None:
             read_back(plan, envelope, started, prior)
+
+    def _truncated(self) -> str:
+        """The truncation warning, naming the setting that cut the output."""
+        if (job := CURRENT_JOB.get()) is not None:
+            return f"output truncated at {job.max_output_bytes} bytes per stream (jobs.max_output_bytes)"
+        return f"output truncated at {self.config.max_output_bytes} bytes per stream (cli.max_output_bytes)"
 
     def _timed_out(self, plan: Plan) -> str:
         """A 504's error: which setting to raise, and that a job has no such limit."""

@@ -193,6 +193,10 @@ class JobsConfig:
         apart from ``cli.max_concurrent``); more wait as ``queued``.
     :param max_queued: jobs waiting per worker process before submissions get 503.
     :param stream_max_s: how long one SSE response lasts before the client reconnects.
+    :param max_streams: SSE responses open at once per worker process (each holds a thread).
+    :param max_streams_per_principal: the same, for one principal.
+    :param max_stored_output_per_principal: output characters stored for one principal's jobs
+        before their new jobs are refused.
     """
 
     database_url: Secret | None
@@ -202,6 +206,9 @@ class JobsConfig:
     max_output_bytes: int
     retention_s: float
     stream_max_s: float
+    max_streams: int = 8
+    max_streams_per_principal: int = 2
+    max_stored_output_per_principal: int = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,6 +509,9 @@ def _build(v: dict[str, Any], sources: tuple[str, ...]) -> GatewayConfig:
             max_output_bytes=v["jobs.max_output_bytes"],
             retention_s=v["jobs.retention"],
             stream_max_s=v["jobs.stream_max_seconds"],
+            max_streams=v["jobs.max_streams"],
+            max_streams_per_principal=v["jobs.max_streams_per_principal"],
+            max_stored_output_per_principal=v["jobs.max_stored_output_per_principal"],
         ),
         server=ServerConfig(
             bind=v["server.bind"],

@@ -198,6 +198,26 @@ class Busy(GatewayError):
         super().__init__(description, headers={"Retry-After": str(retry_after_s)})
 
 
+class TooManyRequests(GatewayError):
+    """429: this principal is over one of its own limits; ``Retry-After`` says when to retry."""
+
+    code = 429
+    description = "Too many requests"
+
+    def __init__(self, description: str | None = None, *, retry_after_s: int = 1) -> None:
+        super().__init__(description, headers={"Retry-After": str(retry_after_s)})
+
+
+class JobStoreUnavailable(GatewayError):
+    """503: the job store cannot be reached (a restart, a lock held too long, a full disk)."""
+
+    code = 503
+    description = "The job store is unavailable; retry later"
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description, headers={"Retry-After": "5"})
+
+
 class InternalError(GatewayError):
     code = 500
     description = "Internal error (see the gateway log for this request id)"

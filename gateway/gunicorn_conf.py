@@ -50,8 +50,9 @@ bind = _server.bind
 # Threads, not processes, carry concurrency: a CLI call blocks its thread while the
 # others keep serving (and proxying).  CLI calls can hold at most cli.max_concurrent
 # (running) + cli.max_waiting (queued) threads; any further call is answered 503 at once
-# (gateway.cli.runner.Admission), and there are always at least 4 more threads than
-# that, so CLI load can never starve the proxy.
+# (gateway.cli.runner.Admission).  Job output streams (SSE) hold a thread each, at most
+# jobs.max_streams of them (gateway/jobs/streams.py).  There are always at least 4 more
+# threads than both together, so neither CLI load nor watchers can starve the proxy.
 # The worker is gunicorn's gthread, except that a thread that has just answered on a
 # keep-alive connection waits up to server.keepalive_linger_ms for its next request
 # (only while no other connection waits for a thread; 0 is plain gthread): see
@@ -59,7 +60,13 @@ bind = _server.bind
 # worker's event loop reads heads, so slow clients hold no thread meanwhile (0: stock gthread).
 worker_class = "gateway.worker.KeepAliveThreadWorker"
 workers = _server.workers
-threads = max(_server.threads, _gateway_config.cli.max_concurrent + _gateway_config.cli.max_waiting + 4)
+threads = max(
+    _server.threads,
+    _gateway_config.cli.max_concurrent
+    + _gateway_config.cli.max_waiting
+    + _gateway_config.jobs.max_streams
+    + 4,
+)
 # Longer than the longest CLI timeout and the proxy's read timeout, so gunicorn never
 # kills a worker mid-call (gthread heartbeats from its main thread, but keep it safe).
 _longest_s = max(

@@ -52,7 +52,7 @@ ROUTES = frozenset(
 )
 JOB_STATES = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-CLI_OUTCOMES = frozenset({"ok", "failed", "timeout", "busy"})
+CLI_OUTCOMES = frozenset({"ok", "failed", "timeout", "cancelled", "busy"})
 # Identity (issue 4) may add reasons here; unknown ones are counted as "other".
 AUTH_FAILURE_REASONS = frozenset(
     {"missing_token", "bad_token", "expired_token", "invalid_token", "unknown_key", "key_service_unavailable"}
@@ -137,7 +137,8 @@ class Metrics:
             f"{PREFIX}request_bytes", "Request body bytes read, by route class.", ("route",), registry=r
         )
         self.cli_calls = Counter(
-            f"{PREFIX}cli_calls", "Airflow CLI calls, by API and outcome (ok, failed, timeout, busy).",
+            f"{PREFIX}cli_calls",
+            "Airflow CLI calls, by API and outcome (ok, failed, timeout, cancelled, busy).",
             ("api", "outcome"), registry=r,
         )  # fmt: skip
         self.cli_duration = Histogram(

@@ -418,8 +418,9 @@ SETTINGS: tuple[Setting, ...] = (
        aliases=("GATEWAY_BIND",)),
     _S("server", "workers", integer(1), 2, "gunicorn worker processes.", aliases=("GATEWAY_WORKERS",)),
     _S("server", "threads", integer(1), 8,
-       "Threads per worker; raised to at least cli.max_concurrent + cli.max_waiting + 4, so CLI calls "
-       "never take every thread from the proxy.", aliases=("GATEWAY_THREADS",)),
+       "Threads per worker; raised to at least cli.max_concurrent + cli.max_waiting + jobs.max_streams "
+       "+ 4, so CLI calls and job output streams never take every thread from the proxy.",
+       aliases=("GATEWAY_THREADS",)),
     _S("server", "head_timeout", integer(0), 10,
        "Seconds a request head (request line and headers) may take to arrive; later: 408 and the "
        "connection closed. 0 turns event-loop head reading off (stock gthread).",
@@ -563,7 +564,17 @@ SETTINGS: tuple[Setting, ...] = (
     _S("jobs", "max_output_bytes", integer(1), 8 * 1024 * 1024,
        "Output kept per job; the rest is dropped and flagged."),
     _S("jobs", "retention", seconds(), 7 * 86400, "Seconds a finished job is kept."),
-    _S("jobs", "stream_max_seconds", seconds(), 30, "Longest single SSE response; clients reconnect."),
+    _S("jobs", "stream_max_seconds", seconds(), 30,
+       "Longest single SSE response, backlog included; clients reconnect."),
+    _S("jobs", "max_streams", integer(1), 8,
+       "Job output streams (SSE) open at once per worker process; each holds a thread, and "
+       "server.threads is raised to leave room for them. Beyond: 503 with Retry-After."),
+    _S("jobs", "max_streams_per_principal", integer(1), 2,
+       "Job output streams one principal may have open at once per worker process. Beyond: 429 with "
+       "Retry-After (format=json polls hold no thread)."),
+    _S("jobs", "max_stored_output_per_principal", integer(1), 256 * 1024 * 1024,
+       "Output characters kept in the job store for one principal's jobs; beyond it their new jobs are "
+       "refused (429) until older ones expire (jobs.retention). Running jobs keep all their output."),
 )  # fmt: skip
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

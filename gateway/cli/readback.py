@@ -133,7 +133,15 @@ _NOTHING_TO_CLEAR = re.compile(r"^Nothing to clear\.$", re.MULTILINE)
 
 
 class _Failed(Exception):
-    """The read-back printed no usable answer."""
+    """The read-back printed no usable answer; ``why`` ends the warning (empty or `` (...)``)."""
+
+    def __init__(self, why: str = "") -> None:
+        super().__init__(why)
+        self.why = why
+
+
+#: A job cancelled after its command ended still stops its read-back: the warning says so.
+_CUT_SHORT = " (the read-back was cut short: the job was cancelled after the command had ended)"
 
 
 def _read_json(runner: CliRunner, argv: list[str], timeout_s: float) -> Any:
@@ -145,6 +153,8 @@ def _read_json(runner: CliRunner, argv: list[str], timeout_s: float) -> Any:
         result = runner.run(argv, timeout_s=timeout_s)
     except ConcurrencyLimitReached:  # the call itself is done; its answer must not become a 503
         raise _Failed from None
+    if result.cancelled:
+        raise _Failed(_CUT_SHORT)
     if result.returncode != 0 or result.timed_out:
         raise _Failed
     try:
@@ -170,15 +180,16 @@ class BackfillReadBack(AfterOnly):
             return
         dag_id = str(plan.values.get("dag_id"))
         argv = [self.python, "-c", _BACKFILL_SNIPPET, dag_id, str(started - _SLACK_S)]
+        why = ""
         try:
             found = _read_json(self.runner, argv, self.timeout_for("backfill"))
-        except _Failed:
-            found = None
+        except _Failed as failed:
+            found, why = None, failed.why
         if isinstance(found, dict):
             envelope.extra["backfill_id"] = found["id"]
             envelope.extra["backfill"] = found
         else:
-            envelope.add_warning("the backfill's id could not be read back from Airflow")
+            envelope.add_warning(f"the backfill's id could not be read back from Airflow{why}")
 
 
 class ClearCountReadBack:
@@ -231,8 +242,10 @@ class ClearCountReadBack:
         argv = [self.python, "-c", self.script, "after", repr(started), *plan.argv[1:]]
         try:
             count = _read_json(self.runner, argv, self.timeout_for(plan.api.name))
-        except _Failed:
-            envelope.add_warning("the number of cleared task instances could not be read back from Airflow")
+        except _Failed as failed:
+            envelope.add_warning(
+                f"the number of cleared task instances could not be read back from Airflow{failed.why}"
+            )
             return
         if count is None:
             envelope.add_warning(

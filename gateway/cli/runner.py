@@ -10,6 +10,7 @@ a call survives its timeout or cancellation).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import selectors
 import subprocess
@@ -81,11 +82,14 @@ class CallOptions:
         ``triggering_user_name``); ``None`` keeps the gateway's OS user.
     :param on_output: called with each chunk of output as it arrives (jobs stream it).
     :param cancel: set it to kill the call's whole tree early.
+    :param auxiliary: a read-back after the command, not the command itself: in a job, a
+        cancel stops it without making the job cancelled, and its output is not the job's.
     """
 
     user: str | None = None
     on_output: OutputCallback | None = None
     cancel: threading.Event | None = field(default=None, compare=False)
+    auxiliary: bool = False
 
 
 NO_OPTIONS = CallOptions()
@@ -100,6 +104,18 @@ class CliRunner(Protocol):
     def run(
         self, argv: Sequence[str], *, timeout_s: float, options: CallOptions = NO_OPTIONS
     ) -> CliResult: ...
+
+
+class AuxiliaryCalls:
+    """A :class:`CliRunner` whose every call is marked ``auxiliary`` (the read-backs' runner)."""
+
+    def __init__(self, runner: CliRunner) -> None:
+        self.runner = runner
+
+    def run(self, argv: Sequence[str], *, timeout_s: float, options: CallOptions = NO_OPTIONS) -> CliResult:
+        return self.runner.run(
+            argv, timeout_s=timeout_s, options=dataclasses.replace(options, auxiliary=True)
+        )
 
 
 class ConcurrencyLimitReached(Busy):

@@ -8,24 +8,31 @@ else it does not exist (404), so ids reveal nothing.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import ClosingIterator
 
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, JobStoreUnavailable, NotFound
 from gateway.identity.client import client_address
 from gateway.identity.principal import Principal
 from gateway.jobs import sse
 from gateway.jobs.service import JobService, job_view
-from gateway.jobs.store import STATES, JobRow
+from gateway.jobs.store import MAX_OFFSET, STATES, JobRow, StoreError
+from gateway.jobs.streams import StreamLimits
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jobs import may
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
+log = logging.getLogger("gateway.jobs")
+
 MAX_LIST = 500
+#: Stored chunks in one format=json answer (at most ``sse.READ_CHARS`` characters in all).
+JSON_CHUNKS = 1000
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -49,9 +56,18 @@ class JobEndpoints:
         self.store = service.store
         self.authenticate = authenticate
         self.policy = policy
+        config = service.config
+        self.streams = StreamLimits(config.max_streams, config.max_streams_per_principal)
 
     def __call__(self, environ: WSGIEnvironment) -> Response:
         principal = self.authenticate(environ)
+        try:
+            return self._serve(environ, principal)
+        except StoreError:
+            log.warning("job store unavailable", exc_info=True)
+            raise JobStoreUnavailable() from None
+
+    def _serve(self, environ: WSGIEnvironment, principal: Principal) -> Response:
         values = environ.get("gateway.route_values", {})
         job_id = values.get("job_id")
         request = Request(environ)
@@ -62,7 +78,7 @@ class JobEndpoints:
         if request.method == "DELETE":
             return self.cancel(row)
         if values.get("part") == "output":
-            return self.output(request, row)
+            return self.output(request, row, principal)
         return _json(job_view(row))
 
     def _allowed(self, request: Request, principal: Principal, action: str, row: JobRow | None) -> bool:
@@ -90,26 +106,23 @@ class JobEndpoints:
         everyone = self._allowed(request, principal, "job_read_any", None)
         owner = None if everyone else (principal.name, principal.method)
         rows = self.store.list_jobs(owner=owner, state=state, api=api, limit=max(limit, 1))
-        jobs = [{k: v for k, v in job_view(r).items() if k != "envelope"} for r in rows]
+        jobs = [job_view(r, envelope=False) for r in rows]
         return _json({"jobs": jobs, "all_principals": everyone})
 
     def cancel(self, row: JobRow) -> Response:
-        if not self.service.cancel(row):
-            body = job_view(self.store.get(row.id) or row)
-            body["message"] = f"the job already ended ({body['state']}); nothing to cancel"
-            return _json(body, 409)
+        accepted, message = self.service.cancel(row)
         body = job_view(self.store.get(row.id) or row)
-        body["message"] = "cancel requested: the job's process tree is being killed"
-        return _json(body, 202)
+        body["message"] = message
+        return _json(body, 202 if accepted else 409)
 
-    def output(self, request: Request, row: JobRow) -> Response:
+    def output(self, request: Request, row: JobRow, principal: Principal) -> Response:
         offset = _offset(request)
         wants_json = request.args.get("format") == "json" or (
             "text/event-stream" not in request.headers.get("Accept", "")
             and "application/json" in request.headers.get("Accept", "")
         )
         if wants_json:
-            chunks = self.store.read_output(row.id, offset, limit=1000)
+            chunks = self.store.read_output(row.id, offset, limit=JSON_CHUNKS, max_chars=sse.READ_CHARS)
             end = chunks[-1].end if chunks else offset
             fresh = self.store.get(row.id) or row
             body = {
@@ -120,20 +133,26 @@ class JobEndpoints:
                 "done": not fresh.active and end >= fresh.output_bytes,
             }
             return _json(body)
+        release = self.streams.acquire((principal.name, principal.method))
+        guard = sse.SocketWriteGuard(request.environ.get("gunicorn.socket"))
         events = sse.stream(
             self.store, row.id, offset, max_s=self.service.config.stream_max_s,
-            stopping=lambda: self.service.stopping,
+            stopping=lambda: self.service.stopping, guard=guard,
         )  # fmt: skip
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return Response(events, mimetype="text/event-stream", headers=headers, direct_passthrough=True)
+        # The slot is given back when the server closes the response, however it ends.  Not
+        # in the generator (a response closed before its first item never runs its clean-up)
+        # and not with call_on_close (a direct_passthrough body reaches the server unwrapped,
+        # so the response's own close never runs).
+        closing = ClosingIterator(events, [guard.release, release])
+        return Response(closing, mimetype="text/event-stream", headers=headers, direct_passthrough=True)
 
 
 def _offset(request: Request) -> int:
-    raw = request.headers.get("Last-Event-ID") or request.args.get("offset") or "0"
-    try:
-        offset = int(raw)
-    except ValueError:
-        raise BadRequest("offset (or Last-Event-ID) must be a non-negative integer") from None
-    if offset < 0:
-        raise BadRequest("offset (or Last-Event-ID) must be a non-negative integer")
-    return offset
+    """``Last-Event-ID`` or ``offset``: decimal digits only, at most :data:`MAX_OFFSET`."""
+    raw = (request.headers.get("Last-Event-ID") or request.args.get("offset") or "0").strip()
+    # Digits only (int() also takes "+1", "1_000" and non-ASCII digits), and few enough of
+    # them that the conversion costs nothing whatever the client sends.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_OFFSET)) or int(raw) > MAX_OFFSET:
+        raise BadRequest(f"offset (or Last-Event-ID) must be an integer from 0 to {MAX_OFFSET}")
+    return int(raw)

@@ -58,8 +58,23 @@ class OutputBuffer:
         if full and self.on_full is not None:
             self.on_full()
 
+    def mark_truncated(self) -> None:
+        """Output was dropped before it reached this buffer (the runner's own cap)."""
+        with self._lock:
+            self.truncated = True
+
+    @property
+    def accepted(self) -> int:
+        """Characters kept so far, stored or pending."""
+        with self._lock:
+            return self._accepted
+
     def flush(self, write: Callable[[list[Chunk], int, bool], None]) -> None:
-        """Hand pending output to ``write(chunks, total, truncated)``; one flush at a time."""
+        """Hand pending output to ``write(chunks, total, truncated)``; one flush at a time.
+
+        When ``write`` raises (the store is unreachable), the output stays pending for the
+        next flush: nothing is lost while the store is down, only delayed.
+        """
         with self._flush_lock:
             with self._lock:
                 pending, self._pending, self._pending_size = self._pending, [], 0
@@ -70,6 +85,12 @@ class OutputBuffer:
             for stream, text in pending:
                 chunks.append(Chunk(offset, stream, text))
                 offset += len(text)
-            write(chunks, offset, truncated)
+            try:
+                write(chunks, offset, truncated)
+            except BaseException:
+                with self._lock:
+                    self._pending = pending + self._pending
+                    self._pending_size += sum(len(text) for _, text in pending)
+                raise
             self.written = offset
             self._truncation_written = truncated

@@ -10,6 +10,13 @@ sibling worker, or the restarted gateway) and recorded as ``failed`` with the re
 Jobs never take the synchronous calls' admission slots: ``jobs.max_running`` threads per
 worker process run them through their own runner; more wait ``queued`` in memory, up to
 ``jobs.max_queued`` (then 503).  Request threads only insert a row and enqueue.
+
+The store can fail under a running job (a backup holding SQLite's write lock, a full
+disk, a PostgreSQL restart).  A job's transitions and output are then retried with
+backoff until the store is back (:meth:`JobService._retry`); output stays pending in
+memory meanwhile (capped by ``jobs.max_output_bytes``), and the job's end is recorded
+when the store takes it.  A job thread never dies of a store error, and the maintenance
+thread replaces one that died of anything else.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from werkzeug.wrappers import Request
 
@@ -35,10 +42,10 @@ from gateway.calls import CallContext
 from gateway.cli.interpreter import BuiltinCall, Plan
 from gateway.cli.proctree import process_start
 from gateway.cli.spec import ApiKind
-from gateway.errors import BadRequest, Busy, GatewayError
+from gateway.errors import BadRequest, Busy, GatewayError, JobStoreUnavailable, TooManyRequests
 from gateway.jobs.output import OutputBuffer
 from gateway.jobs.runner import CURRENT_JOB, JobCall
-from gateway.jobs.store import ACTIVE, Chunk, JobRow, JobStore
+from gateway.jobs.store import ACTIVE, Chunk, JobRow, JobStore, StoreError
 
 if TYPE_CHECKING:
     from gateway.config import JobsConfig
@@ -51,6 +58,12 @@ CANCEL_POLL_S = 0.5
 SWEEP_INTERVAL_S = 10.0
 EXPIRE_INTERVAL_S = 300.0
 STOP_WAIT_S = 10.0
+#: Backoff between tries of a store write that failed: doubling from the first to the last.
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 5.0
+#: A store fault is logged at most this often per job thread (it may last minutes).
+RETRY_LOG_EVERY_S = 30.0
+LATE_CANCEL = "a cancel was requested after the command had ended: nothing was killed, this is its outcome"
 
 AuditEmit = Callable[[str, dict[str, Any]], None]
 #: Runs an authorized call and fills its context's envelope (:class:`gateway.calls.Dispatcher`).
@@ -72,6 +85,13 @@ class LocalJob:
     ctx: CallContext
     output: OutputBuffer
     cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class StoppedWhileStoreDown(Exception):
+    """The store stayed unreachable until the worker began to stop."""
+
+
+T = TypeVar("T")
 
 
 class JobService:
@@ -110,10 +130,7 @@ class JobService:
     def start(self) -> None:
         """Recover jobs of dead processes of this instance, then start the threads."""
         self.sweep()
-        for n in range(self.config.max_running):
-            worker = threading.Thread(target=self._work, name=f"gateway-job-{n}", daemon=True)
-            worker.start()
-            self._workers.append(worker)
+        self._workers = [self._job_thread(n) for n in range(self.config.max_running)]
         self._maintenance = threading.Thread(
             target=self._maintain, name="gateway-jobs-maintenance", daemon=True
         )
@@ -135,11 +152,30 @@ class JobService:
         for worker in self._workers:
             worker.join(max(deadline - time.monotonic(), 0))
         for job in jobs:  # queued ones, never started
-            self._finish_unstarted(job, "failed", "the gateway worker stopped before the job started")
+            if job.row.state == "queued":
+                try:
+                    why = "the gateway worker stopped before the job started"
+                    self.store.transition(
+                        job.row.id, ("queued",), state="failed", finished_at=time.time(), reason=why
+                    )
+                except Exception:
+                    log.exception("job %s: could not be recorded as failed (a later sweep will)", job.row.id)
 
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
+
+    def _job_thread(self, n: int) -> threading.Thread:
+        worker = threading.Thread(target=self._work, name=f"gateway-job-{n}", daemon=True)
+        worker.start()
+        return worker
+
+    def _supervise(self) -> None:
+        """Replace a job thread that died (it should not: :meth:`_work` catches everything)."""
+        for n, worker in enumerate(self._workers):
+            if not worker.is_alive() and not self._stopping.is_set():
+                log.error("job thread %s died; starting a new one", worker.name)
+                self._workers[n] = self._job_thread(n)
 
     # --- submission ------------------------------------------------------------------
 
@@ -147,12 +183,22 @@ class JobService:
         """Record a queued job for an authorized, planned call and hand it to a job thread.
 
         :raises Busy: when ``jobs.max_queued`` jobs already wait in this process.
+        :raises TooManyRequests: the principal's stored output is at its cap.
+        :raises JobStoreUnavailable: the store cannot be reached (503).
         """
         with self._lock:
             active = len(self._local)  # queued and running in this process
         if active >= self.config.max_queued + self.config.max_running:
             raise Busy("Too many jobs waiting on this gateway worker; retry later", retry_after_s=5)
+        try:
+            return self._submit(planned, ctx)
+        except StoreError:
+            log.warning("job store unavailable: a job was refused", exc_info=True)
+            raise JobStoreUnavailable() from None
+
+    def _submit(self, planned: Plan | BuiltinCall, ctx: CallContext) -> JobRow:
         envelope, principal = ctx.envelope, ctx.principal
+        self._check_quota((principal.name, principal.method))
         dag_id = planned.values.get("dag_id")
         row = JobRow(
             id=uuid.uuid4().hex,
@@ -178,6 +224,23 @@ class JobService:
         self._event("submitted", row)
         self._queue.put(job)
         return row
+
+    def _check_quota(self, owner: tuple[str, str]) -> None:
+        """Refuse a new job while ``owner``'s stored output is at its cap (429 until jobs expire).
+
+        :raises TooManyRequests: over ``jobs.max_stored_output_per_principal``.
+        """
+        total, oldest = self.store.output_total(owner)
+        cap = self.config.max_stored_output_per_principal
+        if total < cap:
+            return
+        frees_in = (oldest + self.config.retention_s - time.time()) if oldest is not None else 60.0
+        raise TooManyRequests(
+            f"Your jobs keep {total} characters of output in the job store, the most one principal may"
+            f" keep (jobs.max_stored_output_per_principal = {cap}); new jobs are refused until older ones"
+            " expire (jobs.retention)",
+            retry_after_s=int(min(max(frees_in, 60.0), 86400.0)),
+        )
 
     def wanted(self, mode: str, request: Request, planned: Plan | BuiltinCall) -> bool:
         """Whether this call runs as a job: ``mode=job``, or ``Prefer: respond-async``.
@@ -206,19 +269,42 @@ class JobService:
 
     # --- cancel ----------------------------------------------------------------------
 
-    def cancel(self, row: JobRow) -> bool:
+    def cancel(self, row: JobRow) -> tuple[bool, str]:
         """Cancel ``row``: at once when this process runs it, else flagged for its owner.
 
-        Returns False when the job had already ended.
+        Returns whether a cancel is under way, and what to tell the client.  A job that
+        nothing runs any more (its owner process is gone) is recorded ``failed`` at once
+        and said to be so, instead of being flagged for nobody.
         """
         if not self.store.request_cancel(row.id):
-            return False
+            ended = self.store.get(row.id) or row
+            return False, f"the job already ended ({ended.state}); nothing to cancel"
         self._event("cancel_requested", row)
         with self._lock:
             job = self._local.get(row.id)
         if job is not None:
             job.cancel.set()
-        return True
+            return True, "cancel requested: the job's process tree is being killed"
+        if row.instance != self.instance:
+            return True, (
+                f"cancel requested: flagged for the gateway instance that runs the job ({row.instance}),"
+                " which kills it within about a second while it is running"
+            )
+        owner_alive = process_start(row.owner_pid) == row.owner_start
+        if owner_alive and row.owner_pid != self.pid:
+            return (
+                True,
+                f"cancel requested: its gateway worker (pid {row.owner_pid}) kills it within about a second",
+            )
+        reason = (
+            "no gateway thread runs this job any more; it was found when a cancel was requested"
+            if owner_alive
+            else f"the gateway process that ran this job (pid {row.owner_pid} on {self.instance}) is gone"
+        )
+        if self.store.transition(row.id, ACTIVE, state="failed", reason=reason, finished_at=time.time()):
+            row.state, row.reason = "failed", reason
+            self._ended(row)
+        return False, f"nothing runs this job: {reason}; it is recorded as failed"
 
     # --- the job threads -------------------------------------------------------------
 
@@ -229,12 +315,36 @@ class JobService:
                 return
             try:
                 self._execute(job)
+            except StoppedWhileStoreDown:
+                log.error("job %s: the store stayed unreachable until the worker stopped", job.row.id)
             except Exception:
                 log.exception("job %s failed in the gateway", job.row.id)
-                self._finish_unstarted(job, "failed", "internal error in the gateway (see its log)")
+                try:
+                    self._record_end(job, "failed", "internal error in the gateway (see its log)")
+                except Exception:
+                    log.exception("job %s: its end could not be recorded", job.row.id)
             finally:
                 with self._lock:
                     self._local.pop(job.row.id, None)
+
+    def _retry(self, what: str, job: LocalJob, attempt: Callable[[], T]) -> T:
+        """``attempt()`` until the store takes it: backoff doubling up to :data:`RETRY_MAX_S`.
+
+        :raises StoppedWhileStoreDown: the worker began to stop first (a sweep records the job later).
+        """
+        delay, logged = RETRY_FIRST_S, 0.0
+        while True:
+            try:
+                return attempt()
+            except Exception as exc:
+                now = time.monotonic()
+                if now - logged >= RETRY_LOG_EVERY_S:
+                    logged = now
+                    log.warning("job %s: could not %s (%s: %s); retrying until the store is back",
+                                job.row.id, what, type(exc).__name__, exc)  # fmt: skip
+            if self._stopping.wait(delay):
+                raise StoppedWhileStoreDown(what)
+            delay = min(delay * 2, RETRY_MAX_S)
 
     def _execute(self, job: LocalJob) -> None:
         row = job.row
@@ -242,10 +352,14 @@ class JobService:
         if job.cancel.is_set() or self._stopping.is_set():
             early = "cancelled" if not self._stopping.is_set() else "failed"
             why = "cancelled before it started" if early == "cancelled" else "the gateway worker stopped"
-            self._finish_unstarted(job, early, why, gauge=False)
+            self._finish_unstarted(job, early, why)
             return
         row.started_at = time.time()
-        if not self.store.transition(row.id, ("queued",), state="running", started_at=row.started_at):
+        started = self._retry(
+            "record the job's start", job,
+            lambda: self.store.transition(row.id, ("queued",), state="running", started_at=row.started_at),
+        )  # fmt: skip
+        if not started:
             return  # ended elsewhere (a sweep, an expiry)
         row.state = "running"
         self._gauge("running", 1)
@@ -253,7 +367,10 @@ class JobService:
         envelope, planned = job.ctx.envelope, job.planned
         envelope.extra.pop("job", None)  # the 202 answer's; the finished one is the synchronous call's
         envelope.http_response_code, envelope.output = 200, None
-        call = JobCall(on_output=job.output.add, cancel=job.cancel, timeout_s=self.config.timeout_s)
+        call = JobCall(
+            on_output=job.output.add, cancel=job.cancel, timeout_s=self.config.timeout_s,
+            max_output_bytes=self.config.max_output_bytes,
+        )  # fmt: skip
         job_token = CURRENT_JOB.set(call)
         try:
             self.dispatch(planned, job.ctx)
@@ -261,50 +378,81 @@ class JobService:
             exc.apply(envelope)
         finally:
             CURRENT_JOB.reset(job_token)
-        self._flush(job)
-        state, reason = self._outcome(job)
+        if call.truncated.is_set():
+            job.output.mark_truncated()
+        state, reason = self._outcome(job, call)
         if state == "cancelled":
             envelope.fail(499, envelope.output)
             envelope.extra["error"] = "the job was cancelled; its process tree was killed"
-        elif state == "failed" and self._stopping.is_set():
-            reason = "the gateway worker stopped and killed the job"
-        self._finish(job, state, reason)
+        elif reason == LATE_CANCEL:
+            envelope.add_warning(LATE_CANCEL)
+        self._record_end(job, state, reason)
 
-    def _outcome(self, job: LocalJob) -> tuple[str, str | None]:
+    def _outcome(self, job: LocalJob, call: JobCall) -> tuple[str, str | None]:
+        """The job's true end: ``cancelled`` only when the cancel killed one of its commands."""
         envelope, record = job.ctx.envelope, job.ctx.record
-        if job.cancel.is_set():
-            return (
-                ("failed", "the gateway worker stopped") if self._stopping.is_set() else ("cancelled", None)
-            )
+        if call.killed.is_set():
+            if self._stopping.is_set():
+                return "failed", "the gateway worker stopped and killed the job"
+            return "cancelled", None
         if record.cli_outcome == "timeout":
             return "timed_out", f"the job ran longer than jobs.timeout ({self.config.timeout_s:g} s)"
+        late = LATE_CANCEL if job.cancel.is_set() and not self._stopping.is_set() else None
         if envelope.status == "OK":
-            return "succeeded", None
-        return "failed", envelope.extra.get("error") if isinstance(envelope.extra.get("error"), str) else None
+            return "succeeded", late
+        error = envelope.extra.get("error")
+        return "failed", error if isinstance(error, str) else late
 
-    def _finish(self, job: LocalJob, state: str, reason: str | None) -> None:
+    def _record_end(self, job: LocalJob, state: str, reason: str | None) -> None:
+        """Store the job's output and final record, retrying until the store takes them."""
         row = job.row
+        self._retry("store the job's output", job, lambda: job.output.flush(self._writer(job)))
         finished = time.time()
-        body = job.ctx.envelope.to_dict(finished)
-        body["job_id"] = row.id
-        self.store.transition(
-            row.id, ACTIVE, state=state, reason=reason, finished_at=finished,
-            exit_code=job.ctx.envelope.exit_code, envelope=json.dumps(body, default=str),
+        envelope = self._stored_envelope(job, finished)
+        ended = self._retry(
+            "record the job's end", job,
+            lambda: self.store.transition(
+                row.id, ACTIVE, state=state, reason=reason, finished_at=finished,
+                exit_code=job.ctx.envelope.exit_code, envelope=envelope,
+            ),
         )  # fmt: skip
+        if not ended:
+            return  # ended elsewhere meanwhile (a sweep of an instance that thought it dead)
+        if row.state == "running":  # (the queued gauge was lowered when a job thread took it)
+            self._gauge("running", -1)
         row.state, row.reason, row.finished_at, row.exit_code = (
             state,
             reason,
             finished,
             job.ctx.envelope.exit_code,
         )
-        self._gauge("running", -1)
         self._ended(row)
 
-    def _finish_unstarted(self, job: LocalJob, state: str, reason: str, *, gauge: bool = True) -> None:
+    def _stored_envelope(self, job: LocalJob, finished: float) -> str:
+        """The finished envelope as stored: the command's output is not kept a second time.
+
+        Its ``output`` rows already hold what the command printed; the envelope points at them.
+        """
+        body = job.ctx.envelope.to_dict(finished)
+        body["job_id"] = job.row.id
+        output = body.get("output")
+        if job.output.written and isinstance(output, dict) and {"stdout", "stderr"} <= output.keys():
+            body["output"] = {
+                "location": f"/admin/rest_api/jobs/{job.row.id}/output",
+                "chars": job.output.written,
+                "truncated": job.output.truncated,
+            }
+        return json.dumps(body, default=str)
+
+    def _finish_unstarted(self, job: LocalJob, state: str, reason: str) -> None:
         row = job.row
-        if self.store.transition(row.id, ("queued",), state=state, reason=reason, finished_at=time.time()):
-            if gauge:
-                self._gauge("queued", -1)
+        ended = self._retry(
+            "record the job's end", job,
+            lambda: self.store.transition(
+                row.id, ("queued",), state=state, reason=reason, finished_at=time.time()
+            ),
+        )  # fmt: skip
+        if ended:
             row.state, row.reason = state, reason
             self._ended(row)
 
@@ -315,14 +463,18 @@ class JobService:
 
     # --- output ----------------------------------------------------------------------
 
-    def _flush(self, job: LocalJob) -> None:
+    def _writer(self, job: LocalJob) -> Callable[[list[Chunk], int, bool], None]:
         def write(chunks: list[Chunk], total: int, truncated: bool) -> None:
             self.store.append_output(job.row.id, chunks, total=total, truncated=truncated)
 
+        return write
+
+    def _flush(self, job: LocalJob) -> None:
+        """Store pending output now; on a store fault it stays pending for the next flush."""
         try:
-            job.output.flush(write)
-        except Exception:
-            log.exception("job %s: output could not be stored", job.row.id)
+            job.output.flush(self._writer(job))
+        except Exception as exc:
+            log.warning("job %s: output not stored yet (%s: %s)", job.row.id, type(exc).__name__, exc)
 
     # --- maintenance -----------------------------------------------------------------
 
@@ -332,6 +484,7 @@ class JobService:
             try:
                 with self._lock:
                     jobs = list(self._local.values())
+                self._supervise()
                 for job in jobs:
                     if job.row.state == "running":
                         self._flush(job)
@@ -399,10 +552,10 @@ class JobService:
             self.metrics.job_gauge(which, delta)
 
 
-def job_view(row: JobRow) -> dict[str, Any]:
-    """A job as the endpoints show it (the finished envelope included)."""
+def job_view(row: JobRow, *, envelope: bool = True) -> dict[str, Any]:
+    """A job as the endpoints show it; ``envelope``: with the finished envelope (not in listings)."""
     end = row.finished_at
-    return {
+    view = {
         "job_id": row.id,
         "state": row.state,
         "api": row.api,
@@ -422,5 +575,7 @@ def job_view(row: JobRow) -> dict[str, Any]:
         "output_truncated": bool(row.output_truncated),
         "instance": row.instance,
         "location": f"/admin/rest_api/jobs/{row.id}",
-        "envelope": json.loads(row.envelope) if row.envelope else None,
     }
+    if envelope:
+        view["envelope"] = json.loads(row.envelope) if row.envelope else None
+    return view

@@ -4,11 +4,18 @@ One small SQL layer serves both: statements use ``?`` placeholders (rewritten to
 for psycopg) and only types both databases share.  Every thread gets its own connection.
 SQLite runs in WAL mode with a busy timeout, so two gunicorn workers (or two gateway
 processes on one state directory) read and write it at once.
+
+A job's stored envelope may hold exported data and its output rows anything the command
+printed: the SQLite file is created ``0600`` in a ``0700`` directory before SQLite opens it
+(SQLite gives its ``-wal`` and ``-shm`` files the database file's mode), and an existing
+store's files are narrowed to ``0600`` on open.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +27,9 @@ from typing import Any
 STATES = ("queued", "running", "succeeded", "failed", "timed_out", "cancelled")
 ACTIVE = ("queued", "running")
 BUSY_TIMEOUT_S = 30.0
+#: Largest output offset accepted from a client: exact in JSON (and in a browser's
+#: ``Last-Event-ID``) and far inside both databases' 64-bit integers.
+MAX_OFFSET = 2**53 - 1
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS gateway_jobs (
@@ -87,6 +97,8 @@ class JobRow:
 
 
 _COLUMNS = tuple(f.name for f in fields(JobRow))
+# A listing never reads envelopes: its cost does not grow with what the jobs printed.
+_LIST_COLUMNS = ", ".join(c for c in _COLUMNS if c != "envelope")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +114,14 @@ class Chunk:
         return self.offset + len(self.text)
 
 
-def _wal(conn: sqlite3.Connection) -> None:
+def _wal(conn: sqlite3.Connection, timeout_s: float) -> None:
     """Switch to WAL, waiting as the busy timeout would.
 
     SQLite answers "database is locked" at once, without its busy handler, while another
     connection writes to a database still in rollback-journal mode: two gunicorn workers
     opening a new store together.
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -120,16 +132,51 @@ def _wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.05)
 
 
-class JobStore:
-    """Job records and output in SQLite at ``sqlite_path``, or PostgreSQL at ``url``."""
+def _private_files(path: Path) -> None:
+    """Create the SQLite file ``0600`` in a ``0700`` directory; narrow existing files to that."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if stat.S_IMODE(name.stat().st_mode) != 0o600:
+                name.chmod(0o600)
+        except FileNotFoundError:
+            pass
 
-    def __init__(self, *, sqlite_path: Path | None = None, url: str | None = None) -> None:
+
+class StoreError(Exception):
+    """The store could not be reached, or refused a statement; the database's error is the cause."""
+
+
+def _lost(conn: Any) -> bool:
+    """Whether a psycopg connection has died under its last statement."""
+    return bool(getattr(conn, "broken", False) or getattr(conn, "closed", False))
+
+
+class JobStore:
+    """Job records and output in SQLite at ``sqlite_path``, or PostgreSQL at ``url``.
+
+    :param busy_timeout_s: how long a SQLite statement waits for another writer's lock
+        (default :data:`BUSY_TIMEOUT_S`).
+    """
+
+    def __init__(
+        self,
+        *,
+        sqlite_path: Path | None = None,
+        url: str | None = None,
+        busy_timeout_s: float | None = None,
+    ) -> None:
         if (sqlite_path is None) == (url is None):
             raise ValueError("give exactly one of sqlite_path and url")
         self.sqlite_path = sqlite_path
         self.url = url
         self.kind = "postgresql" if url else "sqlite"
+        self.busy_timeout_s = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         self._local = threading.local()
+        if sqlite_path is not None:
+            _private_files(sqlite_path)
         self._init_schema()
 
     # --- connections -----------------------------------------------------------------
@@ -141,10 +188,9 @@ class JobStore:
 
             return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
         assert self.sqlite_path is not None  # noqa: S101
-        self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.sqlite_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn = sqlite3.connect(self.sqlite_path, timeout=self.busy_timeout_s, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        _wal(conn)
+        _wal(conn, self.busy_timeout_s)
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
@@ -158,11 +204,23 @@ class JobStore:
         return sql.replace("?", "%s") if self.url is not None else sql
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        try:
-            return self._conn().execute(self._sql(sql), tuple(params))
-        except Exception:
-            self._drop()  # a broken connection is replaced on the next call
-            raise
+        """Execute one statement.  A PostgreSQL connection found dead (the server restarted
+        since its last use) is replaced and the statement sent once more, unless it is part
+        of a transaction, which cannot continue on another connection.
+
+        :raises StoreError: the database's error, as its cause.
+        """
+        for attempt in (1, 2):
+            conn = self._conn()
+            try:
+                return conn.execute(self._sql(sql), tuple(params))
+            except Exception as exc:
+                lost = self.url is not None and _lost(conn)
+                self._drop()  # a broken connection is replaced on the next call
+                if attempt == 1 and lost and not getattr(self._local, "in_transaction", False):
+                    continue
+                raise StoreError(f"the job store failed: {type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _drop(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -175,18 +233,53 @@ class JobStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        conn = self._conn()
-        if self.url is not None:
-            with conn.transaction():
-                yield
-            return
-        conn.execute("BEGIN IMMEDIATE")
+        conn = self._begin()
+        self._local.in_transaction = True
         try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            if self.url is not None:
+                try:
+                    with conn.transaction():
+                        yield
+                except StoreError:
+                    raise
+                except Exception as exc:  # the connection died during the transaction
+                    self._drop()
+                    raise StoreError(f"the job store failed: {type(exc).__name__}: {exc}") from exc
+                return
+            try:
+                yield
+            except BaseException:
+                try:
+                    conn.execute("ROLLBACK")
+                except Exception:  # noqa: S110 - a dropped connection has rolled back already
+                    pass
+                raise
+            self._commit(conn)
+        finally:
+            self._local.in_transaction = False
+
+    def _begin(self) -> Any:
+        """This thread's connection with a transaction begun (SQLite) or ready to begin one
+        (PostgreSQL: checked alive first, so a restarted server costs a reconnect, not an error)."""
+        for attempt in (1, 2):
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE" if self.url is None else "SELECT 1")
+                return conn
+            except Exception as exc:
+                lost = self.url is not None and _lost(conn)
+                self._drop()
+                if attempt == 1 and lost:
+                    continue
+                raise StoreError(f"the job store failed: {type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _commit(self, conn: Any) -> None:
+        try:
+            conn.execute("COMMIT")
+        except Exception as exc:
+            self._drop()
+            raise StoreError(f"the job store failed: {type(exc).__name__}: {exc}") from exc
 
     def _init_schema(self) -> None:
         with self._transaction():
@@ -218,7 +311,7 @@ class JobStore:
         api: str | None = None,
         limit: int = 100,
     ) -> list[JobRow]:
-        """Newest first; ``owner`` is (principal, auth method)."""
+        """Newest first, without their envelopes; ``owner`` is (principal, auth method)."""
         where, params = ["1 = 1"], []
         if owner is not None:
             where.append("principal = ? AND auth_method = ?")
@@ -229,8 +322,21 @@ class JobStore:
         if api is not None:
             where.append("api = ?")
             params.append(api)
-        sql = f"SELECT * FROM gateway_jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC LIMIT ?"  # noqa: S608
+        sql = (
+            f"SELECT {_LIST_COLUMNS} FROM gateway_jobs WHERE {' AND '.join(where)}"  # noqa: S608
+            " ORDER BY created_at DESC LIMIT ?"
+        )
         return [_row(r) for r in self._run(sql, [*params, limit]).fetchall()]
+
+    def output_total(self, owner: tuple[str, str]) -> tuple[int, float | None]:
+        """Output characters stored for ``owner``'s jobs, and when their oldest ended job ended."""
+        found = self._run(
+            "SELECT COALESCE(SUM(output_bytes), 0) AS total, MIN(finished_at) AS oldest"
+            " FROM gateway_jobs WHERE principal = ? AND auth_method = ?",
+            owner,
+        ).fetchone()
+        oldest = found["oldest"]
+        return int(found["total"]), float(oldest) if oldest is not None else None
 
     def transition(self, job_id: str, from_states: Sequence[str], **changes: Any) -> bool:
         """Apply ``changes`` only while the job is in one of ``from_states``; True if it was."""
@@ -289,16 +395,34 @@ class JobStore:
                 (total, int(truncated), job_id),
             )
 
-    def read_output(self, job_id: str, offset: int = 0, limit: int = 200) -> list[Chunk]:
-        """Chunks starting at or after ``offset``, in order."""
+    def read_output(
+        self, job_id: str, offset: int = 0, limit: int = 200, max_chars: int | None = None
+    ) -> list[Chunk]:
+        """The output from ``offset`` on, in order: at most ``limit`` stored chunks and
+        ``max_chars`` characters, the first chunk cut to begin at ``offset`` when ``offset``
+        falls inside it (a stream's events are finer than the stored chunks, so a client may
+        resume anywhere).  The character bound is applied in the query too: only chunks that
+        start before ``offset + max_chars`` are fetched, whatever their number."""
+        offset = min(offset, MAX_OFFSET)
+        end = MAX_OFFSET if max_chars is None else min(offset + max_chars, MAX_OFFSET)
         rows = self._run(
-            "SELECT start_offset, stream, data FROM gateway_job_output"
-            " WHERE job_id = ? AND start_offset >= ? ORDER BY start_offset LIMIT ?",
-            (job_id, offset, limit),
+            "SELECT start_offset, stream, data FROM gateway_job_output WHERE job_id = ? AND start_offset >="
+            " COALESCE((SELECT MAX(start_offset) FROM gateway_job_output"
+            " WHERE job_id = ? AND start_offset <= ?), 0) AND start_offset < ? ORDER BY start_offset LIMIT ?",
+            (job_id, job_id, offset, end, limit + 1),  # + the chunk ending at offset
         ).fetchall()
-        return [Chunk(int(r["start_offset"]), r["stream"], r["data"]) for r in rows]
+        chunks: list[Chunk] = []
+        for r in rows:
+            start, text = int(r["start_offset"]), r["data"]
+            if start < offset:
+                text, start = text[offset - start :], offset
+            text = text[: max(end - start, 0)]
+            if text:
+                chunks.append(Chunk(start, r["stream"], text))
+        return chunks[:limit]
 
 
 def _row(found: Any) -> JobRow:
-    data = {name: found[name] for name in _COLUMNS}
+    keys = found.keys()
+    data = {name: found[name] for name in _COLUMNS if name in keys}
     return JobRow(**data)

@@ -166,7 +166,8 @@ def slow_processes(marker: str) -> list[int]:
 
 
 def test_a_job_ends_with_the_synchronous_envelope(gw: GatewayServer) -> None:
-    """`test` as a job: 202 at once, then the same envelope as the synchronous call."""
+    """`test` as a job: 202 at once, then the same envelope as the synchronous call, except that
+    the command's output is stored once: the envelope points at the job's output rows."""
     args = {"dag_id": DAG, "task_id": "first", "execution_date": "2026-11-05", "task_params": '{"x": "job"}'}
     started = time.monotonic()
     accepted = submit(gw, "alice", "test", **args)
@@ -176,7 +177,16 @@ def test_a_job_ends_with_the_synchronous_envelope(gw: GatewayServer) -> None:
     code, sync = sync_call(gw, "alice", "test", **args)
     assert job["state"] == "succeeded" and job["exit_code"] == 0
     assert code == 200 and comparable(job["envelope"]) == comparable(sync)
-    assert "first ds=2026-11-05 x=job" in job["envelope"]["output"]["stdout"]
+    job_id = accepted["output"]["job_id"]
+    reference = job["envelope"]["output"]
+    assert reference == {
+        "location": f"/admin/rest_api/jobs/{job_id}/output",
+        "chars": job["output_chars"],
+        "truncated": False,
+    }
+    rows = get(job_url(gw, job_id, "/output?format=json"), headers=AUTH["alice"]).json
+    printed = "".join(c["text"] for c in rows["chunks"] if c["stream"] == "stdout")
+    assert "first ds=2026-11-05 x=job" in printed and "first ds=2026-11-05 x=job" in sync["output"]["stdout"]
     assert job["duration_seconds"] > 0 and job["started_at"] >= job["created_at"]
 
 

@@ -58,7 +58,8 @@ def test_defaults_and_the_thread_floor(tmp_path: Path) -> None:
     )
     assert printed["workers"] == "2" and printed["bind"] == "['127.0.0.1:8000']"
     assert printed["accesslog"] == "None"
-    assert printed["threads"] == str(3 + 9 + 4)  # never fewer than the CLI can hold, plus 4
+    # never fewer than the CLI (3 + 9) and job output streams (8) can hold, plus 4
+    assert printed["threads"] == str(3 + 9 + 8 + 4)
 
 
 def test_a_bad_server_setting_stops_gunicorn_naming_it(tmp_path: Path) -> None:

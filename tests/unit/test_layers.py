@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "gateway.identity.authenticator", "gateway.identity.jwt", "gateway.identity.plugin_token",
             "gateway.identity.tokens", "gateway.policy.engine", "gateway.policy.loader", "gateway.policy.jobs",
             "gateway.policy.explain", "gateway.policy.enforce", "gateway.audit", "gateway.metrics",
-            "gateway.proxy", "gateway.health", "gateway.compat", "gateway.jobs.runner",
+            "gateway.proxy", "gateway.health", "gateway.compat", "gateway.jobs.runner", "gateway.jobs.streams",
         ],
     ),
     ("the call service", ["gateway.calls"]),

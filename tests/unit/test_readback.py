@@ -186,6 +186,15 @@ def test_a_failed_clear_read_back_is_a_warning_and_the_call_stands(result: CliRe
     assert env.warning == "the number of cleared task instances could not be read back from Airflow"
 
 
+def test_a_read_back_cut_short_by_a_cancel_says_so() -> None:
+    """A job cancelled after its clear ran: the count is missing, and the warning tells why."""
+    env = envelope()
+    killed = CliResult(None, "", "", False, False, 0.5, cancelled=True)
+    clear_reader("3", Runner([killed]))(plan("3", "clear", dag_id="gw_example"), env, STARTED)
+    assert env.status == "OK" and "cleared" not in env.extra
+    assert env.warning is not None and "cut short" in env.warning and "cancelled" in env.warning
+
+
 def test_the_warning_joins_the_calls_own() -> None:
     env = envelope()
     env.add_warning("subdir was ignored")
