@@ -17,7 +17,7 @@ from gateway.audit import AuditRecord
 from gateway.body import read_form
 from gateway.calls import CallContext, Dispatcher
 from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan
-from gateway.cli.values import Upload
+from gateway.cli.values import Upload, Value
 from gateway.compat import Compat109
 from gateway.config import DeployConfig, LimitsConfig
 from gateway.envelope import Envelope
@@ -121,10 +121,11 @@ class ApiEndpoint:
         mode = _single(args, "mode") or ""
         if mode not in ("", "sync", "job"):
             raise BadRequest("argument 'mode' must be 'job' (run as a job) or 'sync'")
+        given: dict[str, Value] = {}
         if self.compat is not None:
-            api_name, args = self.compat.normalise(api_name, args, envelope)
+            api_name, args, given = self.compat.normalise(api_name, args, envelope)
         record.api = api_name if api_name in self.interpreter.catalogue else None
-        planned = self.interpreter.plan(api_name, args, uploads)
+        planned = self.interpreter.plan(api_name, args, uploads, given)
         if self.authorize is not None:
             try:
                 self.authorize(ctx.principal, planned, request)

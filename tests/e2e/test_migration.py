@@ -181,3 +181,21 @@ def test_the_plugins_own_forms_work_in_compatibility_mode(
     assert (status, body["output"]) == (200, "1.10.15") and "unknown_extra" in body["warning"]
     status, body = curl(["--header", HEADER, compat110.api("api=variables&export=/etc/passwd.json")])
     assert status == 400 and "plain file name" in body["output"]
+
+
+@pytest.mark.airflow110
+def test_a_pool_field_with_a_space_never_moves_into_the_next(
+    compat110: GatewayServer, airflow110: AirflowHome
+) -> None:
+    """The fields were joined, then re-split: pool_name 'gw_p 99' created pool gw_p with 99 slots."""
+    status, body = curl(
+        ["--header", HEADER, compat110.api("api=pool&cmd=set&pool_name=gw_p+99&slot_count=4")]
+    )
+    assert (status, body["status"]) == (400, "ERROR") and "pool_name" in body["output"], body
+    assert airflow110.sql("SELECT slots FROM slot_pool WHERE pool = 'gw_p'") == []
+    query = "api=pool&cmd=set&pool_name=gw_p&slot_count=5&pool_description=+two++spaces"
+    status, body = curl(["--header", HEADER, compat110.api(query)])
+    assert (status, body["status"]) == (200, "OK"), body
+    assert airflow110.sql("SELECT slots, description FROM slot_pool WHERE pool = 'gw_p'") == [
+        (5, " two  spaces")
+    ]
