@@ -25,6 +25,10 @@ _ABSOLUTE_FILE = (
     "(cli.files_dir), and api=variables&export=NAME returns the exported file's content as 'data'"
 )
 
+# Arguments v1.0.9 required (its 400 "The argument(s) [...] are required") where the gateway's
+# API takes them as optional: without a principal the plugin never started a renewer.
+_REQUIRED = {"kerberos": ("principal",)}
+
 # v1.0.9's pool cmd=set fields, in the order of `pool --set NAME SLOTS DESCRIPTION`.
 _POOL_FIELDS = (("pool_name", Kind.POOL), ("slot_count", Kind.INT), ("pool_description", Kind.TEXT))
 
@@ -83,6 +87,12 @@ class Compat109:
             envelope.add_warning(
                 f"ignored argument(s) {', '.join(sorted(dropped))} (compatibility 1.0.9: unknown "
                 "arguments and bare boolean flags are dropped, as the plugin did)"
+            )
+        missing = [name for name in _REQUIRED.get(api.name, ()) if not any(args.get(name, []))]
+        if missing:
+            raise PlanError(
+                f"missing required argument(s) for api '{api.name}': {', '.join(missing)}"
+                " (compatibility 1.0.9: the plugin required them)"
             )
         return api_name, args, given
 

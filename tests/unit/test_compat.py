@@ -109,3 +109,10 @@ def test_input_errors_keep_their_400_and_daemons_answer_the_plugins_output() -> 
     started.extra["daemon"] = {"id": "scheduler-1", "pid": 1, "log_path": "/x"}
     COMPAT.shape(started, "scheduler")
     assert started.output == {"stdout": "exit_code: 0", "stderr": "", "stdin": ""}
+
+
+def test_the_plugins_required_principal_is_required_for_kerberos() -> None:
+    for args in ({}, {"principal": [""]}, {"keytab": ["/k.keytab"]}):
+        with pytest.raises(PlanError, match=r"for api 'kerberos': principal"):
+            COMPAT.normalise("kerberos", dict(args), envelope())
+    assert COMPAT.normalise("kerberos", {"principal": ["a@B"]}, envelope())[1] == {"principal": ["a@B"]}
