@@ -484,10 +484,10 @@ def test_a_dying_warm_process_is_noticed_with_other_calls_in_flight(warm: WarmRu
         def start_other_then_kill(stream: str, data: bytes) -> None:
             if b"started" in data:
                 other.start()
+                children = Path(f"/proc/{first.pid}/task/{first.pid}/children")
                 deadline = time.monotonic() + 10
-                while first.in_flight < 2 and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                time.sleep(0.3)  # forked by now
+                while len(children.read_text().split()) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)  # until the other call is forked (and holds what it inherited)
                 os.kill(first.pid or 0, 9)
 
         res = warm.run([str(standin), "finish", "1.5", "4"], timeout_s=20,
