@@ -17,7 +17,7 @@ from gateway.audit import AuditRecord
 from gateway.body import read_form
 from gateway.calls import CallContext, Dispatcher
 from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan
-from gateway.cli.values import Upload
+from gateway.cli.values import Upload, Value
 from gateway.compat import Compat109
 from gateway.config import DeployConfig, LimitsConfig
 from gateway.envelope import Envelope
@@ -114,18 +114,18 @@ class ApiEndpoint:
                 if name in args:
                     raise BadRequest(f"argument '{name}' is given both in the query and in the body")
                 args[name] = source.getlist(name)
-        given = args.pop("api", None)
-        named = given[0] if given else None
+        named = _single(args, "api")
         if api_name is not None and named not in (None, api_name):
             raise BadRequest(f"argument 'api' contradicts the URL path (api '{api_name}')")
         api_name = api_name or named
-        mode = (args.pop("mode", None) or [""])[0]
+        mode = _single(args, "mode") or ""
         if mode not in ("", "sync", "job"):
             raise BadRequest("argument 'mode' must be 'job' (run as a job) or 'sync'")
+        given: dict[str, Value] = {}
         if self.compat is not None:
-            api_name, args = self.compat.normalise(api_name, args, envelope)
+            api_name, args, given = self.compat.normalise(api_name, args, envelope)
         record.api = api_name if api_name in self.interpreter.catalogue else None
-        planned = self.interpreter.plan(api_name, args, uploads)
+        planned = self.interpreter.plan(api_name, args, uploads, given)
         if self.authorize is not None:
             try:
                 self.authorize(ctx.principal, planned, request)
@@ -177,3 +177,11 @@ class ApiEndpoint:
                 )
             found.setdefault(name, []).append(Upload(storage.filename or "", data))
         return found
+
+
+def _single(args: dict[str, list[str]], name: str) -> str | None:
+    """Pop the endpoint's own argument ``name``; given twice is refused like any other argument."""
+    values = args.pop(name, None)
+    if values is not None and len(values) > 1:
+        raise BadRequest(f"argument '{name}' is given more than once")
+    return values[0] if values else None

@@ -41,7 +41,7 @@ from gateway.cli.runner import Admission, AuxiliaryCalls, CliRunner, SubprocessR
 from gateway.cli.warm.dialects import WARM_UP
 from gateway.cli.warm.runner import WarmLimits, WarmRunner
 from gateway.compat import Compat109
-from gateway.config import GatewayConfig, load_config_from_process
+from gateway.config import GatewayConfig, check_writable, load_config_from_process
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
 from gateway.forwarded import trust_proxies
 from gateway.health import Health
@@ -173,6 +173,8 @@ def create_app(
     the policy check, the proxy, where logs and audit lines go, the metrics registry.
     """
     config = config or load_config_from_process()
+    # Before anything creates or opens them: an unwritable path is an error naming its setting.
+    check_writable(config)
     policy = build_policy(config)  # before probing Airflow: a policy typo fails fast
     redactor = configure_logging(config, stream=log_stream, cache=log_stream is None)
     env = cli_environment(

@@ -10,7 +10,9 @@ and a chunked body past ``max_content_length`` was cut and processed.  Here:
 * ``multipart/form-data`` goes through werkzeug's parser with the same limits (files:
   ``deploy.max_upload_bytes``, see ``ApiEndpoint.uploads``);
 * a JSON body is an object whose values are strings, numbers, booleans or lists of
-  them, taken like form fields (``true`` -> ``"true"``, ``[1, 2]`` -> two values);
+  them, taken like form fields (``true`` -> ``"true"``, ``[1, 2]`` -> two values); a key
+  given twice, or nesting too deep for the parser, is 400 (the parser itself would keep
+  the last value silently, or fail with ``RecursionError``);
 * any other body gets 415.
 """
 
@@ -73,9 +75,25 @@ def _scalar(name: str, value: Any) -> str:
     raise BadRequest(f"JSON argument '{name}': expected a string, number, boolean or a list of them")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's members; a key given twice is refused (json keeps the last one silently)."""
+    doc: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in doc:
+            raise BadRequest(f"JSON argument '{name}' is given more than once")
+        doc[name] = value
+    return doc
+
+
 def _json_arguments(data: bytes) -> MultiDict[str, str]:
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        # The parser recurses per level: a deep body exhausts the stack, not the size limit.
+        raise BadRequest(
+            "The JSON request body is nested too deeply: send an object of arguments"
+            " whose values are strings, numbers, booleans or lists of them"
+        ) from None
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("The JSON request body is not valid JSON") from None
     if not isinstance(doc, dict):

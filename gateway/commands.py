@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import __version__
-from gateway.config import CONFIG_PATH_ENV, ConfigError, describe, load_config
+from gateway.config import CONFIG_PATH_ENV, ConfigError, check_writable, describe, load_config
 
 # gunicorn imports its settings from the installed package: works from any directory.
 GUNICORN_CONF = "python:gateway.gunicorn_conf"
@@ -90,6 +90,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Validate the config, then exec gunicorn with the bundled settings (gateway/gunicorn_conf.py)."""
     config = load_config(os.environ)  # fail fast, before gunicorn forks anything
+    check_writable(config)  # before the metrics directory is made under gateway.state_dir
     # Set and wipe the metrics directory before the new Python starts (STYLE trap 2);
     # this process has not imported prometheus_client.
     from gateway.multiproc import prepare

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from gateway.cli.interpreter import Plan, PlanError
 from gateway.cli.spec import Api, Kind
+from gateway.cli.values import InvalidValue, Value, validate
 from gateway.envelope import Envelope
 
 MODES = ("off", "1.0.9")
@@ -23,6 +24,13 @@ _ABSOLUTE_FILE = (
     "(e.g. {name}=variables.json): it is read from and written to the gateway's files directory "
     "(cli.files_dir), and api=variables&export=NAME returns the exported file's content as 'data'"
 )
+
+# Arguments v1.0.9 required (its 400 "The argument(s) [...] are required") where the gateway's
+# API takes them as optional: without a principal the plugin never started a renewer.
+_REQUIRED = {"kerberos": ("principal",)}
+
+# v1.0.9's pool cmd=set fields, in the order of `pool --set NAME SLOTS DESCRIPTION`.
+_POOL_FIELDS = (("pool_name", Kind.POOL), ("slot_count", Kind.INT), ("pool_description", Kind.TEXT))
 
 
 class Compat109:
@@ -38,16 +46,19 @@ class Compat109:
 
     def normalise(
         self, api_name: str | None, args: dict[str, list[str]], envelope: Envelope
-    ) -> tuple[str | None, dict[str, list[str]]]:
+    ) -> tuple[str | None, dict[str, list[str]], dict[str, Value]]:
         """The request as the gateway's API expects it; what was dropped is told in ``warning``.
 
-        :raises PlanError: for a file path, with what to do instead.
+        :returns: the API name, the arguments, and values this mode validated itself (for
+            :meth:`gateway.cli.interpreter.Interpreter.plan`'s ``given``).
+        :raises PlanError: for a file path, with what to do instead; for an invalid field.
         """
         if api_name and api_name not in self.catalogue and api_name.lower() in self.catalogue:
             api_name = api_name.lower()
         api = self.catalogue.get(api_name or "")
+        given: dict[str, Value] = {}
         if api is None:
-            return api_name, args
+            return api_name, args, given
         args = dict(args)
         # v1.0.9's own forms: variables cmd=set&key=&value=,
         # pool cmd=set&pool_name=&slot_count=&pool_description=
@@ -58,11 +69,7 @@ class Compat109:
             args["set_value"] = args.pop("value", [""])
         elif api.name == "pool" and cmd == "set" and "pool_name" in args:
             args.pop("cmd")
-            names = ("pool_name", "slot_count", "pool_description")
-            parts = [_single(args, name) for name in names]
-            for name in names:
-                args.pop(name, None)
-            args["set"] = [" ".join(p for p in parts if p)]
+            given["set"] = _pool_set(args)
         if api.name == "variables":
             for name in ("import", "export"):
                 value = _single(args, name)
@@ -81,7 +88,13 @@ class Compat109:
                 f"ignored argument(s) {', '.join(sorted(dropped))} (compatibility 1.0.9: unknown "
                 "arguments and bare boolean flags are dropped, as the plugin did)"
             )
-        return api_name, args
+        missing = [name for name in _REQUIRED.get(api.name, ()) if not any(args.get(name, []))]
+        if missing:
+            raise PlanError(
+                f"missing required argument(s) for api '{api.name}': {', '.join(missing)}"
+                " (compatibility 1.0.9: the plugin required them)"
+            )
+        return api_name, args, given
 
     def answer_in_process(self, plan: Plan, envelope: Envelope) -> bool:
         """``version``: the plugin answered ``airflow.__version__`` as a string, without the CLI."""
@@ -117,4 +130,28 @@ class Compat109:
 
 def _single(args: Mapping[str, list[str]], name: str) -> str | None:
     values = args.get(name)
+    if values is not None and len(values) > 1:
+        raise PlanError(f"argument '{name}' is given more than once")
     return values[0] if values else None
+
+
+def _pool_set(args: dict[str, list[str]]) -> tuple[str, ...]:
+    """The three fields as three argv elements, each validated on its own (taken out of ``args``).
+
+    Never joined into the README's one-string ``set=NAME SLOTS DESCRIPTION``: re-split, a
+    space in one field would move text into the next (pool_name ``p 99`` set 99 slots).
+    """
+    parts: list[str] = []
+    for name, kind in _POOL_FIELDS:
+        raw = _single(args, name) or ""
+        args.pop(name, None)
+        if not raw:
+            if name == "pool_description":
+                parts.append("")  # 1.10's --set takes exactly three values
+                continue
+            raise PlanError(f"missing required argument(s) for api 'pool' with cmd=set: {name}")
+        try:
+            parts.append(str(validate(kind, raw)))
+        except InvalidValue as exc:
+            raise PlanError(f"argument '{name}': {exc}") from None
+    return tuple(parts)

@@ -574,7 +574,7 @@ def check_writable(config: GatewayConfig) -> None:
             os.unlink(probe)
         except OSError as exc:
             raise ConfigError(
-                f"{setting} has value '{directory}': not a writable directory ({exc.strerror})"
+                f"{setting} has value '{directory}': not a writable directory ({_why(exc, directory)})"
             ) from None
     if config.audit.file is not None:
         try:
@@ -582,9 +582,18 @@ def check_writable(config: GatewayConfig) -> None:
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
             os.close(os.open(config.audit.file, flags, 0o640))
         except OSError as exc:
-            raise ConfigError(
-                f"audit.file has value '{config.audit.file}': cannot be written ({exc.strerror})"
-            ) from None
+            path, why = config.audit.file, _why(exc, config.audit.file)
+            raise ConfigError(f"audit.file has value '{path}': cannot be written ({why})") from None
+
+
+def _why(exc: OSError, path: Path) -> str:
+    """``strerror``, and the path it is about when that is not the setting's own (a parent)."""
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, FileExistsError):  # mkdir met a file where a directory must be
+        reason = "not a directory"
+    if exc.filename and str(exc.filename) != str(path):
+        return f"{reason}: {exc.filename}"
+    return reason
 
 
 def load_config_from_process() -> GatewayConfig:

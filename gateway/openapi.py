@@ -38,6 +38,7 @@ ERROR_CODES = {
     "415": "Request body of another type than form, multipart or JSON",
     "500": "The command failed, or an internal error (see the gateway log for the request id)",
     "501": "Not available on this Airflow (missing provider package)",
+    "502": "The warm CLI process died during the call and the command's exit code is unknown",
     "503": "Too many CLI calls or jobs in progress, or the JWT signing keys unreachable; retry later",
     "504": "The command did not finish in time and was killed (raise cli.timeouts.<api>, or use mode=job)",
 }

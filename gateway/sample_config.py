@@ -113,6 +113,9 @@ def reference() -> str:
         "as set or not). Settings marked *secret* are never shown; set them from the environment",
         "(e.g. a Kubernetes Secret) rather than in the file. Durations are in seconds unless the",
         "name says otherwise; paths are resolved against the working directory at start-up.",
+        "`gateway.state_dir`, `cli.files_dir` and `audit.file` must be writable: otherwise start-up,",
+        "`airflow-gateway serve` and `check-config` stop with one line naming the setting and the path",
+        "(exit code 2).",
     ]
     for section, about in SECTIONS.items():
         lines += ["", f"## `[{section}]`", "", about, ""]

@@ -30,6 +30,11 @@ _VARIABLE_MISSING = (
     OutcomeRule(r"\ANone\s*\n", 404, "variable not found (Airflow 1.10 prints None)", exit_codes=(0,)),
 )
 _POOL_MISSING = (OutcomeRule(r"Pool '[^']*' doesn't exist", 404, "pool not found", exit_codes=(0,)),)
+# `pause`/`unpause` look the DAG up in the DagModel table and call a method on the result:
+# an unknown DAG is an AttributeError on None (exit code 1), not a sentence.
+_PAUSE_UNKNOWN_DAG = (
+    OutcomeRule(r"'NoneType' object has no attribute 'set_is_paused'", 404, "DAG not found", exit_codes=(1,)),
+)
 _BACKFILL_REJECTS = {"run_backwards": "Airflow 1.10's backfill has no run_backwards"}
 
 AIRFLOW110 = Dialect(
@@ -79,8 +84,8 @@ AIRFLOW110 = Dialect(
                 Command(("connections", "--list")),
             )
         ),
-        "pause": Translation((Command(("pause", _SUBDIR, Pos("dag_id"))),)),
-        "unpause": Translation((Command(("unpause", _SUBDIR, Pos("dag_id"))),)),
+        "pause": Translation((Command(("pause", _SUBDIR, Pos("dag_id"))),), outcome=_PAUSE_UNKNOWN_DAG),
+        "unpause": Translation((Command(("unpause", _SUBDIR, Pos("dag_id"))),), outcome=_PAUSE_UNKNOWN_DAG),
         "task_failed_deps": Translation(
             (Command(("task_failed_deps", _SUBDIR, *_DAG_TASK_WHEN)),), rejected={"map_index": _NOT_IN_110}
         ),

@@ -133,11 +133,15 @@ class Interpreter:
         api_name: str | None,
         args: Mapping[str, Sequence[str]],
         uploads: Mapping[str, Sequence[Upload]] | None = None,
+        given: Mapping[str, Value] | None = None,
     ) -> Plan | BuiltinCall:
         """Validate a request and build its plan.
 
         :param args: every request argument (query and form) but ``api``, as lists of values.
         :param uploads: files of a multipart body, by field name (only ``Kind.UPLOAD`` takes them).
+        :param given: values already validated by the caller, by parameter name (the
+            compatibility mode's multi-field forms, kept apart so that no join and re-split
+            can move a value into another field).
         :raises PlanError: with a message naming the offending API or argument.
         """
         if not api_name:
@@ -151,6 +155,10 @@ class Interpreter:
                 f"api '{api.name}' is not available on Airflow {self.dialect.versions}: {entry.reason}"
             )
         values = self._values(api, args)
+        for name, value in (given or {}).items():
+            if name in values:
+                raise PlanError(f"argument '{name}' is given more than once")
+            values[name] = value
         self._uploads(api, uploads or {}, values)
         if isinstance(entry, Builtin):
             self._require(api, values, ())

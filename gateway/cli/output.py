@@ -95,6 +95,12 @@ def last_json_line(text: str) -> Any:
     raise ValueError("no output")
 
 
+WARM_PROCESS_DIED = (
+    "the warm CLI process died during the call, so the command's exit code is unknown: it may have"
+    " done its work (check before retrying); the next call runs in a new process"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """The HTTP status of a finished command, and what to tell the caller about it."""
@@ -111,6 +117,8 @@ def classify(result: CliResult, rules: tuple[OutcomeRule, ...]) -> Outcome:
     """
     if result.timed_out:
         return Outcome(504, "the command did not finish in time and was killed")
+    if result.lost:
+        return Outcome(502, WARM_PROCESS_DIED)
     combined = result.stdout + "\n" + result.stderr
     for rule in rules:
         if result.returncode in rule.exit_codes and re.search(rule.pattern, combined):

@@ -72,6 +72,9 @@ class CliResult:
     cancelled: bool = False
     #: "warm" (forked from a warm Airflow process) or "cold" (a new ``airflow`` process).
     runner: str = "cold"
+    #: The warm process died during the call and the command's exit code never reached the
+    #: gateway: it ran (or part of it did), with an unknown outcome.
+    lost: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +221,10 @@ def pump(
     return result
 
 
-def result_of(pumped: Pumped, returncode: int | None, started: float, *, runner: str) -> CliResult:
-    """The :class:`CliResult` of a pumped call (no exit code when it was killed)."""
+def result_of(
+    pumped: Pumped, returncode: int | None, started: float, *, runner: str, lost: bool = False
+) -> CliResult:
+    """The :class:`CliResult` of a pumped call (no exit code when it was killed or ``lost``)."""
     killed = pumped.timed_out or pumped.cancelled
     return CliResult(
         returncode=None if killed else returncode,
@@ -230,6 +235,7 @@ def result_of(pumped: Pumped, returncode: int | None, started: float, *, runner:
         duration_s=time.monotonic() - started,
         cancelled=pumped.cancelled,
         runner=runner,
+        lost=lost,
     )
 
 

@@ -323,6 +323,15 @@ def test_unknown_dag_and_task_are_404(gateway: GatewayServer) -> None:
     assert status == 404
 
 
+@pytest.mark.airflow_versions("airflow110")
+def test_pause_of_an_unknown_dag_is_404_on_airflow110(gateway: GatewayServer) -> None:
+    """1.10's pause/unpause fail on None (AttributeError, exit code 1): 404, not 500 (3.x and 2.x
+    print a sentence with exit code 0 instead: a 200 with a warning, tested with the README lines)."""
+    for api in ("pause", "unpause"):
+        status, body = call(gateway, api, dag_id="no_such_dag")
+        assert (status, body["error"]) == (404, "DAG not found"), body
+
+
 def test_backfill_dry_run_and_real(gateway: GatewayServer, airflow: AirflowHome) -> None:
     """A dry run creates nothing; a real one creates runs for the range."""
     ok(gateway, "backfill", dag_id=DAG, start_date="2026-10-01", end_date="2026-10-02", dry_run="on")

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
+import signal
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -314,3 +318,63 @@ def test_airflow_records_the_gateway_principal(pair: dict[str, GatewayServer], a
     with sqlite3.connect(airflow.home / "airflow.db") as db:
         owners = {row[0] for row in db.execute("SELECT owner FROM log WHERE extra LIKE '%who_%'")}
     assert owners == {PRINCIPAL}, owners
+
+
+def _warm_server_running_a_call(gateway: GatewayServer, within_s: float = 60.0) -> int:
+    """The pid of the gateway's warm server that has forked a call (a child of its own)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        parents: dict[int, int] = {}
+        servers_of_gateway: set[int] = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+            if b"gateway/cli/warm/server.py" in cmdline:
+                servers_of_gateway.add(int(entry.name))
+        for pid in servers_of_gateway:
+            ancestor = parents.get(pid, 0)
+            while ancestor > 1 and ancestor != gateway.proc.pid:
+                ancestor = parents.get(ancestor, 0)
+            if ancestor == gateway.proc.pid and pid in parents.values():
+                return pid
+        time.sleep(0.05)
+    raise AssertionError("no warm server of this gateway forked the call")
+
+
+@pytest.mark.airflow_versions("airflow3")
+def test_a_warm_process_dying_during_a_call_answers_the_calls_own_outcome(
+    pair: dict[str, GatewayServer],
+) -> None:
+    """The warm server SIGKILLed while a real Airflow call runs: the call's own outcome as soon as
+    it ends (it was a 504 "did not finish in time" at the timeout); the next call works."""
+    warm = pair["warm"]
+    wait_warm(warm)
+    answers: list[tuple[int, dict[str, Any]]] = []
+    args = {
+        "dag_id": "gw_slow",
+        "task_id": "lines",
+        "execution_date": "2026-11-21",
+        "task_params": '{"n": 8}',
+    }
+    thread = threading.Thread(target=lambda: answers.append(call(warm, "test", **args)))
+    started = time.monotonic()
+    thread.start()
+    os.kill(_warm_server_running_a_call(warm), signal.SIGKILL)
+    thread.join(300)
+    status, body = answers[0]
+    assert (status, body["runner"], body["exit_code"]) == (200, "warm", 0), json.dumps(body)[:3000]
+    # Answered when the command ended, well before the call's 120 s timeout (a loaded machine
+    # takes tens of seconds for this task).
+    assert "gw-line 8" in body["output"]["stdout"] and time.monotonic() - started < 100, body[
+        "duration_seconds"
+    ]
+    status, body = call(warm, "version")  # cold while a new warm process starts
+    assert status == 200 and body["exit_code"] == 0, body
+    wait_warm(warm)
+    assert "the warm CLI process (pid" in warm.log_text() and "died during a call" in warm.log_text()

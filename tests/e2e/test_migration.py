@@ -62,7 +62,8 @@ LINES = [
     Line("list_tasks", "api=list_tasks&dag_id=gw_example", (200, "OK"), (200, "OK")),
     Line("backfill", "api=backfill&dag_id=gw_example", (200, "OK"), (400, "ERROR")),
     Line("list_dags", "api=list_dags", (200, "OK"), (200, "OK")),
-    Line("kerberos", "api=kerberos", (200, "OK"), (500, "ERROR")),
+    # The plugin required a principal: 400 before anything starts (3.x default: the daemon dies).
+    Line("kerberos", "api=kerberos", (400, "ERROR"), (500, "ERROR")),
     Line("worker", "api=worker", (501, "ERROR"), (501, "ERROR")),
     Line("flower", "api=flower", (501, "ERROR"), (501, "ERROR")),
     Line("scheduler", "api=scheduler", (200, "OK"), (200, "OK")),
@@ -125,8 +126,8 @@ def test_readme_line_on_airflow110_in_compatibility_mode(
     body = _check(compat110, airflow110, line, line.on110)
     if line.id == "version":
         assert body["output"] == "1.10.15"  # a string, as the plugin answered
-    if line.id == "kerberos":  # it failed (no kinit): HTTP 200 as the plugin said, the finding kept
-        assert body["exit_code"] not in (None, 0) and body["gateway_http_response_code"] == 500
+    if line.id == "kerberos":  # refused before any daemon starts, as the plugin did
+        assert "principal" in body["output"] and "daemon" not in body
     if line.id == "refresh_dag":
         assert body["output"] == "DAG [gw_example] is now fresh as a daisy"
 
@@ -181,3 +182,38 @@ def test_the_plugins_own_forms_work_in_compatibility_mode(
     assert (status, body["output"]) == (200, "1.10.15") and "unknown_extra" in body["warning"]
     status, body = curl(["--header", HEADER, compat110.api("api=variables&export=/etc/passwd.json")])
     assert status == 400 and "plain file name" in body["output"]
+
+
+@pytest.mark.airflow110
+def test_a_pool_field_with_a_space_never_moves_into_the_next(
+    compat110: GatewayServer, airflow110: AirflowHome
+) -> None:
+    """The fields were joined, then re-split: pool_name 'gw_p 99' created pool gw_p with 99 slots."""
+    status, body = curl(
+        ["--header", HEADER, compat110.api("api=pool&cmd=set&pool_name=gw_p+99&slot_count=4")]
+    )
+    assert (status, body["status"]) == (400, "ERROR") and "pool_name" in body["output"], body
+    assert airflow110.sql("SELECT slots FROM slot_pool WHERE pool = 'gw_p'") == []
+    query = "api=pool&cmd=set&pool_name=gw_p&slot_count=5&pool_description=+two++spaces"
+    status, body = curl(["--header", HEADER, compat110.api(query)])
+    assert (status, body["status"]) == (200, "OK"), body
+    assert airflow110.sql("SELECT slots, description FROM slot_pool WHERE pool = 'gw_p'") == [
+        (5, " two  spaces")
+    ]
+
+
+@pytest.mark.airflow110
+def test_an_unknown_dag_and_a_kerberos_call_without_principal_answer_as_the_plugin(
+    compat110: GatewayServer, airflow110: AirflowHome
+) -> None:
+    """pause of an unknown DAG answered 200 with 1.10's traceback, kerberos without a principal
+    200 after starting a renewer that died; the plugin answered 400 to both, before running anything."""
+    for api in ("pause", "unpause"):
+        status, body = curl(["--header", HEADER, compat110.api(f"api={api}&dag_id=gw_no_such_dag")])
+        assert (status, body["status"]) == (400, "ERROR"), body
+        assert body["output"] == "The DAG ID 'gw_no_such_dag' does not exist"
+        assert body["gateway_http_response_code"] == 404
+    for query in ("api=kerberos", "api=kerberos&principal=&keytab=/nonexistent.keytab"):
+        status, body = curl(["--header", HEADER, compat110.api(query)])
+        assert (status, body["status"]) == (400, "ERROR"), body
+        assert "required" in body["output"] and "principal" in body["output"] and "daemon" not in body

@@ -50,6 +50,35 @@ def test_start_up_fails_naming_the_setting(tmp_path: Path, settings: dict[str, s
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        pytest.param("GATEWAY__STATE_DIR", "{blocker}/state", "gateway.state_dir", id="state_dir"),
+        pytest.param("AUDIT__FILE", "{blocker}/audit.log", "audit.file", id="audit-file"),
+    ],
+)
+def test_the_commands_fail_naming_an_unwritable_path_setting(
+    tmp_path: Path, command: str, setting: str, value: str, named: str
+) -> None:
+    """``airflow-gateway check-config`` and ``serve`` raised a bare OSError traceback (the
+    state directory is made before gunicorn's own check runs, and by the app itself)."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_GATEWAY__", "PROMETHEUS_"))}
+    env.update({"PYTHONPATH": str(ROOT), "AIRFLOW_GATEWAY__GATEWAY__STATE_DIR": str(tmp_path / "state")})
+    env[f"AIRFLOW_GATEWAY__{setting}"] = value.format(blocker=blocker)
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.commands", command],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr + result.stdout, result.stderr[-2000:]
+    assert lines[0].startswith(f"airflow-gateway: configuration error: {named} has value '{blocker}/")
+    assert "not a directory" in lines[0].lower()
+
+
 def test_known_apis_in_timeouts_are_accepted_and_a_typo_gets_a_hint() -> None:
     config = load_config(
         {"AIRFLOW_GATEWAY__CLI__TIMEOUTS__TEST": "300", "AIRFLOW_GATEWAY__CLI__TIMEOUTS__BACKFILL": "900"}

@@ -79,3 +79,29 @@ def test_another_body_type_is_415(gateway: GatewayServer) -> None:
     reply = request("POST", _api(gateway) + "?api=rest_api_plugin_version", headers=headers, body=b"api=x")
     assert reply.status == 415, reply.body[:300]
     assert "application/json" in reply.json["output"]
+
+
+def test_a_deeply_nested_json_body_is_400_not_500(gateway: GatewayServer) -> None:
+    """The JSON parser recurses per level: 100000 levels used to end in an uncaught RecursionError."""
+    headers = {**AUTH, "Content-Type": "application/json"}
+    for body in (b'{"api": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b"[" * 1000 + b"]" * 1000):
+        reply = request("POST", _api(gateway), headers=headers, body=body, timeout=60)
+        assert reply.status == 400, reply.body[:300]
+        assert reply.json["status"] == "ERROR" and "nested too deeply" in reply.json["output"]
+
+
+def test_an_argument_given_twice_is_400_whatever_its_name_or_form(gateway: GatewayServer) -> None:
+    """api and mode given twice were taken from their first value, a JSON key from its last."""
+    json_headers = {**AUTH, "Content-Type": "application/json"}
+    asked = [
+        ("GET", "?api=rest_api_plugin_version&api=version", None, "api"),
+        ("GET", "?api=version&mode=sync&mode=job", None, "mode"),
+        ("GET", "?api=version&api=", None, "api"),
+        ("POST", "", b'{"api": "version", "api": "rest_api_plugin_version"}', "api"),
+        ("POST", "", b'{"api": "pause", "dag_id": "a", "dag_id": "b"}', "dag_id"),
+    ]
+    for method, query, body, name in asked:
+        headers = json_headers if body is not None else AUTH
+        reply = request(method, _api(gateway) + query, headers=headers, body=body, timeout=60)
+        assert reply.status == 400, (query, body, reply.body[:300])
+        assert f"'{name}' is given more than once" in reply.json["output"], reply.json

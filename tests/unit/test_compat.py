@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.cli.apis import CATALOGUE
-from gateway.cli.interpreter import PlanError
+from gateway.cli.dialects import DIALECTS
+from gateway.cli.interpreter import Interpreter, Plan, PlanError
 from gateway.compat import Compat109
 from gateway.envelope import Envelope
 
@@ -21,16 +24,47 @@ def test_the_plugins_variable_and_pool_set_forms_become_the_readme_forms() -> No
     assert COMPAT.normalise("variables", {"cmd": ["set"], "key": ["k"], "value": ["v w"]}, env) == (
         "variables",
         {"set": ["k"], "set_value": ["v w"]},
+        {},
     )
     pool = {"cmd": ["set"], "pool_name": ["p"], "slot_count": ["3"], "pool_description": ["a pool"]}
-    assert COMPAT.normalise("pool", pool, env) == ("pool", {"set": ["p 3 a pool"]})
+    assert COMPAT.normalise("pool", pool, env) == ("pool", {}, {"set": ("p", "3", "a pool")})
     assert env.warning is None
+
+
+@pytest.mark.parametrize("dialect", ["1.10", "3"])
+def test_the_plugins_pool_fields_stay_three_argv_elements(dialect: str, tmp_path: Path) -> None:
+    """Joined and re-split, pool_name 'p 99' set pool 'p' to 99 slots; a description lost its spaces."""
+    interpreter = Interpreter(DIALECTS[dialect], CATALOGUE, executable="airflow", files_dir=tmp_path)
+
+    def plan(**fields: str) -> tuple[str, ...]:
+        api, args, given = COMPAT.normalise("pool", {"cmd": ["set"], **{k: [v] for k, v in fields.items()}},
+                                            envelope())  # fmt: skip
+        planned = interpreter.plan(api, args, None, given)
+        assert isinstance(planned, Plan)
+        return planned.argv[-3:]
+
+    assert plan(pool_name="p", slot_count="4", pool_description="  two  spaces ") == (
+        "p",
+        "4",
+        "  two  spaces ",
+    )
+    assert plan(pool_name="p", slot_count="4") == ("p", "4", "")
+    for fields, named in [
+        ({"pool_name": "p 99", "slot_count": "4"}, "pool_name"),
+        ({"pool_name": "p", "slot_count": "4 5"}, "slot_count"),
+        ({"pool_name": "p"}, "slot_count"),
+    ]:
+        with pytest.raises(PlanError) as refused:
+            plan(**fields)
+        assert named in refused.value.message
+    with pytest.raises(PlanError, match="'pool_name' is given more than once"):
+        COMPAT.normalise("pool", {"cmd": ["set"], "pool_name": ["a", "b"], "slot_count": ["1"]}, envelope())
 
 
 def test_api_is_case_insensitive_and_extras_and_bare_flags_are_dropped_with_a_warning() -> None:
     env = envelope()
-    api, args = COMPAT.normalise("LIST_DAGS", {"report": [""], "verbose": ["1"]}, env)
-    assert (api, args) == ("list_dags", {})
+    api, args, given = COMPAT.normalise("LIST_DAGS", {"report": [""], "verbose": ["1"]}, env)
+    assert (api, args, given) == ("list_dags", {}, {})
     assert env.warning is not None and "report" in env.warning and "verbose" in env.warning
 
 
@@ -75,3 +109,10 @@ def test_input_errors_keep_their_400_and_daemons_answer_the_plugins_output() -> 
     started.extra["daemon"] = {"id": "scheduler-1", "pid": 1, "log_path": "/x"}
     COMPAT.shape(started, "scheduler")
     assert started.output == {"stdout": "exit_code: 0", "stderr": "", "stdin": ""}
+
+
+def test_the_plugins_required_principal_is_required_for_kerberos() -> None:
+    for args in ({}, {"principal": [""]}, {"keytab": ["/k.keytab"]}):
+        with pytest.raises(PlanError, match=r"for api 'kerberos': principal"):
+            COMPAT.normalise("kerberos", dict(args), envelope())
+    assert COMPAT.normalise("kerberos", {"principal": ["a@B"]}, envelope())[1] == {"principal": ["a@B"]}

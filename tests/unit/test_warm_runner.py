@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import cpugroup
+from gateway.cli.output import WARM_PROCESS_DIED, Outcome, classify
 from gateway.cli.runner import Admission, CallOptions, SubprocessRunner
+from gateway.cli.warm.process import WarmCall
 from gateway.cli.warm.runner import WarmLimits, WarmRunner
 from tests.support.processes import gone
 
@@ -37,11 +39,18 @@ import json, os, random, signal, sys, time
 sys.path.insert(0, {here!r})
 import standin_module
 mode = sys.argv[1]
+def _inheritable(fd):
+    try:
+        return os.get_inheritable(fd)
+    except OSError:
+        return False
 if mode == "facts":
     print(json.dumps({{
         "argv": sys.argv, "cwd": os.getcwd(), "user": os.environ.get("USER"),
         "logname": os.environ.get("LOGNAME"), "pid": os.getpid(), "sid": os.getsid(0),
         "fds": sorted(int(f) for f in os.listdir("/proc/self/fd")),
+        "links": {{f: os.readlink("/proc/self/fd/" + f) for f in os.listdir("/proc/self/fd") if int(f) > 3}},
+        "inheritable": [f for f in range(64) if _inheritable(f)],
         "random": random.random(), "parent_random": standin_module.PARENT_RANDOM,
         "sigterm_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
         "sigchld_default": signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL,
@@ -58,6 +67,10 @@ elif mode == "big":
     sys.stdout.write("x" * 100000)
 elif mode == "sleep":
     print("started", flush=True); time.sleep(600)
+elif mode == "finish":
+    print("started", flush=True); time.sleep(float(sys.argv[2])); print("finished"); sys.exit(int(sys.argv[3]))
+elif mode == "selfkill":
+    print("started", flush=True); time.sleep(float(sys.argv[2])); os.kill(os.getpid(), signal.SIGKILL)
 elif mode == "escape":
     import subprocess
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
@@ -153,10 +166,16 @@ def test_a_call_is_forked_with_exactly_the_planned_argv(
 
 
 def test_each_call_has_its_own_session_stdin_and_only_its_streams(warm: WarmRunner, standin: Path) -> None:
-    """New session, stdin at EOF, no descriptor of the warm parent (its control socket) leaks in."""
+    """New session, stdin at EOF, no descriptor of the warm parent (its control socket) leaks in.
+
+    Beside the streams the call holds one pipe, close-on-exec: its status pipe, on which it
+    reports its own exit code (so that it survives the warm server)."""
     got = facts(warm, standin)
     assert got["sid"] == got["pid"] and got["stdin"] == ""
-    assert got["fds"] == [0, 1, 2, 3]  # 3: the listdir of /proc/self/fd itself
+    assert len(got["fds"]) == 5  # 0-2, the listdir of /proc/self/fd itself, the status pipe
+    links = list(dict(got["links"]).values())  # type: ignore[call-overload]
+    assert len(links) == 1 and links[0].startswith("pipe:")  # never the control socket
+    assert got["inheritable"] == [0, 1, 2]
 
 
 def test_calls_run_at_the_configured_priority_in_their_own_scheduling_group(
@@ -418,3 +437,85 @@ def test_a_release_without_the_script_function_warms_up_without_that_step() -> N
         gc.unfreeze()  # warm_up freezes the GC, for the children of a warm parent
     with pytest.raises(AttributeError):
         server.warm_up({"alembic_scripts": ["json:_no_such_function"]})
+
+
+def _kill_server_on_first_output(runner: WarmRunner) -> CallOptions:
+    """Options whose output callback SIGKILLs the warm server the moment the call's child prints."""
+    process = runner.process
+    assert process is not None and process.pid is not None
+    pid = process.pid
+
+    def on_output(stream: str, data: bytes) -> None:
+        if b"started" in data:
+            os.kill(pid, 9)
+
+    return CallOptions(on_output=on_output)
+
+
+def test_a_warm_process_dying_during_a_call_answers_the_calls_own_exit_code(
+    warm: WarmRunner, standin: Path
+) -> None:
+    """The call's own exit code, as soon as it ends (not a 504 "did not finish in time")."""
+    old = warm.process
+    res = warm.run(
+        [str(standin), "finish", "1", "3"], timeout_s=20, options=_kill_server_on_first_output(warm)
+    )
+    assert (res.returncode, res.timed_out, res.lost, res.runner) == (3, False, False, "warm"), res
+    assert res.stdout == "started\nfinished\n" and res.duration_s < 10
+    assert classify(res, ()).status == 500  # what exit code 3 is, warm or cold
+    nxt = warm.run([str(standin), "streams"], timeout_s=30)  # the next call works: cold, then warm
+    assert nxt.returncode == 3 and nxt.runner == "cold"
+    wait_warm(warm)
+    assert warm.process is not old and warm.run([str(standin), "streams"], timeout_s=30).runner == "warm"
+
+
+def test_a_dying_warm_process_is_noticed_with_other_calls_in_flight(warm: WarmRunner, standin: Path) -> None:
+    """A call forked later held this call's status pipe: its EOF came only at the timeout."""
+    first = warm.process
+    assert first is not None and first.pid is not None
+    cancel = threading.Event()
+    other = threading.Thread(
+        target=warm.run,
+        args=([str(standin), "sleep"],),
+        kwargs={"timeout_s": 60, "options": CallOptions(cancel=cancel)},
+    )
+    try:
+
+        def start_other_then_kill(stream: str, data: bytes) -> None:
+            if b"started" in data:
+                other.start()
+                children = Path(f"/proc/{first.pid}/task/{first.pid}/children")
+                deadline = time.monotonic() + 10
+                while len(children.read_text().split()) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)  # until the other call is forked (and holds what it inherited)
+                os.kill(first.pid or 0, 9)
+
+        res = warm.run([str(standin), "finish", "1.5", "4"], timeout_s=20,
+                       options=CallOptions(on_output=start_other_then_kill))  # fmt: skip
+        assert (res.returncode, res.timed_out, res.lost) == (4, False, False), res
+        assert res.duration_s < 10
+    finally:
+        cancel.set()
+        other.join(30)
+
+
+def test_an_exit_code_lost_with_the_warm_process_is_a_clear_502(warm: WarmRunner, standin: Path) -> None:
+    """The server died, then the child was killed before it could report: the outcome is unknown."""
+    res = warm.run([str(standin), "selfkill", "1"], timeout_s=20, options=_kill_server_on_first_output(warm))
+    assert (res.returncode, res.timed_out, res.lost, res.runner) == (None, False, True, "warm"), res
+    assert res.duration_s < 10
+    assert classify(res, ()) == Outcome(502, WARM_PROCESS_DIED)
+    assert "warm CLI process died" in WARM_PROCESS_DIED
+    assert warm.run([str(standin), "streams"], timeout_s=30).returncode == 3
+
+
+def test_exit_lines_that_came_with_the_pid_line_are_read() -> None:
+    """A fast call's ``done``/``exit`` lines can arrive in the same read as ``pid``: not lost."""
+    fds = [end for _ in range(3) for end in os.pipe()]
+    for fd in fds[1::2]:
+        os.close(fd)  # every writer gone: the next read is EOF
+    call = WarmCall(12345, fds[0], fds[2], fds[4], b"done 1\nexit 1\n")
+    try:
+        assert call.wait(1) and (call.returncode, call.lost, call.server_died) == (1, False, False)
+    finally:
+        call.close()

@@ -4,7 +4,8 @@ The channel is a ``SOCK_SEQPACKET`` socketpair inherited by the server alone: no
 path, nothing another process can connect to.  Each call sends one JSON message with
 three pipe ends attached (``SCM_RIGHTS``): the child's stdout and stderr, and a status
 pipe on which the server writes ``pid N`` when it has forked and ``exit CODE`` when it
-has reaped the child.
+has reaped the child.  The child writes ``done CODE`` itself just before it exits: if the
+server dies first, the pipe's EOF comes with the child's exit, and that code is the answer.
 """
 
 from __future__ import annotations
@@ -37,33 +38,51 @@ class WarmCall:
         self.stdout = stdout
         self.stderr = stderr
         self._status = status
-        self._buffer = leftover
+        self._buffer = b""
         self.returncode: int | None = None
+        self._reported: int | None = None  # the child's own ``done`` line
         self._closed = False
+        #: The server died before reaping the call (``returncode`` is then the child's own report).
+        self.server_died = False
+        self._take(leftover)  # a fast call's lines may have come with the ``pid`` line
+
+    @property
+    def lost(self) -> bool:
+        """The server died and the child's exit code never came: it is unknown."""
+        return self._closed and self.returncode is None
 
     def wait(self, timeout_s: float) -> bool:
-        """Wait for the server's ``exit`` line; True when the call has been reaped."""
+        """Wait for the call's exit code; True once it is known (False: time is up, or :attr:`lost`)."""
         deadline = time.monotonic() + timeout_s
         while self.returncode is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._closed:
-                return self.returncode is not None
+                return False
             if not _readable(self._status, remaining):
                 continue
             chunk = os.read(self._status, 256)
             if not chunk:
-                self._closed = True  # the server died: the exit code is lost
+                # Every writer is gone without an ``exit`` line: the server died.  The child
+                # has exited too (it held the pipe); its ``done`` line, if any, is the answer.
+                self._closed = self.server_died = True
+                self.returncode = self._reported
                 continue
-            self._buffer += chunk
-            for line in self._buffer.split(b"\n")[:-1]:
-                kind, _, value = line.decode("ascii", "replace").partition(" ")
-                if kind == "exit":
-                    self.returncode = int(value)
-            self._buffer = self._buffer.rpartition(b"\n")[2]
+            self._take(chunk)
         return True
 
+    def _take(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        for line in self._buffer.split(b"\n")[:-1]:
+            kind, _, value = line.decode("ascii", "replace").partition(" ")
+            if kind == "exit":
+                self.returncode = int(value)
+            elif kind == "done":
+                self._reported = int(value)
+        self._buffer = self._buffer.rpartition(b"\n")[2]
+
     def reaped(self) -> bool:
-        return self.wait(0)
+        """The child has exited and is no longer ours to signal (EOF: it held the pipe too)."""
+        return self.wait(0) or self._closed
 
     def close(self) -> None:
         for fd in (self.stdout, self.stderr, self._status):

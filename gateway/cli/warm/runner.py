@@ -272,19 +272,23 @@ class WarmRunner:
             if not (pumped.timed_out or pumped.cancelled) and not call.wait(
                 max(deadline - time.monotonic(), 0.1)
             ):
-                pumped.timed_out = True
+                pumped.timed_out = not call.lost  # a lost exit code is not a timeout
             if pumped.timed_out or pumped.cancelled:
                 proctree.kill_tree(call.pid, KILL_GRACE_S, exited=call.reaped)
                 call.wait(KILL_GRACE_S)
         finally:
             call.close()
-        if call.returncode is None and not (pumped.timed_out or pumped.cancelled):
-            # The call was forked, so it must not run again cold: report the lost exit code.
+        lost = call.lost and not (pumped.timed_out or pumped.cancelled)
+        if call.server_died:
+            # Noticed at the status pipe's EOF, as soon as the child ended; the next call
+            # runs cold while a new warm process starts.  The call must not run again cold:
+            # it ran, and its own exit code (when it reported one) is the answer.
             self._retire(warm, "died")
-            pumped.stderr += (
-                b"\ngateway: the warm CLI process died during the call; the exit code is unknown\n"
-            )
-        return result_of(pumped, call.returncode, started, runner=self.name)
+            log.warning(
+                "the warm CLI process (pid %s) died during a call; %s", warm.pid,
+                "its exit code is unknown" if lost else f"the call's own exit code {call.returncode} is used",
+            )  # fmt: skip
+        return result_of(pumped, call.returncode, started, runner=self.name, lost=lost)
 
 
 def _close_later(warm: WarmProcess) -> None:

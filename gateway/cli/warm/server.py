@@ -6,7 +6,9 @@ once (configuration, models, the CLI parser and command modules, as the dialect'
 table says), then serves requests on the inherited control socket (``SOCK_SEQPACKET``,
 private to the gateway worker that started it).  A request is one JSON message with three
 file descriptors attached (stdout, stderr, status); nothing but the Airflow console script
-with an argv list can be asked of it.
+with an argv list can be asked of it.  On the status pipe the server writes ``pid N`` and,
+once it has reaped the child, ``exit CODE``; the child itself writes ``done CODE`` just
+before it exits, so that its exit code survives the server.
 
 Standard library only, Python 3.8-compatible (Airflow 1.10 runs on 3.8), and no import of
 the gateway: this file runs in a different interpreter.
@@ -264,9 +266,14 @@ class Server:
             os.dup2(devnull, 0)
             os.dup2(out, 1)
             os.dup2(err, 2)
-            for fd in {devnull, out, err, status, self.sock.fileno(), self.wake_r, self.wake_w}:
+            # Other calls' status pipes: held here, they would not reach EOF when the server dies.
+            others = set(self.calls.values())
+            for fd in {devnull, out, err, self.sock.fileno(), self.wake_r, self.wake_w} | others:
                 if fd > 2:
                     os.close(fd)
+            # Its own status pipe is kept (not for what it runs) to report its exit code
+            # itself: the gateway learns it even if the server dies before reaping it.
+            os.set_inheritable(status, False)
             _after_fork(user)
             os.chdir(self.cwd)
             sys.argv = [self.executable] + argv[1:]
@@ -277,6 +284,7 @@ class Server:
             try:
                 sys.stdout.flush()
                 sys.stderr.flush()
+                _write(status, f"done {code & 0xFF}")
             finally:
                 os._exit(code)
 
