@@ -77,17 +77,19 @@ class ApiEndpoint:
         shown_form = form.to_dict()
         shown_form.update({name: files[0].filename for name, files in uploads.items()})
         record: AuditRecord = environ["gateway.audit"]
-        envelope = Envelope(
-            call_time=environ["gateway.call_time"],
-            request_id=record.request_id,
-            arguments=redact.arguments(query.to_dict()),
-            post_arguments=redact.arguments(shown_form),
-        )
         all_args = {name: source.getlist(name) for source in (form, query) for name in source}
         record.secrets |= redact.secrets_in(all_args)
         if len(record.secrets) > MAX_SECRETS:  # each free-text scrub checks every one
             raise PayloadTooLarge(f"Too many secret values in one call (limit {MAX_SECRETS})")
-        record.arguments = redact.arguments(all_args)
+        # Query and body are masked knowing every argument: a variable's value is secret by its key.
+        record.query = redact.query(environ.get("QUERY_STRING", ""), record.secrets, all_args)
+        envelope = Envelope(
+            call_time=environ["gateway.call_time"],
+            request_id=record.request_id,
+            arguments=redact.arguments(query.to_dict(), record.secrets, all_args),
+            post_arguments=redact.arguments(shown_form, record.secrets, all_args),
+        )
+        record.arguments = redact.arguments(all_args, record.secrets)
         ctx = CallContext(envelope, record, principal, address)
         try:
             headers = self._serve(ctx, request, query, form, uploads, api_name)

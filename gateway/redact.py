@@ -6,15 +6,35 @@ variable whose key looks sensitive, ``Authorization``/``Cookie`` headers).  Know
 substitution then masks the *values* found that way (and configured tokens) wherever
 else they turn up: in argv, exception messages, tracebacks.  :class:`Redactor` is also a
 structlog processor, so nothing reaches a log line unmasked.
+
+Encodings.  A secret reaches the gateway percent-encoded (upper- or lower-case hex, ``+``
+for a space), in a JSON body, in multipart, and the gateway itself re-serialises JSON
+arguments into argv.  One path covers every output (the audit file, stdout, the gateway
+log, responses, stored jobs), decided as follows:
+
+* a query string is recorded *decoded, masked and re-encoded* (:meth:`Redactor.query`):
+  it is parsed into pairs as werkzeug parses it, each value masked by the rules of
+  :meth:`Redactor.arguments` (plus the request's known secrets), and re-encoded in one
+  canonical form; structure never depends on how the client encoded it;
+* a known secret is also looked for in its encoded forms (percent-encoded either case,
+  ``+`` for space, JSON-escaped: :func:`secret_forms`);
+* free text holding percent-encoded data is masked through its decoded form: when the
+  decoded text holds something to mask, the *decoded, masked* text replaces it (free text
+  cannot be re-encoded faithfully; a readable decoded line is the safe choice).
+
+Every pass is a constant number of linear scans: redaction stays linear in its input.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus, urlsplit
+
+import werkzeug.urls  # noqa: F401  registers the "werkzeug.url_quote" codec error handler
 
 MASK = "***"
 _SCALARS = frozenset({bool, int, float})
@@ -123,6 +143,24 @@ def mask_uri(text: str) -> str:
     return _replace_spans(text, spans) if spans else text
 
 
+# What a re-encoded query value keeps readable: the mask itself and a URI's punctuation.
+_QUERY_SAFE = "/:@*,"
+_UPPER_HEX = re.compile(r"%[0-9A-F]{2}")
+# The codec error handler werkzeug's own query parsing uses: invalid UTF-8 stays
+# percent-encoded, so a value decoded here is the very string werkzeug handed the app.
+_URL_ERRORS = "werkzeug.url_quote"
+
+
+@functools.lru_cache(maxsize=4096)
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """``secret`` and the forms it takes encoded: percent-encoded (upper- or lower-case hex,
+    ``%20`` or ``+`` for a space) and JSON-escaped (ASCII-only or not); longest first."""
+    percent = {quote(secret, safe=""), quote_plus(secret, safe="")}
+    percent |= {_UPPER_HEX.sub(lambda m: m.group().lower(), form) for form in percent}
+    escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    return tuple(sorted({secret, *percent, *escaped}, key=len, reverse=True))
+
+
 def _first(value: Any) -> Any:
     return value[0] if isinstance(value, (list, tuple)) and value else value
 
@@ -140,10 +178,11 @@ class Redactor:
         self.extra = tuple(n.lower() for n in extra_names if n)
         self.secrets = frozenset(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)
         self._words = tuple(sorted({*SENSITIVE_NAMES, *self.extra}))
-        # Whatever text() could change: a known secret, a URI, or a name=value / scheme form.
-        self._suspect = re.compile(
-            "|".join(["://", "[=: ]", *(re.escape(x) for x in sorted(self.secrets, key=len, reverse=True))])
-        )
+        forms = {form for secret in self.secrets for form in secret_forms(secret)}
+        # Whatever text() could change: a known secret (in any of its forms), a URI, a
+        # name=value / scheme form, or percent- or plus-encoded text that may hide one.
+        known = [re.escape(x) for x in sorted(forms, key=len, reverse=True)]
+        self._suspect = re.compile("|".join(["://", "[=: +]", "%[0-9A-Fa-f]{2}", *known]))
         # One C-level scan instead of a Python loop over the words (a hot path: audit events).
         self._any_word = re.compile(
             "|".join(re.escape(w).replace("_", "[-_]") for w in self._words), re.IGNORECASE
@@ -211,19 +250,56 @@ class Redactor:
                 found.add(item)
         return found
 
-    def arguments(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        """Request arguments safe to echo or log (values may be strings or lists of them)."""
+    def arguments(
+        self, args: Mapping[str, Any], secrets: Iterable[str] = (), context: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Request arguments safe to echo or log (values may be strings or lists of them).
+
+        :param secrets: the request's known secret values, masked wherever they appear.
+        :param context: every argument of the call, when ``args`` is a part of them (the
+            query, the body): a variable's value is secret by its key, which may be in the other.
+        """
+        rules = args if context is None else {**context, **args}
+        secrets = tuple(secrets)
         out: dict[str, Any] = {}
         for name, value in args.items():
-            if self._masks_value(name, args):
+            if self._masks_value(name, rules):
                 out[name] = [MASK for _ in value] if isinstance(value, (list, tuple)) else MASK
             elif isinstance(value, (list, tuple)):
-                out[name] = [self.text(v) if isinstance(v, str) else v for v in value]
+                out[name] = [self.text(v, secrets) if isinstance(v, str) else v for v in value]
             elif isinstance(value, str):
-                out[name] = self.text(value)
+                out[name] = self.text(value, secrets)
             else:
                 out[name] = value
         return out
+
+    def query(self, raw: str, secrets: Iterable[str] = (), context: Mapping[str, Any] | None = None) -> str:
+        """A query string as recorded: decoded, masked, re-encoded.
+
+        ``raw`` is the WSGI ``QUERY_STRING`` (its bytes as latin-1).  It is parsed into pairs
+        as werkzeug parses it, each value masked by the rules of :meth:`arguments` (with the
+        known ``secrets``; ``context``: every argument of the call, when known), and the pairs
+        re-encoded in one form (``%XX`` upper case, ``%20`` for a space, ``/:@*,`` kept), so
+        what is recorded never depends on how the client encoded the values.
+        """
+        if not raw:
+            return ""
+        try:
+            text = raw.encode("latin-1").decode("utf-8", _URL_ERRORS)
+        except UnicodeEncodeError:  # not from a WSGI server: already text
+            text = raw
+        pairs = parse_qsl(text, keep_blank_values=True, errors=_URL_ERRORS)
+        args: dict[str, list[str]] = {}
+        for name, value in pairs:
+            args.setdefault(name, []).append(value)
+        shown = self.arguments(args, secrets, context)
+        seen: dict[str, int] = {}
+        out = []
+        for name, _ in pairs:
+            n = seen[name] = seen.get(name, -1) + 1
+            shown_name = self.text(name, secrets)
+            out.append(f"{quote(shown_name, safe=_QUERY_SAFE)}={quote(shown[name][n], safe=_QUERY_SAFE)}")
+        return "&".join(out)
 
     def argv(self, argv: Iterable[str], secrets: Iterable[str] = ()) -> list[str]:
         """An argv with every known secret (whole element or ``--flag=value`` value) masked."""
@@ -245,10 +321,35 @@ class Redactor:
         return {k: MASK if self.is_sensitive(k) else self.text(v) for k, v in items}
 
     def text(self, text: str, secrets: Iterable[str] = ()) -> str:
-        """Free text (a message, a traceback, a URL) with every recognisable secret masked."""
+        """Free text (a message, a traceback, a URL) with every recognisable secret masked,
+        percent-encoded ones included (then the text comes back decoded, see the module)."""
         if not secrets and self._suspect.search(text) is None:  # one C-level scan, most strings
             return text
-        present = [s for s in (*secrets, *self.secrets) if len(s) >= MIN_SECRET_LENGTH and s in text]
+        secrets = tuple(secrets)
+        masked = self._mask_plain(text, secrets)
+        if "%" in masked or "+" in masked:
+            masked = self._mask_decoded(masked, secrets)
+        return masked
+
+    def _mask_decoded(self, text: str, secrets: tuple[str, ...]) -> str:
+        """Secrets visible only once the text is percent-decoded (``+`` as a space or not):
+        when decoding reveals something to mask, the decoded, masked text replaces it."""
+        for decode in (unquote, unquote_plus):
+            decoded = decode(text, errors=_URL_ERRORS)
+            if decoded != text:
+                masked = self._mask_plain(decoded, secrets)
+                if masked != decoded:
+                    text = masked
+        return text
+
+    def _mask_plain(self, text: str, secrets: tuple[str, ...]) -> str:
+        present = [
+            form
+            for secret in (*secrets, *self.secrets)
+            if len(secret) >= MIN_SECRET_LENGTH
+            for form in secret_forms(secret)
+            if form in text
+        ]
         for secret in sorted(present, key=len, reverse=True):  # longest first: one may contain another
             text = text.replace(secret, MASK)
         # Cheap checks first: most strings (ids, paths, statuses) hold none of these forms.

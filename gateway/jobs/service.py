@@ -287,6 +287,7 @@ class JobService:
         finished = time.time()
         body = job.ctx.envelope.to_dict(finished)
         body["job_id"] = row.id
+        body = job.ctx.record.masked(body)  # kept for jobs.retention: no secret may persist (exports)
         self.store.transition(
             row.id, ACTIVE, state=state, reason=reason, finished_at=finished,
             exit_code=job.ctx.envelope.exit_code, envelope=json.dumps(body, default=str),
