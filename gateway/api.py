@@ -156,7 +156,7 @@ class ApiEndpoint:
         record.exit_code = envelope.exit_code
         if shape and self.compat is not None:
             self.compat.shape(envelope, record.api)
-        return envelope.response(time.time(), headers)
+        return envelope.response(time.time(), headers, mask=record.answered)
 
     def _parse(self, environ: dict[str, Any]) -> tuple[Request, MultiDict[str, str], MultiDict[str, str]]:
         request = Request(environ)

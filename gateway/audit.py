@@ -92,6 +92,10 @@ class AuditRecord:
             self.query = self.rules.query(self.query_string, self.secrets)
         return self.query
 
+    def answered(self, obj: Any) -> Any:
+        """An answer to this request with the secrets it carried masked (echoed by a CLI)."""
+        return self.rules.known(obj, self.secrets) if self.secrets or self.rules.secrets else obj
+
     def masked(self, obj: Any) -> Any:
         """Anything kept about this request (a job's stored envelope), masked by the same
         rules and known secrets as its audit event; values of sensitive keys masked too."""

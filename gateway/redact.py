@@ -151,6 +151,11 @@ _UPPER_HEX = re.compile(r"%[0-9A-F]{2}")
 _URL_ERRORS = "werkzeug.url_quote"
 
 
+def _encode(text: str) -> str:
+    # A lone surrogate (never from a WSGI server, which hands bytes as latin-1) is kept visible.
+    return quote(text, safe=_QUERY_SAFE, errors="backslashreplace")
+
+
 @functools.lru_cache(maxsize=4096)
 def secret_forms(secret: str) -> tuple[str, ...]:
     """``secret`` and the forms it takes encoded: percent-encoded (upper- or lower-case hex,
@@ -298,7 +303,7 @@ class Redactor:
         for name, _ in pairs:
             n = seen[name] = seen.get(name, -1) + 1
             shown_name = self.text(name, secrets)
-            out.append(f"{quote(shown_name, safe=_QUERY_SAFE)}={quote(shown[name][n], safe=_QUERY_SAFE)}")
+            out.append(f"{_encode(shown_name)}={_encode(shown[name][n])}")
         return "&".join(out)
 
     def argv(self, argv: Iterable[str], secrets: Iterable[str] = ()) -> list[str]:
@@ -342,7 +347,8 @@ class Redactor:
                     text = masked
         return text
 
-    def _mask_plain(self, text: str, secrets: tuple[str, ...]) -> str:
+    def _mask_known(self, text: str, secrets: tuple[str, ...]) -> str:
+        """Each known secret, in each of its forms, masked."""
         present = [
             form
             for secret in (*secrets, *self.secrets)
@@ -352,6 +358,10 @@ class Redactor:
         ]
         for secret in sorted(present, key=len, reverse=True):  # longest first: one may contain another
             text = text.replace(secret, MASK)
+        return text
+
+    def _mask_plain(self, text: str, secrets: tuple[str, ...]) -> str:
+        text = self._mask_known(text, secrets)
         # Cheap checks first: most strings (ids, paths, statuses) hold none of these forms.
         if "://" in text:
             text = mask_uri(text)
@@ -395,6 +405,19 @@ class Redactor:
             }
         if isinstance(obj, (list, tuple, set, frozenset)):
             return [self.value(v, secrets) for v in obj]
+        return obj
+
+    def known(self, obj: Any, secrets: Iterable[str] = ()) -> Any:
+        """A JSON-like answer with the known secrets (in any of their forms) masked in every
+        string, and nothing else changed: what the caller asked for stays as it is, except
+        the secrets its own request carried (a CLI error message may echo them)."""
+        secrets = tuple(secrets)
+        if isinstance(obj, str):
+            return self._mask_known(obj, secrets)
+        if isinstance(obj, Mapping):
+            return {k: self.known(v, secrets) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.known(v, secrets) for v in obj]
         return obj
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
