@@ -16,7 +16,7 @@ from werkzeug.wrappers import Request, Response
 from gateway.audit import AuditRecord
 from gateway.body import read_form
 from gateway.calls import CallContext, Dispatcher
-from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan
+from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan, command_line
 from gateway.cli.values import Upload
 from gateway.compat import Compat109
 from gateway.config import DeployConfig, LimitsConfig
@@ -143,8 +143,10 @@ class ApiEndpoint:
         for warning in planned.warnings:
             envelope.add_warning(warning)
         if isinstance(planned, Plan):
-            envelope.airflow_cmd = self.redactor.text(planned.display, record.secrets)
             record.argv = self.redactor.argv(planned.argv, record.secrets)
+            # Shown from the masked argv: masking the shell-quoted line would miss a secret
+            # the quoting changed (a ' becomes '"'"').
+            envelope.airflow_cmd = command_line(record.argv)
         if self.jobs is not None and self.jobs.wanted(mode, request, planned):
             return self.jobs.accept(planned, ctx)
         self.dispatch(planned, ctx)

@@ -76,9 +76,11 @@ _VALUE = re.compile(r"[^\s&\"',;}\]]+")
 _LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-_")
 _USER_END = re.compile(r"[:/@\s]")  # what ends the user name of ``scheme://user:pw@host``
-# What ends a URI's authority for the password's sake: whitespace, the query or fragment,
-# and characters never unencoded in a URI (quotes, brackets) that delimit it in text.
-_AUTHORITY_END = re.compile(r"[\s?#\"'<>]")
+# What ends a URI's authority for the password's sake: whitespace, and characters never
+# unencoded in a URI (double quotes, angle brackets) that delimit it in text.  Not "?",
+# "#" or "'" (valid in a password): a client may send a password unencoded, and it runs
+# to the last "@" still (a URL with an "@" in its query may be over-masked, never under).
+_AUTHORITY_END = re.compile(r"[\s\"<>]")
 _QUERY_NAME = re.compile(r"[A-Za-z_][\w.\-]*")
 # A request with more secret values than this (sensitive arguments, conn_extra leaves)
 # is refused: each free-text scrub checks every one of them.

@@ -132,7 +132,7 @@ def test_generated_secrets_reach_no_output(
     reply = _send(gw, sent)
     assert reply.status in {200, 202, 400}, reply.body[:2000]
     answers = [_job_answer(gw, reply)] if reply.status == 202 else []
-    found = gen.leaks(secret, _outputs(gw, reply, answers))
+    found = gen.leaks(carrier.secret, _outputs(gw, reply, answers))
     assert not found, found
 
 
@@ -148,5 +148,5 @@ def test_an_exported_variables_job_keeps_no_secret_in_the_job_store(secret_gatew
     assert reply.status == 202, reply.body[:2000]
     answer = _job_answer(gw, reply)
     assert '"db_password": "***"' in answer  # the export ran, and its sensitive value is masked
-    found = gen.leaks(secret, _outputs(gw, reply, [answer]))
+    found = gen.leaks(carrier.secret, _outputs(gw, reply, [answer]))
     assert not found, found

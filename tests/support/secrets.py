@@ -21,7 +21,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 from hypothesis import strategies as st
 
 MARKERS = "JQXZVKW"
-BREAKERS = "@:/%+# éß漢"
+BREAKERS = "@:/%+# éß漢\"\\&=;,'"
 WINDOW = 4
 _HEX = re.compile(r"%[0-9A-F]{2}")
 
@@ -42,15 +42,25 @@ class Carrier:
 
     name: str
     args: tuple[tuple[str, str], ...]
+    secret: str  # as sent (a raw URI password cannot hold whitespace)
 
 
 def carrier(kind: str, secret: str, unique: str, *, lower: bool = False, ascii_json: bool = True) -> Carrier:
     """The arguments of one call carrying ``secret`` (``unique``: a fresh connection id)."""
-    in_uri = quote(secret, safe="")
-    in_uri = lower_hex(in_uri) if lower else in_uri
+    if (
+        kind == "conn_uri_raw"
+    ):  # unencoded in the URI (but for what no URI holds), as careless clients send it
+        secret = in_uri = secret.replace(" ", "K").replace('"', "V")
+    else:
+        in_uri = quote(secret, safe="")
+        in_uri = lower_hex(in_uri) if lower else in_uri
     extra = {"password": secret, "region": "eu-west-1"} if kind == "conn_extra" else {"api_token": secret}
     calls: dict[str, list[tuple[str, str]]] = {
         "conn_uri": [
+            ("api", "connections"), ("add", "true"), ("conn_id", f"gw_{unique}"),
+            ("conn_uri", f"postgresql://dbuser:{in_uri}@db.example:5432/app"),
+        ],
+        "conn_uri_raw": [
             ("api", "connections"), ("add", "true"), ("conn_id", f"gw_{unique}"),
             ("conn_uri", f"postgresql://dbuser:{in_uri}@db.example:5432/app"),
         ],
@@ -72,10 +82,18 @@ def carrier(kind: str, secret: str, unique: str, *, lower: bool = False, ascii_j
         ],
         "variable": [("api", "variables"), ("set", "db_password"), ("set_value", secret)],
     }  # fmt: skip
-    return Carrier(kind, tuple(calls[kind]))
+    return Carrier(kind, tuple(calls[kind]), secret)
 
 
-KINDS = ("conn_uri", "conn_uri_query", "conn_extra", "conn_extra_token", "conn_password", "variable")
+KINDS = (
+    "conn_uri",
+    "conn_uri_raw",
+    "conn_uri_query",
+    "conn_extra",
+    "conn_extra_token",
+    "conn_password",
+    "variable",
+)
 ENCODINGS = ("query-upper", "query-lower", "query-plus", "form", "form-lower", "json", "multipart", "split")
 
 
