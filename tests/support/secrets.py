@@ -24,6 +24,9 @@ MARKERS = "JQXZVKW"
 BREAKERS = "@:/%+# éß漢\"\\&=;,'"
 WINDOW = 4
 _HEX = re.compile(r"%[0-9A-F]{2}")
+# Unencoded, these end a URI's authority or change the password (Airflow decodes "%"):
+# no password holds them raw, and Airflow would read a part of it as the host.
+_NOT_IN_USERINFO = frozenset(' "#%/?\\')
 
 
 def secrets() -> st.SearchStrategy[str]:
@@ -47,10 +50,8 @@ class Carrier:
 
 def carrier(kind: str, secret: str, unique: str, *, lower: bool = False, ascii_json: bool = True) -> Carrier:
     """The arguments of one call carrying ``secret`` (``unique``: a fresh connection id)."""
-    if (
-        kind == "conn_uri_raw"
-    ):  # unencoded in the URI (but for what no URI holds), as careless clients send it
-        secret = in_uri = secret.replace(" ", "K").replace('"', "V")
+    if kind == "conn_uri_raw":  # unencoded, as careless clients send it: "@", sub-delimiters
+        secret = in_uri = "".join("K" if c in _NOT_IN_USERINFO else c for c in secret)
     else:
         in_uri = quote(secret, safe="")
         in_uri = lower_hex(in_uri) if lower else in_uri
