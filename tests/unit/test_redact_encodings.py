@@ -156,3 +156,41 @@ def test_the_percent_encoded_uri_of_the_finding_is_not_recorded(gateway: UnitGat
         event["query"]
         == "api=connections&add=true&conn_id=c1&conn_uri=postgresql://dbuser:***@db.example/app"
     )
+
+
+def _call(gateway: UnitGateway, query: str, form: dict[str, str] | None = None) -> tuple[str, str]:
+    """(the answer, everything logged) of one call."""
+    gateway.out.seek(0)
+    gateway.out.truncate()
+    client = Client(gateway.app)
+    url = f"/admin/rest_api/api?{query}"
+    reply = (
+        client.post(url, data=form, headers=AUTH, buffered=True)
+        if form
+        else client.get(url, headers=AUTH, buffered=True)
+    )
+    return reply.get_data(as_text=True), gateway.out.getvalue()
+
+
+def test_a_shell_quoted_secret_is_masked_in_airflow_cmd(gateway: UnitGateway) -> None:
+    """``airflow_cmd`` is shell-quoted: a ``'`` became ``'"'"'`` and hid the secret from masking."""
+    extra = json.dumps({"password": "JQX'ZKVW'QXZ"})
+    answer, logged = _call(
+        gateway, f"api=connections&add=true&conn_id=c1&conn_type=http&conn_extra={quote(extra)}"
+    )
+    assert not gen.leaks("JQX'ZKVW'QXZ", {"answer": answer, "logs": logged})
+    assert json.loads(answer)["airflow_cmd"].startswith("airflow connections add")
+
+
+def test_a_variable_value_in_the_body_with_its_key_in_the_query_is_masked(gateway: UnitGateway) -> None:
+    """``post_arguments`` were masked knowing the body only: the value of ``db_password`` was echoed."""
+    answer, logged = _call(gateway, "api=variables&set=db_password", {"set_value": "JQXZ-ab1"})
+    assert json.loads(answer)["post_arguments"] == {"set_value": MASK}
+    assert not gen.leaks("JQXZ-ab1", {"answer": answer, "logs": logged})
+
+
+def test_an_unencoded_uri_password_with_a_hash_is_masked_whole(gateway: UnitGateway) -> None:
+    """A "#" or "?" sent unencoded in a password no longer ends it for masking."""
+    uri = quote("postgresql://dbuser:JQ#XZ?KV@db.example/app", safe="")
+    answer, logged = _call(gateway, f"api=connections&add=true&conn_id=c1&conn_uri={uri}")
+    assert not gen.leaks("JQ#XZ?KV", {"answer": answer, "logs": logged})
