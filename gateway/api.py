@@ -143,7 +143,7 @@ class ApiEndpoint:
         for warning in planned.warnings:
             envelope.add_warning(warning)
         if isinstance(planned, Plan):
-            record.argv = self.redactor.argv(planned.argv, record.secrets)
+            record.argv = self.redactor.argv(planned.argv, record.secrets | self.redactor.masked_values(args))
             # Shown from the masked argv: masking the shell-quoted line would miss a secret
             # the quoting changed (a ' becomes '"'"').
             envelope.airflow_cmd = command_line(record.argv)

@@ -223,6 +223,17 @@ class Redactor:
                 found |= self._uri_secrets(value)
         return {s for s in found if len(s) >= MIN_SECRET_LENGTH}
 
+    def masked_values(self, args: Mapping[str, Any]) -> set[str]:
+        """The values of arguments masked whole, whatever their length: an argv element equal
+        to one is masked (a short one is not looked for in free text: it would mangle words)."""
+        return {
+            value
+            for name, raw in args.items()
+            if self._masks_value(name, args)
+            for value in (raw if isinstance(raw, (list, tuple)) else [raw])
+            if isinstance(value, str) and value
+        }
+
     def _uri_secrets(self, value: str) -> set[str]:
         if "://" not in value:
             return set()

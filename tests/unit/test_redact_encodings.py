@@ -194,3 +194,11 @@ def test_an_unencoded_uri_password_with_a_hash_is_masked_whole(gateway: UnitGate
     uri = quote("postgresql://dbuser:JQ#XZ?KV@db.example/app", safe="")
     answer, logged = _call(gateway, f"api=connections&add=true&conn_id=c1&conn_uri={uri}")
     assert not gen.leaks("JQ#XZ?KV", {"answer": answer, "logs": logged})
+
+
+def test_a_short_secret_value_is_masked_in_argv_and_airflow_cmd(gateway: UnitGateway) -> None:
+    """Values shorter than 4 characters are masked where they are a whole argv element."""
+    answer, logged = _call(gateway, "api=variables&set=db_password&set_value=ab1")
+    [event] = gateway.events()
+    assert json.loads(answer)["airflow_cmd"] == "airflow variables set -- db_password '***'"
+    assert event["argv"][-2:] == ["db_password", MASK]
