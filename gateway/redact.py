@@ -20,7 +20,12 @@ log, responses, stored jobs), decided as follows:
   ``+`` for space, JSON-escaped: :func:`secret_forms`);
 * free text holding percent-encoded data is masked through its decoded form: when the
   decoded text holds something to mask, the *decoded, masked* text replaces it (free text
-  cannot be re-encoded faithfully; a readable decoded line is the safe choice).
+  cannot be re-encoded faithfully; a readable decoded line is the safe choice);
+* the command line shown (``airflow_cmd``) is quoted from the masked argv, never masked
+  after quoting;
+* an answer has only the request's own known secrets masked (:meth:`Redactor.known`: what
+  the caller asked for is left alone); a job's envelope is stored masked like an audit
+  event (:meth:`Redactor.value`: sensitive keys too, so exported variables are masked).
 
 Every pass is a constant number of linear scans: redaction stays linear in its input.
 """
