@@ -78,7 +78,7 @@ class AuditRecord:
     bytes_out: int = 0
     duration_s: float | None = None
     error: str | None = None  # exception class name when the app or the body failed
-    secrets: set[str] = field(default_factory=set)  # raw values masked everywhere; never emitted
+    secrets: set[str] = field(default_factory=set, repr=False)  # raw values masked everywhere; never emitted
     redactor: Redactor | None = field(default=None, repr=False)  # this deployment's rules
     _t0: float = field(default_factory=time.monotonic)
 
