@@ -16,7 +16,7 @@ from werkzeug.wrappers import Request, Response
 from gateway.audit import AuditRecord
 from gateway.body import read_form
 from gateway.calls import CallContext, Dispatcher
-from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan
+from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan, command_line
 from gateway.cli.values import Upload, Value
 from gateway.compat import Compat109
 from gateway.config import DeployConfig, LimitsConfig
@@ -77,17 +77,19 @@ class ApiEndpoint:
         shown_form = form.to_dict()
         shown_form.update({name: files[0].filename for name, files in uploads.items()})
         record: AuditRecord = environ["gateway.audit"]
-        envelope = Envelope(
-            call_time=environ["gateway.call_time"],
-            request_id=record.request_id,
-            arguments=redact.arguments(query.to_dict()),
-            post_arguments=redact.arguments(shown_form),
-        )
         all_args = {name: source.getlist(name) for source in (form, query) for name in source}
         record.secrets |= redact.secrets_in(all_args)
         if len(record.secrets) > MAX_SECRETS:  # each free-text scrub checks every one
             raise PayloadTooLarge(f"Too many secret values in one call (limit {MAX_SECRETS})")
-        record.arguments = redact.arguments(all_args)
+        # Query and body are masked knowing every argument: a variable's value is secret by its key.
+        record.query = redact.query(environ.get("QUERY_STRING", ""), record.secrets, all_args)
+        envelope = Envelope(
+            call_time=environ["gateway.call_time"],
+            request_id=record.request_id,
+            arguments=redact.arguments(query.to_dict(), record.secrets, all_args),
+            post_arguments=redact.arguments(shown_form, record.secrets, all_args),
+        )
+        record.arguments = redact.arguments(all_args, record.secrets)
         ctx = CallContext(envelope, record, principal, address)
         try:
             headers = self._serve(ctx, request, query, form, uploads, api_name)
@@ -141,8 +143,10 @@ class ApiEndpoint:
         for warning in planned.warnings:
             envelope.add_warning(warning)
         if isinstance(planned, Plan):
-            envelope.airflow_cmd = self.redactor.text(planned.display, record.secrets)
-            record.argv = self.redactor.argv(planned.argv, record.secrets)
+            record.argv = self.redactor.argv(planned.argv, record.secrets | self.redactor.masked_values(args))
+            # Shown from the masked argv: masking the shell-quoted line would miss a secret
+            # the quoting changed (a ' becomes '"'"').
+            envelope.airflow_cmd = command_line(record.argv)
         if self.jobs is not None and self.jobs.wanted(mode, request, planned):
             return self.jobs.accept(planned, ctx)
         self.dispatch(planned, ctx)
@@ -154,7 +158,7 @@ class ApiEndpoint:
         record.exit_code = envelope.exit_code
         if shape and self.compat is not None:
             self.compat.shape(envelope, record.api)
-        return envelope.response(time.time(), headers)
+        return envelope.response(time.time(), headers, mask=record.answered)
 
     def _parse(self, environ: dict[str, Any]) -> tuple[Request, MultiDict[str, str], MultiDict[str, str]]:
         request = Request(environ)

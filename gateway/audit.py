@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 EVENT = "gateway.request"
+_DEFAULT_RULES = Redactor()
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{8,128}")
 log = logging.getLogger("gateway.audit")
@@ -51,7 +52,8 @@ class AuditRecord:
     method: str
     path: str
     remote_addr: str | None
-    query: str = ""
+    query_string: str = field(default="", repr=False)  # as sent; never emitted (see ``recorded_query``)
+    query: str | None = None  # as recorded: set by the API endpoint, which knows every argument
     started_at: float = field(default_factory=time.time)
     route: str = "unmatched"
     api: str | None = None
@@ -76,8 +78,28 @@ class AuditRecord:
     bytes_out: int = 0
     duration_s: float | None = None
     error: str | None = None  # exception class name when the app or the body failed
-    secrets: set[str] = field(default_factory=set)  # raw values masked everywhere; never emitted
+    secrets: set[str] = field(default_factory=set, repr=False)  # raw values masked everywhere; never emitted
+    redactor: Redactor | None = field(default=None, repr=False)  # this deployment's rules
     _t0: float = field(default_factory=time.monotonic)
+
+    @property
+    def rules(self) -> Redactor:
+        return self.redactor or _DEFAULT_RULES
+
+    def recorded_query(self) -> str:
+        """The query string decoded, masked and re-encoded (:meth:`Redactor.query`)."""
+        if self.query is None:
+            self.query = self.rules.query(self.query_string, self.secrets)
+        return self.query
+
+    def answered(self, obj: Any) -> Any:
+        """An answer to this request with the secrets it carried masked (echoed by a CLI)."""
+        return self.rules.known(obj, self.secrets) if self.secrets or self.rules.secrets else obj
+
+    def masked(self, obj: Any) -> Any:
+        """Anything kept about this request (a job's stored envelope), masked by the same
+        rules and known secrets as its audit event; values of sensitive keys masked too."""
+        return self.rules.value(obj, self.secrets)
 
     def event(self) -> dict[str, Any]:
         """The event's fields, in a stable order (``time``/``level`` are added when logged)."""
@@ -90,7 +112,7 @@ class AuditRecord:
             "remote_addr": self.remote_addr,
             "method": self.method,
             "path": self.path,
-            "query": self.query,
+            "query": self.recorded_query(),
             "route": self.route,
             "api": self.api,
             "arguments": self.arguments,
@@ -171,13 +193,13 @@ def begin(environ: WSGIEnvironment, redactor: Redactor | None = None) -> AuditRe
     environ.setdefault("gateway.call_time", time.time())
     request_id = environ["gateway.request_id"] = request_id_of(environ)
     environ["HTTP_X_REQUEST_ID"] = request_id
-    query = environ.get("QUERY_STRING", "")
     record = AuditRecord(
         request_id=request_id,
         method=environ.get("REQUEST_METHOD", "GET"),
         path=environ.get("PATH_INFO", "/"),
         remote_addr=environ.get("REMOTE_ADDR"),
-        query=(redactor or Redactor()).text(query) if query else "",
+        query_string=environ.get("QUERY_STRING", ""),
+        redactor=redactor,
     )
     environ["gateway.audit"] = record
     structlog.contextvars.clear_contextvars()
@@ -362,7 +384,7 @@ class AuditLayer:
 
     :param app: the gateway's dispatcher.
     :param audit: renders and writes the events.
-    :param redactor: masks the query string recorded at the start.
+    :param redactor: the rules each request's record is masked by.
     :param observers: told at start and finish (e.g. :class:`gateway.metrics.Metrics`).
 
     ``app.wsgi_app = AuditLayer(app.wsgi_app, audit=AuditLog(redactor), redactor=redactor)``

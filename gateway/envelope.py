@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
@@ -67,8 +67,15 @@ class Envelope:
         body.update(self.extra)
         return body
 
-    def response(self, response_time: float, headers: Mapping[str, str] | None = None) -> Response:
-        body = json.dumps(self.to_dict(response_time), default=str)
+    def response(
+        self,
+        response_time: float,
+        headers: Mapping[str, str] | None = None,
+        mask: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Response:
+        """The answer; ``mask`` (redaction) sees the whole body before it is rendered."""
+        fields = self.to_dict(response_time)
+        body = json.dumps(fields if mask is None else mask(fields), default=str)
         return Response(
             body, status=self.http_response_code, mimetype=JSON_MIMETYPE, headers=dict(headers or {})
         )

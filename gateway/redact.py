@@ -6,15 +6,40 @@ variable whose key looks sensitive, ``Authorization``/``Cookie`` headers).  Know
 substitution then masks the *values* found that way (and configured tokens) wherever
 else they turn up: in argv, exception messages, tracebacks.  :class:`Redactor` is also a
 structlog processor, so nothing reaches a log line unmasked.
+
+Encodings.  A secret reaches the gateway percent-encoded (upper- or lower-case hex, ``+``
+for a space), in a JSON body, in multipart, and the gateway itself re-serialises JSON
+arguments into argv.  One path covers every output (the audit file, stdout, the gateway
+log, responses, stored jobs), decided as follows:
+
+* a query string is recorded *decoded, masked and re-encoded* (:meth:`Redactor.query`):
+  it is parsed into pairs as werkzeug parses it, each value masked by the rules of
+  :meth:`Redactor.arguments` (plus the request's known secrets), and re-encoded in one
+  canonical form; structure never depends on how the client encoded it;
+* a known secret is also looked for in its encoded forms (percent-encoded either case,
+  ``+`` for space, JSON-escaped: :func:`secret_forms`);
+* free text holding percent-encoded data is masked through its decoded form: when the
+  decoded text holds something to mask, the *decoded, masked* text replaces it (free text
+  cannot be re-encoded faithfully; a readable decoded line is the safe choice);
+* the command line shown (``airflow_cmd``) is quoted from the masked argv, never masked
+  after quoting;
+* an answer has only the request's own known secrets masked (:meth:`Redactor.known`: what
+  the caller asked for is left alone); a job's envelope is stored masked like an audit
+  event (:meth:`Redactor.value`: sensitive keys too, so exported variables are masked).
+
+Every pass is a constant number of linear scans: redaction stays linear in its input.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus, urlsplit
+
+import werkzeug.urls  # noqa: F401  registers the "werkzeug.url_quote" codec error handler
 
 MASK = "***"
 _SCALARS = frozenset({bool, int, float})
@@ -56,9 +81,11 @@ _VALUE = re.compile(r"[^\s&\"',;}\]]+")
 _LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-_")
 _USER_END = re.compile(r"[:/@\s]")  # what ends the user name of ``scheme://user:pw@host``
-# What ends a URI's authority for the password's sake: whitespace, the query or fragment,
-# and characters never unencoded in a URI (quotes, brackets) that delimit it in text.
-_AUTHORITY_END = re.compile(r"[\s?#\"'<>]")
+# What ends a URI's authority for the password's sake: whitespace, and characters never
+# unencoded in a URI (double quotes, angle brackets) that delimit it in text.  Not "?",
+# "#" or "'" (valid in a password): a client may send a password unencoded, and it runs
+# to the last "@" still (a URL with an "@" in its query may be over-masked, never under).
+_AUTHORITY_END = re.compile(r"[\s\"<>]")
 _QUERY_NAME = re.compile(r"[A-Za-z_][\w.\-]*")
 # A request with more secret values than this (sensitive arguments, conn_extra leaves)
 # is refused: each free-text scrub checks every one of them.
@@ -123,6 +150,29 @@ def mask_uri(text: str) -> str:
     return _replace_spans(text, spans) if spans else text
 
 
+# What a re-encoded query value keeps readable: the mask itself and a URI's punctuation.
+_QUERY_SAFE = "/:@*,"
+_UPPER_HEX = re.compile(r"%[0-9A-F]{2}")
+# The codec error handler werkzeug's own query parsing uses: invalid UTF-8 stays
+# percent-encoded, so a value decoded here is the very string werkzeug handed the app.
+_URL_ERRORS = "werkzeug.url_quote"
+
+
+def _encode(text: str) -> str:
+    # A lone surrogate (never from a WSGI server, which hands bytes as latin-1) is kept visible.
+    return quote(text, safe=_QUERY_SAFE, errors="backslashreplace")
+
+
+@functools.lru_cache(maxsize=4096)
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """``secret`` and the forms it takes encoded: percent-encoded (upper- or lower-case hex,
+    ``%20`` or ``+`` for a space) and JSON-escaped (ASCII-only or not); longest first."""
+    percent = {quote(secret, safe=""), quote_plus(secret, safe="")}
+    percent |= {_UPPER_HEX.sub(lambda m: m.group().lower(), form) for form in percent}
+    escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    return tuple(sorted({secret, *percent, *escaped}, key=len, reverse=True))
+
+
 def _first(value: Any) -> Any:
     return value[0] if isinstance(value, (list, tuple)) and value else value
 
@@ -140,10 +190,11 @@ class Redactor:
         self.extra = tuple(n.lower() for n in extra_names if n)
         self.secrets = frozenset(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)
         self._words = tuple(sorted({*SENSITIVE_NAMES, *self.extra}))
-        # Whatever text() could change: a known secret, a URI, or a name=value / scheme form.
-        self._suspect = re.compile(
-            "|".join(["://", "[=: ]", *(re.escape(x) for x in sorted(self.secrets, key=len, reverse=True))])
-        )
+        forms = {form for secret in self.secrets for form in secret_forms(secret)}
+        # Whatever text() could change: a known secret (in any of its forms), a URI, a
+        # name=value / scheme form, or percent- or plus-encoded text that may hide one.
+        known = [re.escape(x) for x in sorted(forms, key=len, reverse=True)]
+        self._suspect = re.compile("|".join(["://", "[=: +]", "%[0-9A-Fa-f]{2}", *known]))
         # One C-level scan instead of a Python loop over the words (a hot path: audit events).
         self._any_word = re.compile(
             "|".join(re.escape(w).replace("_", "[-_]") for w in self._words), re.IGNORECASE
@@ -176,6 +227,17 @@ class Redactor:
                     found |= self._json_secrets(value)
                 found |= self._uri_secrets(value)
         return {s for s in found if len(s) >= MIN_SECRET_LENGTH}
+
+    def masked_values(self, args: Mapping[str, Any]) -> set[str]:
+        """The values of arguments masked whole, whatever their length: an argv element equal
+        to one is masked (a short one is not looked for in free text: it would mangle words)."""
+        return {
+            value
+            for name, raw in args.items()
+            if self._masks_value(name, args)
+            for value in (raw if isinstance(raw, (list, tuple)) else [raw])
+            if isinstance(value, str) and value
+        }
 
     def _uri_secrets(self, value: str) -> set[str]:
         if "://" not in value:
@@ -211,19 +273,56 @@ class Redactor:
                 found.add(item)
         return found
 
-    def arguments(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        """Request arguments safe to echo or log (values may be strings or lists of them)."""
+    def arguments(
+        self, args: Mapping[str, Any], secrets: Iterable[str] = (), context: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Request arguments safe to echo or log (values may be strings or lists of them).
+
+        :param secrets: the request's known secret values, masked wherever they appear.
+        :param context: every argument of the call, when ``args`` is a part of them (the
+            query, the body): a variable's value is secret by its key, which may be in the other.
+        """
+        rules = args if context is None else {**context, **args}
+        secrets = tuple(secrets)
         out: dict[str, Any] = {}
         for name, value in args.items():
-            if self._masks_value(name, args):
+            if self._masks_value(name, rules):
                 out[name] = [MASK for _ in value] if isinstance(value, (list, tuple)) else MASK
             elif isinstance(value, (list, tuple)):
-                out[name] = [self.text(v) if isinstance(v, str) else v for v in value]
+                out[name] = [self.text(v, secrets) if isinstance(v, str) else v for v in value]
             elif isinstance(value, str):
-                out[name] = self.text(value)
+                out[name] = self.text(value, secrets)
             else:
                 out[name] = value
         return out
+
+    def query(self, raw: str, secrets: Iterable[str] = (), context: Mapping[str, Any] | None = None) -> str:
+        """A query string as recorded: decoded, masked, re-encoded.
+
+        ``raw`` is the WSGI ``QUERY_STRING`` (its bytes as latin-1).  It is parsed into pairs
+        as werkzeug parses it, each value masked by the rules of :meth:`arguments` (with the
+        known ``secrets``; ``context``: every argument of the call, when known), and the pairs
+        re-encoded in one form (``%XX`` upper case, ``%20`` for a space, ``/:@*,`` kept), so
+        what is recorded never depends on how the client encoded the values.
+        """
+        if not raw:
+            return ""
+        try:
+            text = raw.encode("latin-1").decode("utf-8", _URL_ERRORS)
+        except UnicodeEncodeError:  # not from a WSGI server: already text
+            text = raw
+        pairs = parse_qsl(text, keep_blank_values=True, errors=_URL_ERRORS)
+        args: dict[str, list[str]] = {}
+        for name, value in pairs:
+            args.setdefault(name, []).append(value)
+        shown = self.arguments(args, secrets, context)
+        seen: dict[str, int] = {}
+        out = []
+        for name, _ in pairs:
+            n = seen[name] = seen.get(name, -1) + 1
+            shown_name = self.text(name, secrets)
+            out.append(f"{_encode(shown_name)}={_encode(shown[name][n])}")
+        return "&".join(out)
 
     def argv(self, argv: Iterable[str], secrets: Iterable[str] = ()) -> list[str]:
         """An argv with every known secret (whole element or ``--flag=value`` value) masked."""
@@ -245,12 +344,42 @@ class Redactor:
         return {k: MASK if self.is_sensitive(k) else self.text(v) for k, v in items}
 
     def text(self, text: str, secrets: Iterable[str] = ()) -> str:
-        """Free text (a message, a traceback, a URL) with every recognisable secret masked."""
+        """Free text (a message, a traceback, a URL) with every recognisable secret masked,
+        percent-encoded ones included (then the text comes back decoded, see the module)."""
         if not secrets and self._suspect.search(text) is None:  # one C-level scan, most strings
             return text
-        present = [s for s in (*secrets, *self.secrets) if len(s) >= MIN_SECRET_LENGTH and s in text]
+        secrets = tuple(secrets)
+        masked = self._mask_plain(text, secrets)
+        if "%" in masked or "+" in masked:
+            masked = self._mask_decoded(masked, secrets)
+        return masked
+
+    def _mask_decoded(self, text: str, secrets: tuple[str, ...]) -> str:
+        """Secrets visible only once the text is percent-decoded (``+`` as a space or not):
+        when decoding reveals something to mask, the decoded, masked text replaces it."""
+        for decode in (unquote, unquote_plus):
+            decoded = decode(text, errors=_URL_ERRORS)
+            if decoded != text:
+                masked = self._mask_plain(decoded, secrets)
+                if masked != decoded:
+                    text = masked
+        return text
+
+    def _mask_known(self, text: str, secrets: tuple[str, ...]) -> str:
+        """Each known secret, in each of its forms, masked."""
+        present = [
+            form
+            for secret in (*secrets, *self.secrets)
+            if len(secret) >= MIN_SECRET_LENGTH
+            for form in secret_forms(secret)
+            if form in text
+        ]
         for secret in sorted(present, key=len, reverse=True):  # longest first: one may contain another
             text = text.replace(secret, MASK)
+        return text
+
+    def _mask_plain(self, text: str, secrets: tuple[str, ...]) -> str:
+        text = self._mask_known(text, secrets)
         # Cheap checks first: most strings (ids, paths, statuses) hold none of these forms.
         if "://" in text:
             text = mask_uri(text)
@@ -294,6 +423,19 @@ class Redactor:
             }
         if isinstance(obj, (list, tuple, set, frozenset)):
             return [self.value(v, secrets) for v in obj]
+        return obj
+
+    def known(self, obj: Any, secrets: Iterable[str] = ()) -> Any:
+        """A JSON-like answer with the known secrets (in any of their forms) masked in every
+        string, and nothing else changed: what the caller asked for stays as it is, except
+        the secrets its own request carried (a CLI error message may echo them)."""
+        secrets = tuple(secrets)
+        if isinstance(obj, str):
+            return self._mask_known(obj, secrets)
+        if isinstance(obj, Mapping):
+            return {k: self.known(v, secrets) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.known(v, secrets) for v in obj]
         return obj
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:

@@ -41,6 +41,11 @@ class PlanError(Refused):
     """The request cannot be planned; ``status`` is the HTTP code, ``message`` is safe to show."""
 
 
+def command_line(argv: Sequence[str]) -> str:
+    """``argv`` as the envelope's ``airflow_cmd`` shows it (``airflow`` for the executable)."""
+    return shlex.join(["airflow", *argv[1:]])
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A validated CLI call, ready for the runner (or the daemon manager)."""
@@ -57,7 +62,7 @@ class Plan:
     @property
     def display(self) -> str:
         """The command line as the envelope's ``airflow_cmd`` shows it."""
-        return shlex.join(["airflow", *self.argv[1:]])
+        return command_line(self.argv)
 
     @property
     def outcome_rules(self) -> tuple[OutcomeRule, ...]:

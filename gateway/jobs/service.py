@@ -435,6 +435,7 @@ class JobService:
         """
         body = job.ctx.envelope.to_dict(finished)
         body["job_id"] = job.row.id
+        body = job.ctx.record.masked(body)  # kept for jobs.retention: no secret may persist (exports)
         output = body.get("output")
         if job.output.written and isinstance(output, dict) and {"stdout", "stderr"} <= output.keys():
             body["output"] = {

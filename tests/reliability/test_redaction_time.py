@@ -47,6 +47,8 @@ def _redact_every_way(redactor: Redactor, text: str) -> float:
     redactor.secrets_in({"conn_uri": [text], "password": [text]})
     redactor.argv(["airflow", "connections", "add", f"--conn-uri={text}"])
     redactor.value({"event": text})
+    redactor.query(text, ["secret-value"], {"set": ["db_password"]})
+    redactor.text(quote(text, safe=""))  # percent-encoded: read through its decoded form
     return time.perf_counter() - t0
 
 
