@@ -215,7 +215,9 @@ class JobService:
             airflow_cmd=envelope.airflow_cmd,
             created_at=time.time(),
         )
-        job = LocalJob(row=row, planned=planned, ctx=ctx, output=OutputBuffer(self.config.max_output_bytes))
+        # The output is masked as the synchronous answer is: the request's own secrets.
+        output = OutputBuffer(self.config.max_output_bytes, mask=ctx.record.answered)
+        job = LocalJob(row=row, planned=planned, ctx=ctx, output=output)
         job.output.on_full = lambda: self._flush(job)
         self.store.create(row)
         with self._lock:
@@ -406,7 +408,7 @@ class JobService:
     def _record_end(self, job: LocalJob, state: str, reason: str | None) -> None:
         """Store the job's output and final record, retrying until the store takes them."""
         row = job.row
-        self._retry("store the job's output", job, lambda: job.output.flush(self._writer(job)))
+        self._retry("store the job's output", job, lambda: job.output.flush(self._writer(job), final=True))
         finished = time.time()
         envelope = self._stored_envelope(job, finished)
         ended = self._retry(

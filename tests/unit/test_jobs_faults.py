@@ -335,6 +335,27 @@ def test_a_principal_over_its_stored_output_cap_cannot_submit(
     wait_for(lambda: state(store, other.id) == "succeeded")
 
 
+def test_a_secret_the_command_echoes_is_masked_in_the_stored_output(
+    tmp_path: Path, started: list[JobService]
+) -> None:
+    """The command prints the request's secret in two writes, a pause apart: the stored output
+    (and so every stream of it) has it masked, as the synchronous answer has."""
+    store = JobStore(sqlite_path=tmp_path / "jobs.sqlite3")
+    secret = "Pa55-w0rd@split-secret"
+    script = (
+        "import sys, time; sys.stdout.write('uri=postgresql://u:Pa55-w0rd'); sys.stdout.flush(); "
+        "time.sleep(0.5); sys.stdout.write('@split-secret@db\\nlast line, no newline')"
+    )
+    service = start(started, store, run_argv(runner(tmp_path), [sys.executable, "-c", script]))
+    ctx = context()
+    ctx.record.secrets.add(secret)
+    row = service.submit(call(), ctx)
+    wait_for(lambda: state(store, row.id) == "succeeded")
+    text = "".join(c.text for c in store.read_output(row.id))
+    assert "Pa55" not in text and "split-secret" not in text, text
+    assert text.endswith("\nlast line, no newline")
+
+
 # --- files --------------------------------------------------------------------------------
 
 
