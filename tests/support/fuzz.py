@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -134,5 +136,20 @@ WORKER_TROUBLE = re.compile(
 
 
 def worker_trouble(log_tail: str) -> list[str]:
-    """Lines of the gunicorn log that show a worker dying, restarting, or an error outside the app."""
-    return [line for line in log_tail.splitlines() if WORKER_TROUBLE.search(line)]
+    """What the gunicorn log shows of workers dying, restarting, or failing a request outside the
+    app (e.g. an event stream that raised after its headers), one line per kind with a count.
+
+    The gateway's own "unhandled error" events are left out: those requests answered 500.
+    """
+    found: Counter[str] = Counter()
+    for line in log_tail.splitlines():
+        if not WORKER_TROUBLE.search(line) or '"unhandled error"' in line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            found[line[:200]] += 1
+            continue
+        last = (event.get("exception") or "").strip().splitlines()[-1:] or [""]
+        found[f"{event.get('event', '')}: {last[0][:160]}"] += 1
+    return [f"{line} ({count}x)" for line, count in found.items()]
