@@ -276,7 +276,7 @@ def odd_headers(draw: st.DrawFn) -> list[tuple[str, str]]:
     found = []
     for _ in range(draw(st.integers(0, 3))):
         kind = draw(st.sampled_from(["accept", "xff", "request-id", "prefer", "random", "host-ish", "cookie",
-                                     "encoding", "expect", "long"]))  # fmt: skip
+                                     "encoding", "expect", "long", "range", "conditional", "override"]))  # fmt: skip
         value = _clean(draw(VALUES))
         found.append(
             {
@@ -293,6 +293,29 @@ def odd_headers(draw: st.DrawFn) -> list[tuple[str, str]]:
                 "encoding": ("Content-Encoding", draw(st.sampled_from(["gzip", "deflate", "br", value]))),
                 "expect": ("Expect", "100-continue"),
                 "long": ("X-Padding", "p" * draw(st.integers(0, 8000))),
+                "range": (
+                    "Range",
+                    draw(
+                        st.sampled_from(
+                            [
+                                "bytes=0-10",
+                                "bytes=-1",
+                                "bytes=99999999999999999999-",
+                                "bytes=5-1",
+                                "bytes=0-0,0-0,0-0",
+                                value,
+                            ]
+                        )
+                    ),
+                ),
+                "conditional": (
+                    draw(st.sampled_from(["If-None-Match", "If-Modified-Since", "If-Range"])),
+                    value,
+                ),
+                "override": (
+                    draw(st.sampled_from(["X-HTTP-Method-Override", "X-Method-Override"])),
+                    draw(st.sampled_from(["DELETE", "PUT", "GET", value])),
+                ),
             }[kind]
         )
     return found
@@ -578,6 +601,10 @@ RAW_REQUESTS = [
     b"GET /admin/rest_api/api?api=whoami HTTP/1.1\r\nHost: x\r\n",  # cut in the middle of the head
     b"\r\n\r\n",
     b"",
+    # Pipelined: a second request (or a smuggled one) behind the first on one connection.
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /admin/rest_api/api?api=whoami HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /admin/rest_api/api?api=whoami HTTP/1.1\r\nHost: x\r\nContent-Length: 44\r\n\r\n"
+    b"GET /admin/rest_api/jobs HTTP/1.1\r\nHost: x\r\n\r\n",
 ]
 
 
