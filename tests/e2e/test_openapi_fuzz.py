@@ -208,57 +208,9 @@ def test_job_endpoints_on_real_jobs(
         database=None,
     )
     def check(case: schemathesis.Case, pick: int) -> None:
-        components = case.meta.components if case.meta is not None else {}
-        path_broken = any(
-            where.value == "path" and info.mode is GenerationMode.NEGATIVE
-            for where, info in components.items()
+        _check_job_case(
+            case, gateway3.url, operation_id, job_ids[pick] if pick < len(job_ids) else None, seen
         )
-        real = None
-        if (
-            case.path_parameters
-            and "job_id" in case.path_parameters
-            and not path_broken
-            and pick < len(job_ids)
-        ):
-            real = case.path_parameters["job_id"] = job_ids[pick]
-        # Generated credentials (the security schemes' headers) go: the plugin token is sent.
-        case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() not in CREDENTIAL_HEADERS}
-        try:
-            response = _send(case, gateway3.url)
-        except requests.RequestException as exc:  # e.g. an event stream cut short
-            sent = (case.path_parameters, case.query, case.headers)
-            raise AssertionError(f"no complete answer to {sent}: {exc}") from exc
-        seen["requests"] += 1
-        assert response.status_code < 500, (
-            case.path_parameters,
-            case.query,
-            case.headers,
-            response.text[:500],
-        )
-        content_type = response.headers.get("Content-Type", "")
-        if response.status_code in GUNICORN_LIMITS:
-            return
-        if real is None or operation_id != "job_output":
-            assert content_type.startswith("application/json"), (response.status_code, response.text[:300])
-        if real is None:
-            return
-        seen["real job"] += 1
-        if operation_id == "job_get" and mode is GenerationMode.POSITIVE:
-            assert response.status_code == 200 and json.loads(response.text)["job_id"] == real
-        if operation_id == "job_cancel" and mode is GenerationMode.POSITIVE:
-            assert response.status_code == 409, response.text[:300]  # it has ended
-        if operation_id != "job_output":
-            return
-        header = _sent((case.headers or {}).get("Last-Event-ID"))
-        offset = _sent((case.query or {}).get("offset"))
-        for name, value in (("Last-Event-ID", header), ("offset", offset)):
-            if value is not None:
-                seen[f"{name} {offset_verdict(value)}"] += 1
-        expected = expected_output_status(header, offset)
-        assert response.status_code in expected, (header, offset, response.status_code, response.text[:300])
-        if response.status_code == 200 and content_type.startswith("text/event-stream"):
-            seen["event streams"] += 1
-            assert sse_complete(response.text), (header, offset, response.text[-300:])
 
     check()
     run_report(f"schemathesis {operation_id} ({mode.value}, real job ids): {dict(sorted(seen.items()))}")
@@ -271,6 +223,85 @@ def test_job_endpoints_on_real_jobs(
             assert any(seen[f"{name} {kind}"] for kind in kinds), seen
         if mode is GenerationMode.NEGATIVE:
             assert seen["Last-Event-ID invalid"] and seen["offset invalid"], seen
+
+
+def _check_job_case(
+    case: schemathesis.Case, base_url: str, operation_id: str, job_id: str | None, seen: Counter[str]
+) -> None:
+    """Send a job endpoint case aimed at ``job_id`` (unless its path is the broken part) and judge it.
+
+    Never a 5xx or a cut stream; JSON answers; on a real job: get is 200, cancel 409 (it has
+    ended), and the output is 200 or 400 as its offsets say (the stream closed by ``end``).
+    """
+    negative = case.meta is not None and case.meta.generation.mode is GenerationMode.NEGATIVE
+    components = case.meta.components if case.meta is not None else {}
+    path_broken = any(
+        where.value == "path" and info.mode is GenerationMode.NEGATIVE for where, info in components.items()
+    )
+    real = None
+    if case.path_parameters and "job_id" in case.path_parameters and not path_broken and job_id is not None:
+        real = case.path_parameters["job_id"] = job_id
+    # Generated credentials (the security schemes' headers) go: the plugin token is sent.
+    case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() not in CREDENTIAL_HEADERS}
+    sent = (case.method, case.path_parameters, case.query, case.headers)
+    try:
+        response = _send(case, base_url)
+    except requests.RequestException as exc:  # e.g. an event stream cut short
+        raise AssertionError(f"no complete answer to {sent}: {exc}") from exc
+    seen["requests"] += 1
+    assert response.status_code < 500, (sent, response.text[:500])
+    content_type = response.headers.get("Content-Type", "")
+    if response.status_code in GUNICORN_LIMITS:
+        return
+    if real is None or operation_id != "job_output" or case.method != "GET":
+        assert content_type.startswith("application/json"), (sent, response.status_code, response.text[:300])
+    if real is None:
+        return
+    seen["real job"] += 1
+    if operation_id == "job_get" and not negative:
+        assert response.status_code == 200 and json.loads(response.text)["job_id"] == real
+    if operation_id == "job_cancel" and not negative:
+        assert response.status_code == 409, response.text[:300]  # it has ended
+    if operation_id != "job_output" or case.method != "GET":
+        return
+    header = _sent((case.headers or {}).get("Last-Event-ID"))
+    offset = _sent((case.query or {}).get("offset"))
+    for name, value in (("Last-Event-ID", header), ("offset", offset)):
+        if value is not None:
+            seen[f"{name} {offset_verdict(value)}"] += 1
+    expected = expected_output_status(header, offset)
+    assert response.status_code in expected, (sent, response.status_code, response.text[:300])
+    if response.status_code == 200 and content_type.startswith("text/event-stream"):
+        seen["event streams"] += 1
+        assert sse_complete(response.text), (sent, response.text[-300:])
+
+
+@pytest.mark.parametrize("operation_id", JOB_OPERATIONS)
+def test_job_endpoints_coverage_phase(
+    api_schema: schemathesis.BaseSchema,
+    gateway3: GatewayServer,
+    job_ids: list[str],
+    run_report: Callable[[str], None],
+    operation_id: str,
+) -> None:
+    """Schemathesis' coverage phase on the job endpoints: every documented bound and one past it.
+
+    Deterministic boundary cases, positive and negative: offset and Last-Event-ID at 0, 2^53-1,
+    -1 and 2^53, non-integers, repeated parameters, unexpected methods.  Each case is sent
+    once per real job and once with its generated id.
+    """
+    operation = api_schema.find_operation_by_id(operation_id)
+    config = api_schema.config.generation_for(operation=operation)
+    seen: Counter[str] = Counter()
+    modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
+    for case in api_schema.iter_coverage_cases(operation, generation_modes=modes, generation_config=config):
+        for job_id in [*job_ids, None]:
+            _check_job_case(case.derive(), gateway3.url, operation_id, job_id, seen)
+    run_report(f"schemathesis coverage phase {operation_id} (real job ids): {dict(sorted(seen.items()))}")
+    assert seen["requests"] >= 10, seen
+    if operation_id == "job_output":
+        for name in ("Last-Event-ID", "offset"):
+            assert seen[f"{name} valid"] and seen[f"{name} invalid"], seen
 
 
 def _send(case: schemathesis.Case, base_url: str) -> requests.Response:
