@@ -40,6 +40,7 @@ from tests.support.airflow import AirflowHome
 from tests.support.fuzz import (
     OFFSET_EXTREMES,
     expected_output_status,
+    offset_kind,
     seed_jobs,
     sse_complete,
     worker_pids,
@@ -514,8 +515,10 @@ def _output_oracle(
 
     def check(status: int, headers: dict[str, str], data: bytes) -> str | None:
         if status not in expected:
+            kinds = f"Last-Event-ID {offset_kind(leid)}, offset {offset_kind(offset)}"
             return (
-                f"output with Last-Event-ID={leid!r} offset={offset!r}: {status}, expected {sorted(expected)}"
+                f"output {status} where {sorted(expected)} is documented ({kinds}) | "
+                f"Last-Event-ID={leid!r} offset={offset!r}"
             )
         if status == 200 and headers.get("content-type", "").startswith("text/event-stream"):
             if not sse_complete(data.decode("utf-8", "replace")):
@@ -664,7 +667,9 @@ def _send(port: int, request: Fuzzed, timeout: float) -> Outcome:
 def judge(request: Fuzzed, outcome: Outcome) -> str | None:
     """Why the answer is wrong, or None."""
     if outcome.status is None:
-        return None if request.answer_optional else f"no answer ({outcome.error})"
+        if request.answer_optional:
+            return None
+        return f"no answer ({(outcome.error or '').partition(':')[0]}{', a stream cut short' if 'Incomplete' in (outcome.error or '') else ''}) | {outcome.error}"
     if outcome.status == 501 and b"needs the Python package" in outcome.body:
         return None  # documented: the API needs a provider this Airflow lacks (checked before the policy)
     if outcome.status >= 500:
@@ -839,7 +844,7 @@ def _grouped(failures: list[tuple[str, str, str]], repros: dict[int, str], log: 
             causes[event.get("request_id", "")] = event.get("exception", "").strip().splitlines()[-1][:160]
     groups: dict[str, list[int]] = {}
     for index, (kind, reason, request_id) in enumerate(failures):
-        cause = causes.get(request_id) or reason[:80]
+        cause = causes.get(request_id) or reason.partition(" | ")[0][:120]
         groups.setdefault(f"{kind}: {cause}", []).append(index)
     return [
         f"{key} ({len(found)}x)\n    {failures[found[0]][1][:300]}\n    {repros[found[0]]}"

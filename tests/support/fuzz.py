@@ -72,6 +72,26 @@ def offset_verdict(raw: str | None) -> str:
     return "either" if 0 <= value <= MAX_OFFSET else "invalid"
 
 
+def offset_kind(raw: str | None) -> str:
+    """A value's class, for grouping failures: absent, in range, 2^53 or more, 2^63 or more..."""
+    if raw is None:
+        return "absent"
+    if raw.strip(" \t") == "":
+        return "empty"
+    verdict = offset_verdict(raw)
+    if verdict == "valid":
+        return "in range"
+    try:
+        value = int(raw)
+    except ValueError:
+        return "too long" if re.fullmatch(r"[0-9]+", raw) else "not an integer"
+    if value >= 2**63:
+        return ">= 2^63"
+    if value > MAX_OFFSET:
+        return ">= 2^53"
+    return "negative" if value < 0 else "a lenient form"
+
+
 def expected_output_status(last_event_id: str | None, offset: str | None) -> set[int]:
     """The statuses allowed for a visible job's output with this header and query offset.
 
