@@ -376,6 +376,17 @@ def body(draw: st.DrawFn, pairs: list[tuple[str, str]]) -> tuple[bytes, str | No
     return _multipart(draw, pairs)
 
 
+# Parts whose headers are odd: werkzeug gives a part without a name the key None.
+ODD_PARTS = {
+    "nameless-field": b"Content-Disposition: form-data\r\n\r\nvalue\r\n",
+    "nameless-file": b'Content-Disposition: form-data; filename="dag.py"\r\n\r\nimport os\r\n',
+    "empty-name": b'Content-Disposition: form-data; name=""\r\n\r\nvalue\r\n',
+    "no-disposition": b"Content-Type: text/plain\r\n\r\nvalue\r\n",
+    "attachment": b'Content-Disposition: attachment; name="api"\r\n\r\nwhoami\r\n',
+    "star-name": b"Content-Disposition: form-data; name*=UTF-8''%C3%A9\r\n\r\nvalue\r\n",
+}
+
+
 def _multipart(draw: st.DrawFn, pairs: list[tuple[str, str]]) -> tuple[bytes, str | None]:
     boundary = draw(st.sampled_from(["fuzzboundary", "x", "a" * 71, "--", "b\u00e9"]))
     parts = []
@@ -385,6 +396,8 @@ def _multipart(draw: st.DrawFn, pairs: list[tuple[str, str]]) -> tuple[bytes, st
                 "utf-8", "surrogatepass"
             )
         )
+    for odd in draw(st.lists(st.sampled_from(sorted(ODD_PARTS)), max_size=2)):
+        parts.append(f"--{boundary}\r\n".encode() + ODD_PARTS[odd])
     if draw(st.booleans()):
         filename = draw(st.sampled_from(["dag.py", "../../x.py", "x.py\x00.txt", "", "a" * 300 + ".py", "d.zip",
                                          "\u0435xample.py", "x.txt.py"]) | st.text(max_size=20))  # fmt: skip
@@ -865,36 +878,53 @@ def _grouped(failures: list[tuple[str, str, str]], repros: dict[int, str], log: 
 
 
 # Every hand-written hostile input once, whatever hypothesis picks: the regression list.
-CORPUS = [
-    pytest.param(
-        Fuzzed(
-            "corpus",
-            "POST",
-            "/admin/rest_api/api?api=whoami",
-            [(PLUGIN_HEADER, TOKEN), ("Content-Type", JSON_TYPE)],
-            body=body_,
-        ),  # fmt: skip
-        id=f"json-{name}",
-    )
-    for name, body_ in zip(SPECIAL_JSON_NAMES, SPECIAL_JSON, strict=True)
-] + [
-    pytest.param(
-        Fuzzed(
-            "corpus",
-            "GET",
-            f"/admin/rest_api/api?api=whoami&x={quote(junk, safe='%&=')}",
-            [(PLUGIN_HEADER, TOKEN)],
-        ),
-        id=f"percent-{index}",
-    )
-    for index, junk in enumerate(MALFORMED_PERCENT)
-]
+CORPUS = (
+    [
+        pytest.param(
+            Fuzzed(
+                "corpus",
+                "POST",
+                "/admin/rest_api/api?api=whoami",
+                [(PLUGIN_HEADER, TOKEN), ("Content-Type", JSON_TYPE)],
+                body=body_,
+            ),
+            id=f"json-{name}",
+        )
+        for name, body_ in zip(SPECIAL_JSON_NAMES, SPECIAL_JSON, strict=True)
+    ]
+    + [
+        pytest.param(
+            Fuzzed(
+                "corpus",
+                "POST",
+                "/admin/rest_api/api?api=whoami",
+                [(PLUGIN_HEADER, TOKEN), ("Content-Type", "multipart/form-data; boundary=b")],
+                body=b"--b\r\n" + part + b"--b--\r\n",
+            ),
+            id=f"multipart-{name}",
+        )
+        for name, part in ODD_PARTS.items()
+    ]
+    + [
+        pytest.param(
+            Fuzzed(
+                "corpus",
+                "GET",
+                f"/admin/rest_api/api?api=whoami&x={quote(junk, safe='%&=')}",
+                [(PLUGIN_HEADER, TOKEN)],
+            ),
+            id=f"percent-{index}",
+        )
+        for index, junk in enumerate(MALFORMED_PERCENT)
+    ]
+)
 
 
 @pytest.mark.parametrize("request_", CORPUS)
 def test_hostile_input_corpus(fuzz_gateway: GatewayServer, request_: Fuzzed) -> None:
-    """Deep nesting, duplicate keys, lone surrogates, huge numbers, BOM, UTF-16, broken escapes:
-    each is answered (4xx or the builtin's 200), in JSON, never with a 5xx."""
+    """Deep nesting, duplicate keys, lone surrogates, huge numbers, BOM, UTF-16, multipart parts
+    without a name, broken escapes: each is answered (4xx or the builtin's 200), in JSON, never
+    with a 5xx."""
     request_.oracle = _api_oracle
     port = int(fuzz_gateway.url.rsplit(":", 1)[1])
     outcome = send(port, request_)
