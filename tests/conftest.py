@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -157,3 +157,22 @@ def airflow2_pg_web(
     server = start_webserver(airflow2_pg, tmp_path_factory.mktemp("airflow2-pg-web"))
     yield server
     server.stop()
+
+
+# Lines the fuzz tests report (request counts): shown in every run's terminal summary, so CI
+# logs say how much was sent without pytest -s.
+RUN_REPORT = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(scope="session")
+def run_report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Adds a line to the terminal summary's "fuzz runs" section."""
+    return request.config.stash.setdefault(RUN_REPORT, []).append
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    lines = config.stash.get(RUN_REPORT, [])
+    if lines:
+        terminalreporter.section("fuzz runs")
+        for line in lines:
+            terminalreporter.write_line(line)

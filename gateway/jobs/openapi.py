@@ -7,6 +7,9 @@ from typing import Any
 from gateway.jobs.store import STATES
 
 JOBS_PATH = "/admin/rest_api/jobs"
+#: The largest output offset a client may send (``offset``, ``Last-Event-ID``): 2^53 - 1, the
+#: largest integer every JSON client (JavaScript's EventSource included) holds exactly.
+MAX_OFFSET = 2**53 - 1
 
 _JOB: dict[str, Any] = {
     "type": "object",
@@ -39,7 +42,14 @@ _JOB: dict[str, Any] = {
         "message": {"type": "string"},
     },
 }
-_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "description": "The job's id, as in the 202 answer's job.job_id (any other id: 404)",
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+}
+_OFFSET = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}
 
 
 def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -108,10 +118,23 @@ def job_paths(auth_errors: tuple[str, ...] = ("401", "403")) -> dict[str, Any]:
                     {
                         "name": "offset",
                         "in": "query",
-                        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+                        "description": (
+                            "Start at this output offset (characters over both streams; default 0): "
+                            "a decimal integer from 0 to 2^53-1, anything else is a 400"
+                        ),
+                        "schema": _OFFSET,
                     },
                     {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "sse"]}},
-                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "description": (
+                            "The id of the last event received, i.e. the offset to resume from (sent by "
+                            "EventSource when it reconnects); when present it is used instead of `offset`. "
+                            "A decimal integer from 0 to 2^53-1, anything else is a 400"
+                        ),
+                        "schema": _OFFSET,
+                    },
                 ],
                 "responses": {
                     "200": {

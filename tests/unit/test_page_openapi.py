@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,20 @@ def test_status_codes_where_they_can_happen() -> None:
     assert "Location" in shared["Accepted"]["headers"]
     body = paths["/admin/rest_api/api/trigger_dag"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/x-www-form-urlencoded", "application/json"}
+
+
+def test_job_output_offsets_are_bounded_integers() -> None:
+    """offset and Last-Event-ID are 0..2^53-1 (what clients hold exactly); job ids are the store's."""
+    paths = document()["paths"]
+    output = paths["/admin/rest_api/jobs/{job_id}/output"]
+    params = {(p["in"], p["name"]): p for p in output["get"]["parameters"]}
+    bounded = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
+    assert params[("query", "offset")]["schema"] == bounded
+    assert params[("header", "Last-Event-ID")]["schema"] == bounded
+    assert "400" in output["get"]["responses"]
+    job_id = output["parameters"][0]
+    assert job_id["name"] == "job_id" and job_id["in"] == "path"
+    assert re.fullmatch(job_id["schema"]["pattern"].strip("^$"), uuid.uuid4().hex)  # JobService's ids
 
 
 def test_envelope_schema_has_every_key_the_gateway_sets() -> None:
