@@ -119,9 +119,13 @@ def read_form(request: Request, *, max_form_bytes: int) -> MultiDict[str, str]:
     mimetype = request.mimetype
     if mimetype == MULTIPART:
         try:
-            return request.form
+            form, files = request.form, request.files
         except RequestEntityTooLarge:
             raise PayloadTooLarge() from None
+        # werkzeug keys a part without a name under None, which no argument can be.
+        if None in form or None in files:
+            raise BadRequest('Every multipart part needs a name (Content-Disposition: form-data; name="...")')
+        return form
     if mimetype == FORM:
         text = _read(request, max_form_bytes).decode("utf-8", "replace")
         try:

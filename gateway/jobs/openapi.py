@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.jobs.store import STATES
+from gateway.jobs.store import MAX_OFFSET, STATES
 
 JOBS_PATH = "/admin/rest_api/jobs"
-#: The largest output offset a client may send (``offset``, ``Last-Event-ID``): 2^53 - 1, the
-#: largest integer every JSON client (JavaScript's EventSource included) holds exactly.
-MAX_OFFSET = 2**53 - 1
 
 _JOB: dict[str, Any] = {
     "type": "object",
