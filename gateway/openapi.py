@@ -36,10 +36,14 @@ ERROR_CODES = {
     "409": "Conflict (already exists; deploy_dag without force)",
     "413": "Request body or uploaded file too large",
     "415": "Request body of another type than form, multipart or JSON",
+    "429": "Over one of the caller's own limits (job output streams open, stored job output)",
     "500": "The command failed, or an internal error (see the gateway log for the request id)",
     "501": "Not available on this Airflow (missing provider package)",
     "502": "The warm CLI process died during the call and the command's exit code is unknown",
-    "503": "Too many CLI calls or jobs in progress, or the JWT signing keys unreachable; retry later",
+    "503": (
+        "Too many CLI calls, jobs or job output streams in progress, the job store or the JWT signing keys"
+        " unreachable; retry later"
+    ),
     "504": "The command did not finish in time and was killed (raise cli.timeouts.<api>, or use mode=job)",
 }
 _ID = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,249}$"
@@ -259,6 +263,7 @@ _ENVELOPE_BODY = {"content": {"application/json": {"schema": {"$ref": "#/compone
 _HEADERS = {
     "401": {"WWW-Authenticate": 'Bearer, with error="invalid_token" when a token was given'},
     "503": {"Retry-After": "Seconds to wait, when the gateway is busy"},
+    "429": {"Retry-After": "Seconds to wait before the limit lets the caller through"},
 }
 # API operations: "202" not for daemons (already detached), "415" only with a body (POST).
 _API_CODES = (
@@ -272,6 +277,7 @@ _API_CODES = (
     "409",
     "413",
     "415",
+    "429",
     "500",
     "501",
     "503",

@@ -80,7 +80,7 @@ def job_paths(auth_errors: tuple[str, ...] = ("401", "403")) -> dict[str, Any]:
                     {"name": "api", "in": "query", "schema": {"type": "string"}},
                     {"name": "limit", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{1,4}$"}},
                 ],
-                "responses": {"200": _json("The jobs", listing), **_errors("400", *auth_errors)},
+                "responses": {"200": _json("The jobs", listing), **_errors("400", *auth_errors, "503")},
             }
         },
         f"{JOBS_PATH}/{{job_id}}": {
@@ -88,15 +88,15 @@ def job_paths(auth_errors: tuple[str, ...] = ("401", "403")) -> dict[str, Any]:
             "get": {
                 "operationId": "job_get",
                 "summary": "A job's state, timings and, once ended, the synchronous call's envelope",
-                "responses": {"200": _json("The job", job), **_errors(*auth_errors, "404")},
+                "responses": {"200": _json("The job", job), **_errors(*auth_errors, "404", "503")},
             },
             "delete": {
                 "operationId": "job_cancel",
                 "summary": "Cancel a job: its whole process tree is killed (by the instance running it)",
                 "responses": {
                     "202": _json("Cancel requested", job),
-                    "409": _json("The job had already ended", job),
-                    **_errors(*auth_errors, "404"),
+                    "409": _json("The job had already ended, or nothing runs it any more (then failed)", job),
+                    **_errors(*auth_errors, "404", "503"),
                 },
             },
         },
@@ -109,7 +109,9 @@ def job_paths(auth_errors: tuple[str, ...] = ("401", "403")) -> dict[str, Any]:
                     "Each `output` event's data is `{stream, text, offset}` and its id the offset after it; "
                     "an `end` event closes the stream when the job has ended.  A response lasts at most "
                     "jobs.stream_max_seconds, then the client reconnects (`retry:`) with Last-Event-ID.  "
-                    "With `format=json` (or Accept: application/json): the chunks from `offset`."
+                    "Streams open at once are capped per principal (429) and per worker (503).  "
+                    "With `format=json` (or Accept: application/json): the chunks from `offset`, at most "
+                    "1 MiB of text (ask again from `next_offset`)."
                 ),
                 "parameters": [
                     {
@@ -141,7 +143,7 @@ def job_paths(auth_errors: tuple[str, ...] = ("401", "403")) -> dict[str, Any]:
                             "application/json": {"schema": {"type": "object"}},
                         },
                     },
-                    **_errors("400", *auth_errors, "404"),
+                    **_errors("400", *auth_errors, "404", "429", "503"),
                 },
             },
         },
