@@ -108,6 +108,13 @@ def expected_output_status(last_event_id: str | None, offset: str | None) -> set
     return {200, 400}
 
 
+def stream_refused(status: int, retry_after: str | None) -> bool:
+    """A stream turned away by the stream caps (429: the principal's, 503: the worker's) with
+    ``Retry-After``: a documented answer wherever a 200 is (one principal's fuzzed streams
+    can overlap more than its share)."""
+    return status in (429, 503) and bool(retry_after)
+
+
 def sse_complete(text: str) -> bool:
     """An ended job's event stream was sent whole: it closes with the ``end`` event."""
     return "\nevent: end\n" in f"\n{text}" and text.endswith("\n\n")
