@@ -323,7 +323,7 @@ def ratio_interval(
     pairs = list(zip(top.rounds_rps, bottom.rounds_rps, strict=True))
     if len(pairs) < 2:
         return float("nan"), float("nan")
-    rng = random.Random(0)  # noqa: S311 - resampling for statistics, not a secret
+    rng = random.Random(0)  # resampling for statistics, not a secret
     stats = []
     for _ in range(resamples):
         sample = rng.choices(pairs, k=len(pairs))

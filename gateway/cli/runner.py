@@ -143,11 +143,6 @@ class Admission:
         self._lock = threading.Lock()
         self._waiting = 0
 
-    @property
-    def threads_needed(self) -> int:
-        """Threads CLI calls can occupy at most in one worker."""
-        return self.max_running + self.max_waiting
-
     def acquire(self) -> None:
         if self._running.acquire(blocking=False):
             return
