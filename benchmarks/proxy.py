@@ -743,7 +743,7 @@ def main() -> None:
     from tests.support.servers import start_gateway
 
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
-    # Every layer on, as issue 3 asks: token auth, the example policies (the proxied paths
+    # Every layer on, as in a deployment: token auth, the example policies (the proxied paths
     # go through the passthrough rule after the deny rules), the audit event, metrics.
     settings = {
         "REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "bench-token",
