@@ -706,8 +706,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=9.0, help="duration of each load phase")
     parser.add_argument("--concurrency", type=int, default=8)
-    # 1-second rounds: on a shared 2-core VM the same variant a minute apart differs by up
-    # to 15 %; many short alternations average that out (3 rounds left ratios ±10 %).
+    # 1-second rounds: on a shared VM the same variant drifts from minute to minute; many
+    # short alternations average that out (docs/proxy.md, "Noise").
     parser.add_argument("--rounds", type=int, default=9, help="alternations of the compared variants")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)

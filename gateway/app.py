@@ -94,9 +94,9 @@ class Router:
         self.handlers = dict(handlers)
         self.proxied = proxied
         self.proxy_route = "proxy" if proxying else "unmatched"
-        # Most traffic is proxied: a path whose first segment starts no rule skips the matcher
-        # (a tenth of a proxied request's CPU).  "//" paths still go through it, for the
-        # slash-merging redirect.
+        # Most traffic is proxied: a path whose first segment starts no rule skips the matcher,
+        # which is costly on the proxy's hot path (docs/proxy.md).  "//" paths still go through
+        # it, for the slash-merging redirect.
         self._own_segments = frozenset(r.rule.split("/")[1] for r in URL_MAP.iter_rules())
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
