@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.proxy import find_nginx, pin_tree, start_nginx_proxy, tree_cpu_s  # noqa: E402
 
 # The benchmark gateway's own plugin token, never a real secret.
-_TOKEN_HEADER = "rest-api-plugin-http-token"  # noqa: S105
-_TOKEN = "bench-token"  # noqa: S105
+_TOKEN_HEADER = "rest-api-plugin-http-token"
+_TOKEN = "bench-token"
 
 
 @dataclass

@@ -6,14 +6,14 @@ repository's policies, the audit log and metrics are on.  For each command: p50/
 time and CPU per call, and the ratios (c)/(a); then throughput with 16 clients polling
 dag_state for 30 s while a proxied request is timed, and the warm processes' memory.  The
 load clients and the proxied upstream run in processes of their own, so that the probe's
-process is as quiet under load as when idle (sharing its GIL with them, it once measured
-itself: issue 12's earlier p99 figures).
+process is as quiet under load as when idle (sharing its GIL with them, it would measure
+its own contention, not the gateway's).
 
     eval "$(scripts/bootstrap)"; .venv/bin/python benchmarks/cli_runner.py [--rounds 7] [--airflow 3]
 
 CPU per call: for (a) the CPU of the reaped ``airflow`` process; for (b) and (c) the CPU
 of the whole gateway process tree (gunicorn, workers, warm processes, and every reaped
-call), read from /proc before and after each call.  Targets (issue 12): (c)/(a) <= 0.03
+call), read from /proc before and after each call.  Targets: (c)/(a) <= 0.03
 for version, variables get, pool get, connections list; <= 0.10 for the rest; CPU per
 call <= 0.1x; >= 20 dag_state calls/s with 16 clients; proxied p99 < 2x idle.
 """

@@ -323,7 +323,7 @@ def ratio_interval(
     pairs = list(zip(top.rounds_rps, bottom.rounds_rps, strict=True))
     if len(pairs) < 2:
         return float("nan"), float("nan")
-    rng = random.Random(0)  # noqa: S311 - resampling for statistics, not a secret
+    rng = random.Random(0)  # resampling for statistics, not a secret
     stats = []
     for _ in range(resamples):
         sample = rng.choices(pairs, k=len(pairs))
@@ -706,8 +706,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=9.0, help="duration of each load phase")
     parser.add_argument("--concurrency", type=int, default=8)
-    # 1-second rounds: on a shared 2-core VM the same variant a minute apart differs by up
-    # to 15 %; many short alternations average that out (3 rounds left ratios ±10 %).
+    # 1-second rounds: on a shared VM the same variant drifts from minute to minute; many
+    # short alternations average that out (docs/proxy.md, "Noise").
     parser.add_argument("--rounds", type=int, default=9, help="alternations of the compared variants")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
@@ -743,7 +743,7 @@ def main() -> None:
     from tests.support.servers import start_gateway
 
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
-    # Every layer on, as issue 3 asks: token auth, the example policies (the proxied paths
+    # Every layer on, as in a deployment: token auth, the example policies (the proxied paths
     # go through the passthrough rule after the deny rules), the audit event, metrics.
     settings = {
         "REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "bench-token",

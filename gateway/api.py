@@ -77,7 +77,7 @@ class ApiEndpoint:
         shown_form = form.to_dict()
         shown_form.update({name: files[0].filename for name, files in uploads.items()})
         record: AuditRecord = environ["gateway.audit"]
-        all_args = {name: source.getlist(name) for source in (form, query) for name in source}
+        all_args, repeated = _merge(query, form)
         record.secrets |= redact.secrets_in(all_args)
         if len(record.secrets) > MAX_SECRETS:  # each free-text scrub checks every one
             raise PayloadTooLarge(f"Too many secret values in one call (limit {MAX_SECRETS})")
@@ -92,7 +92,7 @@ class ApiEndpoint:
         record.arguments = redact.arguments(all_args, record.secrets)
         ctx = CallContext(envelope, record, principal, address)
         try:
-            headers = self._serve(ctx, request, query, form, uploads, api_name)
+            headers = self._serve(ctx, request, all_args, repeated, uploads, api_name)
         except GatewayError as exc:
             # A refusal is the gateway's own answer: never reshaped by the compatibility mode.
             exc.apply(envelope)
@@ -103,19 +103,19 @@ class ApiEndpoint:
         self,
         ctx: CallContext,
         request: Request,
-        query: MultiDict[str, str],
-        form: MultiDict[str, str],
+        args: dict[str, list[str]],
+        repeated: str | None,
         uploads: dict[str, list[Upload]],
         api_name: str | None,
     ) -> dict[str, str] | None:
-        """Plan, authorize and dispatch; returns extra response headers."""
+        """Plan, authorize and dispatch; returns extra response headers.
+
+        :param args: the call's arguments (:func:`_merge`), consumed here.
+        :param repeated: the first argument given both in the query and in the body.
+        """
         envelope, record = ctx.envelope, ctx.record
-        args: dict[str, list[str]] = {}
-        for source in (query, form):
-            for name in source:
-                if name in args:
-                    raise BadRequest(f"argument '{name}' is given both in the query and in the body")
-                args[name] = source.getlist(name)
+        if repeated is not None:
+            raise BadRequest(f"argument '{repeated}' is given both in the query and in the body")
         named = _single(args, "api")
         if api_name is not None and named not in (None, api_name):
             raise BadRequest(f"argument 'api' contradicts the URL path (api '{api_name}')")
@@ -181,6 +181,23 @@ class ApiEndpoint:
                 )
             found.setdefault(name, []).append(Upload(storage.filename or "", data))
         return found
+
+
+def _merge(query: MultiDict[str, str], form: MultiDict[str, str]) -> tuple[dict[str, list[str]], str | None]:
+    """The call's arguments, query first, and the first name also given in the body.
+
+    A name given in both keeps the query's values: the call is refused (400), and the
+    arguments only serve to mask what its answer and audit event show.
+    """
+    args: dict[str, list[str]] = {}
+    repeated = None
+    for source in (query, form):
+        for name in source:
+            if name not in args:
+                args[name] = source.getlist(name)
+            elif repeated is None:
+                repeated = name
+    return args, repeated
 
 
 def _single(args: dict[str, list[str]], name: str) -> str | None:

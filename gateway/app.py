@@ -50,7 +50,7 @@ from gateway.identity.client import client_address
 from gateway.identity.principal import Principal
 from gateway.jobs.endpoints import JobEndpoints
 from gateway.jobs.runner import JobAwareRunner
-from gateway.jobs.wiring import job_runner, start_jobs
+from gateway.jobs.wiring import start_jobs
 from gateway.logging import configure_logging
 from gateway.metrics import Metrics, MetricsEndpoint, create_metrics
 from gateway.openapi import Security, build_document
@@ -94,9 +94,9 @@ class Router:
         self.handlers = dict(handlers)
         self.proxied = proxied
         self.proxy_route = "proxy" if proxying else "unmatched"
-        # Most traffic is proxied: a path whose first segment starts no rule skips the matcher
-        # (a tenth of a proxied request's CPU).  "//" paths still go through it, for the
-        # slash-merging redirect.
+        # Most traffic is proxied: a path whose first segment starts no rule skips the matcher,
+        # which is costly on the proxy's hot path (docs/proxy.md).  "//" paths still go through
+        # it, for the slash-merging redirect.
         self._own_segments = frozenset(r.rule.split("/")[1] for r in URL_MAP.iter_rules())
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -205,9 +205,8 @@ def create_app(
     else:
         log.info("%s", placement.reason)
     runner = runner or build_runner(config, env, work_dir, install, dialect.name, metrics, placement.path)
-    # Calls made from a job's thread go to the jobs' own runner (gateway/jobs/runner.py):
-    # cold, because a job streams its output and a warm child inherits block-buffered stdout.
-    routed = JobAwareRunner(runner, job_runner(config, env, work_dir, placement.path))
+    # Calls made from a job's thread go to the jobs' own runner (gateway/jobs/runner.py).
+    routed = JobAwareRunner(runner, build_job_runner(config, env, work_dir, placement.path))
     daemons = DaemonManager(config.daemon_dir, env=env, cwd=work_dir)
     airflow_py = airflow_python(install.executable) or sys.executable
     cli = CliCalls(config.cli, interpreter=interpreter, runner=routed, daemons=daemons)
@@ -362,6 +361,26 @@ def build_runner(
     )
     warm.start()
     return warm
+
+
+def build_job_runner(
+    config: GatewayConfig, env: dict[str, str], work_dir: Path, cgroup: str | None = None
+) -> SubprocessRunner:
+    """The jobs' own runner: ``jobs.max_running`` slots, apart from the synchronous calls'.
+
+    Always cold: a job streams its output, and a warm child inherits block-buffered stdout.
+
+    :param cgroup: the idle CPU cgroup jobs run in, as CLI calls do (:mod:`gateway.cli.cpugroup`).
+    """
+    # Unbuffered Python output, so a job's watchers see each line when it is printed.
+    return SubprocessRunner(
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        cwd=work_dir,
+        max_output_bytes=config.jobs.max_output_bytes,
+        admission=Admission(config.jobs.max_running),
+        nice=config.cli.nice,
+        cgroup=cgroup,
+    )
 
 
 def build_policy(config: GatewayConfig) -> PolicyEngine | None:

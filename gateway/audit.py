@@ -156,7 +156,7 @@ class _RequestIds:
     """Fresh request ids, 32 hex digits: 64 random bits drawn once per process (again in a
     forked child, so gunicorn workers never share them) and a 64-bit counter.
 
-    Unique without a ``getrandom`` call per request, which released the GIL on every
+    Unique without a ``getrandom`` call per request, which would release the GIL on every
     request.  Request ids are correlation ids, not secrets.
     """
 
@@ -306,7 +306,7 @@ class AuditLog:
 
         # The shared chain less what an audit event never has (context variables, exc_info),
         # and with the fields the gateway produced itself left out of the scrub: this runs
-        # once per request, and was the largest cost of a small proxied request.
+        # once per request, on the proxy's hot path (docs/proxy.md).
         self._logger = structlog.wrap_logger(
             self.sink,
             processors=[

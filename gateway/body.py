@@ -8,7 +8,7 @@ and a chunked body past ``max_content_length`` was cut and processed.  Here:
   ``limits.max_form_memory_bytes``, and one byte more means 413 (chunked ones too),
   before anything parses or redacts them;
 * ``multipart/form-data`` goes through werkzeug's parser with the same limits (files:
-  ``deploy.max_upload_bytes``, see ``ApiEndpoint.uploads``);
+  ``deploy.max_upload_bytes``, see :meth:`gateway.api.ApiEndpoint._uploads`);
 * a JSON body is an object whose values are strings, numbers, booleans or lists of
   them, taken like form fields (``true`` -> ``"true"``, ``[1, 2]`` -> two values); a key
   given twice, or nesting too deep for the parser, is 400 (the parser itself would keep

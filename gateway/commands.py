@@ -91,8 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Validate the config, then exec gunicorn with the bundled settings (gateway/gunicorn_conf.py)."""
     config = load_config(os.environ)  # fail fast, before gunicorn forks anything
     check_writable(config)  # before the metrics directory is made under gateway.state_dir
-    # Set and wipe the metrics directory before the new Python starts (STYLE trap 2);
-    # this process has not imported prometheus_client.
+    # Set and wipe the metrics directory before the new Python starts: prometheus_client reads
+    # it when imported (gateway/multiproc.py); this process has not imported prometheus_client.
     from gateway.multiproc import prepare
 
     prepare(os.environ, config.state_dir / "prometheus-multiproc")

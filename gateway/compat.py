@@ -16,8 +16,6 @@ from gateway.cli.spec import Api, Kind
 from gateway.cli.values import InvalidValue, Value, validate
 from gateway.envelope import Envelope
 
-MODES = ("off", "1.0.9")
-
 _ABSOLUTE_FILE = (
     "argument '{name}': the plugin took a path on the Airflow host; the gateway refuses paths (absolute or "
     "with '/') so that no caller can read or write files elsewhere on the host. Give a plain file name "

@@ -170,7 +170,7 @@ class PolicyConfig:
 
 @dataclass(frozen=True, slots=True)
 class DeployConfig:
-    """deploy_dag: where uploads go and how big they may be (issue 6).
+    """deploy_dag: where uploads go and how big they may be.
 
     :param dags_folder: ``None`` asks Airflow (``airflow config get-value core dags_folder``).
     """
@@ -185,7 +185,7 @@ class DeployConfig:
 
 @dataclass(frozen=True, slots=True)
 class JobsConfig:
-    """Long CLI calls as jobs (issue 15).
+    """Long CLI calls as jobs.
 
     :param database_url: ``postgresql://...`` for a store shared by several gateway
         instances; ``None`` keeps the store in SQLite under the state directory.

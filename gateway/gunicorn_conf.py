@@ -33,7 +33,7 @@ except ConfigError as _exc:
     sys.stderr.write(f"airflow-gateway: configuration error: {_exc}\n")
     sys.exit(2)
 
-# Prometheus multiprocess mode (STYLE trap 2).  Launchers set PROMETHEUS_MULTIPROC_DIR
+# Prometheus multiprocess mode (see gateway/multiproc.py).  Launchers set PROMETHEUS_MULTIPROC_DIR
 # before Python starts; for a bare `gunicorn -c python:gateway.gunicorn_conf` it is set here, which
 # is still early enough: workers import the app (and prometheus_client) after the fork,
 # and nothing in this master has imported prometheus_client.  If something had, refuse.
@@ -123,6 +123,6 @@ def post_worker_init(worker: Any) -> None:
 
 def child_exit(server: Any, worker: Any) -> None:
     """A worker died: its live gauges (in-flight requests) must stop counting."""
-    from prometheus_client import multiprocess  # imported here, never before the fork (trap 2)
+    from prometheus_client import multiprocess  # imported here, never before the fork
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -116,8 +116,8 @@ class GunicornLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn is unty
 
     gunicorn builds an access record for every request as soon as ``logconfig_dict`` is
     set, which the JSON set-up needs; the gateway's audit event already is the access
-    log, so without ``server.access_log`` that record was a second line per request
-    (and about 0.15 ms of CPU).
+    log, so without ``server.access_log`` the record is skipped: it would be a second line,
+    and CPU spent, on every request (docs/proxy.md, "Where the gateway's time goes").
     """
 
     def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:

@@ -53,7 +53,7 @@ ROUTES = frozenset(
 JOB_STATES = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CLI_OUTCOMES = frozenset({"ok", "failed", "timeout", "cancelled", "busy"})
-# Identity (issue 4) may add reasons here; unknown ones are counted as "other".
+# The identity layer (gateway/identity/) may add reasons here; unknown ones are counted as "other".
 AUTH_FAILURE_REASONS = frozenset(
     {"missing_token", "bad_token", "expired_token", "invalid_token", "unknown_key", "key_service_unavailable"}
 )

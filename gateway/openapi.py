@@ -507,7 +507,7 @@ def build_document(
         },
     }
     paths.update(_own_paths(security))
-    paths.update(job_paths(auth_errors=("401", "403", "503") if security.jwt else ("401", "403")))  # issue 15
+    paths.update(job_paths(auth_errors=("401", "403", "503") if security.jwt else ("401", "403")))
     return {
         "openapi": "3.1.0",
         "info": {

@@ -578,7 +578,6 @@ SETTINGS: tuple[Setting, ...] = (
 )  # fmt: skip
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
-BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
 BY_ALIAS: dict[str, Setting] = {alias: s for s in SETTINGS for alias in s.aliases}
 
 

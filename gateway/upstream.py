@@ -1,8 +1,8 @@
 """A lean HTTP/1.1 client connection to Airflow, for the reverse proxy's hot path.
 
 Why not :mod:`http.client` or urllib3: both re-parse every response head with the
-:mod:`email` package and rebuild per-response socket readers (about half of the
-proxy's CPU per small request), and urllib3 normalises percent-escapes in the target.
+:mod:`email` package and rebuild per-response socket readers (a large share of the
+proxy's CPU per small request, docs/proxy.md), and urllib3 normalises percent-escapes in the target.
 This module sends the request head in one write, keeps one buffered reader per
 connection, and parses only what a proxy needs: the status line, the header lines
 (kept as sent, duplicates and order included) and the body framing (RFC 9112 section 6).

@@ -19,9 +19,9 @@ request.
 travels from the poller to the thread pool and back: two thread wake-ups, two epoll
 registrations and a pipe write, each taken with the GIL.  Here the thread that has just
 answered waits briefly on the same connection instead, and serves the next request if
-its whole head is already there; measured with wrk against a fast upstream, the
-gateway's CPU per proxied request fell by a fifth and its throughput rose by a quarter
-(docs/proxy.md).  The wait never comes at another connection's expense:
+its whole head is already there, which saves those hand-offs (figures in docs/proxy.md,
+"The worker, measured apart from that noise").  The wait never comes at another
+connection's expense:
 
 * a thread lingers only while no other connection is waiting for a thread, and checks
   again before each further request, so a busy connection cannot keep its thread while

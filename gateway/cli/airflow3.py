@@ -39,7 +39,7 @@ from gateway.cli.spec import (
 _DAG_TASK_WHEN = (Pos("dag_id"), Pos("task_id"), Pos("execution_date"))
 _SUBDIR = {"subdir": SUBDIR_IGNORED}
 
-# `airflow tasks test` exits 0 in 3.x even when the task fails (cli-map §1.7).
+# `airflow tasks test` exits 0 in 3.x even when the task fails.
 _TASK_FAILED = OutcomeRule(
     r"new_state=failed|Marking task as FAILED|Task failed with exception",
     500,
@@ -278,7 +278,7 @@ AIRFLOW3 = Dialect(
         "dag_processor": MODERN_DAG_PROCESSOR,
         "deploy_dag": Builtin("deploy_dag"),
         "refresh_dag": Builtin("refresh_dag"),
-        # Upserts every DAG of the bundle(s); there is no per-DAG form (cli-map: refresh_dag).
+        # Upserts every DAG of the bundle(s); there is no per-DAG form.
         "refresh_all_dags": Translation((Command(("dags", "reserialize", Opt("--bundle-name", "bundle"))),)),
         "list_daemons": Builtin("list_daemons"),
         "stop_daemon": Builtin("stop_daemon"),

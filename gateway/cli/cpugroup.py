@@ -4,9 +4,9 @@ Why not nice values alone: measured on a 2-core machine saturated by CLI calls (
 EEVDF, tick-only preemption at HZ=250), a request's thread that wakes while a CLI call runs
 waits for the call's slice to end, up to a tick, at every hop of the request: nice 10, the
 autogroup's nice, ``SCHED_IDLE`` (only honoured between siblings of one group) and longer
-slices all left a proxied request's p99 at ~3x its idle value.  A cgroup with ``cpu.idle = 1``
-is preempted by any non-idle waker at once, and gets CPU only when nobody else wants it:
-p99 1.6-1.9x (``docs/cli-runner.md``, run 6).
+slices all left a proxied request's p99 far above its idle value.  A cgroup with
+``cpu.idle = 1`` is preempted by any non-idle waker at once, and gets CPU only when nobody
+else wants it (figures in ``docs/cli-runner.md``, "CPU priority" and run 6).
 
 The price is that CLI work can starve while the host's CPU is saturated by other processes;
 each call's timeout still bounds it (504), and ``cli.idle_cgroup = "off"`` falls back to

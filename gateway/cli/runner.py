@@ -2,7 +2,7 @@
 
 :class:`CliRunner` is the interface the rest of the gateway depends on.  Two runners
 implement it: :class:`SubprocessRunner` starts ``airflow`` cold for every call, and
-:class:`gateway.cli.warm.WarmRunner` forks each call from a warm Airflow process.  Both
+:class:`gateway.cli.warm.runner.WarmRunner` forks each call from a warm Airflow process.  Both
 share :class:`Admission` (how many calls may run or wait), :func:`pump` (reading the two
 streams under a deadline and a cap) and :func:`gateway.cli.proctree.kill_tree` (nothing of
 a call survives its timeout or cancellation).
@@ -142,11 +142,6 @@ class Admission:
         self._running = threading.BoundedSemaphore(max_running)
         self._lock = threading.Lock()
         self._waiting = 0
-
-    @property
-    def threads_needed(self) -> int:
-        """Threads CLI calls can occupy at most in one worker."""
-        return self.max_running + self.max_waiting
 
     def acquire(self) -> None:
         if self._running.acquire(blocking=False):

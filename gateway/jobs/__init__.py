@@ -1,1 +1,1 @@
-"""Long CLI calls as jobs: submitted, watched live and cancelled from any gateway instance (issue 15)."""
+"""Long CLI calls as jobs: submitted, watched live and cancelled from any gateway instance."""

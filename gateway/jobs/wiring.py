@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.audit import AuditLog
-from gateway.cli.runner import Admission, SubprocessRunner
 from gateway.config import GatewayConfig
 from gateway.identity.principal import Principal
 from gateway.jobs.endpoints import JobEndpoints
@@ -20,26 +18,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 SQLITE_NAME = "jobs.sqlite3"
-
-
-def job_runner(
-    config: GatewayConfig, env: dict[str, str], work_dir: Path, cgroup: str | None = None
-) -> SubprocessRunner:
-    """The jobs' own runner: ``jobs.max_running`` slots, apart from the synchronous calls'.
-
-    :param cgroup: the idle CPU cgroup jobs run in, as CLI calls do (:mod:`gateway.cli.cpugroup`).
-    """
-    admission = Admission(config.jobs.max_running)
-    # Unbuffered Python output, so a job's watchers see each line when it is printed.
-    env = {**env, "PYTHONUNBUFFERED": "1"}
-    return SubprocessRunner(
-        env=env,
-        cwd=work_dir,
-        max_output_bytes=config.jobs.max_output_bytes,
-        admission=admission,
-        nice=config.cli.nice,
-        cgroup=cgroup,
-    )
 
 
 def open_store(config: GatewayConfig) -> JobStore:

@@ -79,7 +79,7 @@ LINES = [
 
 def curl(args: list[str]) -> tuple[int, dict[str, Any]]:
     done = subprocess.run(
-        ["curl", "-sS", "-w", "\n%{http_code}", *args],  # noqa: S607 - curl from PATH, as the README runs it
+        ["curl", "-sS", "-w", "\n%{http_code}", *args],
         capture_output=True,
         text=True,
         timeout=600,

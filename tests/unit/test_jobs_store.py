@@ -76,7 +76,7 @@ def test_two_connections_write_at_once(tmp_path: Path) -> None:
             for i in range(20):
                 own.create(row(f"{n}-{i}"))
                 own.append_output(f"{n}-{i}", [Chunk(0, "stdout", "x" * 100)], total=100, truncated=False)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]

@@ -7,12 +7,12 @@ Read by :func:`gateway.cli.warm.server.warm_up` in Airflow's own interpreter:
   which Airflow 2/3 import lazily per command; a module failing to import is skipped).
 - ``memoize``: callables replaced by a cached version (1.10 rebuilds its parser per call).
 - ``calls``: callables run once: building the parser, importing every model, configuring
-  the SQLAlchemy mappers (over a second of the first query in each child otherwise).
+  the SQLAlchemy mappers (otherwise each child's first query would configure them).
 - ``alembic_scripts``: functions ``f(config=None)`` returning the alembic
   ``ScriptDirectory`` of a config; replaced by a version that builds each script
   location's directory, with its revision map, once.  Every ``action_cli`` command checks
   the database against the installed heads, and reading the heads loads every migration
-  file: 40-45 ms of a 90 ms ``dags state`` child (Airflow 3.3, measured).  The files can
+  file, a large part of a warm call's CPU (figures in docs/cli-runner.md).  The files can
   change only with the install, which replaces the warm process; each call still reads
   the database's own revision, so the check is the same.
 - ``optional``: calls and functions that may be missing in some releases.
@@ -28,8 +28,8 @@ from __future__ import annotations
 from typing import Final
 
 # Every CLI command decorated with Airflow's action_cli checks that the database schema is
-# at the installed heads (check_and_run_migrations): importing alembic for that was 250 ms
-# of a 460 ms `dags state` child (profiled on Airflow 3.3).
+# at the installed heads (check_and_run_migrations): importing alembic for that in each
+# child would be most of a warm call's time (figures in docs/cli-runner.md).
 _ALEMBIC = [
     "airflow.utils.db", "alembic", "alembic.command", "alembic.config", "alembic.script",
     "alembic.runtime.migration", "alembic.runtime.environment", "alembic.autogenerate",

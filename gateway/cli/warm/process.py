@@ -165,7 +165,7 @@ class WarmProcess:
                 str(self.nice),
                 self.cgroup or "",
             ]
-            self._proc = subprocess.Popen(  # noqa: S603 - Airflow's python with our own script
+            self._proc = subprocess.Popen(
                 [self.python, str(SERVER), *args],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,

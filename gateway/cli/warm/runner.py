@@ -77,7 +77,7 @@ class WarmRunner:
         executable: str,
         steps: Mapping[str, Sequence[str]] | None,
         state_dir: Path,
-        limits: WarmLimits = WarmLimits(),  # noqa: B008 - frozen
+        limits: WarmLimits = WarmLimits(),  # frozen, so one shared default is safe
         observer: WarmObserver | None = None,
     ) -> None:
         self.cold = cold
