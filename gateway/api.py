@@ -186,8 +186,9 @@ class ApiEndpoint:
 def _merge(query: MultiDict[str, str], form: MultiDict[str, str]) -> tuple[dict[str, list[str]], str | None]:
     """The call's arguments, query first, and the first name also given in the body.
 
-    A name given in both keeps the query's values: the call is refused (400), and the
-    arguments only serve to mask what its answer and audit event show.
+    A name given in both has the values of both: the call is refused (400), and its
+    arguments then only serve to mask what its answer and audit event show, so every value
+    sent must be among them.
     """
     args: dict[str, list[str]] = {}
     repeated = None
@@ -195,8 +196,11 @@ def _merge(query: MultiDict[str, str], form: MultiDict[str, str]) -> tuple[dict[
         for name in source:
             if name not in args:
                 args[name] = source.getlist(name)
-            elif repeated is None:
+                continue
+            if repeated is None:
                 repeated = name
+            if source is form:
+                args[name] = args[name] + source.getlist(name)
     return args, repeated
 
 
