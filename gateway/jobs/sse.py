@@ -112,58 +112,51 @@ def stream(
     If the store fails meanwhile, the response just ends: the client reconnects (``retry:``)
     and resumes from its last event once the store is back.
     """
-    try:
-        yield from _events(store, job_id, offset, max_s=max_s, stopping=stopping, guard=guard)
-    except StoreError:
-        return
-
-
-def _events(
-    store: JobStore,
-    job_id: str,
-    offset: int,
-    *,
-    max_s: float,
-    stopping: Callable[[], bool] = lambda: False,
-    guard: SocketWriteGuard | None = None,
-) -> Iterator[bytes]:
     guard = guard or SocketWriteGuard(None)
     deadline = time.monotonic() + max_s
     yield f"retry: {RETRY_MS}\n: job {job_id} from offset {offset}\n\n".encode()
-    last_sent = time.monotonic()
-    while True:
-        chunks = store.read_output(job_id, offset, limit=READ_CHUNKS, max_chars=READ_CHARS)
-        for chunk in chunks:
-            text, start = chunk.text, chunk.offset
-            for i in range(0, len(text), EVENT_CHARS):
-                if time.monotonic() >= deadline or not guard.writable(deadline):
-                    return  # the client reconnects (retry:) and resumes from its last event
-                piece = text[i : i + EVENT_CHARS]
-                end = start + i + len(piece)
-                yield event("output", {"stream": chunk.stream, "text": piece, "offset": start + i}, end)
-                offset = end
-        if chunks:
-            last_sent = time.monotonic()
-            continue
-        row = store.get(job_id)
-        if row is None:
-            yield event("end", {"job_id": job_id, "state": "expired"})
-            return
-        if not row.active:
-            # The owner stores all output before the final state: one more read drains it.
-            if store.read_output(job_id, offset, limit=1):
+    try:
+        last_sent = time.monotonic()
+        while True:
+            chunks = store.read_output(job_id, offset, limit=READ_CHUNKS, max_chars=READ_CHARS)
+            for chunk in chunks:
+                text, start = chunk.text, chunk.offset
+                for i in range(0, len(text), EVENT_CHARS):
+                    if time.monotonic() >= deadline or not guard.writable(deadline):
+                        return  # the client reconnects (retry:) and resumes from its last event
+                    piece = text[i : i + EVENT_CHARS]
+                    end = start + i + len(piece)
+                    yield event("output", {"stream": chunk.stream, "text": piece, "offset": start + i}, end)
+                    offset = end
+            if chunks:
+                last_sent = time.monotonic()
                 continue
-            data = {"job_id": job_id, "state": row.state, "exit_code": row.exit_code, "reason": row.reason,
-                    "output_truncated": bool(row.output_truncated)}  # fmt: skip
-            yield event("end", data, offset)
-            return
-        if guard.client_gone():
-            return
-        now = time.monotonic()
-        if now >= deadline or stopping():
-            yield b": reconnect to continue\n\n"
-            return
-        if now - last_sent >= HEARTBEAT_S:
-            yield b": keep-alive\n\n"
-            last_sent = now
-        time.sleep(POLL_S)
+            row = store.get(job_id)
+            if row is None:
+                yield event("end", {"job_id": job_id, "state": "expired"})
+                return
+            if not row.active:
+                # The owner stores all output before the final state: one more read drains it.
+                if store.read_output(job_id, offset, limit=1):
+                    continue
+                data = {
+                    "job_id": job_id,
+                    "state": row.state,
+                    "exit_code": row.exit_code,
+                    "reason": row.reason,
+                    "output_truncated": bool(row.output_truncated),
+                }
+                yield event("end", data, offset)
+                return
+            if guard.client_gone():
+                return
+            now = time.monotonic()
+            if now >= deadline or stopping():
+                yield b": reconnect to continue\n\n"
+                return
+            if now - last_sent >= HEARTBEAT_S:
+                yield b": keep-alive\n\n"
+                last_sent = now
+            time.sleep(POLL_S)
+    except StoreError:
+        return

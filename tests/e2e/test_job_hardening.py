@@ -24,7 +24,7 @@ from gateway.identity.tokens import hash_token
 from tests.support.airflow import AirflowHome
 from tests.support.airflow_servers import AirflowServer
 from tests.support.http import get
-from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres
+from tests.support.postgres import PostgresServer, start_postgres
 from tests.support.servers import GatewayServer, start_gateway
 from tests.support.sse import EventStream
 
@@ -374,10 +374,7 @@ def test_a_closed_stream_gives_its_slot_back(gw: GatewayServer) -> None:
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """A private server: the test restarts it, which the shared one's users would not expect."""
-    try:
-        server = start_postgres(tmp_path_factory.mktemp("pg-restart"))
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL server binaries here: {exc}")
+    server = start_postgres(tmp_path_factory.mktemp("pg-restart"))
     yield server
     server.stop()
 
