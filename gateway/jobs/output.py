@@ -109,12 +109,6 @@ class OutputBuffer:
         with self._lock:
             self.truncated = True
 
-    @property
-    def accepted(self) -> int:
-        """Characters kept so far, stored or pending."""
-        with self._lock:
-            return self._accepted
-
     def flush(self, write: Callable[[list[Chunk], int, bool], None], *, final: bool = False) -> None:
         """Hand pending output to ``write(chunks, total, truncated)``; one flush at a time.
 

@@ -35,11 +35,6 @@ class StreamLimits:
         self._lock = threading.Lock()
         self._open: Counter[tuple[str, str]] = Counter()
 
-    @property
-    def open(self) -> int:
-        with self._lock:
-            return sum(self._open.values())
-
     def acquire(self, owner: tuple[str, str]) -> Callable[[], None]:
         """Admit a stream of ``owner`` (principal, auth method); returns its release.
 

@@ -26,12 +26,16 @@ def test_caps_per_principal_then_per_worker_and_release_once() -> None:
         limits.acquire(("carol", "jwt"))
     assert everyone.value.code == 503 and everyone.value.extra_headers["Retry-After"] == "5"
     first()
-    first()  # a second release changes nothing
-    assert limits.open == 2
+    first()  # a second release changes nothing: still one free slot, not two
     limits.acquire(ALICE)
+    with pytest.raises(Busy):
+        limits.acquire(("carol", "jwt"))
     for release in (second, third):
         release()
-    assert limits.open == 1
+    limits.acquire(("carol", "jwt"))
+    limits.acquire(("dave", "jwt"))  # both released slots are free again
+    with pytest.raises(Busy):
+        limits.acquire(("erin", "jwt"))
 
 
 def store_with_output(tmp_path: Path, chunks: list[Chunk], state: str = "succeeded") -> JobStore:
