@@ -39,10 +39,10 @@ EXPOSE 8080
 # Liveness without curl: the gateway answers /healthz itself, without calling Airflow; the
 # probe follows GATEWAY_BIND.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["/opt/gateway/venv/bin/python", "-m", "gateway.healthcheck"]
+  CMD ["/opt/gateway/venv/bin/python", "-m", "gateway.entry.healthcheck"]
 # dumb-init (shipped by the Airflow image) forwards SIGTERM to gunicorn for a graceful
 # stop and reaps the Airflow CLI's orphans; it replaces Airflow's own entrypoint, which
 # would treat the command as an `airflow` subcommand.  `serve` validates the configuration
-# and execs gunicorn with the settings shipped in the package (gateway/gunicorn_conf.py).
+# and execs gunicorn with the settings shipped in the package (gateway/entry/gunicorn_conf.py).
 ENTRYPOINT ["/usr/bin/dumb-init", "--"]
 CMD ["/opt/gateway/venv/bin/airflow-gateway", "serve"]

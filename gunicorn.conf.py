@@ -1,7 +1,7 @@
 """gunicorn settings for a checkout: ``gunicorn -c gunicorn.conf.py``.
 
-The settings ship inside the package (``gateway/gunicorn_conf.py``); an installed gateway
-uses ``gunicorn -c python:gateway.gunicorn_conf`` or ``airflow-gateway serve``.
+The settings ship inside the package (``gateway/entry/gunicorn_conf.py``); an installed gateway
+uses ``gunicorn -c python:gateway.entry.gunicorn_conf`` or ``airflow-gateway serve``.
 """
 
-from gateway.gunicorn_conf import *  # noqa: F403
+from gateway.entry.gunicorn_conf import *  # noqa: F403

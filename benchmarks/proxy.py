@@ -722,7 +722,7 @@ def main() -> None:
     parser.add_argument(
         "--werkzeug-worker",
         default="gthread",
-        help="gunicorn worker class of (c); the gateway's is gateway.worker.KeepAliveThreadWorker",
+        help="gunicorn worker class of (c); the gateway's is gateway.http.worker.KeepAliveThreadWorker",
     )
     parser.add_argument(
         "--no-nginx",

@@ -21,4 +21,4 @@ fi
 "$venv/bin/python" -m compileall -q "$venv/lib"
 # The package must import from the venv alone, with nothing from the source tree.
 cd /
-"$venv/bin/python" -c "import gateway.app, gateway.proxy, gateway.health"
+"$venv/bin/python" -c "import gateway.app, gateway.http.proxy, gateway.http.health"

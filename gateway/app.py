@@ -24,41 +24,47 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Response
 
 from gateway import __version__
-from gateway.api import ApiEndpoint, Authorize
-from gateway.audit import AuditLayer, AuditLog, AuditSink
-from gateway.builtins.dags import DagDeployer
 from gateway.builtins.plugin import ListDaemons, PluginVersion, StopDaemon
 from gateway.builtins.whoami import WhoAmI
-from gateway.calls import Builtin, CliCalls, Dispatcher
-from gateway.cli import cpugroup
+from gateway.calls.service import BuiltinHandler, CliCalls, Dispatcher
 from gateway.cli.apis import CATALOGUE
-from gateway.cli.daemons import DaemonManager
+from gateway.cli.compat import Compat109
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter
 from gateway.cli.probe import AirflowInstall, airflow_python, dialect_for, probe, select_dialect
-from gateway.cli.readback import read_backs
-from gateway.cli.runner import Admission, AuxiliaryCalls, CliRunner, SubprocessRunner, cli_environment
-from gateway.cli.warm.dialects import WARM_UP
-from gateway.cli.warm.runner import WarmLimits, WarmRunner
-from gateway.compat import Compat109
-from gateway.config import GatewayConfig, check_writable, load_config_from_process
-from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
-from gateway.forwarded import trust_proxies
-from gateway.health import Health
+from gateway.config.loader import GatewayConfig, check_writable, load_config_from_process
+from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
+from gateway.dags.deploy import DagDeployer
+from gateway.dags.readback import read_backs
+from gateway.execution import cpugroup
+from gateway.execution.daemons import DaemonManager
+from gateway.execution.job_routing import JobAwareRunner
+from gateway.execution.subprocess_runner import (
+    Admission,
+    AuxiliaryCalls,
+    CliRunner,
+    SubprocessRunner,
+    cli_environment,
+)
+from gateway.execution.warm.steps import WARM_UP
+from gateway.execution.warm.warm_runner import WarmLimits, WarmRunner
+from gateway.http.forwarded import trust_proxies
+from gateway.http.health import Health
+from gateway.http.proxy import ReverseProxy
 from gateway.identity.authenticator import Authenticator
 from gateway.identity.client import client_address
 from gateway.identity.principal import Principal
 from gateway.jobs.endpoints import JobEndpoints
-from gateway.jobs.runner import JobAwareRunner
 from gateway.jobs.wiring import start_jobs
-from gateway.logging import configure_logging
-from gateway.metrics import Metrics, MetricsEndpoint, create_metrics
-from gateway.openapi import Security, build_document
-from gateway.page import page_response, render_page, static_response
+from gateway.observability.audit import AuditLayer, AuditLog, AuditSink
+from gateway.observability.logging import configure_logging
+from gateway.observability.metrics import Metrics, MetricsEndpoint, create_metrics
 from gateway.policy.enforce import ApiAuthorizer, ProxyGuard, record_principal
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import load_policies
-from gateway.proxy import ReverseProxy
+from gateway.web.api import ApiEndpoint, Authorize
+from gateway.web.openapi import Security, build_document
+from gateway.web.page import page_response, render_page, static_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -205,7 +211,7 @@ def create_app(
     else:
         log.info("%s", placement.reason)
     runner = runner or build_runner(config, env, work_dir, install, dialect.name, metrics, placement.path)
-    # Calls made from a job's thread go to the jobs' own runner (gateway/jobs/runner.py).
+    # Calls made from a job's thread go to the jobs' own runner (gateway/execution/job_routing.py).
     routed = JobAwareRunner(runner, build_job_runner(config, env, work_dir, placement.path))
     daemons = DaemonManager(config.daemon_dir, env=env, cwd=work_dir)
     airflow_py = airflow_python(install.executable) or sys.executable
@@ -215,7 +221,7 @@ def create_app(
     deployer = DagDeployer(
         config.deploy, interpreter=interpreter, cli=cli, work_dir=work_dir / "uploads", python=airflow_py
     )
-    builtins: dict[str, Builtin] = {
+    builtins: dict[str, BuiltinHandler] = {
         "rest_api_plugin_version": PluginVersion(install.version, dialect.name),
         "list_daemons": ListDaemons(daemons, redactor),
         "stop_daemon": StopDaemon(daemons),
@@ -332,7 +338,7 @@ def build_runner(
 ) -> CliRunner:
     """The synchronous calls' runner: cold, or warm over cold (warming up from now on).
 
-    :param cgroup: the idle CPU cgroup every call runs in (:mod:`gateway.cli.cpugroup`).
+    :param cgroup: the idle CPU cgroup every call runs in (:mod:`gateway.execution.cpugroup`).
     """
     admission = Admission(config.cli.max_concurrent, config.cli.max_waiting, config.cli.queue_timeout_s)
     cold = SubprocessRunner(
@@ -370,7 +376,7 @@ def build_job_runner(
 
     Always cold: a job streams its output, and a warm child inherits block-buffered stdout.
 
-    :param cgroup: the idle CPU cgroup jobs run in, as CLI calls do (:mod:`gateway.cli.cpugroup`).
+    :param cgroup: the idle CPU cgroup jobs run in, as CLI calls do (:mod:`gateway.execution.cpugroup`).
     """
     # Unbuffered Python output, so a job's watchers see each line when it is printed.
     return SubprocessRunner(

@@ -1,5 +1,5 @@
-"""APIs the gateway answers in-process: each is a :class:`~gateway.calls.Builtin`.
+"""APIs the gateway answers in-process: each is a :class:`~gateway.calls.service.BuiltinHandler`.
 
-They receive the call and its :class:`~gateway.calls.CallContext`; any Airflow CLI command
-one of them runs is planned by the interpreter and run through :class:`~gateway.calls.CliCalls`.
+They receive the call and its :class:`~gateway.calls.service.CallContext`; any Airflow CLI command
+one of them runs is planned by the interpreter and run through :class:`~gateway.calls.service.CliCalls`.
 """

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from gateway import __version__
-from gateway.calls import CallContext
-from gateway.cli.daemons import DaemonManager
+from gateway.calls.service import CallContext
 from gateway.cli.interpreter import BuiltinCall
-from gateway.redact import Redactor
+from gateway.core.redact import Redactor
+from gateway.execution.daemons import DaemonManager
 
 
 class PluginVersion:
@@ -38,7 +38,7 @@ class ListDaemons:
 
 
 class StopDaemon:
-    """``stop_daemon``: stop one of them (a :class:`~gateway.cli.daemons.DaemonError` refuses)."""
+    """``stop_daemon``: stop one of them (a :class:`~gateway.execution.daemons.DaemonError` refuses)."""
 
     def __init__(self, daemons: DaemonManager) -> None:
         self.daemons = daemons

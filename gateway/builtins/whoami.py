@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.calls import CallContext
+from gateway.calls.service import CallContext
 from gateway.cli.interpreter import BuiltinCall
 from gateway.cli.spec import Api
 from gateway.policy.engine import PolicyEngine

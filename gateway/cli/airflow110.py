@@ -271,7 +271,7 @@ AIRFLOW110 = Dialect(
         "list_daemons": Builtin("list_daemons"),
         "stop_daemon": Builtin("stop_daemon"),
         "whoami": Builtin("whoami"),
-        # No CLI command writes parsed DAGs to the 1.10 database: see gateway/dagsync110.py.
+        # No CLI command writes parsed DAGs to the 1.10 database: see gateway/dags/sync110.py.
         "deploy_dag": Builtin("deploy_dag"),
         "refresh_dag": Builtin("refresh_dag"),
         "refresh_all_dags": Builtin("refresh_all_dags"),

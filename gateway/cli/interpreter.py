@@ -31,7 +31,7 @@ from gateway.cli.spec import (
     Unavailable,
 )
 from gateway.cli.values import InvalidValue, Upload, Value, validate
-from gateway.errors import Refused
+from gateway.core.errors import Refused
 
 RESERVED = frozenset({"api"})
 OUTPUT_FORMATS = frozenset({"json", "text"})

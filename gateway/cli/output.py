@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.cli.runner import CliResult
 from gateway.cli.spec import OutcomeRule
+from gateway.execution.subprocess_runner import CliResult
 
 # Loading/log noise, by Airflow generation:
 #  1.x/2.x: "[2026-11-25T02:27:34.777+0000] {dagbag.py:588} INFO - Filling up the DagBag ..."

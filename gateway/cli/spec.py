@@ -212,7 +212,7 @@ Entry = Translation | Unavailable | Builtin
 class Dialect:
     """One Airflow CLI dialect: its name, the versions it covers, and its table.
 
-    :param read_backs: API -> the reader (named in :data:`gateway.cli.readback.READERS`) that
+    :param read_backs: API -> the reader (named in :data:`gateway.dags.readback.READERS`) that
         reads back, after a successful call, a fact this version's CLI does not print.
     """
 
@@ -223,6 +223,6 @@ class Dialect:
     #: Commands the gateway itself runs (not APIs), by purpose: e.g. ``dags_folder``.
     queries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: No CLI command writes parsed DAGs to the database (1.10): deploy and refresh do it
-    #: in Airflow's own Python (:mod:`gateway.dagsync110`).
+    #: in Airflow's own Python (:mod:`gateway.dags.sync110`).
     dags_in_python: bool = False
     read_backs: Mapping[str, str] = field(default_factory=dict)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from gateway.config import GatewayConfig
-from gateway.errors import TokenAuthenticationFailed, Unauthorized
+from gateway.config.loader import GatewayConfig
+from gateway.core.errors import TokenAuthenticationFailed, Unauthorized
 from gateway.identity.jwt import JwtVerifier
 from gateway.identity.plugin_token import PluginTokenAuth, environ_key
 from gateway.identity.principal import ANONYMOUS, Principal

@@ -14,7 +14,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def client_address(environ: WSGIEnvironment) -> IPAddress | None:
     """The caller's address: ``REMOTE_ADDR``, which only the trusted-proxy layer
-    (:mod:`gateway.forwarded`, outermost) may have changed from the socket peer."""
+    (:mod:`gateway.http.forwarded`, outermost) may have changed from the socket peer."""
     return _parse((environ.get("REMOTE_ADDR") or "").strip("[]"))
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import jwt
 from jwt.algorithms import get_default_algorithms
 
-from gateway.config import ConfigError, JwtConfig
-from gateway.errors import KeyServiceUnavailable, Unauthorized
+from gateway.config.loader import ConfigError, JwtConfig
+from gateway.core.errors import KeyServiceUnavailable, Unauthorized
 from gateway.identity.principal import Principal, claim_values
 
 log = logging.getLogger("gateway.identity.jwt")

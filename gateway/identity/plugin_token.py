@@ -5,8 +5,8 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING
 
-from gateway.config import PluginAuthConfig
-from gateway.errors import TokenAuthenticationFailed
+from gateway.config.loader import PluginAuthConfig
+from gateway.core.errors import TokenAuthenticationFailed
 from gateway.identity.principal import ANONYMOUS, PLUGIN_TOKEN_PRINCIPAL, Principal
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 
-from gateway.config import NamedToken
+from gateway.config.loader import NamedToken
 from gateway.identity.principal import Principal
 
 TOKEN_BYTES = 32

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
-from gateway.errors import BadRequest, JobStoreUnavailable, NotFound
+from gateway.core.errors import BadRequest, JobStoreUnavailable, NotFound
 from gateway.identity.client import client_address
 from gateway.identity.principal import Principal
 from gateway.jobs import sse

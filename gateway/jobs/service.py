@@ -38,18 +38,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from werkzeug.wrappers import Request
 
-from gateway.calls import CallContext
+from gateway.calls.service import CallContext
 from gateway.cli.interpreter import BuiltinCall, Plan
-from gateway.cli.proctree import process_start
 from gateway.cli.spec import ApiKind
-from gateway.errors import BadRequest, Busy, GatewayError, JobStoreUnavailable, TooManyRequests
-from gateway.jobs.output import OutputBuffer
-from gateway.jobs.runner import CURRENT_JOB, JobCall
+from gateway.core.errors import BadRequest, Busy, GatewayError, JobStoreUnavailable, TooManyRequests
+from gateway.execution.job_routing import CURRENT_JOB, JobCall
+from gateway.execution.proctree import process_start
+from gateway.jobs.output_recorder import OutputBuffer
 from gateway.jobs.store import ACTIVE, Chunk, JobRow, JobStore, StoreError
 
 if TYPE_CHECKING:
-    from gateway.config import JobsConfig
-    from gateway.metrics import Metrics
+    from gateway.config.loader import JobsConfig
+    from gateway.observability.metrics import Metrics
 
 log = logging.getLogger("gateway.jobs")
 
@@ -66,7 +66,7 @@ RETRY_LOG_EVERY_S = 30.0
 LATE_CANCEL = "a cancel was requested after the command had ended: nothing was killed, this is its outcome"
 
 AuditEmit = Callable[[str, dict[str, Any]], None]
-#: Runs an authorized call and fills its context's envelope (:class:`gateway.calls.Dispatcher`).
+#: Runs an authorized call and fills its context's envelope (:class:`gateway.calls.service.Dispatcher`).
 Dispatch = Callable[[Plan | BuiltinCall, CallContext], None]
 
 

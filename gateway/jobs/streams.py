@@ -6,7 +6,7 @@ Without a bound, a few dozen streams from one principal held every thread of a w
 ``/healthz``, proxied requests and API calls all timed out.  So each worker process
 admits at most ``jobs.max_streams`` streams, and one principal at most
 ``jobs.max_streams_per_principal`` of them; gunicorn is given that many threads on top
-of the ones the CLI may hold and the ones the proxy needs (``gateway/gunicorn_conf.py``).
+of the ones the CLI may hold and the ones the proxy needs (``gateway/entry/gunicorn_conf.py``).
 Beyond a cap the answer is immediate: 429 (this principal's cap) or 503 (the worker's),
 both with ``Retry-After``.  ``EventSource`` does not reconnect after an error status, so a
 refused browser stops instead of hammering.
@@ -20,7 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-from gateway.errors import Busy, TooManyRequests
+from gateway.core.errors import Busy, TooManyRequests
 
 #: Seconds a refused client is told to wait: about the time a stream needs to end.
 RETRY_AFTER_S = 5

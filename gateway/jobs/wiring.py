@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gateway.audit import AuditLog
-from gateway.config import GatewayConfig
+from gateway.config.loader import GatewayConfig
 from gateway.identity.principal import Principal
 from gateway.jobs.endpoints import JobEndpoints
 from gateway.jobs.service import Dispatch, JobService, instance_id
 from gateway.jobs.store import JobStore
-from gateway.metrics import Metrics
+from gateway.observability.audit import AuditLog
+from gateway.observability.metrics import Metrics
 from gateway.policy.engine import PolicyEngine
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wrappers import Request
 
 from gateway.cli.interpreter import BuiltinCall, Plan
-from gateway.errors import GatewayError, PolicyDenied
+from gateway.core.errors import GatewayError, PolicyDenied
 from gateway.identity.authenticator import Authenticator
 from gateway.identity.client import client_address
 from gateway.identity.principal import Principal
@@ -49,7 +49,7 @@ def apply(environ: WSGIEnvironment, principal: Principal, decision: Decision) ->
 
 
 class ApiAuthorizer:
-    """The ``authorize`` hook of :class:`~gateway.api.ApiEndpoint`.
+    """The ``authorize`` hook of :class:`~gateway.web.api.ApiEndpoint`.
 
     :param engine: the policy engine.
     """

@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.values import InvalidValue, Value, validate
-from gateway.config import ConfigError, GatewayConfig
+from gateway.config.loader import ConfigError, GatewayConfig
 from gateway.identity.principal import METHODS, Principal
 from gateway.policy.engine import PolicyEngine, Target
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError
+from gateway.config.loader import ConfigError
 from gateway.identity.principal import METHODS
 from gateway.policy.jobs import JOB_ACTION_NAMES
 from gateway.policy.model import DEFAULT_DENY, Constraints, NetworkT, PolicySet, Rule

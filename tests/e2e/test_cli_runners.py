@@ -54,7 +54,7 @@ def _settings(runner: str) -> dict[str, str]:
 
 
 def call(gateway: GatewayServer, api: str, **args: str) -> tuple[int, dict[str, Any]]:
-    reply = get(gateway.api(urlencode({"api": api, **args})), headers=HEADERS, timeout=300)
+    reply = get(gateway.web.api(urlencode({"api": api, **args})), headers=HEADERS, timeout=300)
     return reply.status, reply.json
 
 
@@ -335,7 +335,7 @@ def _warm_server_running_a_call(gateway: GatewayServer, within_s: float = 60.0) 
             except OSError:
                 continue
             parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
-            if b"gateway/cli/warm/server.py" in cmdline:
+            if b"gateway/execution/warm/server.py" in cmdline:
                 servers_of_gateway.add(int(entry.name))
         for pid in servers_of_gateway:
             ancestor = parents.get(pid, 0)

@@ -64,7 +64,7 @@ def run_command(
         **(env or {}),
     }
     return subprocess.run(
-        [sys.executable, "-m", "gateway.commands", *args],
+        [sys.executable, "-m", "gateway.entry.commands", *args],
         env=full_env,
         capture_output=True,
         text=True,

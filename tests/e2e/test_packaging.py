@@ -63,7 +63,7 @@ def test_dockerfile_runs_unprivileged_with_exec_form_and_no_secrets() -> None:
     assert users and users[-1].split(":")[0] not in {"0", "root"}
     assert _exec_form(instructions, "CMD") == ["/opt/gateway/venv/bin/airflow-gateway", "serve"]
     probe = _exec_form(instructions, "HEALTHCHECK")
-    assert "curl" not in " ".join(probe) and probe[-2:] == ["-m", "gateway.healthcheck"]
+    assert "curl" not in " ".join(probe) and probe[-2:] == ["-m", "gateway.entry.healthcheck"]
     for keyword, args in instructions:
         if keyword in {"ENV", "ARG"}:
             assert not re.search(r"(TOKEN|SECRET|PASSWORD|KEY)\w*=", args, re.IGNORECASE), args
@@ -74,7 +74,7 @@ def test_dockerfile_runs_unprivileged_with_exec_form_and_no_secrets() -> None:
     ]
 
 
-@pytest.mark.parametrize("conf", ["gunicorn.conf.py", "python:gateway.gunicorn_conf"])
+@pytest.mark.parametrize("conf", ["gunicorn.conf.py", "python:gateway.entry.gunicorn_conf"])
 def test_gunicorn_check_config(airflow3: AirflowHome, conf: str) -> None:
     """gunicorn --check-config accepts the settings, as the checkout's file and as the packaged module."""
     done = subprocess.run(
@@ -230,7 +230,11 @@ def test_wheel_installs_and_serves_from_any_directory(airflow3: AirflowHome, tmp
 
     wheel = _build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"gateway/gunicorn_conf.py", "gateway/sample_config.py", "gateway/static/page.js"} <= names
+    assert {
+        "gateway/entry/gunicorn_conf.py",
+        "gateway/config/documents.py",
+        "gateway/web/static/page.js",
+    } <= names
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     done = subprocess.run(
@@ -264,7 +268,7 @@ def test_wheel_installs_and_serves_from_any_directory(airflow3: AirflowHome, tmp
         wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
         # serve exec'd gunicorn in place, with the settings module from the installed package.
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-        assert b"python:gateway.gunicorn_conf" in cmdline
+        assert b"python:gateway.entry.gunicorn_conf" in cmdline
         reply = get(
             f"http://127.0.0.1:{port}/admin/rest_api/api?api=version",
             headers={"rest_api_plugin_http_token": "packaged-token"},
@@ -275,7 +279,7 @@ def test_wheel_installs_and_serves_from_any_directory(airflow3: AirflowHome, tmp
     finally:
         stop_group(proc)
     located = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import gateway.gunicorn_conf as m; print(m.__file__)"],
+        [str(venv / "bin" / "python"), "-c", "import gateway.entry.gunicorn_conf as m; print(m.__file__)"],
         capture_output=True, text=True, timeout=60, check=False, cwd=work,
         env={**env, "AIRFLOW_GATEWAY_CONFIG": str(work / "gateway.toml")},
     )  # fmt: skip

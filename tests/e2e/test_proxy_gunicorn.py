@@ -343,7 +343,7 @@ def test_busy_keep_alive_connections_leave_room_for_a_new_one(
         reply = get(server.url + "/sixth", timeout=10)
         assert reply.status == 200
         assert all(client.is_alive() for client in clients)  # they were still sending throughout
-        assert "Using worker: gateway.worker.KeepAliveThreadWorker" in server.log.read_text()
+        assert "Using worker: gateway.http.worker.KeepAliveThreadWorker" in server.log.read_text()
     finally:
         stop.set()
         for client in clients:

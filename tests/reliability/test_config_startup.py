@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, load_config
+from gateway.config.loader import ConfigError, load_config
 from tests.support.servers import ROOT
 
 
@@ -69,7 +69,7 @@ def test_the_commands_fail_naming_an_unwritable_path_setting(
     env.update({"PYTHONPATH": str(ROOT), "AIRFLOW_GATEWAY__GATEWAY__STATE_DIR": str(tmp_path / "state")})
     env[f"AIRFLOW_GATEWAY__{setting}"] = value.format(blocker=blocker)
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.commands", command],
+        [sys.executable, "-m", "gateway.entry.commands", command],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr[-2000:]

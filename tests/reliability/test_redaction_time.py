@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client
 
-from gateway.redact import MASK, MAX_SECRETS, Redactor
+from gateway.core.redact import MASK, MAX_SECRETS, Redactor
 from tests.unit.gateway_app import TOKEN, FakeRunner, unit_gateway
 
 AUTH = {"rest_api_plugin_http_token": TOKEN}

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from gateway.cli import daemons as daemons_module
-from gateway.cli.runner import NO_OPTIONS, CallOptions, CliResult
+from gateway.execution import daemons as daemons_module
+from gateway.execution.subprocess_runner import NO_OPTIONS, CallOptions, CliResult
 from tests.unit.gateway_app import TOKEN, FakeRunner, unit_gateway
 
 AUTH = {"rest_api_plugin_http_token": TOKEN}
@@ -72,7 +72,7 @@ def test_exported_variables_are_removed_after_being_returned(tmp_path: Path) -> 
 
 
 def test_the_metrics_directory_is_created_0700(tmp_path: Path) -> None:
-    from gateway.multiproc import ensure_env
+    from gateway.observability.multiprocess_dir import ensure_env
 
     directory = ensure_env({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "m")}, tmp_path / "unused")
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700

@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 
 from gateway.app import GatewayApp, create_app
 from gateway.cli.probe import AirflowInstall
-from gateway.cli.runner import NO_OPTIONS, CallOptions, CliResult
-from gateway.config import load_config
-from gateway.logging import json_formatter
+from gateway.config.loader import load_config
+from gateway.execution.subprocess_runner import NO_OPTIONS, CallOptions, CliResult
+from gateway.observability.logging import json_formatter
 
 TOKEN = "unit-Plug1nToken"
 METRICS_TOKEN = "unit-Metr1csToken"

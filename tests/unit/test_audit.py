@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from werkzeug.test import Client, EnvironBuilder, TestResponse
 
-from gateway.audit import AuditRecord, request_id_of
-from gateway.cli.runner import CliResult
-from gateway.errors import Forbidden
+from gateway.core.errors import Forbidden
+from gateway.execution.subprocess_runner import CliResult
+from gateway.observability.audit import AuditRecord, request_id_of
 from tests.unit.gateway_app import AIRFLOW, TOKEN, FakeRunner, UnitGateway, unit_gateway
 
 AUTH = {"rest_api_plugin_http_token": TOKEN}
@@ -252,8 +252,8 @@ def test_request_id_accepted_or_generated(tmp_path: Path, incoming: str, kept: b
 
 def test_audit_file_gets_each_event_as_one_line(tmp_path: Path) -> None:
     """With [audit] file set, every event is appended to the file as it is emitted."""
-    from gateway.audit import AuditLog, AuditSink
-    from gateway.redact import Redactor
+    from gateway.core.redact import Redactor
+    from gateway.observability.audit import AuditLog, AuditSink
 
     path = tmp_path / "audit" / "audit.jsonl"
     sink = AuditSink(stdout=False, file=path)

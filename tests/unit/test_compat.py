@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from gateway.cli.apis import CATALOGUE
+from gateway.cli.compat import Compat109
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter, Plan, PlanError
-from gateway.compat import Compat109
-from gateway.envelope import Envelope
+from gateway.core.envelope import Envelope
 
 COMPAT = Compat109(CATALOGUE, "1.10.15")
 

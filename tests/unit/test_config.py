@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, load_config
+from gateway.config.loader import ConfigError, load_config
 
 
 def write(path: Path, text: str) -> Path:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import cpugroup
-from gateway.cli.proctree import lower_priority
-from gateway.config import ConfigError, load_config
+from gateway.config.loader import ConfigError, load_config
+from gateway.execution import cpugroup
+from gateway.execution.proctree import lower_priority
 
 
 def group(path: Path, idle: str = "0") -> Path:

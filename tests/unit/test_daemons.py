@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from gateway.cli.daemons import DaemonManager
+from gateway.execution.daemons import DaemonManager
 
 # Uses 5 s of CPU, then fails: kerberos without kinit on Airflow 3.3 on a fresh machine
 # (measured 3.5-5 s of CPU from start to exit).

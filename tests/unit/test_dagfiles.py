@@ -1,4 +1,4 @@
-"""Upload safety: names, zip vetting and atomic placement (gateway.dagfiles)."""
+"""Upload safety: names, zip vetting and atomic placement (gateway.dags.files)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.dagfiles import TEMP_PREFIX, RefusedUpload, check_zip, place, safe_name
+from gateway.dags.files import TEMP_PREFIX, RefusedUpload, check_zip, place, safe_name
 
 
 def tree(root: Path) -> set[str]:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from gateway.config import ENV_PREFIX, load_config, setting_names
-from gateway.settings import BY_ALIAS
+from gateway.config.loader import ENV_PREFIX, load_config, setting_names
+from gateway.config.settings import BY_ALIAS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
@@ -32,7 +32,9 @@ def check_env_names(names: list[str]) -> None:
             parts = name[len(ENV_PREFIX) :].lower().split("__")
             assert (parts[0], parts[1]) in settings, f"{name}: no such gateway setting"
         elif name.startswith("GATEWAY_"):
-            assert name in BY_ALIAS, f"{name}: not an older name of a [server] setting (gateway/settings.py)"
+            assert name in BY_ALIAS, (
+                f"{name}: not an older name of a [server] setting (gateway/config/settings.py)"
+            )
 
 
 def compose() -> dict[str, Any]:

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from gateway.audit import AuditRecord
 from gateway.cli.apis import CATALOGUE
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.identity.authenticator import Authenticator
 from gateway.identity.tokens import hash_token
+from gateway.observability.audit import AuditRecord
 from gateway.policy.enforce import ProxyGuard
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import load_policies

@@ -1,4 +1,4 @@
-"""gateway/gunicorn_conf.py: gunicorn's settings come from [server], whatever name set them.
+"""gateway/entry/gunicorn_conf.py: gunicorn's settings come from [server], whatever name set them.
 
 Real gunicorn (``--print-config``: the settings module runs as for a start and gunicorn prints
 what it read, nothing is bound), in a clean environment so the test's own variables do not leak

@@ -1,4 +1,4 @@
-"""gateway/healthcheck.py: the image's HEALTHCHECK probes where server.bind (GATEWAY_BIND) says."""
+"""gateway/entry/healthcheck.py: the image's HEALTHCHECK probes where server.bind (GATEWAY_BIND) says."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.healthcheck import configured_bind, main, probe_url
+from gateway.entry.healthcheck import configured_bind, main, probe_url
 
 
 @pytest.mark.parametrize(

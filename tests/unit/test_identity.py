@@ -11,8 +11,8 @@ from typing import Any
 import jwt
 import pytest
 
-from gateway.config import ConfigError, load_config
-from gateway.errors import TokenAuthenticationFailed, Unauthorized
+from gateway.config.loader import ConfigError, load_config
+from gateway.core.errors import TokenAuthenticationFailed, Unauthorized
 from gateway.identity.authenticator import Authenticator
 from gateway.identity.client import client_address
 from gateway.identity.principal import ANONYMOUS, claim_values
@@ -213,7 +213,7 @@ def test_tokens_from_toml_array_of_tables(tmp_path: Any) -> None:
 
 def test_hash_token_command_reads_stdin_and_generates() -> None:
     """`airflow-gateway hash-token` hashes stdin; --generate prints a fresh token and its hash."""
-    cmd = [sys.executable, "-m", "gateway.commands", "hash-token"]
+    cmd = [sys.executable, "-m", "gateway.entry.commands", "hash-token"]
     done = subprocess.run(cmd, input=ALICE + "\n", capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == hash_token(ALICE)
     short = subprocess.run(cmd, input="short\n", capture_output=True, text=True, timeout=60, check=False)
@@ -252,7 +252,7 @@ def test_hash_token_command_reads_stdin_and_generates() -> None:
 def test_client_address(environ: dict[str, str], trusted: int, expected: str) -> None:
     """The client is the N-th X-Forwarded-For entry from the right for N trusted proxies:
     set once, by the trusted-proxy layer, and read by everything after it."""
-    from gateway.forwarded import trust_proxies
+    from gateway.http.forwarded import trust_proxies
 
     seen: list[object] = []
 

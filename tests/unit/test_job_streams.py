@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import Busy, TooManyRequests
+from gateway.core.errors import Busy, TooManyRequests
 from gateway.jobs import sse
 from gateway.jobs.store import Chunk, JobRow, JobStore
 from gateway.jobs.streams import StreamLimits

@@ -1,7 +1,7 @@
 """The job service against store faults, late cancels, dead threads and large outputs.
 
 A real SQLite store and real subprocesses; only the dispatch is the test's own (it stands
-for :class:`gateway.calls.Dispatcher`, whose CLI calls go through the same job-aware
+for :class:`gateway.calls.service.Dispatcher`, whose CLI calls go through the same job-aware
 runner).  The PostgreSQL restart under running jobs is in tests/e2e/test_job_hardening.py.
 """
 
@@ -21,20 +21,20 @@ from typing import Any
 
 import pytest
 
-from gateway.audit import AuditRecord
-from gateway.calls import CallContext
+from gateway.calls.service import CallContext
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.interpreter import BuiltinCall
-from gateway.cli.runner import Admission, AuxiliaryCalls, SubprocessRunner
-from gateway.config import JobsConfig
-from gateway.envelope import Envelope
-from gateway.errors import TooManyRequests
+from gateway.config.loader import JobsConfig
+from gateway.core.envelope import Envelope
+from gateway.core.errors import TooManyRequests
+from gateway.execution.job_routing import CURRENT_JOB, JobAwareRunner
+from gateway.execution.subprocess_runner import Admission, AuxiliaryCalls, SubprocessRunner
 from gateway.identity.principal import Principal
 from gateway.jobs import store as store_module
-from gateway.jobs.output import OutputBuffer
-from gateway.jobs.runner import CURRENT_JOB, JobAwareRunner
+from gateway.jobs.output_recorder import OutputBuffer
 from gateway.jobs.service import LATE_CANCEL, JobService, job_view
 from gateway.jobs.store import Chunk, JobRow, JobStore
+from gateway.observability.audit import AuditRecord
 
 ALICE = Principal("alice", "token")
 Dispatch = Callable[[Any, CallContext], None]

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from gateway.cli.apis import CATALOGUE
-from gateway.cli.proctree import process_start
+from gateway.execution.proctree import process_start
 from gateway.identity.principal import Principal
 from gateway.jobs import sse
-from gateway.jobs.output import OutputBuffer
+from gateway.jobs.output_recorder import OutputBuffer
 from gateway.jobs.store import Chunk, JobRow, JobStore
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jobs import may

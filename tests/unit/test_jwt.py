@@ -12,8 +12,8 @@ from typing import Any
 import jwt
 import pytest
 
-from gateway.config import ConfigError, load_config
-from gateway.errors import KeyServiceUnavailable, Unauthorized
+from gateway.config.loader import ConfigError, load_config
+from gateway.core.errors import KeyServiceUnavailable, Unauthorized
 from gateway.identity.jwt import JwksCache, JwtVerifier
 from tests.support.keys import JwksServer, KeyPair, ec_key, ed_key, jwks_server, rsa_key
 

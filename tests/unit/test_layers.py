@@ -1,69 +1,53 @@
-"""The layout reads like the architecture: no module of ``gateway/`` imports a higher layer.
+"""The layout reads like the architecture: folders are layers, and nothing imports upwards.
 
-Every module is placed in a layer below (by longest dotted prefix); a new module that fits
-none fails the test until it is placed.  Imports under ``TYPE_CHECKING`` count too: a type
-that needs a higher layer is a design smell as much as a runtime import.
+Every module of ``gateway/`` sits in a folder of :data:`FOLDERS` (lowest first); a module may
+import its own folder and the folders before it, never a later one.  Inside a folder the
+modules' imports form no cycle.  Imports under ``TYPE_CHECKING`` count too: a type that needs
+a higher layer is a design smell as much as a runtime import.  ``docs/architecture.md`` draws
+the folders and their imports from the same data; a test fails when it drifts.
 """
 
 from __future__ import annotations
 
 import ast
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2] / "gateway"
+REPO = Path(__file__).resolve().parents[2]
+ROOT = REPO / "gateway"
+DRAWING = REPO / "docs" / "architecture.md"
 
-#: Lowest first.  A module may import its own layer and the ones before it.
-LAYERS: list[tuple[str, list[str]]] = [
-    (
-        "data and primitives: tables, the envelope, stdlib-only helpers",
-        [
-            "gateway", "gateway.cli", "gateway.cli.spec", "gateway.cli.apis", "gateway.cli.common",
-            "gateway.cli.airflow3", "gateway.cli.airflow2", "gateway.cli.airflow110", "gateway.cli.dialects",
-            "gateway.cli.values", "gateway.cli.proctree", "gateway.cli.cpugroup", "gateway.cli.warm", "gateway.cli.warm.dialects",
-            "gateway.cli.warm.server", "gateway.cli.warm.freshness", "gateway.cli.warm.process",
-            "gateway.envelope", "gateway.redact", "gateway.forwarded", "gateway.identity",
-            "gateway.identity.principal", "gateway.identity.client", "gateway.policy", "gateway.policy.model",
-            "gateway.jobs", "gateway.jobs.store", "gateway.jobs.sse", "gateway.jobs.output",
-            "gateway.jobs.openapi", "gateway.metrics_files", "gateway.multiproc", "gateway.upstream",
-            "gateway.worker", "gateway.builtins",
-        ],
-    ),
-    (
-        "foundation: errors, settings, logging, request bodies, DAG files",
-        ["gateway.errors", "gateway.config", "gateway.settings", "gateway.logging", "gateway.body",
-         "gateway.dagfiles"],
-    ),
-    (
-        "mechanisms: planning and running CLI commands, identity, policy, audit, metrics, proxy",
-        [
-            "gateway.cli.interpreter", "gateway.cli.runner", "gateway.cli.output", "gateway.cli.probe",
-            "gateway.cli.daemons", "gateway.cli.readback", "gateway.cli.warm.runner", "gateway.dagsync110",
-            "gateway.identity.authenticator", "gateway.identity.jwt", "gateway.identity.plugin_token",
-            "gateway.identity.tokens", "gateway.policy.engine", "gateway.policy.loader", "gateway.policy.jobs",
-            "gateway.policy.explain", "gateway.policy.enforce", "gateway.audit", "gateway.metrics",
-            "gateway.proxy", "gateway.health", "gateway.compat", "gateway.jobs.runner", "gateway.jobs.streams",
-        ],
-    ),
-    ("the call service", ["gateway.calls"]),
-    ("features: builtin APIs and jobs", ["gateway.builtins.", "gateway.jobs.service", "gateway.jobs.endpoints",
-                                         "gateway.jobs.wiring"]),
-    ("endpoints and documents", ["gateway.api", "gateway.page", "gateway.openapi", "gateway.docs",
-                                 "gateway.sample_config"]),
-    ("the composition root", ["gateway.app"]),
-    ("entry points", ["gateway.commands", "gateway.gunicorn_conf", "gateway.healthcheck"]),
-]  # fmt: skip
+#: Lowest first: (folder, what it holds).  ``gateway`` is the package itself (its version).
+FOLDERS: list[tuple[str, str]] = [
+    ("gateway", "the package: its version only"),
+    ("gateway.core", "primitives: the plugin's envelope, errors, redaction"),
+    ("gateway.execution", "running processes: cold subprocesses, warm forks, daemons, job routing"),
+    ("gateway.cli", "the CLI dialect tables, their interpreter, output reading, the Airflow probe"),
+    ("gateway.config", "settings: records, loading, the documents derived from them"),
+    ("gateway.observability", "logs, the audit trail, Prometheus metrics"),
+    ("gateway.identity", "credentials to principals: plugin token, named tokens, JWT"),
+    ("gateway.policy", "allow-lists and their decisions"),
+    ("gateway.http", "HTTP plumbing: proxy, upstream client, forwarded headers, worker, health"),
+    ("gateway.calls", "the call service: one way to run a planned call"),
+    ("gateway.builtins", "APIs answered in-process: version, daemons, whoami"),
+    ("gateway.dags", "DAG files: deployment, refresh and read-backs on every Airflow version"),
+    ("gateway.jobs", "long calls as jobs: store, service, streams, endpoints"),
+    ("gateway.web", "the gateway's own endpoints: CLI API, page, OpenAPI, request bodies"),
+    ("gateway.app", "the composition root"),
+    ("gateway.entry", "entry points: console command, gunicorn settings, container health check"),
+]
+RANK = {name: index for index, (name, _) in enumerate(FOLDERS)}
 
 
-def layer_of(module: str) -> int | None:
-    best: tuple[int, int] | None = None  # (prefix length, layer)
-    for index, (_, names) in enumerate(LAYERS):
-        for name in names:
-            if module == name or (name.endswith(".") and module.startswith(name)):
-                if best is None or len(name) > best[0]:
-                    best = (len(name), index)
-    return None if best is None else best[1]
+def folder_of(module: str) -> str:
+    """The folder a module belongs to: its longest prefix in :data:`FOLDERS`."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        if (prefix := ".".join(parts[:end])) in RANK:
+            return prefix
+    raise KeyError(module)
 
 
 def modules() -> dict[str, Path]:
@@ -91,19 +75,87 @@ def imports_of(path: Path, known: set[str]) -> set[str]:
 
 
 ALL = modules()
+GRAPH = {name: imports_of(path, set(ALL)) - {name} for name, path in ALL.items()}
 
 
-def test_every_module_has_a_layer() -> None:
-    assert [name for name in ALL if layer_of(name) is None] == []
+def folder_edges() -> dict[str, set[str]]:
+    """Which folders each folder imports (itself left out)."""
+    edges: dict[str, set[str]] = {name: set() for name, _ in FOLDERS}
+    for module, deps in GRAPH.items():
+        mine = folder_of(module)
+        edges[mine] |= {folder_of(dep) for dep in deps} - {mine}
+    return edges
+
+
+def render_drawing() -> str:
+    """``docs/architecture.md``: the folders, lowest first, with what each imports."""
+    edges = folder_edges()
+    short = {name: name.removeprefix("gateway.") if name != "gateway" else "gateway" for name in RANK}
+    lines = [
+        "# Architecture: folders are layers",
+        "",
+        "<!-- generated by tests/unit/test_layers.py (render_drawing); do not edit -->",
+        "",
+        "Each folder of `gateway/` is one layer or one feature. A folder imports only the folders",
+        "above it in this list (lower layers); `tests/unit/test_layers.py` fails on an import that",
+        "runs the other way, on an import cycle between modules, and when this page drifts.",
+        "",
+        "| folder | holds | imports |",
+        "|---|---|---|",
+    ]
+    for name, what in FOLDERS:
+        deps = sorted(edges[name], key=RANK.__getitem__)
+        lines.append(f"| `{short[name]}` | {what} | {', '.join(short[d] for d in deps) or '-'} |")
+    lines += ["", "```mermaid", "flowchart BT"]
+    for name, _ in FOLDERS:
+        for dep in sorted(edges[name], key=RANK.__getitem__):
+            lines.append(f"  {short[name].replace('.', '_')} --> {short[dep].replace('.', '_')}")
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def test_every_module_is_in_a_folder() -> None:
+    assert [name for name in ALL if not any(name == f or name.startswith(f + ".") for f in RANK)] == []
+
+
+def test_every_folder_exists() -> None:
+    assert [name for name in RANK if name not in ALL] == []
 
 
 @pytest.mark.parametrize("module", sorted(ALL))
-def test_no_module_imports_a_higher_layer(module: str) -> None:
-    mine = layer_of(module)
-    assert mine is not None
-    higher = {
-        dep: LAYERS[layer][0]
-        for dep in imports_of(ALL[module], set(ALL))
-        if (layer := layer_of(dep)) is not None and layer > mine
-    }
-    assert higher == {}, f"{module} ({LAYERS[mine][0]}) imports higher layers"
+def test_no_module_imports_a_later_folder(module: str) -> None:
+    mine = folder_of(module)
+    higher = {dep: folder_of(dep) for dep in GRAPH[module] if RANK[folder_of(dep)] > RANK[mine]}
+    assert higher == {}, f"{module} ({mine}) imports later folders"
+
+
+def test_modules_import_no_cycle() -> None:
+    try:
+        tuple(TopologicalSorter(GRAPH).static_order())
+    except CycleError as exc:  # pragma: no cover - the failure message is the point
+        pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
+
+
+#: Module names found in several folders because they are the same kind of thing there.
+SAME_KIND = {
+    "loader": "reads and validates a file format (configuration, policies)",
+    "openapi": "a part of the one OpenAPI document",
+    "service": "a feature's service object (calls, jobs)",
+}
+
+
+def test_no_module_shares_a_name_with_another_folder() -> None:
+    """Two modules of the same name in different folders read as the same thing: they must be."""
+    by_name: dict[str, list[str]] = {}
+    for module, path in ALL.items():
+        if path.name != "__init__.py":
+            by_name.setdefault(module.rsplit(".", 1)[-1], []).append(module)
+    shared = {name: found for name, found in by_name.items() if len(found) > 1}
+    assert {name: found for name, found in shared.items() if name not in SAME_KIND} == {}
+
+
+def test_the_drawing_is_current() -> None:
+    assert DRAWING.read_text() == render_drawing(), (
+        "docs/architecture.md drifted: python -c 'import tests.unit.test_layers as t; "
+        'open(t.DRAWING, "w").write(t.render_drawing())\''
+    )

@@ -13,10 +13,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from werkzeug.test import Client
 
-from gateway.audit import AuditRecord
-from gateway.config import ConfigError, load_config
-from gateway.metrics import Metrics
-from gateway.multiproc import ENV, MultiprocError, ensure_env, prepare, wipe
+from gateway.config.loader import ConfigError, load_config
+from gateway.observability.audit import AuditRecord
+from gateway.observability.metrics import Metrics
+from gateway.observability.multiprocess_dir import ENV, MultiprocError, ensure_env, prepare, wipe
 from tests.unit.gateway_app import METRICS_TOKEN, unit_gateway
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -205,7 +205,7 @@ def test_fresh_python_gets_the_directory_and_multiprocess_values(tmp_path: Path)
     stale.parent.mkdir()
     stale.write_text("stale")
     code = (
-        "import os, sys; from pathlib import Path; from gateway.multiproc import prepare; "
+        "import os, sys; from pathlib import Path; from gateway.observability.multiprocess_dir import prepare; "
         f"d = prepare(os.environ, Path({str(tmp_path / 'prom')!r})); "
         "from prometheus_client import values; print(values.ValueClass.__name__, sorted(os.listdir(d)))"
     )
@@ -224,7 +224,7 @@ def test_fresh_python_gets_the_directory_and_multiprocess_values(tmp_path: Path)
 
 def test_serve_prepares_the_directory_before_exec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`airflow-gateway serve` sets and wipes PROMETHEUS_MULTIPROC_DIR, then execs gunicorn with it."""
-    from gateway import commands
+    from gateway.entry import commands
 
     seen: dict[str, object] = {}
     monkeypatch.setenv("AIRFLOW_GATEWAY__GATEWAY__STATE_DIR", str(tmp_path / "state"))
@@ -251,6 +251,6 @@ def test_prepare_is_what_launchers_call(tmp_path: Path) -> None:
 def test_every_route_has_its_own_label() -> None:
     """Each endpoint of the URL map is counted under its own route label, never as "other"."""
     from gateway.app import URL_MAP
-    from gateway.metrics import ROUTES
+    from gateway.observability.metrics import ROUTES
 
     assert {rule.endpoint for rule in URL_MAP.iter_rules()} | {"proxy", "unmatched"} == ROUTES

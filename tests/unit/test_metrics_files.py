@@ -1,4 +1,4 @@
-"""gateway.metrics_files against the installed prometheus_client (its internals are pinned here)."""
+"""gateway.observability.multiprocess_files against the installed prometheus_client (its internals are pinned here)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import mmap_dict, values
 
-from gateway import metrics_files
-from gateway.metrics_files import PreallocatedMmapedDict
+from gateway.observability import multiprocess_files as metrics_files
+from gateway.observability.multiprocess_files import PreallocatedMmapedDict
 
 
 def test_the_prometheus_client_internals_it_relies_on_are_there() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.cli.common import NO_RUN, NOT_FOUND, PAUSE_NOOP
 from gateway.cli.output import classify, condense_tracebacks, filter_loading_messages, last_json_line
-from gateway.cli.runner import CliResult
+from gateway.execution.subprocess_runner import CliResult
 
 AF3_STDOUT = """2026-11-25T02:27:31.131826Z [warning  ] Could not import graphviz. Rendering graph to the graphical format will not be possible.
 You might need to install the graphviz package and necessary system packages.

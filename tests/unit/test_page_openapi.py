@@ -1,4 +1,4 @@
-"""The admin page and the OpenAPI document come from the catalogue (gateway.page, gateway.openapi)."""
+"""The admin page and the OpenAPI document come from the catalogue (gateway.web.page, gateway.web.openapi)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from gateway.cli.apis import CATALOGUE
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter
 from gateway.cli.spec import Api, ApiKind, Kind, Param
-from gateway.config import load_config
-from gateway.envelope import Envelope
-from gateway.openapi import ENVELOPE, Security, build_document
-from gateway.page import render_page
+from gateway.config.loader import load_config
+from gateway.core.envelope import Envelope
+from gateway.web.openapi import ENVELOPE, Security, build_document
+from gateway.web.page import render_page
 
 VERSIONS = {"gateway": "0.1.0", "airflow": "3.3.2", "dialect": "3"}
 

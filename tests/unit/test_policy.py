@@ -347,7 +347,7 @@ def test_empty_policy_dir_is_an_error(tmp_path: Path) -> None:
 
 def run_explain(*args: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "gateway.commands", "explain", "--policy-dir", str(SHIPPED), *args],
+        [sys.executable, "-m", "gateway.entry.commands", "explain", "--policy-dir", str(SHIPPED), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -392,7 +392,7 @@ def test_check_config_reports_policy_errors_before_probing_airflow(tmp_path: Pat
         "AIRFLOW_GATEWAY__AIRFLOW__EXECUTABLE": "/nonexistent/airflow",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "gateway.commands", "check-config"],
+        [sys.executable, "-m", "gateway.entry.commands", "check-config"],
         capture_output=True,
         text=True,
         timeout=60,

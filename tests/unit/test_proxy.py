@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from gateway.config import ConfigError, load_config
-from gateway.forwarded import trust_proxies
-from gateway.proxy import ReverseProxy, Upstream
+from gateway.config.loader import ConfigError, load_config
+from gateway.http.forwarded import trust_proxies
+from gateway.http.proxy import ReverseProxy, Upstream
 from tests.support.upstreams import EchoUpstream, closed_port
 
 
@@ -196,7 +196,7 @@ def test_keep_alive_connections_are_reused(echo: EchoUpstream) -> None:
 
 def test_long_idle_connections_are_retired(echo: EchoUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
     """A pooled connection idle past the limit is closed, not reused (never racing the server's close)."""
-    monkeypatch.setattr("gateway.proxy._MAX_IDLE_S", 0.5)
+    monkeypatch.setattr("gateway.http.proxy._MAX_IDLE_S", 0.5)
     client = _client(echo.url)
     first = client.get("/x").get_json()["peer_port"]
     assert client.get("/x").get_json()["peer_port"] == first

@@ -1,4 +1,4 @@
-"""Read-backs (gateway.cli.readback) with a fake runner: what each adds to the envelope, and when it warns."""
+"""Read-backs (gateway.dags.readback) with a fake runner: what each adds to the envelope, and when it warns."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from gateway.cli.apis import CATALOGUE
 from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter, Plan
-from gateway.cli.readback import READERS, BackfillReadBack, ClearCountReadBack, read_backs
-from gateway.cli.runner import NO_OPTIONS, CallOptions, CliResult, ConcurrencyLimitReached
 from gateway.cli.spec import Translation
-from gateway.envelope import Envelope
+from gateway.core.envelope import Envelope
+from gateway.dags.readback import READERS, BackfillReadBack, ClearCountReadBack, read_backs
+from gateway.execution.subprocess_runner import NO_OPTIONS, CallOptions, CliResult, ConcurrencyLimitReached
 
 PYTHON = "/opt/airflow/bin/python"
 STARTED = 1_790_000_000.25

@@ -13,8 +13,8 @@ import pytest
 import structlog
 from werkzeug.test import Client
 
-from gateway.cli.runner import NO_OPTIONS, CallOptions, CliResult
-from gateway.redact import MASK, Redactor
+from gateway.core.redact import MASK, Redactor
+from gateway.execution.subprocess_runner import NO_OPTIONS, CallOptions, CliResult
 from tests.unit.gateway_app import TOKEN, FakeRunner, unit_gateway
 
 AUTH = {"rest_api_plugin_http_token": TOKEN}
@@ -175,8 +175,8 @@ def test_gunicorn_logconfig_renders_json_and_redacts(
     """gunicorn's loggers, configured by logconfig_dict, write redacted JSON lines to stdout."""
     import logging.config
 
-    from gateway.config import load_config
-    from gateway.logging import gunicorn_logconfig
+    from gateway.config.loader import load_config
+    from gateway.observability.logging import gunicorn_logconfig
 
     config = load_config(
         {"AIRFLOW_GATEWAY__REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "Conf-Secret19"}

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client
 
-from gateway.audit import AuditRecord
-from gateway.cli.runner import NO_OPTIONS, CallOptions, CliResult
-from gateway.redact import MASK, Redactor
+from gateway.core.redact import MASK, Redactor
+from gateway.execution.subprocess_runner import NO_OPTIONS, CallOptions, CliResult
+from gateway.observability.audit import AuditRecord
 from tests.support import secrets as gen
 from tests.unit.gateway_app import TOKEN, FakeRunner, UnitGateway, unit_gateway
 

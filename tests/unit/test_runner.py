@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.runner import (
+from gateway.execution.subprocess_runner import (
     Admission,
     CallOptions,
     ConcurrencyLimitReached,

@@ -1,4 +1,4 @@
-"""The generated sample gateway.toml (gateway/sample_config.py, examples/gateway.toml)."""
+"""The generated sample gateway.toml (gateway/config/documents.py, examples/gateway.toml)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config
-from gateway.sample_config import ACTIVE, render, sample_value, toml_value
-from gateway.settings import BY_NAME, SETTINGS, Setting
+from gateway.config.documents import ACTIVE, render, sample_value, toml_value
+from gateway.config.loader import load_config
+from gateway.config.settings import BY_NAME, SETTINGS, Setting
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gateway.toml"
 

@@ -1,4 +1,4 @@
-"""gateway/settings.py: every setting defined once, and everything derived from the records.
+"""gateway/config/settings.py: every setting defined once, and everything derived from the records.
 
 Fails when docs/configuration.md or check-config's summary drift from the records, when a
 record lacks a description, or when a record is not wired into the typed configuration.
@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from gateway import commands
 from gateway.cli.apis import CATALOGUE
-from gateway.config import ConfigError, describe, load_config
-from gateway.sample_config import reference, render, sample_value, toml_value
-from gateway.settings import BY_ALIAS, SECTIONS, SETTINGS, Secret, Setting
+from gateway.config.documents import reference, render, sample_value, toml_value
+from gateway.config.loader import ConfigError, describe, load_config
+from gateway.config.settings import BY_ALIAS, SECTIONS, SETTINGS, Secret, Setting
+from gateway.entry import commands
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "configuration.md"

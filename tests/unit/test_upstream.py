@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.upstream import Connection, UpstreamClosed, UpstreamProtocolError
+from gateway.http.upstream import Connection, UpstreamClosed, UpstreamProtocolError
 
 
 class _Canned:

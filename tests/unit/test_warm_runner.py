@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import cpugroup
 from gateway.cli.output import WARM_PROCESS_DIED, Outcome, classify
-from gateway.cli.runner import Admission, CallOptions, SubprocessRunner
-from gateway.cli.warm.process import WarmCall
-from gateway.cli.warm.runner import WarmLimits, WarmRunner
+from gateway.execution import cpugroup
+from gateway.execution.subprocess_runner import Admission, CallOptions, SubprocessRunner
+from gateway.execution.warm.process import WarmCall
+from gateway.execution.warm.warm_runner import WarmLimits, WarmRunner
 from tests.support.processes import gone
 
 # Imported once by the warm parent (like Airflow), then run per call as __main__.
@@ -412,7 +412,7 @@ def test_alembic_script_directories_are_loaded_once_per_directory(monkeypatch: p
     """Each call's migration check gets the directory the warm parent loaded (not the files again)."""
     import types
 
-    from gateway.cli.warm import server
+    from gateway.execution.warm import server
 
     module = types.ModuleType("standin_alembic_db")
     module._get_script_object = lambda config=None: _Script(config.location if config else "/migrations")  # type: ignore[attr-defined]
@@ -428,7 +428,7 @@ def test_alembic_script_directories_are_loaded_once_per_directory(monkeypatch: p
 
 
 def test_a_release_without_the_script_function_warms_up_without_that_step() -> None:
-    from gateway.cli.warm import server
+    from gateway.execution.warm import server
 
     steps = {"alembic_scripts": ["json:_no_such_function"], "optional": ["json:_no_such_function"]}
     try:

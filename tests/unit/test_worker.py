@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from gunicorn.workers.gthread import ThreadWorker
 
-from gateway import worker as worker_module
-from gateway.worker import KeepAliveThreadWorker, _readable_within, head_end
+from gateway.http import worker as worker_module
+from gateway.http.worker import KeepAliveThreadWorker, _readable_within, head_end
 
 
 @dataclass
@@ -187,7 +187,7 @@ def test_head_end_finds_the_blank_line_across_reads() -> None:
 
 
 def test_the_gthread_internals_the_worker_relies_on_are_there() -> None:
-    """Fails loudly when a gunicorn upgrade renames or reshapes what gateway/worker.py overrides."""
+    """Fails loudly when a gunicorn upgrade renames or reshapes what gateway/http/worker.py overrides."""
     import inspect
 
     from gunicorn.http.unreader import Unreader

@@ -1,0 +1,1 @@
+"""The settings: records, loading and validation, the documents derived from them."""

@@ -1,0 +1,1 @@
+"""Primitives every layer uses: the plugin's envelope, errors, redaction."""

@@ -1,0 +1,1 @@
+"""DAG files: deployment, refresh and read-backs on every Airflow version."""

@@ -1,0 +1,1 @@
+"""Entry points: the console command, gunicorn's settings, the container health check."""

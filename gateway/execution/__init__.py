@@ -1,0 +1,1 @@
+"""Running Airflow CLI processes: cold subprocesses, warm forks, daemons, job routing."""

@@ -1,0 +1,1 @@
+"""Warm Airflow processes that fork one child per CLI call."""

@@ -1,0 +1,372 @@
+"""The warm CLI server: runs in Airflow's own Python and forks one child per CLI call.
+
+Started by :class:`gateway.execution.warm.process.WarmProcess` as
+``<airflow's python> server.py CONTROL_FD EXECUTABLE WARM_UP_JSON``.  It imports Airflow
+once (configuration, models, the CLI parser and command modules, as the dialect's warm-up
+table says), then serves requests on the inherited control socket (``SOCK_SEQPACKET``,
+private to the gateway worker that started it).  A request is one JSON message with three
+file descriptors attached (stdout, stderr, status); nothing but the Airflow console script
+with an argv list can be asked of it.  On the status pipe the server writes ``pid N`` and,
+once it has reaped the child, ``exit CODE``; the child itself writes ``done CODE`` just
+before it exits, so that its exit code survives the server.
+
+Standard library only, Python 3.8-compatible (Airflow 1.10 runs on 3.8), and no import of
+the gateway: this file runs in a different interpreter.
+"""
+
+from __future__ import annotations
+
+import array
+import atexit
+import gc
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import pkgutil
+import random
+import runpy
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+MAX_MESSAGE = 1024 * 1024
+
+
+def _load_proctree() -> Any:
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "proctree.py")
+    spec = importlib.util.spec_from_file_location("_gateway_proctree", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _resolve(path: str) -> tuple[Any, str, Any]:
+    """``"pkg.module:Attr.attr"`` -> (owner object, last attribute name, value)."""
+    module_name, _, qualname = path.partition(":")
+    owner = importlib.import_module(module_name)
+    parts = qualname.split(".")
+    for part in parts[:-1]:
+        owner = getattr(owner, part)
+    return owner, parts[-1], getattr(owner, parts[-1])
+
+
+def _memoize(path: str) -> None:
+    owner, name, func = _resolve(path)
+    cache: dict[Any, Any] = {}
+
+    def memoized(*args: Any, **kwargs: Any) -> Any:
+        key = (args, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            cache[key] = func(*args, **kwargs)
+        return cache[key]
+
+    setattr(owner, name, memoized)
+
+
+def _call(path: str) -> None:
+    _resolve(path)[2]()
+
+
+def _build_scripts_once(path: str) -> None:
+    """Replace ``f(config=None) -> ScriptDirectory`` with one that loads each directory once.
+
+    Making the directory object is cheap; loading its revision map (every migration file)
+    is not, and the object keeps it: the first one made for a directory is returned again.
+    """
+    owner, name, func = _resolve(path)
+    loaded: dict[str, Any] = {}
+
+    def script_directory(config: Any = None) -> Any:
+        script = func(config)
+        if script.dir not in loaded:
+            script.get_heads()
+            loaded[script.dir] = script
+        return loaded[script.dir]
+
+    setattr(owner, name, script_directory)
+    script_directory()
+
+
+def warm_up(steps: dict[str, list[str]]) -> dict[str, Any]:
+    """Run the dialect's warm-up table; returns facts for the gateway (what to watch)."""
+    started = time.monotonic()
+    for name in steps.get("imports", []):
+        importlib.import_module(name)
+    for package in steps.get("import_packages", []):
+        try:
+            root = importlib.import_module(package)
+        except ImportError:
+            continue
+        for info in pkgutil.walk_packages(root.__path__, package + "."):
+            try:
+                importlib.import_module(info.name)
+            except Exception:  # noqa: S112 - an optional command module; the child imports it if needed
+                continue
+    for path in steps.get("memoize", []):
+        _memoize(path)
+    for key, step in (("calls", _call), ("alembic_scripts", _build_scripts_once)):
+        for path in steps.get(key, []):
+            try:
+                step(path)
+            except (ImportError, AttributeError):
+                if path not in steps.get("optional", []):
+                    raise
+    facts: dict[str, Any] = {"warm_s": round(time.monotonic() - started, 3)}
+    facts.update(_watch_list(steps.get("package", [])))
+    gc.collect()
+    if hasattr(gc, "freeze"):
+        gc.freeze()  # forked children then never scan (and so copy) the warm parent's objects
+    return facts
+
+
+def _watch_list(packages: list[str]) -> dict[str, Any]:
+    """Files whose change makes this warm process stale: config, plugins, the install."""
+    watch: list[str] = []
+    trees: list[str] = []
+    if not packages:
+        return {"watch": watch, "trees": trees, "airflow_version": ""}
+    try:
+        from airflow import configuration  # type: ignore[import-not-found]
+
+        cfg = getattr(configuration, "AIRFLOW_CONFIG", None)
+        if cfg:
+            watch.append(cfg)
+        plugins = configuration.conf.get("core", "plugins_folder")
+        if plugins:
+            trees.append(plugins)
+    except Exception:  # noqa: S110 - a broken config still runs; the child reports it
+        pass
+    package = importlib.import_module(packages[0])
+    package_dir = os.path.dirname(os.path.abspath(package.__file__ or ""))
+    watch += [package_dir, os.path.dirname(package_dir)]
+    return {"watch": watch, "trees": trees, "airflow_version": getattr(package, "__version__", "")}
+
+
+def _recv(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    fds = array.array("i")
+    data, ancdata, _flags, _addr = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(16 * fds.itemsize))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    if not data:
+        return None, list(fds)
+    message: dict[str, Any] = json.loads(data.decode("utf-8"))
+    return message, list(fds)
+
+
+def _write(fd: int, line: str) -> None:
+    try:
+        os.write(fd, (line + "\n").encode("ascii"))
+    except OSError:
+        pass
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+class Server:
+    """Serve run requests until the gateway closes the control socket."""
+
+    def __init__(self, sock: socket.socket, executable: str, cwd: str) -> None:
+        self.sock = sock
+        self.executable = executable
+        self.cwd = cwd
+        self.calls: dict[int, int] = {}  # child pid -> status fd
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+
+    def serve(self) -> None:
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        while True:
+            try:
+                ready, _, _ = select.select([self.sock.fileno(), self.wake_r], [], [], 5.0)
+            except InterruptedError:
+                ready = []
+            self._reap()
+            if self.wake_r in ready:
+                try:
+                    os.read(self.wake_r, 4096)
+                except BlockingIOError:
+                    pass
+            if self.sock.fileno() in ready:
+                message, fds = _recv(self.sock)
+                if message is None:
+                    for fd in fds:
+                        os.close(fd)
+                    return  # the gateway worker is gone or retired us
+                self._start(message, fds)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            fd = self.calls.pop(pid, None)
+            if fd is not None:
+                _write(fd, f"exit {_exit_code(status)}")
+                os.close(fd)
+
+    def _start(self, message: dict[str, Any], fds: list[int]) -> None:
+        if len(fds) != 3 or not isinstance(message.get("argv"), list):
+            for fd in fds:
+                os.close(fd)
+            return
+        out, err, status = fds
+        argv = [str(arg) for arg in message["argv"]]
+        user = message.get("user")
+        user = user if isinstance(user, str) else None
+        nice = message.get("nice")
+        nice = nice if isinstance(nice, int) else 0
+        if threading.active_count() != 1:
+            # Forking with other threads alive can copy a held lock: refuse, the gateway runs it cold.
+            _write(status, "refused threads")
+        else:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                self._child(argv, user, nice, out, err, status)
+            self.calls[pid] = status
+            _write(status, f"pid {pid}")
+            os.close(out)
+            os.close(err)
+            return
+        for fd in fds:
+            os.close(fd)
+
+    def _child(self, argv: list[str], user: str | None, nice: int, out: int, err: int, status: int) -> None:
+        code = 1
+        try:
+            os.setsid()
+            PROCTREE.become_subreaper()
+            PROCTREE.lower_priority(nice)
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if hasattr(signal, "pthread_sigmask"):
+                signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(out, 1)
+            os.dup2(err, 2)
+            # Other calls' status pipes: held here, they would not reach EOF when the server dies.
+            others = set(self.calls.values())
+            for fd in {devnull, out, err, self.sock.fileno(), self.wake_r, self.wake_w} | others:
+                if fd > 2:
+                    os.close(fd)
+            # Its own status pipe is kept (not for what it runs) to report its exit code
+            # itself: the gateway learns it even if the server dies before reaping it.
+            os.set_inheritable(status, False)
+            _after_fork(user)
+            os.chdir(self.cwd)
+            sys.argv = [self.executable] + argv[1:]
+            code = _run_script(self.executable)
+        except BaseException:  # noqa: B036 - the child must always reach os._exit
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                _write(status, f"done {code & 0xFF}")
+            finally:
+                os._exit(code)
+
+
+def _after_fork(user: str | None) -> None:
+    """What a forked child must not share with the warm parent."""
+    if user:
+        os.environ["LOGNAME"] = os.environ["USER"] = user
+    random.seed()
+    _dispose_engines()
+    for logger in [logging.getLogger()] + [
+        item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger)
+    ]:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.close()  # reopened on the next record, by this process
+
+
+def _dispose_engines() -> None:
+    """Drop pooled database connections inherited from the parent (it should have none)."""
+    settings = sys.modules.get("airflow.settings")
+    for name in ("engine", "async_engine"):
+        engine = getattr(settings, name, None)
+        engine = getattr(engine, "sync_engine", engine)
+        if engine is None or not hasattr(engine, "dispose"):
+            continue
+        try:
+            engine.dispose(close=False)
+        except TypeError:  # SQLAlchemy < 1.4.33 (Airflow 1.10): a new pool, old sockets left alone
+            engine.pool = engine.pool.recreate()
+
+
+def _run_script(executable: str) -> int:
+    """Run the ``airflow`` console script as a cold process would; returns the exit code."""
+    try:
+        runpy.run_path(executable, run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code
+        else:
+            sys.stderr.write(f"{exc.code}\n")
+            code = 1
+    except BaseException:  # noqa: B036 - what an uncaught exception does in a cold process
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:  # noqa: B036, S110 - as the interpreter's own exit, never fatal
+        pass
+    return code
+
+
+def main(args: list[str]) -> int:
+    fd, executable, cwd, steps = int(args[0]), args[1], args[2], json.loads(args[3])
+    # The server's own work (each fork copies its page tables) yields to the gateway too: it is
+    # in a session, and so an autogroup, of its own (see proctree.lower_priority).  Its calls
+    # inherit its cgroup.
+    PROCTREE.lower_priority(int(args[4]) if len(args) > 4 else 0, args[5] if len(args) > 5 else "")
+    # No PR_SET_PDEATHSIG: it fires when the *thread* that started us ends (the gateway
+    # starts us from a short-lived thread).  The control socket's EOF is the signal: the
+    # gateway worker alone holds the other end (close-on-exec), so it closes when it exits.
+    sock = socket.socket(fileno=fd)
+    # What the console script would have on sys.path: its own directory, not ours.
+    sys.path[0] = os.path.dirname(executable)
+    os.chdir(cwd)
+    try:
+        facts = warm_up(steps)
+        facts.update(ready=True, pid=os.getpid(), python=sys.version.split()[0])
+    except BaseException as exc:  # noqa: B036 - report any warm-up failure, then exit
+        traceback.print_exc()
+        sock.sendall(json.dumps({"ready": False, "error": f"{type(exc).__name__}: {exc}"}).encode())
+        return 1
+    facts["threads"] = threading.active_count()
+    sock.sendall(json.dumps(facts).encode("utf-8"))
+    Server(sock, executable, cwd).serve()
+    return 0
+
+
+PROCTREE = _load_proctree()
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""HTTP plumbing: the reverse proxy, its upstream client, forwarded headers, the worker, health."""

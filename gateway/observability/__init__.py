@@ -1,0 +1,1 @@
+"""Logs, the audit trail and Prometheus metrics."""
