@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "gateway.identity.principal", "gateway.identity.client", "gateway.policy", "gateway.policy.model",
             "gateway.jobs", "gateway.jobs.store", "gateway.jobs.sse", "gateway.jobs.output",
             "gateway.jobs.openapi", "gateway.metrics_files", "gateway.multiproc", "gateway.upstream",
-            "gateway.worker", "gateway.builtins",
+            "gateway.worker", "gateway.builtins", "gateway.sqlstore",
         ],
     ),
     (
