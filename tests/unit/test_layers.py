@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "gateway.identity.tokens", "gateway.policy.engine", "gateway.policy.loader", "gateway.policy.jobs",
             "gateway.policy.explain", "gateway.policy.enforce", "gateway.audit", "gateway.metrics",
             "gateway.proxy", "gateway.health", "gateway.compat", "gateway.jobs.runner", "gateway.jobs.streams",
+            "gateway.identity.oidc", "gateway.sessions", "gateway.sessions.store", "gateway.sessions.web",
         ],
     ),
     ("the call service", ["gateway.calls"]),
