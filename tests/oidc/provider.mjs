@@ -14,8 +14,10 @@
 //   POST /_test/ttl {"IdToken": s, "AccessToken": s, "RefreshToken": s, "Session": s}
 //   POST /_test/clients {client metadata}        add or replace a client (e.g. a new redirect_uri)
 //   GET  /_test/keys                             the current public keys (kids)
+//   POST /_test/sign {"claims": {...}, "header": {...}}  a JWT signed RS256 with the current key
+//        (for tests of ID tokens with a valid signature but a wrong iss, aud, exp, azp...)
 
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -135,6 +137,14 @@ async function admin(req, res, path) {
   }
   if (req.method !== 'POST') return send(res, 405, 'text/plain', 'POST only');
   const body = await readJson(req);
+  if (path === '/_test/sign') {
+    const key = keys[0];
+    const header = { alg: 'RS256', typ: 'JWT', kid: key.kid, ...(body.header || {}) };
+    const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+    const input = `${b64(header)}.${b64(body.claims)}`;
+    const signature = sign('sha256', Buffer.from(input), createPrivateKey({ key, format: 'jwk' }));
+    return send(res, 200, 'application/json', JSON.stringify({ token: `${input}.${signature.toString('base64url')}` }));
+  }
   if (path === '/_test/rotate-keys') {
     keys = body.keep_old ? [newKey(), ...keys] : [newKey()];
   } else if (path === '/_test/ttl') {

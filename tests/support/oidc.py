@@ -102,6 +102,7 @@ class OidcProvider:
     admin_token: str
     workdir: Path
     output: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     @property
     def issuer(self) -> str:
@@ -128,6 +129,11 @@ class OidcProvider:
         """Token lifetimes from now on: ``IdToken``, ``AccessToken``, ``RefreshToken``, ``Session``."""
         self.admin("/_test/ttl", seconds)
 
+    def sign(self, claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+        """A JWT signed RS256 with the provider's current key (its kid in the header)."""
+        token: str = self.admin("/_test/sign", {"claims": claims, "header": header or {}})["token"]
+        return token
+
     def add_client(self, metadata: dict[str, Any]) -> None:
         self.admin("/_test/clients", metadata)
 
@@ -141,6 +147,10 @@ class OidcProvider:
                 self.process.wait(timeout=5)
         if self.process.stdin is not None:
             self.process.stdin.close()
+        if self.reader is not None:
+            self.reader.join(timeout=5)  # ends at the closed pipe's end of file
+        if self.process.stdout is not None:
+            self.process.stdout.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -184,7 +194,8 @@ def start_provider(clients: list[dict[str, Any]] | None = None, timeout_s: float
             if found and not port:
                 port.append(int(found.group(1)))
 
-    threading.Thread(target=read, daemon=True, name="oidc-provider-output").start()
+    provider.reader = threading.Thread(target=read, daemon=True, name="oidc-provider-output")
+    provider.reader.start()
     deadline = time.monotonic() + timeout_s
     while not port:
         if process.poll() is not None or time.monotonic() > deadline:
