@@ -16,6 +16,8 @@ MAX_NEXT_CHARS = 2048
 # read "\" as "/", so "/\evil.example" or "/\t/evil.example" become "//evil.example";
 # non-ASCII (fullwidth solidus...) has no business in a path the gateway redirects to.
 _FORBIDDEN = re.compile(r"[^\x21-\x7e]|\\")
+# In a decoded form, "%20" or "%C3%A9" are legitimate; controls and backslash are not.
+_FORBIDDEN_DECODED = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 def safe_next(value: str | None, default: str = DEFAULT_NEXT) -> str:
@@ -27,9 +29,9 @@ def safe_next(value: str | None, default: str = DEFAULT_NEXT) -> str:
     """
     if not value or len(value) > MAX_NEXT_CHARS:
         return default
-    candidate = value
+    candidate, forbidden = value, _FORBIDDEN
     for _ in range(4):
-        if _FORBIDDEN.search(candidate) or not candidate.startswith("/") or candidate.startswith("//"):
+        if forbidden.search(candidate) or not candidate.startswith("/") or candidate.startswith("//"):
             return default
         parts = urllib.parse.urlsplit(candidate)
         if parts.scheme or parts.netloc:
@@ -37,7 +39,7 @@ def safe_next(value: str | None, default: str = DEFAULT_NEXT) -> str:
         decoded = urllib.parse.unquote(candidate)
         if decoded == candidate:
             return value
-        candidate = decoded
+        candidate, forbidden = decoded, _FORBIDDEN_DECODED
     return default  # still changing after three decodings: nothing legitimate looks like that
 
 
