@@ -256,16 +256,12 @@ def test_refresh_dag_and_refresh_all_dags(gateway: GatewayServer, airflow: Airfl
         assert reply.status == 200 and reply.json["output"] == "DAG [gw_example] is now fresh as a daisy"
         (after,) = airflow.sql("SELECT last_expired FROM dag WHERE dag_id = 'gw_example'")
         assert after[0] is not None and after != before
-        assert (
-            get(gateway.api("api=refresh_dag&dag_id=no_such_dag_xyz"), headers=TOKEN_HEADER).status == 404
-        )
+        assert get(gateway.api("api=refresh_dag&dag_id=no_such_dag_xyz"), headers=TOKEN_HEADER).status == 404
         every = get(gateway.api("api=refresh_all_dags"), headers=TOKEN_HEADER)
         assert every.status == 200 and "gw_example" in every.json["dag_ids"], every.json
         bundle = get(gateway.api("api=refresh_all_dags&bundle=dags-folder"), headers=TOKEN_HEADER)
         assert bundle.status == 400 and "bundle" in bundle.json["output"]
-        listed = get(
-            gateway.api("api=list_dags&output=json"), headers=TOKEN_HEADER
-        )  # the page's DAG list
+        listed = get(gateway.api("api=list_dags&output=json"), headers=TOKEN_HEADER)  # the page's DAG list
         assert listed.status == 200 and "gw_example" in {row["dag_id"] for row in listed.json["data"]}
         return
     reply = get(gateway.api("api=refresh_dag&dag_id=gw_example"), headers=TOKEN_HEADER)

@@ -23,11 +23,13 @@ DRAWING = REPO / "docs" / "architecture.md"
 FOLDERS: list[tuple[str, str]] = [
     ("gateway", "the package: its version only"),
     ("gateway.core", "primitives: the plugin's envelope, errors, redaction"),
+    ("gateway.storage", "the SQL layer under the job and session stores (SQLite, PostgreSQL)"),
     ("gateway.execution", "running processes: cold subprocesses, warm forks, daemons, job routing"),
     ("gateway.cli", "the CLI dialect tables, their interpreter, output reading, the Airflow probe"),
     ("gateway.config", "settings: records, loading, the documents derived from them"),
     ("gateway.observability", "logs, the audit trail, Prometheus metrics"),
     ("gateway.identity", "credentials to principals: plugin token, named tokens, JWT"),
+    ("gateway.sessions", "browser sessions: the shared session store, cookies, CSRF, safe redirects"),
     ("gateway.policy", "allow-lists and their decisions"),
     ("gateway.http", "HTTP plumbing: proxy, upstream client, forwarded headers, worker, health"),
     ("gateway.calls", "the call service: one way to run a planned call"),
@@ -141,6 +143,7 @@ SAME_KIND = {
     "loader": "reads and validates a file format (configuration, policies)",
     "openapi": "a part of the one OpenAPI document",
     "service": "a feature's service object (calls, jobs)",
+    "store": "a feature's records in the shared SQL storage (jobs, sessions)",
 }
 
 

@@ -1,0 +1,1 @@
+"""Browser sessions: the server-side store and the web helpers (cookies, CSRF, ``next``)."""
