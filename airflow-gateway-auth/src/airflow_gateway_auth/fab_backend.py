@@ -2,7 +2,9 @@
 
 Every ``/api/v1`` call needs a valid assertion; its principal becomes the request's FAB user
 (auto-registered, roles mapped; see :mod:`airflow_gateway_auth.fab`).  No assertion, or a
-refused one: ``401``.  Airflow's own credentials (basic auth, session) are not consulted.
+refused one: ``401`` (raised, so that FAB's ``AUTH_ROLE_PUBLIC`` fallback, which would turn an
+anonymous call into a ``403`` of the Public role, does not apply: the API has no anonymous
+access).  Airflow's own credentials (basic auth, session) are not consulted.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
+from airflow.api_connexion.exceptions import Unauthenticated
 from airflow.www.extensions.init_auth_manager import get_auth_manager
 from flask_login import login_user
 
-from airflow_gateway_auth.fab import unauthorized, user_from_request
+from airflow_gateway_auth.fab import user_from_request
 
 CLIENT_AUTH: Any = None
 T = TypeVar("T", bound=Callable[..., Any])
@@ -31,7 +34,7 @@ def requires_authentication(function: T) -> T:
     def decorated(*args: Any, **kwargs: Any) -> Any:
         user = user_from_request(get_auth_manager().security_manager)
         if user is None:
-            return unauthorized()
+            raise Unauthenticated(detail="a valid gateway assertion is required")
         login_user(user, remember=False)
         return function(*args, **kwargs)
 
