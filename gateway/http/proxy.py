@@ -278,7 +278,7 @@ class ReverseProxy:
         for attempt in (1, 2):
             conn, reused = self._pool.get(replayable=replayable)
             try:
-                body.send(conn, method, target, headers)
+                conn.send_request(method, target, headers, body)
                 return conn, conn.read_response(method)
             except TimeoutError:
                 conn.close()

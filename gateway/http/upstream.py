@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
-from gateway.http.framing import UpstreamProtocolError, read_body, response_framing
+from gateway.http.framing import RequestBody, UpstreamProtocolError, read_body, response_framing
 
 __all__ = ["Connection", "Response", "Upstream", "UpstreamClosed", "UpstreamProtocolError", "probe"]
 
@@ -122,6 +122,16 @@ class Connection:
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
+
+    def send_request(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: RequestBody
+    ) -> None:
+        """Write the request head and the client's body, framed as it came.
+
+        :raises ValueError: on a header that would split the request.
+        :raises ConnectionAbortedError: when the client's body ends before its Content-Length.
+        """
+        body.send(self, method, target, headers)
 
     def read_response(self, method: str) -> Response:
         """Read the status line and headers of the next final (non-1xx) response."""
