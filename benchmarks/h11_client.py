@@ -7,6 +7,8 @@ interface the proxy and the readiness probe use (``send_head``, ``send_request``
 ``read_response``, a response with ``status``, ``reason``, ``headers``, ``will_close``,
 ``complete``, ``getheader`` and ``stream``), so the rest of the gateway is the same code.
 h11 frames both directions itself; the socket set-up and timeouts are the shipped ones.
+h11 comes with the development dependencies (through wsproto), not with the gateway;
+the figures are docs/proxy.md's run M.
 To run the proxy's tests against it, put a ``sitecustomize.py`` that calls :func:`install`
 first on ``PYTHONPATH``::
 
