@@ -12,6 +12,8 @@ Compared:
       front of the same fast static upstream
   (n) nginx in front of the same api-server, when nginx is installed (never installed here):
       a reference for what a C event-loop proxy costs Airflow on the same machine
+  (h) with ``--compare-h11``: a second gateway whose upstream client is h11
+      (``benchmarks/h11_client.py``), interleaved with (b) against the static upstream
 plus 1 MiB downloads/uploads, and a 1 GiB download and upload through the gateway with the
 growth of each gunicorn worker's RSS.  Extra gateway settings (e.g. to switch on audit,
 policy or metrics layers) go in with ``--gateway-setting SECTION__KEY=VALUE``.
@@ -51,6 +53,7 @@ _BLOCK = b"\xab" * MIB
 
 if TYPE_CHECKING:
     from tests.support.airflow import AirflowHome
+    from tests.support.servers import GatewayServer
 
 
 # --- the fast static upstream (its own process, asyncio, keep-alive) ---
@@ -391,6 +394,37 @@ def _start(
     return proc
 
 
+def start_h11_gateway(
+    airflow: AirflowHome,
+    tmp: Path,
+    settings: dict[str, str],
+    env: dict[str, str],
+    static_port: int,
+    workers: int,
+) -> GatewayServer:
+    """A second gateway in front of the static upstream whose upstream connections are
+    ``benchmarks/h11_client.py``'s (a ``sitecustomize`` on its ``PYTHONPATH`` installs them)."""
+    from tests.support.servers import start_gateway
+
+    site = tmp / "h11-site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(
+        "import sys\nfrom benchmarks.h11_client import install\n\ninstall()\n"
+        "print('upstream client: h11', file=sys.stderr, flush=True)\n"
+    )
+    server = start_gateway(
+        airflow,
+        tmp,
+        settings={**settings, "PROXY__UPSTREAM": f"http://127.0.0.1:{static_port}"},
+        extra_env={**env, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"},
+        workers=workers,
+    )
+    if "upstream client: h11" not in server.log.read_text():
+        server.stop()
+        raise SystemExit("the h11 gateway did not load benchmarks/h11_client.py")
+    return server
+
+
 def start_werkzeug_proxy(
     target: str, tmp: Path, workers: int, threads: int, worker_class: str = "gthread"
 ) -> tuple[subprocess.Popen[bytes], int]:
@@ -620,25 +654,38 @@ def static_phase(
     )
     stops.append(wz)
     gw_port = int(gw_static.url.rsplit(":", 1)[1])
+    h11_gw = (
+        start_h11_gateway(airflow, tmp, settings, env, static_port, args.workers)
+        if args.compare_h11
+        else None
+    )
+    if h11_gw is not None:
+        stops.append(h11_gw)
+    h11_port = int(h11_gw.url.rsplit(":", 1)[1]) if h11_gw is not None else 0
 
     print("\nfast static upstream, 2-byte answers:")
     load(gw_port, "/p/small", seconds=1, concurrency=conc, headers=token)  # warm-up
     load(wz_port, "/p/small", seconds=1, concurrency=conc)
+    small_variants: dict[str, dict[str, object]] = {
+        "(b) gateway -> static": dict(port=gw_port, path="/p/small", concurrency=conc, headers=token),
+        "(c) werkzeug ProxyMiddleware -> static": dict(port=wz_port, path="/p/small", concurrency=conc),
+        "    static upstream directly": dict(port=static_port, path="/p/small", concurrency=conc),
+        "(b) gateway -> static, 1 connection": dict(
+            port=gw_port, path="/p/small", concurrency=1, headers=token
+        ),
+        "    static directly, 1 connection": dict(port=static_port, path="/p/small", concurrency=1),
+    }
+    if h11_gw is not None:
+        load(h11_port, "/p/small", seconds=1, concurrency=conc, headers=token)
+        small_variants["(h) gateway on h11 -> static"] = dict(
+            port=h11_port, path="/p/small", concurrency=conc, headers=token
+        )
+        small_variants["(h) gateway on h11 -> static, 1 connection"] = dict(
+            port=h11_port, path="/p/small", concurrency=1, headers=token
+        )
     cpu_before = tree_cpu_s(gw_static.proc.pid), tree_cpu_s(wz.pid)
-    small = interleaved(
-        {
-            "(b) gateway -> static": dict(port=gw_port, path="/p/small", concurrency=conc, headers=token),
-            "(c) werkzeug ProxyMiddleware -> static": dict(port=wz_port, path="/p/small", concurrency=conc),
-            "    static upstream directly": dict(port=static_port, path="/p/small", concurrency=conc),
-            "(b) gateway -> static, 1 connection": dict(
-                port=gw_port, path="/p/small", concurrency=1, headers=token
-            ),
-            "    static directly, 1 connection": dict(port=static_port, path="/p/small", concurrency=1),
-        },
-        seconds=secs,
-        rounds=rounds,
-        wrk=wrk,
-    )
+    h11_cpu_before = tree_cpu_s(h11_gw.proc.pid) if h11_gw is not None else 0.0
+    small = interleaved(small_variants, seconds=secs, rounds=rounds, wrk=wrk)
     for name, r in small.items():
         print(_row(name, r))
     gw_requests = (
@@ -655,11 +702,48 @@ def static_phase(
         f" werkzeug under gunicorn {wz_cpu_ms:.3f} ms"
     )
     b_small, c_small = small["(b) gateway -> static"], small["(c) werkzeug ProxyMiddleware -> static"]
+    figures: dict[str, float] = {}
+    if h11_gw is not None:
+        h_small, h1 = (
+            small["(h) gateway on h11 -> static"],
+            small["(h) gateway on h11 -> static, 1 connection"],
+        )
+        h11_cpu_ms = (
+            (tree_cpu_s(h11_gw.proc.pid) - h11_cpu_before) * 1000 / max(1, h_small.requests + h1.requests)
+        )
+        print(f"  CPU per request: gateway on h11 {h11_cpu_ms:.3f} ms")
+        print(f"  per-round (h)/(b): {round_ratios(h_small, b_small)}")
+        figures.update(
+            h_vs_b_static_rps=h_small.rps / b_small.rps,
+            h_cpu_ms_per_request=h11_cpu_ms,
+            b_cpu_ms_per_request=gw_cpu_ms,
+            h_p50_ms_1conn=h1.pct(0.5),
+            b_p50_ms_1conn=small["(b) gateway -> static, 1 connection"].pct(0.5),
+            h_p99_ms_1conn=h1.pct(0.99),
+            b_p99_ms_1conn=small["(b) gateway -> static, 1 connection"].pct(0.99),
+            h_p50_ms=h_small.pct(0.5),
+            b_p50_ms=b_small.pct(0.5),
+            h_p99_ms=h_small.pct(0.99),
+            b_p99_ms=b_small.pct(0.99),
+            h_rps=h_small.rps,
+            b_rps=b_small.rps,
+        )
     b1, d1 = small["(b) gateway -> static, 1 connection"], small["    static directly, 1 connection"]
 
     print("\n1 MiB bodies (fast static upstream), 4 connections:")
+    big_h11: dict[str, dict[str, object]] = {}
+    if h11_gw is not None:
+        big_h11 = {
+            "(h) gateway on h11, 1 MiB download": dict(
+                port=h11_port, path="/p/big", concurrency=4, headers=token
+            ),
+            "(h) gateway on h11, 1 MiB upload": dict(
+                port=h11_port, path="/p/upload", concurrency=4, method="POST", body_size=MIB, headers=token
+            ),
+        }
     big = interleaved(
         {
+            **big_h11,
             "(b) gateway, 1 MiB download": dict(port=gw_port, path="/p/big", concurrency=4, headers=token),
             "(c) werkzeug, 1 MiB download": dict(port=wz_port, path="/p/big", concurrency=4),
             "(b) gateway, 1 MiB upload": dict(
@@ -682,6 +766,9 @@ def static_phase(
         print(_row(name, r))
     b_big, c_big = big["(b) gateway, 1 MiB download"], big["(c) werkzeug, 1 MiB download"]
     b_up, c_up = big["(b) gateway, 1 MiB upload"], big["(c) werkzeug, 1 MiB upload"]
+    if h11_gw is not None:
+        figures["h_vs_b_1mib_download_rps"] = big["(h) gateway on h11, 1 MiB download"].rps / b_big.rps
+        figures["h_vs_b_1mib_upload_rps"] = big["(h) gateway on h11, 1 MiB upload"].rps / b_up.rps
 
     size = max(1, int(args.gib * 1024)) * MIB
     down_rate, down_growth = stream_gib(gw_port, gw_static.proc.pid, upload=False, size=size)
@@ -693,6 +780,7 @@ def static_phase(
     )
 
     return {
+        **figures,
         "b_vs_c_static_rps": b_small.rps / c_small.rps,
         "b_vs_c_1mib_download_rps": b_big.rps / c_big.rps,
         "b_vs_c_1mib_upload_rps": b_up.rps / c_up.rps,
@@ -728,6 +816,11 @@ def main() -> None:
         "--no-nginx",
         action="store_true",
         help="leave out the (n) nginx reference even when nginx is installed",
+    )
+    parser.add_argument(
+        "--compare-h11",
+        action="store_true",
+        help="against the static upstream, also a gateway whose upstream client is benchmarks/h11_client.py",
     )
     parser.add_argument("--gib", type=float, default=1.0, help="size of the big streams, in GiB")
     parser.add_argument(

@@ -1,24 +1,23 @@
 """The reverse proxy: every path the gateway does not own goes to Airflow.
 
-Built on :mod:`gateway.http.upstream` (a lean HTTP/1.1 client connection) with a small
-per-process pool of keep-alive connections, so the request line, the query string and
-the bodies pass byte for byte (no re-encoding, no redirect following, no content
-decoding).  Bodies stream both ways in chunks; the upstream connection is closed (never
-pooled) when the client goes away mid-response.  Behaviour and the Host policy are
+Built on :mod:`gateway.http.upstream` (the lean HTTP/1.1 client, also behind ``/readyz``)
+with a small per-process pool of keep-alive connections, so the request line, the query
+string and the bodies pass byte for byte (no re-encoding, no redirect following, no
+content decoding).  Bodies stream both ways in pieces, framed by
+:mod:`gateway.http.framing`; the upstream connection is closed (never pooled) when the
+client goes away mid-response.  Behaviour and the Host policy are
 documented in ``docs/proxy.md``.
 """
 
 from __future__ import annotations
 
-import http.client
 import logging
 import select
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from werkzeug.http import HTTP_STATUS_CODES, is_hop_by_hop_header
 from werkzeug.wrappers import Request, Response
@@ -31,7 +30,8 @@ from gateway.core.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.http.upstream import Connection, UpstreamClosed
+from gateway.http.framing import CHUNK, RequestBody
+from gateway.http.upstream import Connection, Upstream, UpstreamClosed, probe
 from gateway.http.upstream import Response as UpstreamResponse
 
 # Upstream failures as the audit/metrics kinds of gateway.observability.metrics.UPSTREAM_ERROR_KINDS.
@@ -42,10 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.proxy")
 
-_CHUNK = 256 * 1024
-# A fixed-length body up to this size is read whole and sent with the headers in one
-# write: separate small writes would meet Nagle and delayed ACKs on some stacks.
-_SMALL_BODY = 64 * 1024
 # Request headers the proxy sets itself: a client must not choose what Airflow believes
 # about the caller's address, scheme or host.  Expect is answered by gunicorn already.
 _REPLACED_REQUEST = frozenset(
@@ -83,36 +79,6 @@ class UpstreamBodyError(IOError):
     """The response body from Airflow broke off after its headers were sent to the client."""
 
 
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    """Where Airflow is: scheme, host, port and the path prefix prepended to every path."""
-
-    scheme: str
-    host: str
-    port: int
-    prefix: str
-
-    @classmethod
-    def parse(cls, url: str) -> Upstream:
-        """``http://airflow:8080/base`` -> ``Upstream("http", "airflow", 8080, "/base")``.
-
-        :raises ValueError: on a URL that is not a plain http(s) origin plus path.
-        """
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(f"upstream {url!r}: expected http:// or https:// and a host")
-        if parts.query or parts.fragment or parts.username is not None:
-            raise ValueError(f"upstream {url!r}: no query, fragment or credentials allowed")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
-
-    @property
-    def netloc(self) -> str:
-        default = 443 if self.scheme == "https" else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default else f"{host}:{self.port}"
-
-
 class _Pool:
     """Idle keep-alive connections to one upstream, newest first, at most ``size`` kept."""
 
@@ -133,12 +99,8 @@ class _Pool:
         :raises UpstreamUnavailable: when it is refused (Airflow down) or TLS fails.
         """
         try:
-            return Connection(
-                self._upstream.host,
-                self._upstream.port,
-                tls=self._upstream.scheme == "https",
-                connect_timeout_s=self._connect_timeout_s,
-                read_timeout_s=self._read_timeout_s,
+            return self._upstream.connect(
+                connect_timeout_s=self._connect_timeout_s, read_timeout_s=self._read_timeout_s
             )
         except TimeoutError:
             raise UpstreamTimeout("Airflow did not accept the connection in time") from None
@@ -307,46 +269,16 @@ class ReverseProxy:
 
     # --- the exchange ---
 
-    def _send(
-        self,
-        conn: Connection,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        environ: WSGIEnvironment,
-    ) -> None:
-        length = environ.get("CONTENT_LENGTH") or ""
-        chunked = not length and "chunked" in _tokens(environ.get("HTTP_TRANSFER_ENCODING"))
-        stream = environ["wsgi.input"]
-        remaining = int(length) if length.isdigit() else 0
-        if chunked:
-            conn.send_head(method, target, [*headers, ("Transfer-Encoding", "chunked")])
-            while chunk := stream.read(_CHUNK):
-                conn.send(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-            conn.send(b"0\r\n\r\n")
-            return
-        if remaining <= _SMALL_BODY:
-            conn.send_head(method, target, headers, _read_exactly(stream, remaining) if remaining else b"")
-            return
-        conn.send_head(method, target, headers)
-        while remaining > 0:
-            chunk = stream.read(min(_CHUNK, remaining))
-            if not chunk:
-                raise ConnectionAbortedError("client body ended before Content-Length")
-            conn.send(chunk)
-            remaining -= len(chunk)
-
     def _exchange(self, environ: WSGIEnvironment) -> tuple[Connection, UpstreamResponse]:
         method = environ.get("REQUEST_METHOD", "GET")
         target = _request_target(environ, self.upstream.prefix)
         headers = self.request_headers(environ)
-        replayable = not environ.get("CONTENT_LENGTH", "").strip("0") and not environ.get(
-            "HTTP_TRANSFER_ENCODING"
-        )
+        body = RequestBody.from_environ(environ)
+        replayable = body.replayable
         for attempt in (1, 2):
             conn, reused = self._pool.get(replayable=replayable)
             try:
-                self._send(conn, method, target, headers, environ)
+                conn.send_request(method, target, headers, body)
                 return conn, conn.read_response(method)
             except TimeoutError:
                 conn.close()
@@ -416,35 +348,19 @@ class ReverseProxy:
     # --- readiness ---
 
     def probe(self, path: str, timeout_s: float = 2.0) -> tuple[bool, str]:
-        """One GET to ``path`` on a fresh connection: reachable if Airflow answers below 500."""
-        cls = http.client.HTTPSConnection if self.upstream.scheme == "https" else http.client.HTTPConnection
-        conn = cls(self.upstream.host, self.upstream.port, timeout=min(timeout_s, self.connect_timeout_s))
-        started = time.monotonic()
-        try:
-            conn.connect()
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout_s)
-            conn.request("GET", self.upstream.prefix + path, headers={"Host": self.upstream.netloc})
-            resp = conn.getresponse()
-            resp.read(64 * 1024)
-        except (OSError, http.client.HTTPException) as exc:
-            return False, type(exc).__name__
-        finally:
-            conn.close()
-        elapsed = time.monotonic() - started
-        return resp.status < 500, f"HTTP {resp.status} in {elapsed * 1000:.0f} ms"
+        """One GET to ``path`` through the upstream client: reachable if Airflow answers below 500.
 
-
-def _read_exactly(stream: object, size: int) -> bytes:
-    read = stream.read  # type: ignore[attr-defined]
-    parts: list[bytes] = []
-    while size > 0:
-        chunk = read(size)
-        if not chunk:
-            raise ConnectionAbortedError("client body ended before Content-Length")
-        parts.append(chunk)
-        size -= len(chunk)
-    return b"".join(parts)
+        A fresh connection, not a pooled one: it proves Airflow still accepts connections
+        (what the proxy needs once its idle ones are retired), it runs under its own short
+        timeouts, and it can neither take a connection from a proxied request nor leave one
+        half-read in the pool.  One per second per worker at most (``Health`` caches it).
+        """
+        return probe(
+            self.upstream,
+            path,
+            connect_timeout_s=min(timeout_s, self.connect_timeout_s),
+            read_timeout_s=timeout_s,
+        )
 
 
 class _Body:
@@ -461,7 +377,7 @@ class _Body:
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            yield from self._resp.stream(_CHUNK)
+            yield from self._resp.stream(CHUNK)
         except OSError as exc:
             # Headers are gone already: the only honest signal left is to break the
             # client connection instead of ending the body as if it were complete.

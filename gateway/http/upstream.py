@@ -1,11 +1,14 @@
-"""A lean HTTP/1.1 client connection to Airflow, for the reverse proxy's hot path.
+"""The one HTTP/1.1 client for Airflow: the reverse proxy's connections and the readiness probe.
 
 Why not :mod:`http.client` or urllib3: both re-parse every response head with the
 :mod:`email` package and rebuild per-response socket readers (a large share of the
-proxy's CPU per small request, docs/proxy.md), and urllib3 normalises percent-escapes in the target.
-This module sends the request head in one write, keeps one buffered reader per
-connection, and parses only what a proxy needs: the status line, the header lines
-(kept as sent, duplicates and order included) and the body framing (RFC 9112 section 6).
+proxy's CPU per small request, docs/proxy.md), and urllib3 normalises percent-escapes in
+the target.  h11, measured behind the same interface, costs more CPU per request
+(docs/proxy.md, run M).  This module sends the request head in one write, keeps one
+buffered reader per connection, and parses only what a proxy needs: the status line and
+the header lines (kept as sent, duplicates and order included).  Bodies are delimited by
+:mod:`gateway.http.framing`, both ways.  The keep-alive pool is the proxy's
+(:mod:`gateway.http.proxy`); :func:`probe` takes a fresh connection of its own.
 """
 
 from __future__ import annotations
@@ -14,16 +17,61 @@ import io
 import re
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import cast
+from urllib.parse import urlsplit
+
+from gateway.http.framing import RequestBody, UpstreamProtocolError, read_body, response_framing
+
+__all__ = ["Connection", "Response", "Upstream", "UpstreamClosed", "UpstreamProtocolError", "probe"]
 
 _MAX_LINE = 65536
 _MAX_HEADERS = 200
 
 
-class UpstreamProtocolError(OSError):
-    """Airflow's answer is not valid HTTP/1.x (or ended early)."""
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where Airflow is: scheme, host, port and the path prefix prepended to every path."""
+
+    scheme: str
+    host: str
+    port: int
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> Upstream:
+        """``http://airflow:8080/base`` -> ``Upstream("http", "airflow", 8080, "/base")``.
+
+        :raises ValueError: on a URL that is not a plain http(s) origin plus path.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"upstream {url!r}: expected http:// or https:// and a host")
+        if parts.query or parts.fragment or parts.username is not None:
+            raise ValueError(f"upstream {url!r}: no query, fragment or credentials allowed")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    @property
+    def netloc(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+    def connect(self, *, connect_timeout_s: float, read_timeout_s: float) -> Connection:
+        """A new connection to this upstream.
+
+        :raises OSError: when it cannot be made (``TimeoutError`` after ``connect_timeout_s``).
+        """
+        return Connection(
+            self.host,
+            self.port,
+            tls=self.scheme == "https",
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+        )
 
 
 class UpstreamClosed(UpstreamProtocolError):
@@ -76,6 +124,16 @@ class Connection:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def send_request(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: RequestBody
+    ) -> None:
+        """Write the request head and the client's body, framed as it came.
+
+        :raises ValueError: on a header that would split the request.
+        :raises ConnectionAbortedError: when the client's body ends before its Content-Length.
+        """
+        body.send(self, method, target, headers)
+
     def read_response(self, method: str) -> Response:
         """Read the status line and headers of the next final (non-1xx) response."""
         readline = self.rfile.readline
@@ -117,27 +175,6 @@ class Connection:
             return Response(self, method, version, status, reason.decode("latin-1").strip(), headers)
 
 
-@dataclass(slots=True)
-class _Framing:
-    kind: str  # "none", "length", "chunked" or "close"
-    length: int = 0
-
-
-def _framing(method: str, status: int, headers: list[tuple[str, str]]) -> _Framing:
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        return _Framing("none")
-    codings = [v for n, v in headers if n.lower() == "transfer-encoding"]
-    if codings:
-        last = ",".join(codings).split(",")[-1].strip().lower()
-        return _Framing("chunked") if last == "chunked" else _Framing("close")
-    lengths = {v.strip() for n, v in headers if n.lower() == "content-length"}
-    if lengths:
-        if len(lengths) != 1 or not next(iter(lengths)).isdigit():
-            raise UpstreamProtocolError("invalid Content-Length")
-        return _Framing("length", int(next(iter(lengths))))
-    return _Framing("close")
-
-
 class Response:
     """A response head plus a streaming body reader (:meth:`stream`)."""
 
@@ -154,7 +191,7 @@ class Response:
         self.status = status
         self.reason = reason
         self.headers = headers
-        self._framing = _framing(method, status, headers)
+        self._framing = response_framing(method, status, headers)
         tokens = {t.strip().lower() for n, v in headers if n.lower() == "connection" for t in v.split(",")}
         self.will_close = (
             self._framing.kind == "close"
@@ -174,46 +211,42 @@ class Response:
 
         :raises UpstreamProtocolError: if the body ends before its framing says it should.
         """
-        kind, read1 = self._framing.kind, self._rfile.read1
-        if kind == "length":
-            left = self._framing.length
-            while left:
-                piece = read1(min(size, left))
-                if not piece:
-                    raise UpstreamProtocolError("body shorter than Content-Length")
-                left -= len(piece)
-                yield piece
-        elif kind == "chunked":
-            yield from self._chunks(size)
-        elif kind == "close":
-            while piece := read1(size):
-                yield piece
+        yield from read_body(self._rfile, self._framing, size)
         self.complete = True
 
-    def _chunks(self, size: int) -> Iterator[bytes]:
-        readline, read1 = self._rfile.readline, self._rfile.read1
-        while True:
-            line = readline(_MAX_LINE)
-            digits = line.split(b";", 1)[0].strip()
-            if (
-                not line.endswith(b"\n")
-                or not digits
-                or any(c not in b"0123456789abcdefABCDEF" for c in digits)
-            ):
-                raise UpstreamProtocolError("malformed chunk size")
-            left = int(digits, 16)
-            if left == 0:
-                while True:  # trailers are dropped (they are hop-by-hop for this proxy)
-                    trailer = readline(_MAX_LINE)
-                    if trailer in (b"\r\n", b"\n"):
-                        return
-                    if not trailer.endswith(b"\n"):
-                        raise UpstreamProtocolError("body ended in trailers")
-            while left:
-                piece = read1(min(size, left))
-                if not piece:
-                    raise UpstreamProtocolError("body ended inside a chunk")
-                left -= len(piece)
-                yield piece
-            if readline(_MAX_LINE) not in (b"\r\n", b"\n"):
-                raise UpstreamProtocolError("malformed chunk end")
+
+# Of a readiness answer, at most this much body is read before the connection is closed.
+_PROBE_BODY = 64 * 1024
+
+
+def probe(
+    upstream: Upstream, path: str, *, connect_timeout_s: float, read_timeout_s: float
+) -> tuple[bool, str]:
+    """One GET of ``path`` (behind the upstream's prefix) on a fresh connection, closed after.
+
+    :returns: whether Airflow answered below 500, and a detail: ``HTTP <status> in <n> ms``,
+        or the name of the error (``ConnectionRefusedError``, ``TimeoutError``, ...).
+    """
+    started = time.monotonic()
+    try:
+        conn = upstream.connect(connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
+    except OSError as exc:
+        return False, type(exc).__name__
+    try:
+        conn.send_head(
+            "GET",
+            upstream.prefix + path,
+            [("Host", upstream.netloc), ("Accept-Encoding", "identity"), ("Connection", "close")],
+        )
+        resp = conn.read_response("GET")
+        read = 0
+        for piece in resp.stream(_PROBE_BODY):
+            read += len(piece)
+            if read >= _PROBE_BODY:
+                break
+    except (OSError, ValueError) as exc:
+        return False, type(exc).__name__
+    finally:
+        conn.close()
+    elapsed = time.monotonic() - started
+    return resp.status < 500, f"HTTP {resp.status} in {elapsed * 1000:.0f} ms"
