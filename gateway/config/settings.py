@@ -38,12 +38,13 @@ names, the types the rest of the gateway already imports.
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import json
 import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 from urllib.parse import urlsplit
@@ -364,6 +365,7 @@ SECONDS_TABLE = Type("table of seconds > 0", _seconds_mapping, table=True)
 # --- the records, and the sections that hold them ---
 
 
+@dataclass(eq=False, slots=True)
 class Setting(Generic[T]):
     """One setting: ``section.key`` in the TOML file, and the attribute ``key`` of its section.
 
@@ -385,44 +387,27 @@ class Setting(Generic[T]):
         which always gives it a value.
     """
 
-    __slots__ = (
-        "type", "default", "doc", "default_doc", "example", "secret", "aliases", "api_keys", "derived",
-        "key", "section",
-    )  # fmt: skip
+    type: Type[Any]
+    default: Any
+    doc: str
+    _: KW_ONLY
+    default_doc: str | None = None
+    example: Any = None
+    secret: bool = False
+    aliases: tuple[str, ...] = ()
+    api_keys: bool = False
+    derived: bool = False
+    key: str = field(default="", init=False)  # the attribute's name (__set_name__)
+    section: str = field(default="", init=False)  # set when the section is placed in a GatewayConfig
 
-    def __init__(
-        self,
-        type: Type[Any],
-        default: Any,
-        doc: str,
-        *,
-        default_doc: str | None = None,
-        example: Any = None,
-        secret: bool = False,
-        aliases: tuple[str, ...] = (),
-        api_keys: bool = False,
-        derived: bool = False,
-    ) -> None:
-        self.type = type
-        self.default = default
-        self.doc = doc
-        self.default_doc = default_doc
-        self.example = example
-        self.secret = secret
-        self.aliases = aliases
-        self.api_keys = api_keys
-        self.derived = derived
-        self.key = ""  # set by __set_name__: the attribute's name
-        self.section = ""  # set when the section is placed in a GatewayConfig
-
-    def __set_name__(self, owner: type[Any], name: str) -> None:
+    def __set_name__(self, owner: builtins.type[Any], name: str) -> None:
         self.key = name
 
     @overload
-    def __get__(self, instance: None, owner: type[Any] | None = None) -> Setting[T]: ...
+    def __get__(self, instance: None, owner: builtins.type[Any] | None = None) -> Setting[T]: ...
     @overload
-    def __get__(self, instance: Section, owner: type[Any] | None = None) -> T: ...
-    def __get__(self, instance: Section | None, owner: type[Any] | None = None) -> Setting[T] | T:
+    def __get__(self, instance: Section, owner: builtins.type[Any] | None = None) -> T: ...
+    def __get__(self, instance: Section | None, owner: builtins.type[Any] | None = None) -> Setting[T] | T:
         if instance is None:
             return self
         # A loaded section's value shadows this descriptor: only a missing one comes here.
