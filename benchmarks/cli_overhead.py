@@ -55,7 +55,7 @@ def main() -> int:
                     assert done.returncode == 0, done.stderr
                     started = time.perf_counter()
                     reply = get(
-                        gateway.web.api(urlencode({"api": api, **query})),
+                        gateway.api(urlencode({"api": api, **query})),
                         headers={"rest_api_plugin_http_token": "bench"},
                     )
                     through.append(time.perf_counter() - started)

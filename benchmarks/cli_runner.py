@@ -104,7 +104,7 @@ def pct(values: list[float], p: float) -> float:
 
 def through(gateway: GatewayServer, api: str, args: dict[str, str], runner: str) -> Callable[[], None]:
     def call() -> None:
-        reply = get(gateway.web.api(urlencode({"api": api, **args})), headers=HEADERS, timeout=300)
+        reply = get(gateway.api(urlencode({"api": api, **args})), headers=HEADERS, timeout=300)
         body = reply.json
         assert reply.status == 200, json.dumps(body)[:1000]
         assert body.get("runner") == runner, f"{api}: served {body.get('runner')}, wanted {runner}"
@@ -123,7 +123,7 @@ def direct(airflow: AirflowHome, argv: list[str]) -> Callable[[], None]:
 def wait_warm(gateway: GatewayServer) -> None:
     streak, deadline = 0, time.monotonic() + 300
     while streak < 10 and time.monotonic() < deadline:
-        ok = get(gateway.web.api("api=version"), headers=HEADERS).json.get("runner") == "warm"
+        ok = get(gateway.api("api=version"), headers=HEADERS).json.get("runner") == "warm"
         streak = streak + 1 if ok else 0
         time.sleep(0 if ok else 0.5)
     assert streak >= 10, "the warm runner never became ready"
@@ -193,7 +193,7 @@ def throughput(
 
     The clients run in another process: this one only probes, as it does when idle.
     """
-    url = gateway.web.api(urlencode({"api": "dag_state", "dag_id": DAG, "execution_date": RUN_DATE}))
+    url = gateway.api(urlencode({"api": "dag_state", "dag_id": DAG, "execution_date": RUN_DATE}))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     load = context.Process(target=_poll, args=(url, clients, seconds, results))

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.postgres
 
 
 def call(gateway: GatewayServer, api: str, **args: str) -> dict[str, Any]:
-    reply = get(gateway.web.api(urlencode({"api": api, **args})), headers=TOKEN_HEADER)
+    reply = get(gateway.api(urlencode({"api": api, **args})), headers=TOKEN_HEADER)
     body: dict[str, Any] = reply.json
     return body
 

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.both_runners
 
 def call(gateway: GatewayServer, api: str, **args: str) -> tuple[int, dict[str, Any]]:
     """GET the API with the plugin token; returns (HTTP status, envelope)."""
-    reply = get(gateway.web.api(urlencode({"api": api, **args})), headers=TOKEN_HEADER)
+    reply = get(gateway.api(urlencode({"api": api, **args})), headers=TOKEN_HEADER)
     assert reply.content_type == "application/json", reply.body[:300]
     body = reply.json
     if body.get("exit_code") is not None and "daemon" not in body:  # it reached the CLI runner
@@ -152,7 +152,7 @@ def test_variables_crud_and_import_export_round_trip(gateway: GatewayServer, air
 def test_variables_default_and_post_form(gateway: GatewayServer) -> None:
     """POST form arguments work like query arguments; get with default of a missing key."""
     reply = post_form(
-        gateway.web.api("api=variables"), {"set": "gw_var_post", "set_value": "posted"}, headers=TOKEN_HEADER
+        gateway.api("api=variables"), {"set": "gw_var_post", "set_value": "posted"}, headers=TOKEN_HEADER
     )
     assert reply.status == 200, reply.body
     assert reply.json["post_arguments"] == {"set": "gw_var_post", "set_value": "posted"}
@@ -470,7 +470,7 @@ def test_bad_input_is_a_400_envelope_and_nothing_runs(
     gateway: GatewayServer, args: dict[str, str], names: str
 ) -> None:
     """Rejected before anything runs: 400, JSON envelope naming the problem, no command."""
-    reply = get(gateway.web.api(urlencode(args)), headers=TOKEN_HEADER)
+    reply = get(gateway.api(urlencode(args)), headers=TOKEN_HEADER)
     body = reply.json
     assert reply.status == 400 and body["status"] == "ERROR" and body["airflow_cmd"] is None
     assert names in body["output"]
@@ -480,7 +480,7 @@ def test_wrong_method_and_odd_requests_answer_json(gateway: GatewayServer) -> No
     """PUT, a query-and-body duplicate, and a huge query all answer JSON, never HTML."""
     from tests.support.http import request
 
-    reply = request("PUT", gateway.web.api("api=version"), headers=TOKEN_HEADER)
+    reply = request("PUT", gateway.api("api=version"), headers=TOKEN_HEADER)
     assert reply.status == 405 and reply.json["status"] == "ERROR"
-    reply = post_form(gateway.web.api("api=variables&get=a"), {"get": "b"}, headers=TOKEN_HEADER)
+    reply = post_form(gateway.api("api=variables&get=a"), {"get": "b"}, headers=TOKEN_HEADER)
     assert reply.status == 400 and "both in the query and in the body" in reply.json["output"]

@@ -54,7 +54,7 @@ def _settings(runner: str) -> dict[str, str]:
 
 
 def call(gateway: GatewayServer, api: str, **args: str) -> tuple[int, dict[str, Any]]:
-    reply = get(gateway.web.api(urlencode({"api": api, **args})), headers=HEADERS, timeout=300)
+    reply = get(gateway.api(urlencode({"api": api, **args})), headers=HEADERS, timeout=300)
     return reply.status, reply.json
 
 

@@ -77,7 +77,7 @@ def test_readme_curl_deploy_then_airflow_lists_it_unpaused(
         [
             "curl", "-sS", "-X", "POST", "-H", "rest_api_plugin_http_token: changeme",
             "-F", f"dag_file=@{source}", "-F", "unpause=on",
-            gateway.web.api("api=deploy_dag"),
+            gateway.api("api=deploy_dag"),
         ],
         capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
@@ -252,26 +252,22 @@ def test_refresh_dag_and_refresh_all_dags(gateway: GatewayServer, airflow: Airfl
     """
     if airflow.major == "1.10":
         (before,) = airflow.sql("SELECT last_expired FROM dag WHERE dag_id = 'gw_example'")
-        reply = get(gateway.web.api("api=refresh_dag&dag_id=gw_example"), headers=TOKEN_HEADER)
+        reply = get(gateway.api("api=refresh_dag&dag_id=gw_example"), headers=TOKEN_HEADER)
         assert reply.status == 200 and reply.json["output"] == "DAG [gw_example] is now fresh as a daisy"
         (after,) = airflow.sql("SELECT last_expired FROM dag WHERE dag_id = 'gw_example'")
         assert after[0] is not None and after != before
-        assert (
-            get(gateway.web.api("api=refresh_dag&dag_id=no_such_dag_xyz"), headers=TOKEN_HEADER).status == 404
-        )
-        every = get(gateway.web.api("api=refresh_all_dags"), headers=TOKEN_HEADER)
+        assert get(gateway.api("api=refresh_dag&dag_id=no_such_dag_xyz"), headers=TOKEN_HEADER).status == 404
+        every = get(gateway.api("api=refresh_all_dags"), headers=TOKEN_HEADER)
         assert every.status == 200 and "gw_example" in every.json["dag_ids"], every.json
-        bundle = get(gateway.web.api("api=refresh_all_dags&bundle=dags-folder"), headers=TOKEN_HEADER)
+        bundle = get(gateway.api("api=refresh_all_dags&bundle=dags-folder"), headers=TOKEN_HEADER)
         assert bundle.status == 400 and "bundle" in bundle.json["output"]
-        listed = get(
-            gateway.web.api("api=list_dags&output=json"), headers=TOKEN_HEADER
-        )  # the page's DAG list
+        listed = get(gateway.api("api=list_dags&output=json"), headers=TOKEN_HEADER)  # the page's DAG list
         assert listed.status == 200 and "gw_example" in {row["dag_id"] for row in listed.json["data"]}
         return
-    reply = get(gateway.web.api("api=refresh_dag&dag_id=gw_example"), headers=TOKEN_HEADER)
+    reply = get(gateway.api("api=refresh_dag&dag_id=gw_example"), headers=TOKEN_HEADER)
     assert reply.status == 200, reply.json
     assert reply.json["airflow_cmd"].startswith("airflow dags reserialize")
     assert "--subdir" not in reply.json["airflow_cmd"] and "-S" not in reply.json["airflow_cmd"].split()
-    assert get(gateway.web.api("api=refresh_dag&dag_id=no_such_dag_xyz"), headers=TOKEN_HEADER).status == 404
-    every = get(gateway.web.api("api=refresh_all_dags"), headers=TOKEN_HEADER)
+    assert get(gateway.api("api=refresh_dag&dag_id=no_such_dag_xyz"), headers=TOKEN_HEADER).status == 404
+    every = get(gateway.api("api=refresh_all_dags"), headers=TOKEN_HEADER)
     assert every.status == 200 and every.json["airflow_cmd"] == "airflow dags reserialize"

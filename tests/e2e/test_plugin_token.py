@@ -12,7 +12,7 @@ from tests.support.servers import GatewayServer
 def test_readme_curl_line_works_through_gunicorn(gateway: GatewayServer) -> None:
     """The original README's curl command, underscore header and all, gets Airflow's version."""
     done = subprocess.run(
-        ["curl", "-sS", "--header", "rest_api_plugin_http_token: changeme", gateway.web.api("api=version")],
+        ["curl", "-sS", "--header", "rest_api_plugin_http_token: changeme", gateway.api("api=version")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -29,7 +29,7 @@ def test_readme_curl_line_works_through_gunicorn(gateway: GatewayServer) -> None
 
 def test_missing_token_gets_the_plugins_403(gateway: GatewayServer) -> None:
     """No header: the plugin's 403 envelope with 'Token Authentication Failed'."""
-    reply = get(gateway.web.api("api=version"))
+    reply = get(gateway.api("api=version"))
     assert reply.status == 403
     body = reply.json
     assert body["status"] == "ERROR"
@@ -40,9 +40,9 @@ def test_missing_token_gets_the_plugins_403(gateway: GatewayServer) -> None:
 
 def test_wrong_token_and_dash_form(gateway: GatewayServer) -> None:
     """A wrong token is refused; the dash spelling of the header name is accepted too."""
-    assert get(gateway.web.api("api=version"), headers={"rest_api_plugin_http_token": "nope"}).status == 403
+    assert get(gateway.api("api=version"), headers={"rest_api_plugin_http_token": "nope"}).status == 403
     reply = get(
-        gateway.web.api("api=rest_api_plugin_version"), headers={"rest-api-plugin-http-token": "changeme"}
+        gateway.api("api=rest_api_plugin_version"), headers={"rest-api-plugin-http-token": "changeme"}
     )
     assert reply.status == 200, reply.body
 
@@ -50,7 +50,7 @@ def test_wrong_token_and_dash_form(gateway: GatewayServer) -> None:
 def test_other_underscore_headers_are_still_dropped(gateway: GatewayServer) -> None:
     """Only the token header is let through with underscores; gunicorn drops the rest."""
     reply = get(
-        gateway.web.api("api=rest_api_plugin_version"),
+        gateway.api("api=rest_api_plugin_version"),
         headers={**TOKEN_HEADER, "X_Request_ID": "spoofed-request-id-123"},
     )
     assert reply.status == 200

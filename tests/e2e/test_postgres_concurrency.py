@@ -47,7 +47,7 @@ def pg_gateway(
 
 
 def _call(gateway: GatewayServer, api: str, **args: str) -> tuple[int, dict[str, Any]]:
-    reply = get(gateway.web.api(urlencode({"api": api, **args})), headers=TOKEN_HEADER, timeout=900)
+    reply = get(gateway.api(urlencode({"api": api, **args})), headers=TOKEN_HEADER, timeout=900)
     return reply.status, reply.json
 
 
