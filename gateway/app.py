@@ -194,8 +194,8 @@ def create_app(
         dialect_for(install.version) if config.airflow.dialect == "auto" else config.airflow.dialect
     )
     dialect = select_dialect(dialect_name, DIALECTS)
-    work_dir = config.state_dir / "work"
-    for path in (config.state_dir, work_dir, config.cli.files_dir):
+    work_dir = config.gateway.state_dir / "work"
+    for path in (config.gateway.state_dir, work_dir, config.cli.files_dir):
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     config.cli.files_dir.chmod(0o700)  # exported files hold secret values
     interpreter = Interpreter(
@@ -215,7 +215,7 @@ def create_app(
     routed = JobAwareRunner(runner, build_job_runner(config, env, work_dir, placement.path))
     daemons = DaemonManager(config.daemon_dir, env=env, cwd=work_dir)
     airflow_py = airflow_python(install.executable) or sys.executable
-    cli = CliCalls(config.cli, interpreter=interpreter, runner=routed, daemons=daemons)
+    cli = CliCalls(config, interpreter=interpreter, runner=routed, daemons=daemons)
     # Read-backs are auxiliary calls: a job's cancel stops them without cancelling the job.
     cli.read_backs.update(read_backs(dialect, AuxiliaryCalls(routed), airflow_py, cli.timeout_for))
     deployer = DagDeployer(
@@ -230,7 +230,9 @@ def create_app(
         "refresh_dag": deployer.refresh_dag,
         "refresh_all_dags": deployer.refresh_all_dags,  # a builtin on Airflow 1.10 only
     }
-    compat = Compat109(CATALOGUE, install.version) if config.compatibility == "1.0.9" else None
+    compat = (
+        Compat109(CATALOGUE, install.version) if config.rest_api_plugin.compatibility == "1.0.9" else None
+    )
     dispatch = Dispatcher(cli, builtins, compat=compat)
     auth = Authenticator(config, os.environ)
     if not auth.enabled:
@@ -266,7 +268,7 @@ def create_app(
         MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None
     )
     versions = {"gateway": __version__, "airflow": install.version, "dialect": dialect.name}
-    token_header = config.plugin_auth.header_name
+    token_header = config.rest_api_plugin.rest_api_plugin_http_token_header_name
     # Both depend only on the catalogue, the dialect and the config: rendered once.
     page_html = render_page(interpreter, CATALOGUE, versions=versions, token_header=token_header)
     openapi_json = json.dumps(
@@ -312,7 +314,8 @@ def create_app(
     router = Router(handlers, ProxyGuard(proxy or not_proxied, auth, policy), proxying=proxy is not None)
     # Composed once, outermost first: trusted proxies, then the audit layer, then routing.
     wsgi = trust_proxies(
-        AuditLayer(router, audit=audit, redactor=redactor, observers=[metrics]), config.trusted_proxy_count
+        AuditLayer(router, audit=audit, redactor=redactor, observers=[metrics]),
+        config.gateway.trusted_proxy_count,
     )
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
     log.info(
@@ -340,7 +343,7 @@ def build_runner(
 
     :param cgroup: the idle CPU cgroup every call runs in (:mod:`gateway.execution.cpugroup`).
     """
-    admission = Admission(config.cli.max_concurrent, config.cli.max_waiting, config.cli.queue_timeout_s)
+    admission = Admission(config.cli.max_concurrent, config.cli.max_waiting, config.cli.queue_timeout)
     cold = SubprocessRunner(
         env=env,
         cwd=work_dir,
@@ -359,10 +362,8 @@ def build_runner(
         python=python,
         executable=install.executable,
         steps=WARM_UP.get(dialect),
-        state_dir=config.state_dir,
-        limits=WarmLimits(
-            config.cli.warm_max_calls, config.cli.warm_max_age_s, config.cli.warm_max_rss_bytes
-        ),
+        state_dir=config.gateway.state_dir,
+        limits=WarmLimits(config.cli.warm_max_calls, config.cli.warm_max_age, config.cli.warm_max_rss_bytes),
         observer=metrics,
     )
     warm.start()

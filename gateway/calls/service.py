@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from gateway.cli.interpreter import BuiltinCall, Interpreter, Plan
 from gateway.cli.output import classify, condense_tracebacks, filter_loading_messages, last_json_line
 from gateway.cli.spec import ApiKind
-from gateway.config.loader import CliConfig
+from gateway.config.loader import GatewayConfig
 from gateway.core.envelope import Envelope
 from gateway.execution.daemons import DaemonManager
 from gateway.execution.job_routing import CURRENT_JOB
@@ -68,14 +68,16 @@ class CliCalls:
 
     def __init__(
         self,
-        config: CliConfig,
+        config: GatewayConfig,
         *,
         interpreter: Interpreter,
         runner: CliRunner,
         daemons: DaemonManager,
         read_backs: Mapping[str, ReadBack] | None = None,
     ) -> None:
-        self.config = config
+        self.config = config.cli
+        #: ``[rest_api_plugin] filter_loading_messages_in_cli_response``, the plugin's own setting.
+        self.filter_loading_messages = config.rest_api_plugin.filter_loading_messages_in_cli_response
         self.interpreter = interpreter
         self.runner = runner
         self.daemons = daemons
@@ -83,7 +85,7 @@ class CliCalls:
 
     def timeout_for(self, api: str) -> float:
         """The configured CLI timeout of ``api``."""
-        return self.config.timeouts_s.get(api, self.config.default_timeout_s)
+        return self.config.timeouts.get(api, self.config.default_timeout)
 
     def options(self, principal: Principal | None) -> CallOptions:
         """The principal's name as Airflow's CLI user, when configured."""
@@ -130,7 +132,7 @@ class CliCalls:
             else ("ok" if outcome.status < 400 else "failed")
         )
         stdout, stderr = result.stdout, result.stderr
-        if self.config.filter_loading_messages:
+        if self.filter_loading_messages:
             keep = plan.translation.logs_are_output
             stdout = filter_loading_messages(stdout, logs_are_output=keep)
             stderr = filter_loading_messages(stderr, logs_are_output=keep)

@@ -1,9 +1,21 @@
 """Every setting of the gateway, defined once: name, type, default and meaning.
 
 Modelled on gunicorn's ``config.py`` (one ``Setting`` per option carrying its validator,
-default and description), but as plain records in one tuple, :data:`SETTINGS`.
-Everything else is derived from it:
+default and description).  A section is a class whose attributes *are* the records::
 
+    class CliConfig(Section, doc="Limits for Airflow CLI subprocesses."):
+        default_timeout = setting(seconds(), 120, "Seconds before a command's process group is killed (504).")
+
+:func:`setting` (and :func:`optional`, :func:`derived`) return a :class:`Setting`, a
+descriptor: on the class it is the record (``CliConfig.default_timeout.env``), on a loaded
+section it is the typed value (``config.cli.default_timeout``, a ``float`` for mypy).  The
+attribute's name is the key in the TOML file, always.  :class:`GatewayConfig` holds one
+section per attribute (``cli = section(CliConfig)``), and that attribute's name is the
+section's name, written once: the ``[cli]`` of the file.  Everything else is derived from
+these classes:
+
+* the registry: :data:`SECTIONS`, :data:`SETTINGS`, :data:`BY_NAME`, :data:`BY_ALIAS`
+  (``GatewayConfig.registry()``; a subclass of :class:`GatewayConfig` has its own);
 * ``gateway.config.loader.load_config`` reads and validates values through the records;
 * ``check-config``'s summary (``gateway.config.loader.describe``) lists every record;
 * ``docs/configuration.md`` and ``examples/gateway.toml`` are rendered from them
@@ -13,22 +25,34 @@ Everything else is derived from it:
 
 A default is a raw value as the TOML file would give it and goes through the same
 validator as any configured value; ``None`` means unset, and ``default_doc`` then says
-what happens instead (e.g. a path derived from another setting at start-up).
+what happens instead.  A value computed at start-up from other settings or the
+environment (``cli.files_dir`` from ``gateway.state_dir``) is computed by its section's
+:meth:`Section.derive`; a check across settings (``[jwt]``: exactly one key source) is
+its section's :meth:`Section.check`.  Neither lists the section's settings again.
+
+Two departures from a class keyword ``name="cli"``: the section's name is the attribute
+of :class:`GatewayConfig` (which mypy needs anyway for ``config.cli``), so it is not
+written a second time in the class; and the section classes keep their ``...Config``
+names, the types the rest of the gateway already imports.
 """
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import json
 import re
+import shutil
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 from urllib.parse import urlsplit
 
 ENV_PREFIX = "AIRFLOW_GATEWAY__"
-PLUGIN_SECTION = "rest_api_plugin"
+
+T = TypeVar("T")
+S = TypeVar("S", bound="Section")
 
 
 class ConfigError(ValueError):
@@ -60,7 +84,7 @@ class NamedToken:
 
 
 @dataclass(frozen=True, slots=True)
-class Type:
+class Type(Generic[T]):
     """What a setting accepts.
 
     :param name: how the reference documentation describes accepted values.
@@ -71,7 +95,7 @@ class Type:
     """
 
     name: str
-    check: Callable[[str, Any], Any]
+    check: Callable[[str, Any], T]
     table: bool = False
 
 
@@ -104,14 +128,14 @@ def _number(name: str, value: Any, *, integer: bool, minimum: float, maximum: fl
     return number
 
 
-def integer(minimum: int) -> Type:
+def integer(minimum: int) -> Type[int]:
     """An integer of at least ``minimum``."""
     return Type(
         f"integer ≥ {minimum}", lambda name, value: int(_number(name, value, integer=True, minimum=minimum))
     )
 
 
-def int_range(minimum: int, maximum: int) -> Type:
+def int_range(minimum: int, maximum: int) -> Type[int]:
     """An integer from ``minimum`` to ``maximum``."""
     return Type(
         f"integer {minimum}-{maximum}",
@@ -119,14 +143,14 @@ def int_range(minimum: int, maximum: int) -> Type:
     )
 
 
-def seconds(maximum: float | None = None, *, zero: bool = False) -> Type:
+def seconds(maximum: float | None = None, *, zero: bool = False) -> Type[float]:
     """A number of seconds: above 0 (or at least 0), and at most ``maximum``."""
     low = 0.0 if zero else 0.001
     text = ("seconds ≥ 0" if zero else "seconds > 0") + (f", at most {maximum:g}" if maximum else "")
     return Type(text, lambda name, value: _number(name, value, integer=False, minimum=low, maximum=maximum))
 
 
-def choice(*choices: str) -> Type:
+def choice(*choices: str) -> Type[str]:
     """One of a few fixed strings."""
 
     def check(name: str, value: Any) -> str:
@@ -338,12 +362,16 @@ STRING_TABLE = Type("table of strings", _str_mapping, table=True)
 SECONDS_TABLE = Type("table of seconds > 0", _seconds_mapping, table=True)
 
 
-# --- the records ---
+# --- the records, and the sections that hold them ---
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One setting: ``section.key`` in the TOML file.
+@dataclass(eq=False, slots=True)
+class Setting(Generic[T]):
+    """One setting: ``section.key`` in the TOML file, and the attribute ``key`` of its section.
+
+    Made by :func:`setting`, :func:`optional` or :func:`derived` in a :class:`Section`'s body.
+    On the class it is this record; on a loaded section, the validated value (a section keeps
+    its values in its instance dictionary, so reading one costs a dictionary look-up).
 
     :param default: the raw default (as TOML would give it; checked by ``type``);
         ``None`` leaves the setting unset.
@@ -355,18 +383,38 @@ class Setting:
         the environment rather than the file.
     :param aliases: older environment variable names still read (the canonical one wins).
     :param api_keys: a table keyed by API name; keys are checked against the API catalogue.
+    :param derived: unset in the file means "computed by the section's :meth:`Section.derive`",
+        which always gives it a value.
     """
 
-    section: str
-    key: str
-    type: Type
+    type: Type[Any]
     default: Any
     doc: str
+    _: KW_ONLY
     default_doc: str | None = None
     example: Any = None
     secret: bool = False
     aliases: tuple[str, ...] = ()
     api_keys: bool = False
+    derived: bool = False
+    key: str = field(default="", init=False)  # the attribute's name (__set_name__)
+    section: str = field(default="", init=False)  # set when the section is placed in a GatewayConfig
+
+    def __set_name__(self, owner: builtins.type[Any], name: str) -> None:
+        self.key = name
+
+    @overload
+    def __get__(self, instance: None, owner: builtins.type[Any] | None = None) -> Setting[T]: ...
+    @overload
+    def __get__(self, instance: Section, owner: builtins.type[Any] | None = None) -> T: ...
+    def __get__(self, instance: Section | None, owner: builtins.type[Any] | None = None) -> Setting[T] | T:
+        if instance is None:
+            return self
+        # A loaded section's value shadows this descriptor: only a missing one comes here.
+        raise AttributeError(f"{type(instance).__name__}.{self.key} holds no value")
+
+    def __repr__(self) -> str:
+        return f"<Setting {self.name}>"
 
     @property
     def name(self) -> str:
@@ -382,205 +430,498 @@ class Setting:
         return None if value is None else self.type.check(self.name, value)
 
 
-# Section -> what it is about, in the order of the sample file and the reference.
-SECTIONS: dict[str, str] = {
-    "gateway": "The gateway process itself.",
-    "server": (
+def setting(
+    type: Type[T],
+    default: Any,
+    doc: str,
+    *,
+    example: Any = None,
+    secret: bool = False,
+    aliases: tuple[str, ...] = (),
+    api_keys: bool = False,
+) -> Setting[T]:
+    """A setting with a default (a raw value, as the TOML file would give it)."""
+    return Setting(type, default, doc, example=example, secret=secret, aliases=aliases, api_keys=api_keys)
+
+
+def optional(
+    type: Type[T],
+    doc: str,
+    *,
+    default_doc: str | None = None,
+    example: Any = None,
+    secret: bool = False,
+    aliases: tuple[str, ...] = (),
+) -> Setting[T | None]:
+    """A setting that may stay unset (``None``); ``default_doc`` says what unset means."""
+    return Setting(type, None, doc, default_doc=default_doc, example=example, secret=secret, aliases=aliases)
+
+
+def derived(type: Type[T], doc: str, *, default_doc: str, example: Any = None) -> Setting[T]:
+    """A setting whose value, when unset, its section's :meth:`Section.derive` computes."""
+    return Setting(type, None, doc, default_doc=default_doc, example=example, derived=True)
+
+
+class Section:
+    """One ``[section]`` of the file: a class whose :class:`Setting` attributes are its records.
+
+    ``CliConfig(default_timeout=5.0)`` is a section with typed values (the others take
+    their defaults): what tests build; :meth:`replace` changes some.  Sections are frozen.
+    """
+
+    #: what the section is about, for the sample file and the reference (class keyword ``doc``).
+    doc: ClassVar[str] = ""
+    #: the section's name, given by its attribute in :class:`GatewayConfig`.
+    name: ClassVar[str]
+    #: the records, in the order of the class body (a subclass's own come after its base's).
+    settings: ClassVar[tuple[Setting[Any], ...]] = ()
+
+    def __init_subclass__(cls, *, doc: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if doc:
+            cls.doc = doc
+        records = {key: value for key, value in vars(cls).items() if isinstance(value, Setting)}
+        taken = sorted(records.keys() & set(dir(Section)))
+        if taken:  # the value would hide the method, or the method the value
+            raise TypeError(f"{cls.__name__}: {', '.join(taken)} is a Section attribute, not a setting key")
+        cls.settings = (*(s for s in cls.settings if s.key not in records), *records.values())
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - {s.key for s in self.settings}
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no setting {', '.join(sorted(unknown))}")
+        for s in self.settings:
+            self.__dict__[s.key] = values[s.key] if s.key in values else s.parse(s.default)
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some values changed (typed values, as ``dataclasses.replace`` takes)."""
+        return type(self)(**{**self.__dict__, **changes})
+
+    def derive(self, config: GatewayConfig, environ: Mapping[str, str]) -> Self:
+        """Fill in values computed at start-up (:func:`derived` settings, and defaults read from
+        the environment); ``config`` has the sections before this one derived already."""
+        return self
+
+    def check(self, config: GatewayConfig) -> None:
+        """Cross-check settings once every section is derived; raise :class:`ConfigError`."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: use replace()")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{key}={value!r}" for key, value in vars(self).items())
+        return f"{type(self).__name__}({values})"
+
+
+class SectionSlot(Generic[S]):
+    """``cli = section(CliConfig)`` in :class:`GatewayConfig`: names the section ``cli``."""
+
+    def __init__(self, cls: type[S]) -> None:
+        self.cls = cls
+        self.name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+        if getattr(self.cls, "name", name) != name:
+            raise TypeError(f"{self.cls.__name__} is already the section [{self.cls.name}]")
+        self.cls.name = name
+        for record in self.cls.settings:
+            if record.section not in ("", name):
+                raise TypeError(f"{record.name} cannot also be in [{name}]")
+            record.section = name
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> SectionSlot[S]: ...
+    @overload
+    def __get__(self, instance: GatewayConfig, owner: type[Any] | None = None) -> S: ...
+    def __get__(self, instance: GatewayConfig | None, owner: type[Any] | None = None) -> SectionSlot[S] | S:
+        if instance is None:
+            return self
+        raise AttributeError(f"{type(instance).__name__}.{self.name} holds no section")
+
+
+def section(cls: type[S]) -> SectionSlot[S]:
+    """A section of :class:`GatewayConfig`, named by the attribute it is assigned to."""
+    return SectionSlot(cls)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Every section and setting of a :class:`GatewayConfig` class, in file order."""
+
+    sections: tuple[type[Section], ...]
+    settings: tuple[Setting[Any], ...]
+    by_name: Mapping[str, Setting[Any]]
+    by_alias: Mapping[str, Setting[Any]]
+
+    def in_section(self, name: str) -> Iterator[Setting[Any]]:
+        """The records of one section, in order."""
+        return (s for s in self.settings if s.section == name)
+
+
+# fmt: off
+class GatewayProcessConfig(Section, doc="The gateway process itself."):
+    state_dir = setting(PATH, ".state",
+        "Daemons' records and logs, import/export files, the metrics files and the CLI's working directory.",
+        example="/var/lib/airflow-gateway")
+    trusted_proxy_count = setting(integer(0), 0,
+        "Proxies in front of the gateway whose X-Forwarded-For entries are trusted (client address for "
+        "audit events and policies).")
+
+
+class ServerConfig(
+    Section,
+    doc=(
         "gunicorn, which serves the gateway (`gateway/entry/gunicorn_conf.py`). The worker `timeout` "
         "is not a setting: it is the longest of `cli.default_timeout`, `cli.timeouts` and "
         "`proxy.read_timeout`, plus 30 s, so gunicorn never kills a worker in the middle of a call."
     ),
-    "airflow": "The Airflow CLI the gateway drives (same AIRFLOW_HOME / AIRFLOW__* as your Airflow).",
-    "cli": "Limits for Airflow CLI subprocesses.",
-    PLUGIN_SECTION: "The original airflow-rest-api-plugin's settings, under their original names.",
-    "proxy": "Every path the gateway does not own goes to Airflow's api-server / webserver.",
-    "limits": "Request size limits on the gateway's own endpoints (413 beyond them).",
-    "audit": "One JSON audit event per request (stdout unless a file is set).",
-    "metrics": "Prometheus /metrics.",
-    "auth": "Gateway credentials: named tokens (see docs/identity-and-policies.md).",
-    "jwt": "JWT verification; off while algorithms is empty. Set exactly one key source.",
-    "policy": "Policies (see docs/identity-and-policies.md); without them every authenticated call passes.",
-    "deploy": "deploy_dag uploads (see docs/deploy-and-page.md).",
-    "jobs": "CLI calls run as jobs (mode=job; see docs/jobs.md).",
-}
-
-_S = Setting
-SETTINGS: tuple[Setting, ...] = (
-    _S("gateway", "state_dir", PATH, ".state",
-       "Daemons' records and logs, import/export files, the metrics files and the CLI's working directory.",
-       example="/var/lib/airflow-gateway"),
-    _S("gateway", "trusted_proxy_count", integer(0), 0,
-       "Proxies in front of the gateway whose X-Forwarded-For entries are trusted (client address for "
-       "audit events and policies)."),
-    # [server]: gunicorn.  The GATEWAY_* aliases predate this section (Dockerfile, compose files).
-    _S("server", "bind", Type("HOST:PORT, comma-separated", _bind), "127.0.0.1:8000",
-       "Listen address(es); the container image sets 0.0.0.0:8080. `airflow-gateway serve --bind` wins.",
-       aliases=("GATEWAY_BIND",)),
-    _S("server", "workers", integer(1), 2, "gunicorn worker processes.", aliases=("GATEWAY_WORKERS",)),
-    _S("server", "threads", integer(1), 8,
-       "Threads per worker; raised to at least cli.max_concurrent + cli.max_waiting + jobs.max_streams "
-       "+ 4, so CLI calls and job output streams never take every thread from the proxy.",
-       aliases=("GATEWAY_THREADS",)),
-    _S("server", "head_timeout", integer(0), 10,
-       "Seconds a request head (request line and headers) may take to arrive; later: 408 and the "
-       "connection closed. 0 turns event-loop head reading off (stock gthread).",
-       aliases=("GATEWAY_HEAD_TIMEOUT",)),
-    _S("server", "keepalive", integer(0), 5,
-       "Idle client keep-alive in seconds; keep it above the idle timeout of a load balancer in front.",
-       aliases=("GATEWAY_KEEPALIVE",)),
-    _S("server", "keepalive_linger_ms", integer(0), 2,
-       "Milliseconds a thread that has just answered on a keep-alive connection waits for its next "
-       "request (only while no other connection waits for a thread); 0 is plain gthread.",
-       aliases=("GATEWAY_KEEPALIVE_LINGER_MS",)),
-    _S("server", "graceful_timeout", integer(0), 30,
-       "On SIGTERM, seconds in-flight requests get to finish; match the orchestrator's stop grace period.",
-       aliases=("GATEWAY_GRACEFUL_TIMEOUT",)),
-    _S("server", "max_requests", integer(0), 0,
-       "Recycle a worker after this many requests (0: never; a restart waits for streams in flight).",
-       aliases=("GATEWAY_MAX_REQUESTS",)),
-    _S("server", "max_requests_jitter", integer(0), 0,
-       "Random extra requests added to max_requests per worker, so workers do not restart together.",
-       aliases=("GATEWAY_MAX_REQUESTS_JITTER",)),
-    _S("server", "access_log", STRING, None,
-       "gunicorn's access log (`-`: stdout), rendered as JSON with query strings redacted.",
-       default_doc="off (the audit event is the access log)", example="-", aliases=("GATEWAY_ACCESS_LOG",)),
-    _S("airflow", "executable", STRING, None, "The Airflow CLI.",
-       default_doc="`airflow` on PATH", example="/home/airflow/.local/bin/airflow"),
-    _S("airflow", "home", PATH, None, "Passed to the CLI as AIRFLOW_HOME.",
-       default_doc="$AIRFLOW_HOME", example="/opt/airflow"),
-    _S("airflow", "dialect", choice("auto", "3", "2", "1.10"), "auto",
-       "Which Airflow CLI the API calls are translated for; auto asks the installed Airflow."),
-    _S("airflow", "env", STRING_TABLE, {},
-       "Extra environment for the CLI (the gateway's own AIRFLOW__* variables pass through too). Values "
-       "are not shown by check-config.",
-       example={"AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}, secret=True),
-    _S("cli", "default_timeout", seconds(), 120,
-       "Seconds before a command's process group is killed (504)."),
-    _S("cli", "timeouts", SECONDS_TABLE, {}, "Per-API timeouts in seconds, keyed by API name.",
-       example={"test": 300, "backfill": 900}, api_keys=True),
-    _S("cli", "max_output_bytes", integer(1), 1024 * 1024,
-       "Cap per output stream; the rest is dropped and flagged."),
-    _S("cli", "max_concurrent", integer(1), 3, "CLI calls running at once per worker process."),
-    _S("cli", "files_dir", PATH, None, "Files for variables import/export.",
-       default_doc="<state_dir>/files", example="/var/lib/airflow-gateway/files"),
-    _S("cli", "runner", choice("warm", "cold"), "warm",
-       "warm: fork each call from a warm Airflow process; cold: a new process per call."),
-    _S("cli", "max_waiting", integer(0), 2,
-       "Further calls that may wait for a slot; beyond them 503 at once."),
-    _S("cli", "queue_timeout", seconds(), 5, "Seconds a waiting call waits for a slot before its 503."),
-    _S("cli", "pass_principal_as_user", BOOL, True,
-       "Airflow records the gateway principal as the CLI user (LOGNAME/USER) in its log table."),
-    _S("cli", "warm_max_calls", integer(1), 2000, "A warm process is replaced after this many calls..."),
-    _S("cli", "warm_max_age", seconds(), 3600, "... or after this many seconds..."),
-    _S("cli", "warm_max_rss_bytes", integer(1), 1024 * 1024 * 1024,
-       "... or once its resident memory passes this."),
-    _S("cli", "nice", int_range(0, 19), 10,
-       "CPU priority of CLI calls and jobs (a nice value; 0 is the gateway's own): CLI work yields "
-       "to the requests the gateway serves. Their session's autogroup gets it too, or else the "
-       "kernel's autogroup scheduling would make the value count for nothing."),
-    _S("cli", "idle_cgroup", Type("`auto`, `off` or a cgroup directory", _idle_cgroup), "auto",
-       "Run CLI calls and jobs in a cgroup with cpu.idle = 1, which yields the CPU at once to any "
-       "request that wakes (nice values alone do not). auto: create it beside the gateway's own "
-       "cgroup when the cgroup file system lets it, else fall back to cli.nice (logged at start); "
-       "off: never; a path: that cgroup directory. See docs/cli-runner.md."),
-    _S(PLUGIN_SECTION, "log_loading", BOOL, False, "Accepted for compatibility; no effect."),
-    _S(PLUGIN_SECTION, "filter_loading_messages_in_cli_response", BOOL, True,
-       "Drop Airflow's loading messages from CLI output."),
-    _S(PLUGIN_SECTION, "rest_api_plugin_http_token_header_name", HEADER, "rest_api_plugin_http_token",
-       "Header carrying the original plugin's token."),
-    _S(PLUGIN_SECTION, "rest_api_plugin_expected_http_token", SECRET, None,
-       "The original plugin's token.", default_doc="unset (no plugin token check)",
-       example="change-me-to-a-long-random-token", secret=True),
-    _S(PLUGIN_SECTION, "airflow_cfg", PATH, None,
-       "An airflow.cfg whose [rest_api_plugin] section is read (migration from the plugin).",
-       default_doc="$AIRFLOW_HOME/airflow.cfg when it exists", example="/opt/airflow/airflow.cfg"),
-    _S(PLUGIN_SECTION, "compatibility", choice("off", "1.0.9"), "off",
-       "1.0.9: answer as the original plugin v1.0.9 did (see docs/compatibility.md)."),
-    _S("proxy", "upstream", URL, None, "Airflow's api-server (3) or webserver (2).",
-       default_doc="unset (no proxy: the gateway's own endpoints only)", example="http://127.0.0.1:8080"),
-    _S("proxy", "connect_timeout", seconds(), 5, "Seconds to connect upstream."),
-    _S("proxy", "read_timeout", seconds(), 60, "Seconds to wait for upstream data."),
-    _S("proxy", "host_header", Type("`client`, `upstream` or HOST[:PORT]", _host_policy), "client",
-       "Host sent upstream: the client's, the upstream's, or a fixed host[:port]."),
-    _S("proxy", "pool_size", integer(1), 16, "Kept-alive upstream connections per worker."),
-    _S("proxy", "readiness_path", Type("absolute URL path", _abs_path), "/",
-       "What /readyz asks Airflow for (any status below 500 counts)."),
-    _S("limits", "max_body_bytes", integer(1), 16 * 1024 * 1024, "Largest request body."),
-    _S("limits", "max_form_memory_bytes", integer(1), 1024 * 1024, "Largest form field held in memory."),
-    _S("audit", "file", PATH, None, "Append audit events to this file.",
-       default_doc="unset (stdout)", example="/var/log/airflow-gateway/audit.jsonl"),
-    _S("audit", "sensitive_names", STRINGS, [],
-       "More argument names whose values are redacted.", example=["pin", "otp"]),
-    _S("metrics", "enabled", BOOL, True, "Serve /metrics."),
-    _S("metrics", "token", SECRET, None, "Bearer token a scraper must send.",
-       default_doc="unset (none needed)", example="change-me-scrape-token", secret=True),
-    _S("metrics", "allow_from", NETWORKS, [], "Addresses that may scrape (empty: all).",
-       example=["127.0.0.1/32", "10.0.0.0/8"]),
-    _S("auth", "header_name", HEADER, "X-Gateway-Authorization", "Header carrying a gateway token or JWT."),
-    _S("auth", "tokens", Type("array of tables (name, sha256, groups); JSON in the environment", _token_list),
-       [], "Named tokens by their hash (`airflow-gateway hash-token --generate`); or [[auth.tokens]] tables.",
-       example=[{"name": "ci", "sha256": "sha256:" + "0" * 64, "groups": ["deployers"]}]),
-    _S("auth", "allow_anonymous", BOOL, False, "Let callers without credentials through (needs policy.dir)."),
-    _S("jwt", "algorithms", Type("list of JWT algorithms", _algorithms), [],
-       "Accepted algorithms (HS* cannot mix with public-key ones); empty: JWT off.", example=["RS256"]),
-    _S("jwt", "key_file", PATH, None, "Key source 1: a PEM public key or secret file.",
-       example="/etc/airflow-gateway/jwt-public.pem"),
-    _S("jwt", "key_env", Type("environment variable name", _env_name), None,
-       "Key source 2: an environment variable holding the key.", example="GATEWAY_JWT_SECRET"),
-    _S("jwt", "jwks_url", URL, None, "Key source 3: a JWKS URL.",
-       example="https://idp.example.com/.well-known/jwks.json"),
-    _S("jwt", "jwks_timeout", seconds(30), 3, "Seconds for a JWKS fetch (it blocks a request)."),
-    _S("jwt", "jwks_lifespan", seconds(), 300, "Seconds a fetched JWKS is kept."),
-    _S("jwt", "jwks_min_refresh_interval", seconds(), 30,
-       "Least seconds between refetches for unknown key ids."),
-    _S("jwt", "issuer", STRING, None, "Required iss claim.", default_doc="unset (not checked)",
-       example="https://idp.example.com/"),
-    _S("jwt", "audience", STRINGS, [], "Accepted aud values (empty: not checked).",
-       example=["airflow-gateway"]),
-    _S("jwt", "leeway", seconds(300, zero=True), 10, "Clock skew tolerance in seconds."),
-    _S("jwt", "required_claims", STRINGS, [], "Claims that must be present.", example=["exp", "sub"]),
-    _S("jwt", "subject_claim", Type("claim name or dotted path", _claim_path), "sub",
-       "Claim naming the principal."),
-    _S("jwt", "groups_claim", Type("claim name or dotted path", _claim_path), None,
-       "Claim (dotted path) listing the principal's groups.", default_doc="unset (no groups)",
-       example="realm_access.roles"),
-    _S("policy", "dir", PATH, None, "Directory of policy TOML files.",
-       default_doc="unset (no policies)", example="/etc/airflow-gateway/policies"),
-    _S("policy", "shadow", BOOL, False, "Log denials without enforcing them."),
-    _S("deploy", "dags_folder", PATH, None, "Where uploads go.",
-       default_doc="unset (asked from Airflow)", example="/opt/airflow/dags"),
-    _S("deploy", "max_upload_bytes", integer(1), 1024 * 1024, "Largest upload."),
-    _S("deploy", "allow_zip", BOOL, True, "Accept zipped DAG bundles."),
-    _S("deploy", "allow_subfolder", BOOL, True, "Accept the subfolder argument."),
-    _S("deploy", "max_zip_entries", integer(1), 200, "Most files in a zip."),
-    _S("deploy", "max_unzipped_bytes", integer(1), 16 * 1024 * 1024, "Largest unzipped size."),
-    _S("jobs", "database_url", Type("postgresql:// URL (secret)", _database_url), None,
-       "Shared job store for several gateway instances.", default_doc="unset (SQLite in the state directory)",
-       example="postgresql://gateway@db.example:5432/gateway_jobs", secret=True),
-    _S("jobs", "max_running", integer(1), 2,
-       "Jobs running at once per worker process (apart from cli.max_concurrent)."),
-    _S("jobs", "max_queued", integer(0), 20, "Jobs waiting for a free job thread; beyond them 503."),
-    _S("jobs", "timeout", seconds(), 3600, "Seconds before a job's process tree is killed."),
-    _S("jobs", "max_output_bytes", integer(1), 8 * 1024 * 1024,
-       "Output kept per job; the rest is dropped and flagged."),
-    _S("jobs", "retention", seconds(), 7 * 86400, "Seconds a finished job is kept."),
-    _S("jobs", "stream_max_seconds", seconds(), 30,
-       "Longest single SSE response, backlog included; clients reconnect."),
-    _S("jobs", "max_streams", integer(1), 8,
-       "Job output streams (SSE) open at once per worker process; each holds a thread, and "
-       "server.threads is raised to leave room for them. Beyond: 503 with Retry-After."),
-    _S("jobs", "max_streams_per_principal", integer(1), 2,
-       "Job output streams one principal may have open at once per worker process. Beyond: 429 with "
-       "Retry-After (format=json polls hold no thread)."),
-    _S("jobs", "max_stored_output_per_principal", integer(1), 256 * 1024 * 1024,
-       "Output characters kept in the job store for one principal's jobs; beyond it their new jobs are "
-       "refused (429) until older ones expire (jobs.retention). Running jobs keep all their output."),
-)  # fmt: skip
-
-BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
-BY_ALIAS: dict[str, Setting] = {alias: s for s in SETTINGS for alias in s.aliases}
+):
+    # The GATEWAY_* aliases predate this section (Dockerfile, compose files).
+    bind = setting(Type("HOST:PORT, comma-separated", _bind), "127.0.0.1:8000",
+        "Listen address(es); the container image sets 0.0.0.0:8080. `airflow-gateway serve --bind` wins.",
+        aliases=("GATEWAY_BIND",))
+    workers = setting(integer(1), 2, "gunicorn worker processes.", aliases=("GATEWAY_WORKERS",))
+    threads = setting(integer(1), 8,
+        "Threads per worker; raised to at least cli.max_concurrent + cli.max_waiting + jobs.max_streams "
+        "+ 4, so CLI calls and job output streams never take every thread from the proxy.",
+        aliases=("GATEWAY_THREADS",))
+    head_timeout = setting(integer(0), 10,
+        "Seconds a request head (request line and headers) may take to arrive; later: 408 and the "
+        "connection closed. 0 turns event-loop head reading off (stock gthread).",
+        aliases=("GATEWAY_HEAD_TIMEOUT",))
+    keepalive = setting(integer(0), 5,
+        "Idle client keep-alive in seconds; keep it above the idle timeout of a load balancer in front.",
+        aliases=("GATEWAY_KEEPALIVE",))
+    keepalive_linger_ms = setting(integer(0), 2,
+        "Milliseconds a thread that has just answered on a keep-alive connection waits for its next "
+        "request (only while no other connection waits for a thread); 0 is plain gthread.",
+        aliases=("GATEWAY_KEEPALIVE_LINGER_MS",))
+    graceful_timeout = setting(integer(0), 30,
+        "On SIGTERM, seconds in-flight requests get to finish; match the orchestrator's stop grace period.",
+        aliases=("GATEWAY_GRACEFUL_TIMEOUT",))
+    max_requests = setting(integer(0), 0,
+        "Recycle a worker after this many requests (0: never; a restart waits for streams in flight).",
+        aliases=("GATEWAY_MAX_REQUESTS",))
+    max_requests_jitter = setting(integer(0), 0,
+        "Random extra requests added to max_requests per worker, so workers do not restart together.",
+        aliases=("GATEWAY_MAX_REQUESTS_JITTER",))
+    access_log = optional(STRING,
+        "gunicorn's access log (`-`: stdout), rendered as JSON with query strings redacted.",
+        default_doc="off (the audit event is the access log)", example="-", aliases=("GATEWAY_ACCESS_LOG",))
 
 
-def in_section(section: str) -> Iterator[Setting]:
-    """The records of one section, in order."""
-    return (s for s in SETTINGS if s.section == section)
+class AirflowConfig(
+    Section, doc="The Airflow CLI the gateway drives (same AIRFLOW_HOME / AIRFLOW__* as your Airflow)."
+):
+    executable = derived(STRING, "The Airflow CLI.",
+        default_doc="`airflow` on PATH", example="/home/airflow/.local/bin/airflow")
+    home = optional(PATH, "Passed to the CLI as AIRFLOW_HOME.",
+        default_doc="$AIRFLOW_HOME", example="/opt/airflow")
+    dialect = setting(choice("auto", "3", "2", "1.10"), "auto",
+        "Which Airflow CLI the API calls are translated for; auto asks the installed Airflow.")
+    env = setting(STRING_TABLE, {},
+        "Extra environment for the CLI (the gateway's own AIRFLOW__* variables pass through too). Values "
+        "are not shown by check-config.",
+        example={"AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}, secret=True)
+
+    def derive(self, config: GatewayConfig, environ: Mapping[str, str]) -> Self:
+        home = self.home
+        if home is None and environ.get("AIRFLOW_HOME"):
+            home = Path(environ["AIRFLOW_HOME"]).resolve()
+        executable = self.executable or shutil.which("airflow", path=environ.get("PATH")) or "airflow"
+        return self.replace(home=home, executable=executable)
+
+
+class CliConfig(Section, doc="Limits for Airflow CLI subprocesses."):
+    default_timeout = setting(seconds(), 120,
+        "Seconds before a command's process group is killed (504).")
+    timeouts = setting(SECONDS_TABLE, {}, "Per-API timeouts in seconds, keyed by API name.",
+        example={"test": 300, "backfill": 900}, api_keys=True)
+    max_output_bytes = setting(integer(1), 1024 * 1024,
+        "Cap per output stream; the rest is dropped and flagged.")
+    max_concurrent = setting(integer(1), 3, "CLI calls running at once per worker process.")
+    files_dir = derived(PATH, "Files for variables import/export.",
+        default_doc="<state_dir>/files", example="/var/lib/airflow-gateway/files")
+    runner = setting(choice("warm", "cold"), "warm",
+        "warm: fork each call from a warm Airflow process; cold: a new process per call.")
+    max_waiting = setting(integer(0), 2,
+        "Further calls that may wait for a slot; beyond them 503 at once.")
+    queue_timeout = setting(seconds(), 5, "Seconds a waiting call waits for a slot before its 503.")
+    pass_principal_as_user = setting(BOOL, True,
+        "Airflow records the gateway principal as the CLI user (LOGNAME/USER) in its log table.")
+    warm_max_calls = setting(integer(1), 2000, "A warm process is replaced after this many calls...")
+    warm_max_age = setting(seconds(), 3600, "... or after this many seconds...")
+    warm_max_rss_bytes = setting(integer(1), 1024 * 1024 * 1024,
+        "... or once its resident memory passes this.")
+    nice = setting(int_range(0, 19), 10,
+        "CPU priority of CLI calls and jobs (a nice value; 0 is the gateway's own): CLI work yields "
+        "to the requests the gateway serves. Their session's autogroup gets it too, or else the "
+        "kernel's autogroup scheduling would make the value count for nothing.")
+    idle_cgroup = setting(Type("`auto`, `off` or a cgroup directory", _idle_cgroup), "auto",
+        "Run CLI calls and jobs in a cgroup with cpu.idle = 1, which yields the CPU at once to any "
+        "request that wakes (nice values alone do not). auto: create it beside the gateway's own "
+        "cgroup when the cgroup file system lets it, else fall back to cli.nice (logged at start); "
+        "off: never; a path: that cgroup directory. See docs/cli-runner.md.")
+
+    def derive(self, config: GatewayConfig, environ: Mapping[str, str]) -> Self:
+        return self.replace(files_dir=self.files_dir or config.gateway.state_dir / "files")
+
+
+class RestApiPluginConfig(
+    Section, doc="The original airflow-rest-api-plugin's settings, under their original names."
+):
+    log_loading = setting(BOOL, False, "Accepted for compatibility; no effect.")
+    filter_loading_messages_in_cli_response = setting(BOOL, True,
+        "Drop Airflow's loading messages from CLI output.")
+    rest_api_plugin_http_token_header_name = setting(HEADER, "rest_api_plugin_http_token",
+        "Header carrying the original plugin's token.")
+    rest_api_plugin_expected_http_token = optional(SECRET,
+        "The original plugin's token.", default_doc="unset (no plugin token check)",
+        example="change-me-to-a-long-random-token", secret=True)
+    airflow_cfg = optional(PATH,
+        "An airflow.cfg whose [rest_api_plugin] section is read (migration from the plugin).",
+        default_doc="$AIRFLOW_HOME/airflow.cfg when it exists", example="/opt/airflow/airflow.cfg")
+    compatibility = setting(choice("off", "1.0.9"), "off",
+        "1.0.9: answer as the original plugin v1.0.9 did (see docs/compatibility.md).")
+
+    def derive(self, config: GatewayConfig, environ: Mapping[str, str]) -> Self:
+        home = config.airflow.home
+        if self.airflow_cfg is None and home is not None and (home / "airflow.cfg").is_file():
+            return self.replace(airflow_cfg=home / "airflow.cfg")
+        return self
+
+
+class ProxyConfig(
+    Section, doc="Every path the gateway does not own goes to Airflow's api-server / webserver."
+):
+    upstream = optional(URL, "Airflow's api-server (3) or webserver (2).",
+        default_doc="unset (no proxy: the gateway's own endpoints only)", example="http://127.0.0.1:8080")
+    connect_timeout = setting(seconds(), 5, "Seconds to connect upstream.")
+    read_timeout = setting(seconds(), 60, "Seconds to wait for upstream data.")
+    host_header = setting(Type("`client`, `upstream` or HOST[:PORT]", _host_policy), "client",
+        "Host sent upstream: the client's, the upstream's, or a fixed host[:port].")
+    pool_size = setting(integer(1), 16, "Kept-alive upstream connections per worker.")
+    readiness_path = setting(Type("absolute URL path", _abs_path), "/",
+        "What /readyz asks Airflow for (any status below 500 counts).")
+
+
+class LimitsConfig(Section, doc="Request size limits on the gateway's own endpoints (413 beyond them)."):
+    max_body_bytes = setting(integer(1), 16 * 1024 * 1024, "Largest request body.")
+    max_form_memory_bytes = setting(integer(1), 1024 * 1024, "Largest form field held in memory.")
+
+
+class AuditConfig(Section, doc="One JSON audit event per request (stdout unless a file is set)."):
+    file = optional(PATH, "Append audit events to this file.",
+        default_doc="unset (stdout)", example="/var/log/airflow-gateway/audit.jsonl")
+    sensitive_names = setting(STRINGS, [],
+        "More argument names whose values are redacted.", example=["pin", "otp"])
+
+
+class MetricsConfig(Section, doc="Prometheus /metrics."):
+    enabled = setting(BOOL, True, "Serve /metrics.")
+    token = optional(SECRET, "Bearer token a scraper must send.",
+        default_doc="unset (none needed)", example="change-me-scrape-token", secret=True)
+    allow_from = setting(NETWORKS, [], "Addresses that may scrape (empty: all).",
+        example=["127.0.0.1/32", "10.0.0.0/8"])
+
+
+class AuthConfig(Section, doc="Gateway credentials: named tokens (see docs/identity-and-policies.md)."):
+    header_name = setting(HEADER, "X-Gateway-Authorization", "Header carrying a gateway token or JWT.")
+    tokens = setting(Type("array of tables (name, sha256, groups); JSON in the environment", _token_list),
+        [],
+        "Named tokens by their hash (`airflow-gateway hash-token --generate`); or [[auth.tokens]] tables.",
+        example=[{"name": "ci", "sha256": "sha256:" + "0" * 64, "groups": ["deployers"]}])
+    allow_anonymous = setting(BOOL, False, "Let callers without credentials through (needs policy.dir).")
+
+    def check(self, config: GatewayConfig) -> None:
+        if self.allow_anonymous and config.policy.dir is None:
+            # Without policies, anonymous callers could run every API.
+            raise ConfigError(
+                "auth.allow_anonymous = true needs policy.dir (policies limit anonymous callers)"
+            )
+
+
+class JwtConfig(Section, doc="JWT verification; off while algorithms is empty. Set exactly one key source."):
+    algorithms = setting(Type("list of JWT algorithms", _algorithms), [],
+        "Accepted algorithms (HS* cannot mix with public-key ones); empty: JWT off.", example=["RS256"])
+    key_file = optional(PATH, "Key source 1: a PEM public key or secret file.",
+        example="/etc/airflow-gateway/jwt-public.pem")
+    key_env = optional(Type("environment variable name", _env_name),
+        "Key source 2: an environment variable holding the key.", example="GATEWAY_JWT_SECRET")
+    jwks_url = optional(URL, "Key source 3: a JWKS URL.",
+        example="https://idp.example.com/.well-known/jwks.json")
+    jwks_timeout = setting(seconds(30), 3, "Seconds for a JWKS fetch (it blocks a request).")
+    jwks_lifespan = setting(seconds(), 300, "Seconds a fetched JWKS is kept.")
+    jwks_min_refresh_interval = setting(seconds(), 30,
+        "Least seconds between refetches for unknown key ids.")
+    issuer = optional(STRING, "Required iss claim.", default_doc="unset (not checked)",
+        example="https://idp.example.com/")
+    audience = setting(STRINGS, [], "Accepted aud values (empty: not checked).",
+        example=["airflow-gateway"])
+    leeway = setting(seconds(300, zero=True), 10, "Clock skew tolerance in seconds.")
+    required_claims = setting(STRINGS, [], "Claims that must be present.", example=["exp", "sub"])
+    subject_claim = setting(Type("claim name or dotted path", _claim_path), "sub",
+        "Claim naming the principal.")
+    groups_claim = optional(Type("claim name or dotted path", _claim_path),
+        "Claim (dotted path) listing the principal's groups.", default_doc="unset (no groups)",
+        example="realm_access.roles")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.algorithms)
+
+    def check(self, config: GatewayConfig) -> None:
+        """Exactly one key source when algorithms are set, and none otherwise."""
+        given = [
+            s for s in (JwtConfig.key_file, JwtConfig.key_env, JwtConfig.jwks_url) if getattr(self, s.key)
+        ]
+        if self.algorithms and len(given) != 1:
+            raise ConfigError("jwt: set exactly one of jwt.key_file, jwt.key_env, jwt.jwks_url")
+        if not self.algorithms and given:
+            raise ConfigError(f"{given[0].name} is set but jwt.algorithms is not (JWT would be off)")
+        if self.jwks_url and any(a.startswith("HS") for a in self.algorithms):
+            raise ConfigError("jwt.algorithms: HS* (shared secrets) cannot come from a JWKS URL")
+
+
+class PolicyConfig(
+    Section, doc="Policies (see docs/identity-and-policies.md); without them every authenticated call passes."
+):
+    dir = optional(PATH, "Directory of policy TOML files.",
+        default_doc="unset (no policies)", example="/etc/airflow-gateway/policies")
+    shadow = setting(BOOL, False, "Log denials without enforcing them.")
+
+
+class DeployConfig(Section, doc="deploy_dag uploads (see docs/deploy-and-page.md)."):
+    dags_folder = optional(PATH, "Where uploads go.",
+        default_doc="unset (asked from Airflow)", example="/opt/airflow/dags")
+    max_upload_bytes = setting(integer(1), 1024 * 1024, "Largest upload.")
+    allow_zip = setting(BOOL, True, "Accept zipped DAG bundles.")
+    allow_subfolder = setting(BOOL, True, "Accept the subfolder argument.")
+    max_zip_entries = setting(integer(1), 200, "Most files in a zip.")
+    max_unzipped_bytes = setting(integer(1), 16 * 1024 * 1024, "Largest unzipped size.")
+
+
+class JobsConfig(Section, doc="CLI calls run as jobs (mode=job; see docs/jobs.md)."):
+    database_url = optional(Type("postgresql:// URL (secret)", _database_url),
+        "Shared job store for several gateway instances.",
+        default_doc="unset (SQLite in the state directory)",
+        example="postgresql://gateway@db.example:5432/gateway_jobs", secret=True)
+    max_running = setting(integer(1), 2,
+        "Jobs running at once per worker process (apart from cli.max_concurrent).")
+    max_queued = setting(integer(0), 20, "Jobs waiting for a free job thread; beyond them 503.")
+    timeout = setting(seconds(), 3600, "Seconds before a job's process tree is killed.")
+    max_output_bytes = setting(integer(1), 8 * 1024 * 1024,
+        "Output kept per job; the rest is dropped and flagged.")
+    retention = setting(seconds(), 7 * 86400, "Seconds a finished job is kept.")
+    stream_max_seconds = setting(seconds(), 30,
+        "Longest single SSE response, backlog included; clients reconnect.")
+    max_streams = setting(integer(1), 8,
+        "Job output streams (SSE) open at once per worker process; each holds a thread, and "
+        "server.threads is raised to leave room for them. Beyond: 503 with Retry-After.")
+    max_streams_per_principal = setting(integer(1), 2,
+        "Job output streams one principal may have open at once per worker process. Beyond: 429 with "
+        "Retry-After (format=json polls hold no thread).")
+    max_stored_output_per_principal = setting(integer(1), 256 * 1024 * 1024,
+        "Output characters kept in the job store for one principal's jobs; beyond it their new jobs are "
+        "refused (429) until older ones expire (jobs.retention). Running jobs keep all their output.")
+# fmt: on
+
+
+class GatewayConfig:
+    """The whole, validated configuration, passed explicitly to every layer: one section per
+    attribute, in the order of the sample file and the reference.  Built by
+    ``gateway.config.loader.load_config``; :meth:`replace` gives a changed copy (tests).
+    """
+
+    gateway = section(GatewayProcessConfig)
+    server = section(ServerConfig)
+    airflow = section(AirflowConfig)
+    cli = section(CliConfig)
+    rest_api_plugin = section(RestApiPluginConfig)
+    proxy = section(ProxyConfig)
+    limits = section(LimitsConfig)
+    audit = section(AuditConfig)
+    metrics = section(MetricsConfig)
+    auth = section(AuthConfig)
+    jwt = section(JwtConfig)
+    policy = section(PolicyConfig)
+    deploy = section(DeployConfig)
+    jobs = section(JobsConfig)
+
+    #: where the values came from, lowest precedence first ("defaults", files...).
+    sources: tuple[str, ...]
+
+    def __init__(self, sections: Mapping[str, Section] | None = None, sources: tuple[str, ...] = ()) -> None:
+        given = dict(sections or {})
+        for cls in self.registry().sections:
+            value = given.pop(cls.name, None)
+            self.__dict__[cls.name] = cls() if value is None else value
+        if given:
+            raise TypeError(f"{type(self).__name__} has no section {', '.join(sorted(given))}")
+        self.__dict__["sources"] = tuple(sources)
+
+    @classmethod
+    def registry(cls) -> Registry:
+        """The sections and settings of this class (a subclass may add or replace sections)."""
+        registry = _REGISTRIES.get(cls)
+        if registry is None:
+            registry = _REGISTRIES[cls] = _registry(cls)
+        return registry
+
+    def replace(self, **sections: Section) -> Self:
+        """A copy with some sections replaced: ``config.replace(cli=config.cli.replace(nice=0))``."""
+        current = {cls.name: getattr(self, cls.name) for cls in self.registry().sections}
+        return type(self)({**current, **sections}, self.sources)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Every setting's value by name (``"cli.default_timeout"``), computed defaults filled in."""
+        return {s.name: getattr(getattr(self, s.section), s.key) for s in self.registry().settings}
+
+    @property
+    def daemon_dir(self) -> Path:
+        """Where detached daemons' pid records and logs live."""
+        return self.gateway.state_dir / "daemons"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: use replace()")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+
+_REGISTRIES: dict[type[GatewayConfig], Registry] = {}
+
+
+def _registry(config: type[GatewayConfig]) -> Registry:
+    slots: dict[str, SectionSlot[Any]] = {}
+    for klass in reversed(config.__mro__):
+        slots.update((name, slot) for name, slot in vars(klass).items() if isinstance(slot, SectionSlot))
+    sections = tuple(slot.cls for slot in slots.values())
+    settings = tuple(s for cls in sections for s in cls.settings)
+    return Registry(
+        sections=sections,
+        settings=settings,
+        by_name={s.name: s for s in settings},
+        by_alias={alias: s for s in settings for alias in s.aliases},
+    )
+
+
+# The registry of GatewayConfig, under the names the loader, the documents and the tests use.
+REGISTRY = GatewayConfig.registry()
+#: section name -> what it is about, in the order of the sample file and the reference.
+SECTIONS: dict[str, str] = {cls.name: cls.doc for cls in REGISTRY.sections}
+SETTINGS = REGISTRY.settings
+BY_NAME = REGISTRY.by_name
+BY_ALIAS = REGISTRY.by_alias
+in_section = REGISTRY.in_section

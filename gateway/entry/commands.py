@@ -96,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # imported prometheus_client.
     from gateway.observability.multiprocess_dir import prepare
 
-    prepare(os.environ, config.state_dir / "prometheus-multiproc")
+    prepare(os.environ, config.gateway.state_dir / "prometheus-multiproc")
     conf = args.gunicorn_config or GUNICORN_CONF
     argv = [sys.executable, "-m", "gunicorn", "-c", conf]
     if args.bind:

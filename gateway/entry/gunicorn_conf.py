@@ -39,7 +39,7 @@ except ConfigError as _exc:
 # workers import the app (and prometheus_client) after the fork, and nothing in this master
 # has imported prometheus_client.  If something had, refuse.
 try:
-    _multiproc_dir = ensure_env(os.environ, _gateway_config.state_dir / "prometheus-multiproc")
+    _multiproc_dir = ensure_env(os.environ, _gateway_config.gateway.state_dir / "prometheus-multiproc")
 except MultiprocError as _exc:
     sys.stderr.write(f"airflow-gateway: {_exc}\n")
     sys.exit(2)
@@ -71,13 +71,13 @@ threads = max(
 # Longer than the longest CLI timeout and the proxy's read timeout, so gunicorn never
 # kills a worker mid-call (gthread heartbeats from its main thread, but keep it safe).
 _longest_s = max(
-    _gateway_config.cli.default_timeout_s,
-    *_gateway_config.cli.timeouts_s.values(),
-    _gateway_config.proxy.read_timeout_s,
+    _gateway_config.cli.default_timeout,
+    *_gateway_config.cli.timeouts.values(),
+    _gateway_config.proxy.read_timeout,
 )
 timeout = int(_longest_s + 30)
-graceful_timeout = _server.graceful_timeout_s
-keepalive = _server.keepalive_s
+graceful_timeout = _server.graceful_timeout
+keepalive = _server.keepalive
 # Recycling is off by default: a restart waits for streams in flight (up to graceful_timeout).
 max_requests = _server.max_requests
 max_requests_jitter = _server.max_requests_jitter
@@ -100,7 +100,7 @@ if os.path.isdir("/dev/shm"):  # noqa: S108 - gunicorn's heartbeat files, kept o
 # forwarder_headers and secure_scheme_headers; the latter is emptied so no client can
 # set the URL scheme, and X-Forwarded-* trust stays with the gateway's own
 # trusted_proxy_count.
-forwarder_headers = _gateway_config.plugin_auth.header_name.upper()
+forwarder_headers = _gateway_config.rest_api_plugin.rest_api_plugin_http_token_header_name.upper()
 forwarded_allow_ips = "*"
 secure_scheme_headers: dict[str, str] = {}
 
@@ -119,7 +119,7 @@ def post_worker_init(worker: Any) -> None:
     """In each worker, before it serves: how long a thread waits on a kept-alive connection,
     and how long a request head may take to arrive."""
     worker.linger_s = _server.keepalive_linger_ms / 1000
-    worker.head_timeout_s = _server.head_timeout_s
+    worker.head_timeout_s = _server.head_timeout
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -219,8 +219,8 @@ class ReverseProxy:
             raise ValueError("proxy.upstream is not configured")
         return cls(
             config.upstream,
-            connect_timeout_s=config.connect_timeout_s,
-            read_timeout_s=config.read_timeout_s,
+            connect_timeout_s=config.connect_timeout,
+            read_timeout_s=config.read_timeout,
             host_header=config.host_header,
             pool_size=config.pool_size,
             strip_environ_keys=strip_environ_keys,

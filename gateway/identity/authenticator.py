@@ -39,7 +39,7 @@ class Authenticator:
     def __init__(
         self, config: GatewayConfig, environ: Mapping[str, str], *, jwt_verifier: JwtVerifier | None = None
     ) -> None:
-        self.plugin = PluginTokenAuth(config.plugin_auth)
+        self.plugin = PluginTokenAuth(config.rest_api_plugin)
         self.tokens = NamedTokenAuth(config.auth.tokens)
         self.jwt = jwt_verifier or (JwtVerifier(config.jwt, environ) if config.jwt.enabled else None)
         self.header_name = config.auth.header_name

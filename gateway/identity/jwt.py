@@ -177,9 +177,9 @@ class JwtVerifier:
         if cfg.jwks_url and jwks is None:
             self.jwks = JwksCache(
                 cfg.jwks_url,
-                timeout_s=cfg.jwks_timeout_s,
-                lifespan_s=cfg.jwks_lifespan_s,
-                min_refresh_interval_s=cfg.jwks_min_refresh_interval_s,
+                timeout_s=cfg.jwks_timeout,
+                lifespan_s=cfg.jwks_lifespan,
+                min_refresh_interval_s=cfg.jwks_min_refresh_interval,
             )
         elif not cfg.jwks_url:
             self._key = _static_key(cfg, environ)
@@ -236,7 +236,7 @@ class JwtVerifier:
                 algorithms=list(self.cfg.algorithms),
                 audience=list(self.cfg.audience) or None,
                 issuer=self.cfg.issuer,
-                leeway=self.cfg.leeway_s,
+                leeway=self.cfg.leeway,
                 options=self._options,  # type: ignore[arg-type]
             )
         except (jwt.InvalidTokenError, jwt.PyJWKError) as exc:

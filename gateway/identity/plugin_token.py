@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING
 
-from gateway.config.loader import PluginAuthConfig
+from gateway.config.loader import RestApiPluginConfig
 from gateway.core.errors import TokenAuthenticationFailed
 from gateway.identity.principal import ANONYMOUS, PLUGIN_TOKEN_PRINCIPAL, Principal
 
@@ -27,10 +27,11 @@ class PluginTokenAuth:
     :param config: the ``[rest_api_plugin]`` header name and expected token.
     """
 
-    def __init__(self, config: PluginAuthConfig) -> None:
-        self.header_name = config.header_name
-        self._key = environ_key(config.header_name)
-        self._expected = config.expected_token.value.encode() if config.expected_token else None
+    def __init__(self, config: RestApiPluginConfig) -> None:
+        self.header_name = config.rest_api_plugin_http_token_header_name
+        self._key = environ_key(self.header_name)
+        expected = config.rest_api_plugin_expected_http_token
+        self._expected = expected.value.encode() if expected else None
 
     @property
     def enabled(self) -> bool:

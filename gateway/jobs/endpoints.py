@@ -136,7 +136,7 @@ class JobEndpoints:
         release = self.streams.acquire((principal.name, principal.method))
         guard = sse.SocketWriteGuard(request.environ.get("gunicorn.socket"))
         events = sse.stream(
-            self.store, row.id, offset, max_s=self.service.config.stream_max_s,
+            self.store, row.id, offset, max_s=self.service.config.stream_max_seconds,
             stopping=lambda: self.service.stopping, guard=guard,
         )  # fmt: skip
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

@@ -236,7 +236,7 @@ class JobService:
         cap = self.config.max_stored_output_per_principal
         if total < cap:
             return
-        frees_in = (oldest + self.config.retention_s - time.time()) if oldest is not None else 60.0
+        frees_in = (oldest + self.config.retention - time.time()) if oldest is not None else 60.0
         raise TooManyRequests(
             f"Your jobs keep {total} characters of output in the job store, the most one principal may"
             f" keep (jobs.max_stored_output_per_principal = {cap}); new jobs are refused until older ones"
@@ -370,7 +370,7 @@ class JobService:
         envelope.extra.pop("job", None)  # the 202 answer's; the finished one is the synchronous call's
         envelope.http_response_code, envelope.output = 200, None
         call = JobCall(
-            on_output=job.output.add, cancel=job.cancel, timeout_s=self.config.timeout_s,
+            on_output=job.output.add, cancel=job.cancel, timeout_s=self.config.timeout,
             max_output_bytes=self.config.max_output_bytes,
         )  # fmt: skip
         job_token = CURRENT_JOB.set(call)
@@ -398,7 +398,7 @@ class JobService:
                 return "failed", "the gateway worker stopped and killed the job"
             return "cancelled", None
         if record.cli_outcome == "timeout":
-            return "timed_out", f"the job ran longer than jobs.timeout ({self.config.timeout_s:g} s)"
+            return "timed_out", f"the job ran longer than jobs.timeout ({self.config.timeout:g} s)"
         late = LATE_CANCEL if job.cancel.is_set() and not self._stopping.is_set() else None
         if envelope.status == "OK":
             return "succeeded", late
@@ -526,7 +526,7 @@ class JobService:
 
     def expire(self) -> int:
         """Delete jobs that finished more than ``jobs.retention`` ago."""
-        return self.store.expire(time.time() - self.config.retention_s)
+        return self.store.expire(time.time() - self.config.retention)
 
     # --- audit and metrics -----------------------------------------------------------
 

@@ -24,7 +24,7 @@ def open_store(config: GatewayConfig) -> JobStore:
     """PostgreSQL when ``jobs.database_url`` is set, else SQLite in the state directory."""
     if config.jobs.database_url is not None:
         return JobStore(url=config.jobs.database_url.value)
-    return JobStore(sqlite_path=config.state_dir / SQLITE_NAME)
+    return JobStore(sqlite_path=config.gateway.state_dir / SQLITE_NAME)
 
 
 def start_jobs(
@@ -40,7 +40,7 @@ def start_jobs(
 
     The endpoints' ``service`` takes the API's job submissions."""
     service = JobService(
-        open_store(config), config.jobs, dispatch=dispatch, instance=instance_id(config.state_dir),
+        open_store(config), config.jobs, dispatch=dispatch, instance=instance_id(config.gateway.state_dir),
         audit=audit.event, metrics=metrics,
     )  # fmt: skip
     service.start()

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 def redactor_for(config: GatewayConfig) -> Redactor:
     """The redactor for this deployment: extra sensitive names and the configured tokens."""
-    tokens = [s.value for s in (config.plugin_auth.expected_token, config.metrics.token) if s is not None]
+    plugin_token = config.rest_api_plugin.rest_api_plugin_expected_http_token
+    tokens = [s.value for s in (plugin_token, config.metrics.token) if s is not None]
     return Redactor(config.audit.sensitive_names, secrets=tokens)
 
 

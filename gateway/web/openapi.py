@@ -186,12 +186,12 @@ class Security:
     @classmethod
     def from_config(cls, config: GatewayConfig) -> Security:
         plugin, tokens, jwt = (
-            config.plugin_auth.expected_token is not None,
+            config.rest_api_plugin.rest_api_plugin_expected_http_token is not None,
             bool(config.auth.tokens),
             config.jwt.enabled,
         )
         return cls(
-            plugin_header=config.plugin_auth.header_name,
+            plugin_header=config.rest_api_plugin.rest_api_plugin_http_token_header_name,
             plugin_token=plugin,
             named_tokens=tokens,
             jwt=jwt,

@@ -83,6 +83,6 @@ def test_known_apis_in_timeouts_are_accepted_and_a_typo_gets_a_hint() -> None:
     config = load_config(
         {"AIRFLOW_GATEWAY__CLI__TIMEOUTS__TEST": "300", "AIRFLOW_GATEWAY__CLI__TIMEOUTS__BACKFILL": "900"}
     )
-    assert dict(config.cli.timeouts_s) == {"test": 300.0, "backfill": 900.0}
+    assert dict(config.cli.timeouts) == {"test": 300.0, "backfill": 900.0}
     with pytest.raises(ConfigError, match="did you mean 'test'"):
         load_config({"AIRFLOW_GATEWAY__CLI__TIMEOUTS__TSET": "10"})

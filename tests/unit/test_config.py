@@ -17,9 +17,9 @@ def write(path: Path, text: str) -> Path:
 def test_defaults_need_nothing(tmp_path: Path) -> None:
     """With no file and no env, the defaults are usable: plugin header name, open auth."""
     cfg = load_config({"PATH": "/usr/bin"})
-    assert cfg.plugin_auth.header_name == "rest_api_plugin_http_token"
-    assert cfg.plugin_auth.expected_token is None
-    assert cfg.cli.filter_loading_messages is True
+    assert cfg.rest_api_plugin.rest_api_plugin_http_token_header_name == "rest_api_plugin_http_token"
+    assert cfg.rest_api_plugin.rest_api_plugin_expected_http_token is None
+    assert cfg.rest_api_plugin.filter_loading_messages_in_cli_response is True
 
 
 def test_toml_then_env_precedence(tmp_path: Path) -> None:
@@ -29,8 +29,8 @@ def test_toml_then_env_precedence(tmp_path: Path) -> None:
         {"AIRFLOW_GATEWAY__CLI__DEFAULT_TIMEOUT": "45", "AIRFLOW_GATEWAY__CLI__TIMEOUTS__BACKFILL": "900"},
         toml,
     )
-    assert cfg.cli.default_timeout_s == 45
-    assert cfg.cli.timeouts_s == {"test": 300, "backfill": 900}
+    assert cfg.cli.default_timeout == 45
+    assert cfg.cli.timeouts == {"test": 300, "backfill": 900}
 
 
 BAD = [
@@ -87,9 +87,12 @@ def test_airflow_cfg_rest_api_plugin_section_is_read(tmp_path: Path) -> None:
         "rest_api_plugin_expected_http_token = changeme\n"
     )
     cfg = load_config({"AIRFLOW_HOME": str(tmp_path)})
-    assert cfg.plugin_auth.header_name == "my_token_header"
-    assert cfg.plugin_auth.expected_token is not None and cfg.plugin_auth.expected_token.value == "changeme"
-    assert cfg.cli.filter_loading_messages is False
+    assert cfg.rest_api_plugin.rest_api_plugin_http_token_header_name == "my_token_header"
+    assert (
+        cfg.rest_api_plugin.rest_api_plugin_expected_http_token is not None
+        and cfg.rest_api_plugin.rest_api_plugin_expected_http_token.value == "changeme"
+    )
+    assert cfg.rest_api_plugin.filter_loading_messages_in_cli_response is False
     assert any("airflow.cfg" in s for s in cfg.sources)
 
 
@@ -98,7 +101,10 @@ def test_gateway_config_overrides_airflow_cfg(tmp_path: Path) -> None:
     (tmp_path / "airflow.cfg").write_text("[rest_api_plugin]\nrest_api_plugin_expected_http_token = old\n")
     toml = write(tmp_path / "gw.toml", "[rest_api_plugin]\nrest_api_plugin_expected_http_token = 'new'\n")
     cfg = load_config({"AIRFLOW_HOME": str(tmp_path)}, toml)
-    assert cfg.plugin_auth.expected_token is not None and cfg.plugin_auth.expected_token.value == "new"
+    assert (
+        cfg.rest_api_plugin.rest_api_plugin_expected_http_token is not None
+        and cfg.rest_api_plugin.rest_api_plugin_expected_http_token.value == "new"
+    )
 
 
 def test_server_settings_from_file_env_and_older_gateway_names(tmp_path: Path) -> None:
@@ -107,7 +113,7 @@ def test_server_settings_from_file_env_and_older_gateway_names(tmp_path: Path) -
     toml = write(tmp_path / "gw.toml", "[server]\nworkers = 3\nbind = '0.0.0.0:9000'\n")
     assert load_config({}, toml).server.workers == 3
     cfg = load_config({"GATEWAY_WORKERS": "4", "GATEWAY_HEAD_TIMEOUT": "0", "GATEWAY_ACCESS_LOG": "-"}, toml)
-    assert (cfg.server.workers, cfg.server.head_timeout_s, cfg.server.access_log) == (4, 0, "-")
+    assert (cfg.server.workers, cfg.server.head_timeout, cfg.server.access_log) == (4, 0, "-")
     assert cfg.server.bind == "0.0.0.0:9000"
     both = {"GATEWAY_WORKERS": "4", "AIRFLOW_GATEWAY__SERVER__WORKERS": "5"}
     assert load_config(both).server.workers == 5  # the new name wins

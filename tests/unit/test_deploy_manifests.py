@@ -121,7 +121,7 @@ def test_kubernetes_manifest_names_real_settings_and_loads(tmp_path: Path) -> No
     config = load_config({}, config_file)
     assert config.proxy.upstream == "http://airflow-api-server:8080"
     state = next(m for m in container["volumeMounts"] if m["name"] == "state")
-    assert str(config.state_dir) == state["mountPath"]
+    assert str(config.gateway.state_dir) == state["mountPath"]
     dags = next(m for m in container["volumeMounts"] if m["name"] == "dags")
     assert str(config.deploy.dags_folder) == dags["mountPath"]
 

@@ -42,8 +42,8 @@ Dispatch = Callable[[Any, CallContext], None]
 
 def config(**over: Any) -> JobsConfig:
     values: dict[str, Any] = {
-        "database_url": None, "max_running": 1, "max_queued": 10, "timeout_s": 60.0,
-        "max_output_bytes": 1 << 20, "retention_s": 3600.0, "stream_max_s": 3.0,
+        "database_url": None, "max_running": 1, "max_queued": 10, "timeout": 60.0,
+        "max_output_bytes": 1 << 20, "retention": 3600.0, "stream_max_seconds": 3.0,
     }  # fmt: skip
     values.update(over)
     return JobsConfig(**values)

@@ -6,7 +6,6 @@ record lacks a description, or when a record is not wired into the typed configu
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from gateway.cli.apis import CATALOGUE
 from gateway.config.documents import reference, render, sample_value, toml_value
 from gateway.config.loader import ConfigError, describe, load_config
-from gateway.config.settings import BY_ALIAS, SECTIONS, SETTINGS, Secret, Setting
+from gateway.config.settings import BY_ALIAS, SECTIONS, SETTINGS, Secret, Section, Setting
 from gateway.entry import commands
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,14 +125,13 @@ def _toml(values: dict[str, Any]) -> str:
 def _leaves(obj: Any, prefix: str = "") -> dict[str, Any]:
     """The typed configuration as attribute path -> value (the settings mapping left out)."""
     out: dict[str, Any] = {}
-    for field in dataclasses.fields(obj):
-        value = getattr(obj, field.name)
-        if field.name in {"settings", "sources"}:
+    for name, value in vars(obj).items():
+        if name in {"settings", "sources"}:
             continue
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            out.update(_leaves(value, f"{prefix}{field.name}."))
+        if isinstance(value, Section):
+            out.update(_leaves(value, f"{prefix}{name}."))
         else:
-            out[f"{prefix}{field.name}"] = value
+            out[f"{prefix}{name}"] = value
     return out
 
 
