@@ -831,6 +831,39 @@ class JobsConfig(Section, doc="CLI calls run as jobs (mode=job; see docs/jobs.md
     max_stored_output_per_principal = setting(integer(1), 256 * 1024 * 1024,
         "Output characters kept in the job store for one principal's jobs; beyond it their new jobs are "
         "refused (429) until older ones expire (jobs.retention). Running jobs keep all their output.")
+
+
+class AssertionConfig(
+    Section,
+    doc="The identity assertion sent to Airflow with every proxied request of an authenticated principal "
+    "(see docs/airflow-identity.md).",
+):
+    enabled = setting(BOOL, True,
+        "Sign an assertion of the principal into each proxied request (a client-sent header of that "
+        "name is removed either way).")
+    header = setting(HEADER, "X-Gateway-Assertion", "Header carrying the assertion to Airflow.")
+    issuer = setting(STRING, "airflow-gateway",
+        "The iss claim; Airflow's [gateway_auth] issuer must match.")
+    audience = setting(STRING, "airflow", "The aud claim; Airflow's [gateway_auth] audience must match.")
+    lifetime = setting(seconds(60), 60,
+        "Seconds an assertion is valid; one is reused for three quarters of its life.")
+    key_file = optional(PATH, "A P-256 (ES256) private key in PEM.",
+        default_doc="generated into <state_dir>/keys (0600) on first start; "
+        "`airflow-gateway rotate-assertion-key` rotates it",
+        example="/etc/airflow-gateway/assertion-key.pem")
+    airflow_roles = setting(STRING_TABLE, {},
+        "Group to Airflow role (viewer, user, op, admin; `*` for everyone): the same mapping as "
+        "Airflow's [gateway_auth] roles, so that whoami can show the role a principal gets.",
+        example={"airflow-admins": "admin", "team-a": "op", "*": "viewer"})
+
+    def check(self, config: GatewayConfig) -> None:
+        """Airflow's four roles only: a typo would show a role Airflow never grants."""
+        roles = ("viewer", "user", "op", "admin")
+        for group, role in self.airflow_roles.items():
+            if role not in roles:
+                raise ConfigError(
+                    f"assertion.airflow_roles.{group} has value {role!r}: expected one of {', '.join(roles)}"
+                )
 # fmt: on
 
 
@@ -854,6 +887,7 @@ class GatewayConfig:
     policy = section(PolicyConfig)
     deploy = section(DeployConfig)
     jobs = section(JobsConfig)
+    assertion = section(AssertionConfig)
 
     #: where the values came from, lowest precedence first ("defaults", files...).
     sources: tuple[str, ...]

@@ -113,3 +113,13 @@ def test_the_cache_is_bounded(tmp_path: Path) -> None:
     for n in range(10):
         signer.assertion_for(Principal(f"user{n}", "token"))
     assert len(signer._cache) == 3
+
+
+def test_airflow_roles_accept_airflows_four_roles_only() -> None:
+    from gateway.config.loader import load_config
+    from gateway.config.settings import ConfigError
+
+    good = load_config({"AIRFLOW_GATEWAY__ASSERTION__AIRFLOW_ROLES": '{"team-a": "op", "*": "viewer"}'})
+    assert good.assertion.airflow_roles == {"team-a": "op", "*": "viewer"}
+    with pytest.raises(ConfigError, match="assertion.airflow_roles.team-a has value 'operator'"):
+        load_config({"AIRFLOW_GATEWAY__ASSERTION__AIRFLOW_ROLES": '{"team-a": "operator"}'})

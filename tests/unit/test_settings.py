@@ -86,6 +86,10 @@ VARIANTS: dict[str, Any] = {
     "server.bind": "127.0.0.1:8001",
     "auth.header_name": "X-Other",
     "jwt.subject_claim": "email",
+    "assertion.header": "X-Airflow-Identity",
+    "assertion.issuer": "gateway-eu",
+    "assertion.audience": "airflow-eu",
+    "assertion.lifetime": 30,
 }
 # Settings cross-checked with others: a valid base configuration to change them in.
 _JWT = {"jwt.algorithms": ["RS256"]}
