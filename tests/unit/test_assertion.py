@@ -115,11 +115,13 @@ def test_the_cache_is_bounded(tmp_path: Path) -> None:
     assert len(signer._cache) == 3
 
 
-def test_airflow_roles_accept_airflows_four_roles_only() -> None:
+def test_airflow_roles_accept_airflows_four_roles_only(tmp_path: Path) -> None:
     from gateway.config.loader import load_config
     from gateway.config.settings import ConfigError
 
-    good = load_config({"AIRFLOW_GATEWAY__ASSERTION__AIRFLOW_ROLES": '{"team-a": "op", "*": "viewer"}'})
-    assert good.assertion.airflow_roles == {"team-a": "op", "*": "viewer"}
+    path = tmp_path / "gateway.toml"
+    path.write_text('[assertion.airflow_roles]\n"team-a" = "op"\n"*" = "viewer"\n')
+    assert load_config({}, path).assertion.airflow_roles == {"team-a": "op", "*": "viewer"}
+    path.write_text('[assertion.airflow_roles]\n"team-a" = "operator"\n')
     with pytest.raises(ConfigError, match="assertion.airflow_roles.team-a has value 'operator'"):
-        load_config({"AIRFLOW_GATEWAY__ASSERTION__AIRFLOW_ROLES": '{"team-a": "operator"}'})
+        load_config({}, path)
