@@ -376,9 +376,9 @@ class MetricsEndpoint:
             return False
         return any(ip in network for network in self._networks)
 
-    def __call__(self, environ: WSGIEnvironment) -> Response:
+    def __call__(self, environ: WSGIEnvironment, record: AuditRecord | None = None) -> Response:
+        """One scrape; a valid scrape token is recorded on ``record`` (the request's audit record)."""
         request = Request(environ)
-        record = environ.get("gateway.audit")
         if not self._allowed_address(request.remote_addr):
             raise Forbidden("Metrics are not available from this address")
         if self._token is not None:
