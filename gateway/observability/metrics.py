@@ -46,7 +46,7 @@ _FILE_ERRORS = (OSError, ValueError)
 PREFIX = "airflow_gateway_"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
-#: The audit record's ``route`` values: every endpoint of ``gateway.app.URL_MAP``, plus the proxy.
+#: The audit record's ``route`` values: every route of ``gateway.request.routes.ROUTES``, plus the proxy.
 ROUTES = frozenset(
     {"api", "page", "static", "openapi", "jobs", "healthz", "readyz", "metrics", "proxy", "unmatched"}
 )
