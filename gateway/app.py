@@ -1,27 +1,23 @@
 """The WSGI application and :func:`create_app`, the one place where the gateway is composed.
 
-Request flow, outermost first: trusted proxies (``REMOTE_ADDR``, scheme, host) -> audit
-(request id, one event, metrics) -> routing -> own endpoints (authenticate -> parse ->
-plan -> authorize -> dispatch) or anything else: authenticate -> path policy -> the
-reverse proxy.  Errors always render as the envelope.
+Request flow, outermost first: trusted proxies (``REMOTE_ADDR``, scheme, host) -> the
+request lifecycle (scope, request id, one audit event, metrics, errors rendered as the
+envelope) -> routing (:mod:`gateway.request.routes`) -> authentication (the principal, on
+every route not declared public and on proxied paths) -> dispatch: an own endpoint's
+handler (:mod:`gateway.web.endpoints`; the API parses, plans, authorizes, dispatches) or,
+for anything else, the path policy and the reverse proxy.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from prometheus_client import CollectorRegistry
-from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
-from werkzeug.exceptions import NotFound as WzNotFound
-from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Response
 
 from gateway import __version__
 from gateway.builtins.plugin import ListDaemons, PluginVersion, StopDaemon
@@ -33,7 +29,7 @@ from gateway.cli.dialects import DIALECTS
 from gateway.cli.interpreter import Interpreter
 from gateway.cli.probe import AirflowInstall, airflow_python, dialect_for, probe, select_dialect
 from gateway.config.loader import GatewayConfig, check_writable, load_config_from_process
-from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
+from gateway.core.redact import Redactor
 from gateway.dags.deploy import DagDeployer
 from gateway.dags.readback import read_backs
 from gateway.execution import cpugroup
@@ -52,86 +48,27 @@ from gateway.http.forwarded import trust_proxies
 from gateway.http.health import Health
 from gateway.http.proxy import ReverseProxy
 from gateway.identity.authenticator import Authenticator
-from gateway.identity.client import client_address
-from gateway.identity.principal import Principal
 from gateway.jobs.endpoints import JobEndpoints
 from gateway.jobs.wiring import start_jobs
-from gateway.observability.audit import AuditLayer, AuditLog, AuditSink
+from gateway.observability.audit import AuditLog, AuditSink
 from gateway.observability.logging import configure_logging
 from gateway.observability.metrics import Metrics, MetricsEndpoint, create_metrics
-from gateway.policy.enforce import ApiAuthorizer, ProxyGuard, record_principal
+from gateway.policy.enforce import ApiAuthorizer, ProxyGuard
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import load_policies
+from gateway.request.authentication import Authentication
+from gateway.request.lifecycle import RequestLifecycle
+from gateway.request.routes import TABLE
+from gateway.request.routing import Dispatch, Handler, Routing
 from gateway.web.api import ApiEndpoint, Authorize
-from gateway.web.openapi import Security, build_document
-from gateway.web.page import page_response, render_page, static_response
+from gateway.web.endpoints import Endpoints, not_proxied
+from gateway.web.openapi import Security
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["GatewayApp", "create_app"]
 log = logging.getLogger("gateway")
-
-URL_MAP = Map(
-    [
-        Rule("/admin/rest_api/api", endpoint="api", methods=["GET", "POST"]),
-        Rule("/admin/rest_api/api/<api_name>", endpoint="api", methods=["GET", "POST"]),
-        Rule("/admin/rest_api/", endpoint="page", methods=["GET", "HEAD"]),
-        Rule("/admin/rest_api/static/<name>", endpoint="static", methods=["GET", "HEAD"]),
-        Rule("/admin/rest_api/openapi.json", endpoint="openapi", methods=["GET", "HEAD"]),
-        Rule("/admin/rest_api/jobs", endpoint="jobs", methods=["GET"]),
-        Rule("/admin/rest_api/jobs/<job_id>", endpoint="jobs", methods=["GET", "DELETE"]),
-        Rule("/admin/rest_api/jobs/<job_id>/<any(output):part>", endpoint="jobs", methods=["GET"]),
-        Rule("/healthz", endpoint="healthz", methods=["GET", "HEAD"]),
-        # Always routed, so /metrics is never proxied to Airflow, even when disabled.
-        Rule("/metrics", endpoint="metrics", methods=["GET", "HEAD"]),
-        Rule("/readyz", endpoint="readyz", methods=["GET", "HEAD"]),
-    ],
-    strict_slashes=False,
-)
-
-Handler = Callable[["WSGIEnvironment"], Response]
-
-
-class Router:
-    """Sends a request to one of the gateway's own endpoints, or else to ``proxied``."""
-
-    def __init__(self, handlers: Mapping[str, Handler], proxied: WSGIApplication, *, proxying: bool) -> None:
-        self.handlers = dict(handlers)
-        self.proxied = proxied
-        self.proxy_route = "proxy" if proxying else "unmatched"
-        # Most traffic is proxied: a path whose first segment starts no rule skips the matcher,
-        # which is costly on the proxy's hot path (docs/proxy.md).  "//" paths still go through
-        # it, for the slash-merging redirect.
-        self._own_segments = frozenset(r.rule.split("/")[1] for r in URL_MAP.iter_rules())
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        record = environ["gateway.audit"]
-        path = environ.get("PATH_INFO", "")
-        if path[1:].partition("/")[0] not in self._own_segments and not path.startswith("//"):
-            record.route = self.proxy_route
-            return self.proxied(environ, start_response)
-        try:
-            endpoint, values = URL_MAP.bind_to_environ(environ).match()
-        except WzNotFound:
-            record.route = self.proxy_route
-            return self.proxied(environ, start_response)
-        except WzMethodNotAllowed:
-            return MethodNotAllowed()(environ, start_response)
-        except HTTPException as exc:  # e.g. a redirect
-            return exc(environ, start_response)
-        record.route = endpoint
-        environ["gateway.route_values"] = values
-        try:
-            response = self.handlers[endpoint](environ)
-        except GatewayError as exc:
-            response = exc.get_response(environ)  # type: ignore[assignment]
-        except Exception as exc:
-            # No locals, no traceback to the client: the log has the request id.
-            record.error = type(exc).__name__
-            log.exception("unhandled error", extra={"request_id": record.request_id})
-            response = InternalError().get_response(environ)  # type: ignore[assignment]
-        return response(environ, start_response)
 
 
 class GatewayApp:
@@ -184,27 +121,97 @@ def create_app(
     policy = build_policy(config)  # before probing Airflow: a policy typo fails fast
     redactor = configure_logging(config, stream=log_stream, cache=log_stream is None)
     env = cli_environment(
-        os.environ,
-        airflow_home=config.airflow.home,
-        executable=config.airflow.executable,
+        os.environ, airflow_home=config.airflow.home, executable=config.airflow.executable,
         extra=config.airflow.env,
-    )
+    )  # fmt: skip
     install = install or probe(config.airflow.executable, env)
-    dialect_name = (
-        dialect_for(install.version) if config.airflow.dialect == "auto" else config.airflow.dialect
+    dialect = select_dialect(
+        dialect_for(install.version) if config.airflow.dialect == "auto" else config.airflow.dialect, DIALECTS
     )
-    dialect = select_dialect(dialect_name, DIALECTS)
-    work_dir = config.gateway.state_dir / "work"
-    for path in (config.gateway.state_dir, work_dir, config.cli.files_dir):
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    config.cli.files_dir.chmod(0o700)  # exported files hold secret values
     interpreter = Interpreter(
         dialect, CATALOGUE, executable=install.executable, files_dir=config.cli.files_dir,
         distributions=install.distributions,
     )  # fmt: skip
-    metrics = (
-        Metrics(registry, apis=set(CATALOGUE)) if registry is not None else create_metrics(set(CATALOGUE))
+    apis = set(CATALOGUE)
+    metrics = Metrics(registry, apis=apis) if registry is not None else create_metrics(apis)
+    cli, dispatch, compat = build_calls(config, env, install, interpreter, metrics, redactor, policy, runner)
+    auth = build_authenticator(config)
+    sink = AuditSink(stream=log_stream, file=config.audit.file, on_file_error=metrics.audit_write_failed)
+    audit = AuditLog(redactor, sink)
+    jobs = start_jobs(config, dispatch=dispatch, policy=policy, metrics=metrics, audit=audit)
+    api = ApiEndpoint(
+        config.limits, config.deploy, interpreter=interpreter, dispatch=dispatch, redactor=redactor,
+        authorize=authorize or (ApiAuthorizer(policy) if policy else None), jobs=jobs.service, compat=compat,
+    )  # fmt: skip
+    upstream = None  # the configured Airflow upstream, unless a test gives a proxy of its own
+    if config.proxy.upstream is not None and proxy is None:
+        proxy = upstream = ReverseProxy.from_config(config.proxy, strip_environ_keys=auth.credential_keys())
+    endpoints = Endpoints(
+        api=api, jobs=jobs, interpreter=interpreter, catalogue=CATALOGUE,
+        health=Health(
+            install=install, proxy=upstream, readiness_path=config.proxy.readiness_path, metrics=metrics
+        ),
+        metrics=MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None,
+        versions={"gateway": __version__, "airflow": install.version, "dialect": dialect.name},
+        token_header=config.rest_api_plugin.rest_api_plugin_http_token_header_name,
+        security=Security.from_config(config),
+    )  # fmt: skip
+    layers = compose(
+        endpoints.handlers(TABLE), proxy, auth, policy, audit=audit, redactor=redactor, metrics=metrics
     )
+    wsgi = trust_proxies(layers, config.gateway.trusted_proxy_count)
+    metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
+    log.info("gateway %s ready: Airflow %s, dialect %s, %d APIs",
+             __version__, install.version, dialect.name, len(CATALOGUE))  # fmt: skip
+    return GatewayApp(
+        wsgi, config=config, install=install, api=api, calls=cli, metrics=metrics, policy=policy, jobs=jobs
+    )
+
+
+def compose(
+    handlers: Mapping[str, Handler],
+    proxy: WSGIApplication | None,
+    auth: Authenticator,
+    policy: PolicyEngine | None,
+    *,
+    audit: AuditLog,
+    redactor: Redactor,
+    metrics: Metrics,
+) -> WSGIApplication:
+    """The gateway's layers, outermost first: the request lifecycle (scope, request id, audit
+    event, metrics, errors rendered as the envelope), routing, authentication, then the
+    route's handler, or for other paths the path policy and ``proxy`` (404 without one).
+
+    :param handlers: one per route of :data:`gateway.request.routes.TABLE`.
+    """
+    proxied = proxy or not_proxied
+    if policy is not None:
+        proxied = ProxyGuard(proxied, policy)
+    dispatch = Dispatch(handlers, proxied, TABLE)
+    authentication = Authentication(dispatch, sources=[auth.identify], missing=auth.missing)
+    routing = Routing(authentication, TABLE, proxying=proxy is not None)
+    return RequestLifecycle(routing, audit=audit, redactor=redactor, observers=[metrics])
+
+
+def build_calls(
+    config: GatewayConfig,
+    env: dict[str, str],
+    install: AirflowInstall,
+    interpreter: Interpreter,
+    metrics: Metrics,
+    redactor: Redactor,
+    policy: PolicyEngine | None,
+    runner: CliRunner | None = None,
+) -> tuple[CliCalls, Dispatcher, Compat109 | None]:
+    """The call service: the runners, daemons, read-backs, deployment and the builtins.
+
+    :param runner: replaces the synchronous calls' runner (tests).
+    """
+    dialect = interpreter.dialect
+    work_dir = config.gateway.state_dir / "work"
+    for path in (config.gateway.state_dir, work_dir, config.cli.files_dir):
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config.cli.files_dir.chmod(0o700)  # exported files hold secret values
     placement = cpugroup.prepare(config.cli.idle_cgroup)
     if placement.path is None:
         log.info("CLI calls run at nice %d, in no idle cgroup: %s", config.cli.nice, placement.reason)
@@ -233,101 +240,18 @@ def create_app(
     compat = (
         Compat109(CATALOGUE, install.version) if config.rest_api_plugin.compatibility == "1.0.9" else None
     )
-    dispatch = Dispatcher(cli, builtins, compat=compat)
+    return cli, Dispatcher(cli, builtins, compat=compat), compat
+
+
+def build_authenticator(config: GatewayConfig) -> Authenticator:
+    """The gateway's credentials (plugin token, named tokens, JWT); warns when there are none."""
     auth = Authenticator(config, os.environ)
     if not auth.enabled:
         log.warning(
             "NO TOKEN CONFIGURED: the CLI API is open to anyone who can reach this port "
             "(set rest_api_plugin.rest_api_plugin_expected_http_token, [[auth.tokens]] or [jwt])"
         )
-
-    def authenticate(environ: WSGIEnvironment) -> Principal:
-        principal = auth.authenticate(environ, own=True)
-        record_principal(environ, principal)
-        return principal
-
-    sink = AuditSink(stream=log_stream, file=config.audit.file, on_file_error=metrics.audit_write_failed)
-    audit = AuditLog(redactor, sink)
-    jobs = start_jobs(
-        config, dispatch=dispatch, authenticate=authenticate, policy=policy, metrics=metrics, audit=audit
-    )
-    api = ApiEndpoint(
-        config.limits, config.deploy, interpreter=interpreter, dispatch=dispatch, redactor=redactor,
-        authorize=authorize or (ApiAuthorizer(policy) if policy else None), jobs=jobs.service, compat=compat,
-    )  # fmt: skip
-    upstream = None  # the configured Airflow upstream, unless a test gives a proxy of its own
-    if config.proxy.upstream is not None and proxy is None:
-        proxy = upstream = ReverseProxy.from_config(config.proxy, strip_environ_keys=auth.credential_keys())
-    health = Health(
-        install=install,
-        proxy=upstream,
-        readiness_path=config.proxy.readiness_path,
-        metrics=metrics,
-    )
-    metrics_endpoint = (
-        MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None
-    )
-    versions = {"gateway": __version__, "airflow": install.version, "dialect": dialect.name}
-    token_header = config.rest_api_plugin.rest_api_plugin_http_token_header_name
-    # Both depend only on the catalogue, the dialect and the config: rendered once.
-    page_html = render_page(interpreter, CATALOGUE, versions=versions, token_header=token_header)
-    openapi_json = json.dumps(
-        build_document(
-            interpreter, CATALOGUE, token_header=token_header, security=Security.from_config(config)
-        )
-    )
-
-    def api_handler(environ: WSGIEnvironment) -> Response:
-        principal = authenticate(environ)
-        return api(
-            environ, principal, client_address(environ), environ["gateway.route_values"].get("api_name")
-        )
-
-    def static(environ: WSGIEnvironment) -> Response:
-        response = static_response(environ["gateway.route_values"]["name"])
-        if response is None:
-            raise NotFound()
-        return response
-
-    def metrics_handler(environ: WSGIEnvironment) -> Response:
-        if metrics_endpoint is None:
-            raise NotFound("Metrics are disabled")
-        return metrics_endpoint(environ)
-
-    def not_proxied(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        error = NotFound("Not found (no Airflow upstream is configured for other paths)")
-        return error(environ, start_response)
-
-    handlers: dict[str, Handler] = {
-        "api": api_handler,
-        "page": lambda environ: page_response(page_html),
-        "static": static,
-        "openapi": lambda environ: Response(
-            openapi_json, mimetype="application/json", headers={"Cache-Control": "no-cache"}
-        ),
-        "jobs": jobs,
-        "healthz": health.live,
-        "readyz": health.ready,
-        "metrics": metrics_handler,
-    }
-    # Authentication and the path policy run before anything reaches Airflow.
-    router = Router(handlers, ProxyGuard(proxy or not_proxied, auth, policy), proxying=proxy is not None)
-    # Composed once, outermost first: trusted proxies, then the audit layer, then routing.
-    wsgi = trust_proxies(
-        AuditLayer(router, audit=audit, redactor=redactor, observers=[metrics]),
-        config.gateway.trusted_proxy_count,
-    )
-    metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
-    log.info(
-        "gateway %s ready: Airflow %s, dialect %s, %d APIs",
-        __version__,
-        install.version,
-        dialect.name,
-        len(CATALOGUE),
-    )
-    return GatewayApp(
-        wsgi, config=config, install=install, api=api, calls=cli, metrics=metrics, policy=policy, jobs=jobs
-    )
+    return auth
 
 
 def build_runner(

@@ -1,10 +1,12 @@
 """Gateway errors as HTTP exceptions that render the plugin's JSON envelope.
 
-One exception tree: every error a client can see is a :class:`GatewayError`, and
-:meth:`GatewayError.apply` is the one place that turns it into an envelope (werkzeug's
-``HTTPException.get_body``/``get_headers`` are the model).  Features raise them; nothing
-catches one just to fill an envelope by hand.  Any other exception becomes a 500 envelope
-in :mod:`gateway.app` and is logged without locals.
+One exception tree: every error a client can see is a :class:`GatewayError`, carrying its
+status, safe message, envelope fields and headers; :meth:`GatewayError.apply` is the one
+place that turns it into an envelope (werkzeug's ``HTTPException.get_body``/``get_headers``
+are the model).  Features raise them; nothing catches one just to fill an envelope by hand.
+The request layer renders the ones that leave a request and records them on its audit
+record (:mod:`gateway.request.lifecycle`); any other exception from an endpoint becomes a
+500 envelope there and is logged without locals.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from gateway.core.envelope import Envelope
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
     from werkzeug.sansio.response import Response as SansIOResponse
+    from werkzeug.wrappers import Response
 
 
 class GatewayError(HTTPException):
@@ -50,20 +53,23 @@ class GatewayError(HTTPException):
         """Make ``envelope`` this error's answer (status, output and any extra fields)."""
         return envelope.fail(self.code or 500, self.output)
 
+    def envelope(self, call_time: float, request_id: str) -> Envelope:
+        """The error as a new envelope (endpoints with an envelope of their own use :meth:`apply`)."""
+        return self.apply(Envelope(call_time=call_time, request_id=request_id))
+
+    def to_response(self, envelope: Envelope) -> Response:
+        """The answer carrying ``envelope`` (this error's) and this error's headers.
+
+        No side effects: the request layer (:func:`gateway.request.lifecycle.error_response`)
+        renders errors for a request and records them on its audit record.
+        """
+        return envelope.response(time.time(), self.extra_headers)
+
     def get_response(  # type: ignore[override]
         self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
     ) -> SansIOResponse:
-        """The error as a new envelope (endpoints with an envelope of their own use :meth:`apply`)."""
-        environ = environ or {}
-        record = environ.get("gateway.audit")
-        if record is not None and self.auth_failure and not record.auth_failure_reason:
-            record.auth_failure_reason = self.auth_failure
-        call_time = environ.get("gateway.call_time", time.time())
-        request_id = environ.get("gateway.request_id") or uuid.uuid4().hex
-        envelope = self.apply(Envelope(call_time=call_time, request_id=request_id))
-        if record is not None:
-            record.envelope_status = envelope.status
-        return envelope.response(time.time(), self.extra_headers)
+        """werkzeug's entry point: the envelope outside any request (a fresh request id)."""
+        return self.to_response(self.envelope(time.time(), uuid.uuid4().hex))
 
 
 class BadRequest(GatewayError):

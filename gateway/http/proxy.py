@@ -33,6 +33,8 @@ from gateway.core.errors import (
 from gateway.http.framing import CHUNK, RequestBody
 from gateway.http.upstream import Connection, Upstream, UpstreamClosed, probe
 from gateway.http.upstream import Response as UpstreamResponse
+from gateway.request.lifecycle import error_response
+from gateway.request.scope import RequestScope
 
 # Upstream failures as the audit/metrics kinds of gateway.observability.metrics.UPSTREAM_ERROR_KINDS.
 _ERROR_KINDS: dict[type[GatewayError], str] = {UpstreamUnavailable: "connect", UpstreamTimeout: "timeout"}
@@ -260,7 +262,8 @@ class ReverseProxy:
         headers.append(("X-Forwarded-For", environ.get("REMOTE_ADDR") or "unknown"))
         headers.append(("X-Forwarded-Proto", environ.get("wsgi.url_scheme", "http")))
         # The gateway's request id (the client's when well-formed) ties Airflow's logs to the audit log.
-        request_id = environ.get("gateway.request_id") or environ.get("HTTP_X_REQUEST_ID")
+        scope = RequestScope.find(environ)
+        request_id = scope.request_id if scope is not None else environ.get("HTTP_X_REQUEST_ID")
         if request_id:
             headers.append(("X-Request-ID", request_id))
         if environ.get("HTTP_HOST"):
@@ -302,12 +305,14 @@ class ReverseProxy:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if "websocket" in _tokens(environ.get("HTTP_UPGRADE")):
             return self._error(environ, start_response, UpgradeNotSupported())
-        record = environ.get("gateway.audit")
+        scope = RequestScope.find(environ)
+        record = scope.audit if scope is not None else None
         started = time.monotonic()
         try:
             conn, resp = self._exchange(environ)
         except GatewayError as exc:
-            environ["gateway.upstream_error"] = type(exc).__name__
+            if scope is not None:
+                scope.upstream_error = type(exc).__name__
             if record is not None and type(exc) in _ERROR_KINDS:
                 record.upstream_error = _ERROR_KINDS[type(exc)]
                 record.upstream_duration_s = time.monotonic() - started
@@ -339,11 +344,11 @@ class ReverseProxy:
                 code=code,
                 title=HTTP_STATUS_CODES.get(code, "Error"),
                 text=exc.description,
-                request_id=environ.get("gateway.request_id", "-"),
+                request_id=scope.request_id if (scope := RequestScope.find(environ)) else "-",
             )
             response = Response(page, status=code, mimetype="text/html")
             return response(environ, start_response)
-        return exc(environ, start_response)
+        return error_response(exc, environ)(environ, start_response)
 
     # --- readiness ---
 

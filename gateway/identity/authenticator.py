@@ -77,21 +77,43 @@ class Authenticator:
             return self.jwt.verify(credential)
         raise Unauthorized("Invalid token", error="invalid_token")
 
-    def authenticate(self, environ: WSGIEnvironment, *, own: bool) -> Principal:
-        """The request's principal.
+    def identify(self, environ: WSGIEnvironment, *, own: bool) -> Principal | None:
+        """The principal of the gateway credential the request carries; None without one.
 
-        :param own: True on the gateway's own endpoints, False on proxied paths (where a
-            request without gateway credentials is anonymous and Airflow's auth applies).
-        :raises TokenAuthenticationFailed: wrong plugin token, or none where only it is configured.
-        :raises Unauthorized: missing or invalid bearer credentials.
+        A :class:`~gateway.request.authentication.PrincipalSource`.
+
+        :param own: True on the gateway's own endpoints, False on proxied paths (where
+            ``Authorization`` belongs to Airflow).
+        :raises TokenAuthenticationFailed: a wrong plugin token.
+        :raises Unauthorized: invalid bearer credentials.
         """
         if self.plugin.enabled and self.plugin.present(environ):
             return self.plugin.authenticate(environ)
         credential = self._bearer(environ, own)
         if credential is not None:
             return self._verify(credential)
+        return None
+
+    def missing(self, *, own: bool) -> Principal:
+        """The principal of a request without gateway credentials: anonymous on proxied paths
+        (Airflow's auth applies), when nothing is configured or anonymous access is allowed.
+
+        :raises TokenAuthenticationFailed: where only the plugin token is configured.
+        :raises Unauthorized: otherwise.
+        """
         if not own or not self.enabled or self.allow_anonymous:
             return ANONYMOUS
         if self.plugin.enabled:
             raise TokenAuthenticationFailed(auth_failure="missing_token")  # the original plugin's answer
         raise Unauthorized()
+
+    def authenticate(self, environ: WSGIEnvironment, *, own: bool) -> Principal:
+        """The request's principal: :meth:`identify`, else :meth:`missing`.
+
+        :param own: True on the gateway's own endpoints, False on proxied paths (where a
+            request without gateway credentials is anonymous and Airflow's auth applies).
+        :raises TokenAuthenticationFailed: wrong plugin token, or none where only it is configured.
+        :raises Unauthorized: missing or invalid bearer credentials.
+        """
+        principal = self.identify(environ, own=own)
+        return principal if principal is not None else self.missing(own=own)

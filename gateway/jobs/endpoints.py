@@ -1,15 +1,16 @@
 """``/admin/rest_api/jobs...``: list, read, watch and cancel jobs.
 
-Authenticated like the API.  A job is visible only to the principal that submitted it and
-to principals a policy allows ``job_read_any`` (cancelling: ``job_cancel_any``); to anyone
-else it does not exist (404), so ids reveal nothing.
+Authenticated like the API (the route needs credentials).  A job is visible only to the
+principal that submitted it and to principals a policy allows ``job_read_any``
+(cancelling: ``job_cancel_any``); to anyone else it does not exist (404), so ids reveal
+nothing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
@@ -24,6 +25,7 @@ from gateway.jobs.store import MAX_OFFSET, STATES, JobRow, StoreError
 from gateway.jobs.streams import StreamLimits
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jobs import may
+from gateway.request.scope import RequestScope
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -43,32 +45,23 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 class JobEndpoints:
-    """The job routes; ``authenticate(environ)`` is the API's authentication."""
+    """The job routes, for the principal the authentication layer put on the request scope."""
 
-    def __init__(
-        self,
-        service: JobService,
-        *,
-        authenticate: Callable[[WSGIEnvironment], Principal],
-        policy: PolicyEngine | None,
-    ) -> None:
+    def __init__(self, service: JobService, *, policy: PolicyEngine | None) -> None:
         self.service = service
         self.store = service.store
-        self.authenticate = authenticate
         self.policy = policy
         config = service.config
         self.streams = StreamLimits(config.max_streams, config.max_streams_per_principal)
 
-    def __call__(self, environ: WSGIEnvironment) -> Response:
-        principal = self.authenticate(environ)
+    def __call__(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
         try:
-            return self._serve(environ, principal)
+            return self._serve(environ, scope.caller(), scope.route_values)
         except StoreError:
             log.warning("job store unavailable", exc_info=True)
             raise JobStoreUnavailable() from None
 
-    def _serve(self, environ: WSGIEnvironment, principal: Principal) -> Response:
-        values = environ.get("gateway.route_values", {})
+    def _serve(self, environ: WSGIEnvironment, principal: Principal, values: Mapping[str, Any]) -> Response:
         job_id = values.get("job_id")
         request = Request(environ)
         if job_id is None:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 from gateway.config.loader import GatewayConfig
-from gateway.identity.principal import Principal
 from gateway.jobs.endpoints import JobEndpoints
 from gateway.jobs.service import Dispatch, JobService, instance_id
 from gateway.jobs.store import JobStore
 from gateway.observability.audit import AuditLog
 from gateway.observability.metrics import Metrics
 from gateway.policy.engine import PolicyEngine
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIEnvironment
 
 SQLITE_NAME = "jobs.sqlite3"
 
@@ -31,7 +24,6 @@ def start_jobs(
     config: GatewayConfig,
     *,
     dispatch: Dispatch,
-    authenticate: Callable[[WSGIEnvironment], Principal],
     policy: PolicyEngine | None,
     metrics: Metrics | None,
     audit: AuditLog,
@@ -44,4 +36,4 @@ def start_jobs(
         audit=audit.event, metrics=metrics,
     )  # fmt: skip
     service.start()
-    return JobEndpoints(service, authenticate=authenticate, policy=policy)
+    return JobEndpoints(service, policy=policy)

@@ -1,40 +1,31 @@
 """The audit trail: one canonical ``gateway.request`` event per request, emitted on close.
 
-:class:`AuditLayer` is the outermost WSGI layer.  It puts an :class:`AuditRecord` in
-``environ["gateway.audit"]`` for the inner layers to fill in (principal, api, argv,
-decision, CLI exit code, upstream status...), counts the bytes read and sent, and emits
-the event when the server closes the response iterable: after a streamed (proxied) body
-is fully sent, or the client went away.  By then contextvars may be unwound, so the
-record travels in the environ.
+An :class:`AuditRecord` is what the event says; :class:`AuditLog` renders it as a redacted
+JSON line and :class:`AuditSink` writes it.  The request lifecycle layer
+(:mod:`gateway.request.lifecycle`) creates one record per request, on its request scope,
+and emits it when the response closes.
 """
 
 from __future__ import annotations
 
 import fcntl
-import itertools
 import logging
 import os
-import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import Any, TextIO
 
 import structlog
 
 from gateway.core.redact import SECRETS_KEY, Redactor
 from gateway.observability.logging import WRITE_LOCK
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-
 EVENT = "gateway.request"
 _DEFAULT_RULES = Redactor()
-REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{8,128}")
 log = logging.getLogger("gateway.audit")
 
 
@@ -152,71 +143,6 @@ GENERATED_FIELDS = frozenset(
 )  # fmt: skip
 
 
-class _RequestIds:
-    """Fresh request ids, 32 hex digits: 64 random bits drawn once per process (again in a
-    forked child, so gunicorn workers never share them) and a 64-bit counter.
-
-    Unique without a ``getrandom`` call per request, which would release the GIL on every
-    request.  Request ids are correlation ids, not secrets.
-    """
-
-    def __init__(self) -> None:
-        self._reseed()
-        os.register_at_fork(after_in_child=self._reseed)
-
-    def _reseed(self) -> None:
-        self._prefix = os.urandom(8).hex()
-        self._counter = itertools.count(1)
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFFFFFF:016x}"
-
-
-_new_request_id = _RequestIds()
-
-
-def request_id_of(environ: WSGIEnvironment) -> str:
-    """A well-formed incoming ``X-Request-ID``, or a fresh one."""
-    incoming = environ.get("HTTP_X_REQUEST_ID", "")
-    return incoming if _REQUEST_ID.fullmatch(incoming) else _new_request_id()
-
-
-def begin(environ: WSGIEnvironment, redactor: Redactor | None = None) -> AuditRecord:
-    """Start the request's record (idempotent): request id, call time, logging context.
-
-    The accepted id replaces the incoming header, so the proxy forwards exactly the id the
-    client gets back and the audit shows.
-    """
-    existing = environ.get("gateway.audit")
-    if isinstance(existing, AuditRecord):
-        return existing
-    environ.setdefault("gateway.call_time", time.time())
-    request_id = environ["gateway.request_id"] = request_id_of(environ)
-    environ["HTTP_X_REQUEST_ID"] = request_id
-    record = AuditRecord(
-        request_id=request_id,
-        method=environ.get("REQUEST_METHOD", "GET"),
-        path=environ.get("PATH_INFO", "/"),
-        remote_addr=environ.get("REMOTE_ADDR"),
-        query_string=environ.get("QUERY_STRING", ""),
-        redactor=redactor,
-    )
-    environ["gateway.audit"] = record
-    structlog.contextvars.clear_contextvars()
-    # The secrets set is shared with the record: values added later are masked in any
-    # log line of this request (tracebacks included) by the redacting processor.
-    structlog.contextvars.bind_contextvars(request_id=request_id, **{SECRETS_KEY: record.secrets})
-    return record
-
-
-class RequestObserver(Protocol):
-    """Something told when a request starts and when its response is finished (metrics)."""
-
-    def request_started(self, record: AuditRecord) -> None: ...
-
-    def request_finished(self, record: AuditRecord) -> None: ...
-
-
 class AuditSink:
     """A structlog logger writing each audit line to stdout and, optionally, an audit file.
 
@@ -323,125 +249,3 @@ class AuditLog:
     def event(self, name: str, fields: dict[str, Any]) -> None:
         """Another audit event (e.g. ``gateway.job``), rendered and scrubbed the same way."""
         self._logger.info(name, **fields)
-
-
-class _CountingInput:
-    """``wsgi.input`` that counts the bytes the application actually reads."""
-
-    def __init__(self, stream: Any, record: AuditRecord) -> None:
-        self._stream = stream
-        self._record = record
-
-    def _count(self, data: bytes) -> bytes:
-        self._record.bytes_in += len(data)
-        return data
-
-    def read(self, size: int | None = -1) -> bytes:
-        return self._count(self._stream.read() if size is None or size < 0 else self._stream.read(size))
-
-    def readline(self, size: int | None = -1) -> bytes:
-        return self._count(
-            self._stream.readline() if size is None or size < 0 else self._stream.readline(size)
-        )
-
-    def readlines(self, hint: int = -1) -> list[bytes]:
-        return [self._count(line) for line in self._stream.readlines(hint)]
-
-    def __iter__(self) -> Iterator[bytes]:
-        return (self._count(line) for line in self._stream)
-
-
-class _Observed:
-    """The response iterable: counts bytes out, and finishes the record on ``close()``."""
-
-    def __init__(
-        self, body: Iterable[bytes], record: AuditRecord, finish: Callable[[AuditRecord], None]
-    ) -> None:
-        self._body = body
-        self._record = record
-        self._finish = finish
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            for chunk in self._body:
-                self._record.bytes_out += len(chunk)
-                yield chunk
-        except Exception as exc:
-            self._record.error = type(exc).__name__
-            raise
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._finish(self._record)
-
-
-class AuditLayer:
-    """Outermost WSGI layer: request id, audit record, byte counts, the event on close.
-
-    :param app: the gateway's dispatcher.
-    :param audit: renders and writes the events.
-    :param redactor: the rules each request's record is masked by.
-    :param observers: told at start and finish (e.g. :class:`gateway.observability.metrics.Metrics`).
-
-    ``app.wsgi_app = AuditLayer(app.wsgi_app, audit=AuditLog(redactor), redactor=redactor)``
-    """
-
-    def __init__(
-        self,
-        app: WSGIApplication,
-        *,
-        audit: AuditLog,
-        redactor: Redactor,
-        observers: Sequence[RequestObserver] = (),
-    ) -> None:
-        self.app = app
-        self.audit = audit
-        self.redactor = redactor
-        self.observers = tuple(observers)
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        record = begin(environ, self.redactor)
-        if "wsgi.input" in environ:
-            environ["wsgi.input"] = _CountingInput(environ["wsgi.input"], record)
-        for observer in self.observers:
-            observer.request_started(record)
-
-        def observed_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            record.status = int(status.split(" ", 1)[0])
-            headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
-            headers.append((REQUEST_ID_HEADER, record.request_id))
-            write = start_response(status, headers, exc_info)
-
-            def counting_write(data: bytes) -> None:
-                record.bytes_out += len(data)
-                write(data)
-
-            return counting_write
-
-        try:
-            body = self.app(environ, observed_start_response)
-        except BaseException as exc:
-            record.status = record.status or 500
-            record.error = type(exc).__name__
-            self.finish(record)
-            raise
-        return _Observed(body, record, self.finish)
-
-    def finish(self, record: AuditRecord) -> None:
-        """Emit once; an observer or sink failure is logged, never raised into the server."""
-        if record.duration_s is not None:
-            return
-        record.duration_s = time.monotonic() - record._t0
-        for observer in self.observers:
-            try:
-                observer.request_finished(record)
-            except Exception:
-                log.exception("request observer failed")
-        try:
-            self.audit.emit(record)
-        except Exception:
-            log.exception("audit event could not be written", extra={"request_id": record.request_id})

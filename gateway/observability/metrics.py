@@ -46,7 +46,7 @@ _FILE_ERRORS = (OSError, ValueError)
 PREFIX = "airflow_gateway_"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
-#: The audit record's ``route`` values: every endpoint of ``gateway.app.URL_MAP``, plus the proxy.
+#: The audit record's ``route`` values: every route of ``gateway.request.routes.ROUTES``, plus the proxy.
 ROUTES = frozenset(
     {"api", "page", "static", "openapi", "jobs", "healthz", "readyz", "metrics", "proxy", "unmatched"}
 )
@@ -376,9 +376,9 @@ class MetricsEndpoint:
             return False
         return any(ip in network for network in self._networks)
 
-    def __call__(self, environ: WSGIEnvironment) -> Response:
+    def __call__(self, environ: WSGIEnvironment, record: AuditRecord | None = None) -> Response:
+        """One scrape; a valid scrape token is recorded on ``record`` (the request's audit record)."""
         request = Request(environ)
-        record = environ.get("gateway.audit")
         if not self._allowed_address(request.remote_addr):
             raise Forbidden("Metrics are not available from this address")
         if self._token is not None:

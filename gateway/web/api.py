@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request, Response
@@ -21,12 +21,14 @@ from gateway.config.loader import DeployConfig, LimitsConfig
 from gateway.core.envelope import Envelope
 from gateway.core.errors import BadRequest, GatewayError, PayloadTooLarge
 from gateway.core.redact import MAX_SECRETS, Redactor
-from gateway.identity.client import IPAddress
+from gateway.identity.client import client_address
 from gateway.identity.principal import Principal
-from gateway.observability.audit import AuditRecord
+from gateway.request.scope import RequestScope
 from gateway.web.body import read_form
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
     from gateway.jobs.service import JobService
 
 #: Called with (principal, plan or builtin call, request) before anything runs; raises a
@@ -63,20 +65,14 @@ class ApiEndpoint:
         self.jobs = jobs
         self.compat = compat
 
-    def __call__(
-        self,
-        environ: dict[str, Any],
-        principal: Principal,
-        address: IPAddress | None,
-        api_name: str | None = None,
-    ) -> Response:
-        """Serve one call; ``api_name`` comes from the ``/api/<name>`` route when used."""
+    def __call__(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        """Serve one call, for the scope's principal; the ``/api/<api_name>`` route may name the API."""
         request, query, form = self._parse(environ)
         uploads = self._uploads(request)
         redact = self.redactor
         shown_form = form.to_dict()
         shown_form.update({name: files[0].filename for name, files in uploads.items()})
-        record: AuditRecord = environ["gateway.audit"]
+        record = scope.audit
         all_args, repeated = _merge(query, form)
         record.secrets |= redact.secrets_in(all_args)
         if len(record.secrets) > MAX_SECRETS:  # each free-text scrub checks every one
@@ -84,13 +80,14 @@ class ApiEndpoint:
         # Query and body are masked knowing every argument: a variable's value is secret by its key.
         record.query = redact.query(environ.get("QUERY_STRING", ""), record.secrets, all_args)
         envelope = Envelope(
-            call_time=environ["gateway.call_time"],
+            call_time=scope.call_time,
             request_id=record.request_id,
             arguments=redact.arguments(query.to_dict(), record.secrets, all_args),
             post_arguments=redact.arguments(shown_form, record.secrets, all_args),
         )
         record.arguments = redact.arguments(all_args, record.secrets)
-        ctx = CallContext(envelope, record, principal, address)
+        ctx = CallContext(envelope, record, scope.caller(), client_address(environ))
+        api_name = scope.route_values.get("api_name")
         try:
             headers = self._serve(ctx, request, all_args, repeated, uploads, api_name)
         except GatewayError as exc:
@@ -136,8 +133,9 @@ class ApiEndpoint:
                 if record.decision is None and exc.code == 403:
                     record.decision = "deny"
                 raise
-            if request.environ.get("gateway.policy_decision") is not None:
-                envelope.extra["policy"] = request.environ["gateway.policy_decision"]
+            scope = RequestScope.of(request.environ)
+            if scope.policy_decision is not None:
+                envelope.extra["policy"] = scope.policy_decision
         if record.decision is None:
             record.decision = "allow"
         for warning in planned.warnings:
@@ -160,7 +158,7 @@ class ApiEndpoint:
             self.compat.shape(envelope, record.api)
         return envelope.response(time.time(), headers, mask=record.answered)
 
-    def _parse(self, environ: dict[str, Any]) -> tuple[Request, MultiDict[str, str], MultiDict[str, str]]:
+    def _parse(self, environ: WSGIEnvironment) -> tuple[Request, MultiDict[str, str], MultiDict[str, str]]:
         request = Request(environ)
         request.max_content_length = self.limits.max_body_bytes
         request.max_form_memory_size = self.limits.max_form_memory_bytes

@@ -12,7 +12,9 @@ from werkzeug.test import Client, EnvironBuilder, TestResponse
 
 from gateway.core.errors import Forbidden
 from gateway.execution.subprocess_runner import CliResult
-from gateway.observability.audit import AuditRecord, request_id_of
+from gateway.observability.audit import AuditRecord
+from gateway.request.lifecycle import request_id_of
+from gateway.request.scope import RequestScope
 from tests.unit.gateway_app import AIRFLOW, TOKEN, FakeRunner, UnitGateway, unit_gateway
 
 AUTH = {"rest_api_plugin_http_token": TOKEN}
@@ -73,7 +75,7 @@ def test_policy_denial_event(tmp_path: Path) -> None:
     """A call a policy refuses carries the decision and rule id, and counts as a denial; nothing runs."""
 
     def deny(principal: Any, plan: Any, request: Any) -> None:
-        record: AuditRecord = request.environ["gateway.audit"]
+        record: AuditRecord = RequestScope.of(request.environ).audit
         record.decision, record.rule_id = "deny", "read-only-users"
         raise Forbidden("Denied by policy")
 
@@ -155,7 +157,7 @@ class StreamingUpstream:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         self.seen_request_id = environ.get("HTTP_X_REQUEST_ID")
         self.body_in = environ["wsgi.input"].read()
-        record = environ["gateway.audit"]
+        record = RequestScope.of(environ).audit
         record.upstream_status, record.upstream_duration_s = 201, 0.125
         start_response("201 Created", [("Content-Type", "text/plain"), ("X-Request-ID", "upstream-own-id")])
         return self._body()

@@ -11,12 +11,16 @@ from werkzeug.test import Client
 
 from gateway.cli.apis import CATALOGUE
 from gateway.config.loader import load_config
+from gateway.core.errors import GatewayError
 from gateway.identity.authenticator import Authenticator
 from gateway.identity.tokens import hash_token
 from gateway.observability.audit import AuditRecord
 from gateway.policy.enforce import ProxyGuard
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import load_policies
+from gateway.request.authentication import Authentication
+from gateway.request.lifecycle import error_response
+from gateway.request.scope import RequestScope
 
 TOKEN = "guard-token-0123456789abcdefghijklmn"
 RULES = """
@@ -47,15 +51,17 @@ def guard(tmp_path: Path, shadow: bool = False) -> tuple[Any, list[dict[str, Any
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"upstream"]
 
-    inner = ProxyGuard(upstream, auth, engine)
+    # The layers a proxied request passes in the gateway: authentication, then the guard.
+    inner = Authentication(ProxyGuard(upstream, engine), sources=[auth.identify], missing=auth.missing)
 
     def app(environ: Any, start_response: Any) -> Any:
-        environ["gateway.call_time"], environ["gateway.request_id"] = 0.0, "req-12345678"
-        environ["gateway.audit"] = AuditRecord(
-            "req-12345678", environ["REQUEST_METHOD"], environ["PATH_INFO"], None
-        )
-        seen.append({"record": environ["gateway.audit"]})
-        return inner(environ, start_response)
+        record = AuditRecord("req-12345678", environ["REQUEST_METHOD"], environ["PATH_INFO"], None)
+        RequestScope("req-12345678", 0.0, record).attach(environ)
+        seen.append({"record": record})
+        try:
+            return inner(environ, start_response)
+        except GatewayError as exc:  # the lifecycle layer's part in the gateway
+            return error_response(exc, environ)(environ, start_response)
 
     return app, seen
 

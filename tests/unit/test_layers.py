@@ -30,6 +30,7 @@ FOLDERS: list[tuple[str, str]] = [
     ("gateway.observability", "logs, the audit trail, Prometheus metrics"),
     ("gateway.identity", "credentials to principals: plugin token, named tokens, JWT"),
     ("gateway.sessions", "browser sessions: the shared session store, cookies, CSRF, safe redirects"),
+    ("gateway.request", "one request's way: scope, lifecycle, route table, routing, authentication"),
     ("gateway.policy", "allow-lists and their decisions"),
     ("gateway.http", "HTTP plumbing: proxy, upstream client, forwarded headers, worker, health"),
     ("gateway.calls", "the call service: one way to run a planned call"),
@@ -140,6 +141,7 @@ def test_modules_import_no_cycle() -> None:
 
 #: Module names found in several folders because they are the same kind of thing there.
 SAME_KIND = {
+    "endpoints": "a feature's WSGI endpoints (the gateway's own routes, jobs)",
     "loader": "reads and validates a file format (configuration, policies)",
     "openapi": "a part of the one OpenAPI document",
     "service": "a feature's service object (calls, jobs)",

@@ -250,7 +250,7 @@ def test_prepare_is_what_launchers_call(tmp_path: Path) -> None:
 
 def test_every_route_has_its_own_label() -> None:
     """Each endpoint of the URL map is counted under its own route label, never as "other"."""
-    from gateway.app import URL_MAP
     from gateway.observability.metrics import ROUTES
+    from gateway.request.routes import URL_MAP
 
     assert {rule.endpoint for rule in URL_MAP.iter_rules()} | {"proxy", "unmatched"} == ROUTES

@@ -1,0 +1,105 @@
+"""The gateway's own endpoints: one named handler, ``on_<route>``, per route of the table.
+
+The routes, their paths and who may call them are in :mod:`gateway.request.routes`; each
+handler takes the request's environ and scope (:data:`gateway.request.routing.Handler`)
+and returns a response or raises a :class:`~gateway.core.errors.GatewayError`.
+Authentication has run before any of them (:mod:`gateway.request.authentication`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from werkzeug.wrappers import Response
+
+from gateway.cli.interpreter import Interpreter
+from gateway.cli.spec import Api
+from gateway.core.errors import NotFound
+from gateway.http.health import Health
+from gateway.jobs.endpoints import JobEndpoints
+from gateway.observability.metrics import MetricsEndpoint
+from gateway.request.lifecycle import error_response
+from gateway.request.routes import RouteTable
+from gateway.request.routing import Handler
+from gateway.request.scope import RequestScope
+from gateway.web.api import ApiEndpoint
+from gateway.web.openapi import Security, build_document
+from gateway.web.page import page_response, render_page, static_response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+
+class Endpoints:
+    """The handlers of the gateway's routes.
+
+    :param api: the CLI API.
+    :param jobs: the job routes.
+    :param health: ``/healthz`` and ``/readyz``.
+    :param metrics: ``/metrics``, or None when metrics are disabled (404).
+    :param interpreter: with ``catalogue``, ``versions``, ``token_header`` and ``security``:
+        what the page and the OpenAPI document show; both are rendered once, here.
+    """
+
+    def __init__(
+        self,
+        *,
+        api: ApiEndpoint,
+        jobs: JobEndpoints,
+        health: Health,
+        metrics: MetricsEndpoint | None,
+        interpreter: Interpreter,
+        catalogue: Mapping[str, Api],
+        versions: Mapping[str, str],
+        token_header: str,
+        security: Security,
+    ) -> None:
+        self.api = api
+        self.jobs = jobs
+        self.health = health
+        self.metrics = metrics
+        self.page_html = render_page(interpreter, catalogue, versions=versions, token_header=token_header)
+        self.openapi_json = json.dumps(
+            build_document(interpreter, catalogue, token_header=token_header, security=security)
+        )
+
+    def handlers(self, table: RouteTable) -> dict[str, Handler]:
+        """The handler of each route of ``table``: its ``on_<name>`` method."""
+        return {name: getattr(self, f"on_{name}") for name in table.routes}
+
+    def on_api(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        return self.api(environ, scope)
+
+    def on_page(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        return page_response(self.page_html)
+
+    def on_static(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        response = static_response(scope.route_values["name"])
+        if response is None:
+            raise NotFound()
+        return response
+
+    def on_openapi(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        return Response(self.openapi_json, mimetype="application/json", headers={"Cache-Control": "no-cache"})
+
+    def on_jobs(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        return self.jobs(environ, scope)
+
+    def on_healthz(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        return self.health.live(environ)
+
+    def on_readyz(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        return self.health.ready(environ)
+
+    def on_metrics(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        if self.metrics is None:
+            raise NotFound("Metrics are disabled")
+        return self.metrics(environ, scope.audit)
+
+
+def not_proxied(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    """What a path the gateway does not own gets when no Airflow upstream is configured."""
+    error = NotFound("Not found (no Airflow upstream is configured for other paths)")
+    return error_response(error, environ)(environ, start_response)
