@@ -47,6 +47,7 @@ from gateway.execution.warm.warm_runner import WarmLimits, WarmRunner
 from gateway.http.forwarded import trust_proxies
 from gateway.http.health import Health
 from gateway.http.proxy import ReverseProxy
+from gateway.identity.assertion import AssertionHeader, AssertionSigner, KeyRing
 from gateway.identity.authenticator import Authenticator
 from gateway.jobs.endpoints import JobEndpoints
 from gateway.jobs.wiring import start_jobs
@@ -143,9 +144,12 @@ def create_app(
         config.limits, config.deploy, interpreter=interpreter, dispatch=dispatch, redactor=redactor,
         authorize=authorize or (ApiAuthorizer(policy) if policy else None), jobs=jobs.service, compat=compat,
     )  # fmt: skip
+    assertion = build_assertion(config)
     upstream = None  # the configured Airflow upstream, unless a test gives a proxy of its own
     if config.proxy.upstream is not None and proxy is None:
-        proxy = upstream = ReverseProxy.from_config(config.proxy, strip_environ_keys=auth.credential_keys())
+        proxy = upstream = ReverseProxy.from_config(
+            config.proxy, strip_environ_keys=auth.credential_keys(), assertion=assertion
+        )
     endpoints = Endpoints(
         api=api, jobs=jobs, interpreter=interpreter, catalogue=CATALOGUE,
         health=Health(
@@ -155,6 +159,7 @@ def create_app(
         versions={"gateway": __version__, "airflow": install.version, "dialect": dialect.name},
         token_header=config.rest_api_plugin.rest_api_plugin_http_token_header_name,
         security=Security.from_config(config),
+        jwks=assertion.signer.keys.jwks() if assertion.signer else None,
     )  # fmt: skip
     layers = compose(
         endpoints.handlers(TABLE), proxy, auth, policy, audit=audit, redactor=redactor, metrics=metrics
@@ -228,11 +233,12 @@ def build_calls(
     deployer = DagDeployer(
         config.deploy, interpreter=interpreter, cli=cli, work_dir=work_dir / "uploads", python=airflow_py
     )
+    roles = config.assertion.airflow_roles if config.assertion.enabled else None
     builtins: dict[str, BuiltinHandler] = {
         "rest_api_plugin_version": PluginVersion(install.version, dialect.name),
         "list_daemons": ListDaemons(daemons, redactor),
         "stop_daemon": StopDaemon(daemons),
-        "whoami": WhoAmI(policy, CATALOGUE),
+        "whoami": WhoAmI(policy, CATALOGUE, airflow_roles=roles),
         "deploy_dag": deployer.deploy,
         "refresh_dag": deployer.refresh_dag,
         "refresh_all_dags": deployer.refresh_all_dags,  # a builtin on Airflow 1.10 only
@@ -241,6 +247,18 @@ def build_calls(
         Compat109(CATALOGUE, install.version) if config.rest_api_plugin.compatibility == "1.0.9" else None
     )
     return cli, Dispatcher(cli, builtins, compat=compat), compat
+
+
+def build_assertion(config: GatewayConfig) -> AssertionHeader:
+    """The identity assertion header: signed for each principal, or only stripped when off."""
+    settings = config.assertion
+    if not settings.enabled:
+        return AssertionHeader(settings.header, None)
+    keys = KeyRing.load(key_dir=config.gateway.state_dir / "keys", key_file=settings.key_file)
+    signer = AssertionSigner(
+        keys, issuer=settings.issuer, audience=settings.audience, lifetime_s=settings.lifetime
+    )
+    return AssertionHeader(settings.header, signer)
 
 
 def build_authenticator(config: GatewayConfig) -> Authenticator:

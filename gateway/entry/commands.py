@@ -121,6 +121,24 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_assertion_key(args: argparse.Namespace) -> int:
+    """Generate a new identity assertion key; the current one stays published as the previous."""
+    from gateway.identity.assertion import KeyRing
+
+    config = load_config(os.environ)
+    if config.assertion.key_file is not None:
+        print(
+            "airflow-gateway: assertion.key_file is set: rotate that file yourself (keep the old key "
+            f"beside it as {config.assertion.key_file.stem}.previous.pem so it stays published)",
+            file=sys.stderr,
+        )
+        return 2
+    check_writable(config)
+    kid = KeyRing.rotate(config.gateway.state_dir / "keys")
+    print(f"new assertion key {kid}; restart (or reload) the gateway to sign with it")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="airflow-gateway", description="Security front door for Apache Airflow"
@@ -162,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(func=cmd_sample_config)
     ref = sub.add_parser("config-reference", help="print the configuration reference (docs/configuration.md)")
     ref.set_defaults(func=cmd_config_reference)
+    rotate = sub.add_parser(
+        "rotate-assertion-key", help="new identity assertion key (the old stays published)"
+    )
+    rotate.set_defaults(func=cmd_rotate_assertion_key)
     return parser
 
 

@@ -33,6 +33,7 @@ from gateway.core.errors import (
 from gateway.http.framing import CHUNK, RequestBody
 from gateway.http.upstream import Connection, Upstream, UpstreamClosed, probe
 from gateway.http.upstream import Response as UpstreamResponse
+from gateway.identity.assertion import AssertionHeader
 from gateway.request.lifecycle import error_response
 from gateway.request.scope import RequestScope
 
@@ -189,6 +190,8 @@ class ReverseProxy:
     :param pool_size: idle keep-alive connections kept per process.
     :param strip_environ_keys: WSGI environ keys of gateway credentials never forwarded
         (e.g. ``HTTP_REST_API_PLUGIN_HTTP_TOKEN``); the auth layers add theirs here.
+    :param assertion: the identity assertion header: a client's is never forwarded, and the
+        request's principal (from the scope) gets one signed by the gateway.
 
     Usage: ``GatewayApp(config, ..., proxy=ReverseProxy("http://127.0.0.1:8080"))``.
     """
@@ -202,6 +205,7 @@ class ReverseProxy:
         host_header: str = "client",
         pool_size: int = 16,
         strip_environ_keys: Iterable[str] = (),
+        assertion: AssertionHeader | None = None,
     ) -> None:
         self.upstream = Upstream.parse(upstream)
         if connect_timeout_s <= 0 or read_timeout_s <= 0:
@@ -211,11 +215,19 @@ class ReverseProxy:
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
         self.host_header = host_header
-        self.strip_environ_keys = frozenset(strip_environ_keys)
+        self.assertion = assertion
+        stripped = (*strip_environ_keys, *((assertion.environ_key,) if assertion else ()))
+        self.strip_environ_keys = frozenset(stripped)
         self._pool = _Pool(self.upstream, pool_size, connect_timeout_s, read_timeout_s)
 
     @classmethod
-    def from_config(cls, config: ProxyConfig, *, strip_environ_keys: Iterable[str] = ()) -> ReverseProxy:
+    def from_config(
+        cls,
+        config: ProxyConfig,
+        *,
+        strip_environ_keys: Iterable[str] = (),
+        assertion: AssertionHeader | None = None,
+    ) -> ReverseProxy:
         """Build the proxy from ``[proxy]``; ``config.upstream`` must be set."""
         if config.upstream is None:
             raise ValueError("proxy.upstream is not configured")
@@ -226,6 +238,7 @@ class ReverseProxy:
             host_header=config.host_header,
             pool_size=config.pool_size,
             strip_environ_keys=strip_environ_keys,
+            assertion=assertion,
         )
 
     # --- request side ---
@@ -268,6 +281,10 @@ class ReverseProxy:
             headers.append(("X-Request-ID", request_id))
         if environ.get("HTTP_HOST"):
             headers.append(("X-Forwarded-Host", environ["HTTP_HOST"]))
+        if self.assertion is not None and scope is not None:
+            value = self.assertion.value_for(scope.principal)
+            if value is not None:
+                headers.append((self.assertion.name, value))
         return headers
 
     # --- the exchange ---

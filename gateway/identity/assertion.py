@@ -222,3 +222,35 @@ class AssertionSigner:
             claims["email"] = email
         current = self.keys.current
         return jwt.encode(claims, current.private, algorithm=ALGORITHM, headers={"kid": current.kid})
+
+
+#: Airflow's roles, lowest first (the ones airflow-gateway-auth maps groups to).
+AIRFLOW_ROLES = ("viewer", "user", "op", "admin")
+
+
+def airflow_role(groups: frozenset[str], mapping: dict[str, str]) -> str | None:
+    """The role Airflow's side gives these groups: the highest mapped one, ``*`` for everyone;
+    None when nothing maps (Airflow then refuses the principal)."""
+    roles = [mapping[g] for g in (*groups, "*") if g in mapping]
+    return max(roles, key=AIRFLOW_ROLES.index) if roles else None
+
+
+class AssertionHeader:
+    """The header Airflow reads the assertion from: stripped from what clients send, and set
+    from the request's principal.
+
+    :param name: the header name (``assertion.header``).
+    :param signer: None when assertions are off (the header is still stripped).
+    """
+
+    def __init__(self, name: str, signer: AssertionSigner | None) -> None:
+        self.name = name
+        self.environ_key = "HTTP_" + name.upper().replace("-", "_")
+        self.signer = signer
+
+    def value_for(self, principal: Principal | None) -> str | None:
+        """The assertion for ``principal``; None for nobody or ``anonymous``."""
+        if self.signer is None or principal is None or principal.method == "anonymous":
+            return None
+        email = principal.claims.get("email")
+        return self.signer.assertion_for(principal, email=email if isinstance(email, str) else None)

@@ -48,7 +48,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
 #: The audit record's ``route`` values: every route of ``gateway.request.routes.ROUTES``, plus the proxy.
 ROUTES = frozenset(
-    {"api", "page", "static", "openapi", "jobs", "healthz", "readyz", "metrics", "proxy", "unmatched"}
+    {"api", "page", "static", "openapi", "jobs", "healthz", "readyz", "metrics", "jwks", "proxy", "unmatched"}
 )
 JOB_STATES = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -66,6 +66,8 @@ ROUTES: tuple[Route, ...] = (
     # Always routed, so /metrics is never proxied to Airflow, even when disabled.
     _route("metrics", Access.PUBLIC, ("/metrics", "GET HEAD")),
     _route("readyz", Access.PUBLIC, ("/readyz", "GET HEAD")),
+    # The public keys of the identity assertions the proxy sends Airflow (docs/airflow-identity.md).
+    _route("jwks", Access.PUBLIC, ("/.well-known/jwks.json", "GET HEAD")),
 )
 
 

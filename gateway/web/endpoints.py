@@ -39,6 +39,7 @@ class Endpoints:
     :param jobs: the job routes.
     :param health: ``/healthz`` and ``/readyz``.
     :param metrics: ``/metrics``, or None when metrics are disabled (404).
+    :param jwks: the identity assertions' public keys, or None when assertions are off (404).
     :param interpreter: with ``catalogue``, ``versions``, ``token_header`` and ``security``:
         what the page and the OpenAPI document show; both are rendered once, here.
     """
@@ -55,11 +56,13 @@ class Endpoints:
         versions: Mapping[str, str],
         token_header: str,
         security: Security,
+        jwks: Mapping[str, object] | None = None,
     ) -> None:
         self.api = api
         self.jobs = jobs
         self.health = health
         self.metrics = metrics
+        self.jwks_json = None if jwks is None else json.dumps(jwks)
         self.page_html = render_page(interpreter, catalogue, versions=versions, token_header=token_header)
         self.openapi_json = json.dumps(
             build_document(interpreter, catalogue, token_header=token_header, security=security)
@@ -97,6 +100,12 @@ class Endpoints:
         if self.metrics is None:
             raise NotFound("Metrics are disabled")
         return self.metrics(environ, scope.audit)
+
+    def on_jwks(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        if self.jwks_json is None:
+            raise NotFound("Identity assertions are off (assertion.enabled)")
+        # Airflow's side refetches on an unknown key id, so a short cache life is enough.
+        return Response(self.jwks_json, mimetype="application/json", headers={"Cache-Control": "max-age=60"})
 
 
 def not_proxied(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

@@ -84,17 +84,20 @@ def start_gateway(
     extra_env: dict[str, str] | None = None,
     workers: int = 2,
     app: str | None = None,
+    port: int | None = None,
 ) -> GatewayServer:
     """Start gunicorn with ``gunicorn.conf.py`` on a free loopback port.
 
     :param settings: gateway settings as ``AIRFLOW_GATEWAY__…`` variables (without prefix),
         e.g. ``{"REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN": "changeme"}``.
     :param app: a WSGI app URI overriding ``wsgi_app`` (test-only wiring).
+    :param port: the port to bind, when something started before must know it (an Airflow
+        reading the gateway's JWKS); else a free one.
 
     A fresh, empty ``PROMETHEUS_MULTIPROC_DIR`` is set before gunicorn's Python starts,
     as the production launchers do.
     """
-    port = free_port()
+    port = port or free_port()
     state = tmp / f"gateway-state-{port}"
     log = tmp / f"gateway-{port}.log"
     env = airflow.process_env()

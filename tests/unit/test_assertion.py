@@ -125,3 +125,41 @@ def test_airflow_roles_accept_airflows_four_roles_only(tmp_path: Path) -> None:
     path.write_text('[assertion.airflow_roles]\n"team-a" = "operator"\n')
     with pytest.raises(ConfigError, match="assertion.airflow_roles.team-a has value 'operator'"):
         load_config({}, path)
+
+
+def test_the_proxy_strips_a_client_assertion_and_sends_the_principals(tmp_path: Path) -> None:
+    from gateway.http.proxy import ReverseProxy
+    from gateway.identity.assertion import AssertionHeader
+    from gateway.observability.audit import AuditRecord
+    from gateway.request.scope import RequestScope
+
+    signer = AssertionSigner(KeyRing.load(key_dir=tmp_path), issuer="airflow-gateway", audience="airflow")
+    proxy = ReverseProxy("http://127.0.0.1:9", assertion=AssertionHeader("X-Gateway-Assertion", signer))
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/v2/dags", "HTTP_X_GATEWAY_ASSERTION": "forged"}
+    scope = RequestScope(request_id="r" * 16, call_time=0.0, audit=AuditRecord("r" * 16, "GET", "/", None))
+    scope.attach(environ)
+    assert [v for k, v in proxy.request_headers(environ) if k.lower() == "x-gateway-assertion"] == []
+    scope.principal = ADA
+    (sent,) = [v for k, v in proxy.request_headers(environ) if k.lower() == "x-gateway-assertion"]
+    assert sent != "forged" and verify(sent, signer.keys)["sub"] == "ada"
+    off = ReverseProxy("http://127.0.0.1:9", assertion=AssertionHeader("X-Gateway-Assertion", None))
+    assert [k for k, _ in off.request_headers(environ) if k.lower() == "x-gateway-assertion"] == []
+
+
+def test_whoami_role_is_the_highest_mapped(tmp_path: Path) -> None:
+    from gateway.identity.assertion import airflow_role
+
+    mapping = {"team-a": "op", "airflow-admins": "admin", "*": "viewer"}
+    assert airflow_role(frozenset({"team-a", "airflow-admins"}), mapping) == "admin"
+    assert airflow_role(frozenset(), mapping) == "viewer"
+    assert airflow_role(frozenset({"x"}), {"team-a": "op"}) is None
+
+
+def test_rotate_assertion_key_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.entry.commands import main
+
+    monkeypatch.setenv("AIRFLOW_GATEWAY__GATEWAY__STATE_DIR", str(tmp_path))
+    before = KeyRing.load(key_dir=tmp_path / "keys").current.kid
+    assert main(["rotate-assertion-key"]) == 0
+    after = KeyRing.load(key_dir=tmp_path / "keys")
+    assert after.current.kid != before and [k.kid for k in after.published][1] == before

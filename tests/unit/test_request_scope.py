@@ -99,16 +99,16 @@ def test_scope_accessors() -> None:
 
 def test_the_url_map_and_the_fast_path_come_from_the_routes() -> None:
     assert {rule.endpoint for rule in URL_MAP.iter_rules()} == {route.name for route in ROUTES}
-    assert TABLE.segments == {"admin", "healthz", "metrics", "readyz"}
+    assert TABLE.segments == {"admin", "healthz", "metrics", "readyz", ".well-known"}
     assert not TABLE.may_own("/api/v2/dags") and TABLE.may_own("/admin/x") and TABLE.may_own("//x")
     with pytest.raises(ValueError, match="two routes"):
         RouteTable([ROUTES[0], ROUTES[0]])
 
 
 def test_public_routes_are_declared() -> None:
-    """What needs no gateway credential today: health, the page and its files, OpenAPI, metrics."""
+    """What needs no gateway credential today: health, the page and its files, OpenAPI, metrics, the assertion keys."""
     public = {route.name for route in ROUTES if route.access is Access.PUBLIC}
-    assert public == {"page", "static", "openapi", "healthz", "readyz", "metrics"}
+    assert public == {"page", "static", "openapi", "healthz", "readyz", "metrics", "jwks"}
     assert {route.name for route in ROUTES} - public == {"api", "jobs"}
 
 
