@@ -896,11 +896,12 @@ CLAIM = Type("claim name or dotted path", _claim_path)
 class OidcConfig(
     Section, doc="Browser sign-on with OpenID Connect; off while issuer is unset (see docs/sso.md)."
 ):
-    issuer = optional(Type("http(s) URL", _issuer), "The provider's issuer, exactly as its ID tokens carry it.",
-        default_doc="unset (sign-on off)", example="https://idp.example.com/realms/ops")
+    issuer = optional(Type("http(s) URL", _issuer),
+        "The provider's issuer, exactly as its ID tokens carry it.", default_doc="unset (sign-on off)", example="https://idp.example.com/realms/ops")
     client_id = optional(STRING, "This gateway's client id at the provider.", example="airflow-gateway")
     client_secret_env = optional(Type("environment variable name", _env_name),
-        "Environment variable holding the client secret (never the file itself).", example="GATEWAY_OIDC_SECRET")
+        "Environment variable holding the client secret (never the file itself).",
+        example="GATEWAY_OIDC_SECRET")
     client_secret_file = optional(PATH, "Or a file holding the client secret.",
         example="/run/secrets/oidc-client-secret")
     redirect_url = optional(URL, "The callback URL registered at the provider.",
@@ -935,7 +936,8 @@ class OidcConfig(
         return self.replace(leeway=config.jwt.leeway if self.leeway is None else self.leeway)
 
     def check(self, config: GatewayConfig) -> None:
-        secrets = [s for s in (OidcConfig.client_secret_env, OidcConfig.client_secret_file) if getattr(self, s.key)]
+        sources = (OidcConfig.client_secret_env, OidcConfig.client_secret_file)
+        secrets = [s for s in sources if getattr(self, s.key)]
         if self.issuer is None:
             others = [s for s in (OidcConfig.client_id, *secrets) if getattr(self, s.key)]
             if others:

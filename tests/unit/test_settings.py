@@ -102,10 +102,7 @@ BASES: dict[str, dict[str, Any]] = {
     "jwt.key_env": {**_JWT, "jwt.key_env": "OTHER_KEY"},
     "jwt.jwks_url": {**_JWT, "jwt.jwks_url": "https://other.example/jwks"},
     "auth.allow_anonymous": {"policy.dir": "/etc/airflow-gateway/policies"},
-    **{
-        name: _OIDC
-        for name in ("oidc.issuer", "oidc.client_id", "oidc.client_secret_env")
-    },
+    **{name: _OIDC for name in ("oidc.issuer", "oidc.client_id", "oidc.client_secret_env")},
     "oidc.client_secret_file": {**_OIDC, "oidc.client_secret_env": None, "oidc.client_secret_file": "/etc/s"},
 }
 NOT_IN_TYPED_CONFIG = {
