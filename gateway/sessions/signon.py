@@ -215,11 +215,22 @@ class SignOn:
         return record.as_principal()
 
     def _same_origin(self, environ: WSGIEnvironment) -> bool:
+        """``Sec-Fetch-Site`` when the browser sends it (no page can set it; a page with
+        ``Referrer-Policy: no-referrer`` makes its own form posts say ``Origin: null``), else
+        ``Origin`` against the request's own origin."""
+        site = environ.get("HTTP_SEC_FETCH_SITE")
+        if site:
+            return str(site).strip().lower() == "same-origin"
         return same_origin(
-            origin=environ.get("HTTP_ORIGIN"),
-            sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
-            expected_origin=request_origin(environ),
+            origin=environ.get("HTTP_ORIGIN"), sec_fetch_site=None, expected_origin=request_origin(environ)
         )
+
+    def _csrf_refusal(self, environ: WSGIEnvironment, record: SessionRecord, sent: str | None) -> str | None:
+        """:func:`~gateway.sessions.browser.csrf_refusal` with :meth:`_same_origin`'s answer."""
+        return csrf_refusal(
+            origin=None, sec_fetch_site="same-origin" if self._same_origin(environ) else None,
+            expected_origin="", sent_token=sent, session_token=record.csrf_token,
+        )  # fmt: skip
 
     def _own_refusal(self, environ: WSGIEnvironment, method: str, record: SessionRecord) -> str | None:
         sent = environ.get("HTTP_X_CSRF_TOKEN")
@@ -230,10 +241,7 @@ class SignOn:
                 origin=None, sec_fetch_site="same-origin", expected_origin="",
                 sent_token=sent, session_token=record.csrf_token,
             )  # fmt: skip
-        return csrf_refusal(
-            origin=environ.get("HTTP_ORIGIN"), sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
-            expected_origin=request_origin(environ), sent_token=sent, session_token=record.csrf_token,
-        )  # fmt: skip
+        return self._csrf_refusal(environ, record, sent)
 
     def session(self, environ: WSGIEnvironment, *, renew: bool = True) -> SessionRecord | None:
         """The request's live session (renewed with its refresh token when due), or None.
@@ -424,10 +432,7 @@ class SignOn:
         record = self.session(environ, renew=False) if session_id else None
         if record is None or session_id is None:
             return None, PAGE_PATH
-        refusal = csrf_refusal(
-            origin=environ.get("HTTP_ORIGIN"), sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
-            expected_origin=request_origin(environ), sent_token=sent_token, session_token=record.csrf_token,
-        )  # fmt: skip
+        refusal = self._csrf_refusal(environ, record, sent_token)
         if refusal is not None:
             raise OidcError(f"sign-out refused: {refusal}", status=403)
         try:

@@ -27,9 +27,9 @@ from gateway.request.routing import Handler
 from gateway.request.scope import RequestScope
 from gateway.sessions.signon import SignOn
 from gateway.web.api import ApiEndpoint
+from gateway.web.login import SignOnEndpoints
 from gateway.web.openapi import Security, build_document
 from gateway.web.page import page_response, personal_page, render_page, static_response
-from gateway.web.login import SignOnEndpoints
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -166,7 +166,11 @@ def sso2(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[SsoGateway]:
     """A gateway with sign-on in front of the Airflow 2 webserver."""
-    gateway = start_sso_gateway(airflow2, airflow2_web, oidc_provider, tmp_path_factory.mktemp("sso2"))
+    # Browsers keep cookies per host, not per port: another cookie name beside sso3 on 127.0.0.1.
+    gateway = start_sso_gateway(
+        airflow2, airflow2_web, oidc_provider, tmp_path_factory.mktemp("sso2"),
+        settings={"SESSIONS__COOKIE_NAME": "airflow_gateway_session_2"},
+    )  # fmt: skip
     yield gateway
     gateway.server.stop()
 
