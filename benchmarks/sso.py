@@ -108,7 +108,8 @@ def main() -> None:
                     timed(conns[kind], headers)
             deltas: list[float] = []
             print(
-                f"{'round':>5} {'session p50':>12} {'token p50':>10} {'session p99':>12} {'token p99':>10} {'Δp50':>8}"
+                f"{'round':>5} {'session p50':>12} {'token p50':>10} {'session p99':>12} "
+                f"{'token p99':>10} {'Δp50':>8}"
             )
             for index in range(args.rounds):
                 times: dict[str, list[float]] = {kind: [] for kind in kinds}
@@ -127,7 +128,8 @@ def main() -> None:
             boot = sorted(statistics.median(random.choices(deltas, k=len(deltas))) for _ in range(2000))
             low, high = boot[int(0.025 * len(boot))], boot[int(0.975 * len(boot)) - 1]
             print(
-                f"added p50 by the session: median {statistics.median(deltas):+.3f} ms over {args.rounds} rounds "
+                f"added p50 by the session: median {statistics.median(deltas):+.3f} ms "
+                f"over {args.rounds} rounds "
                 f"(95 % interval {low:+.3f} .. {high:+.3f} ms); target <= 0.2 ms"
             )
         finally:
