@@ -465,7 +465,7 @@ def _client_secret(config: GatewayConfig, environ: Mapping[str, str]) -> str:
         value = environ.get(oidc.client_secret_env, "")
         if not value:
             raise ConfigError(
-                f"oidc.client_secret_env: the environment variable {oidc.client_secret_env} is empty"
+                f"oidc.client_secret_env: the variable {oidc.client_secret_env} is empty or unset"
             )
         return value
     path: Path | None = oidc.client_secret_file
