@@ -57,10 +57,11 @@ from gateway.observability.metrics import Metrics, MetricsEndpoint, create_metri
 from gateway.policy.enforce import ApiAuthorizer, ProxyGuard
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import load_policies
-from gateway.request.authentication import Authentication
+from gateway.request.authentication import Authentication, MissingCredential, PrincipalSource
 from gateway.request.lifecycle import RequestLifecycle
 from gateway.request.routes import TABLE
 from gateway.request.routing import Dispatch, Handler, Routing
+from gateway.sessions.signon import SignOn
 from gateway.web.api import ApiEndpoint, Authorize
 from gateway.web.endpoints import Endpoints, not_proxied
 from gateway.web.openapi import Security
@@ -137,6 +138,7 @@ def create_app(
     metrics = Metrics(registry, apis=apis) if registry is not None else create_metrics(apis)
     cli, dispatch, compat = build_calls(config, env, install, interpreter, metrics, redactor, policy, runner)
     auth = build_authenticator(config)
+    signon = SignOn.from_config(config, os.environ)  # None while oidc.issuer is unset
     sink = AuditSink(stream=log_stream, file=config.audit.file, on_file_error=metrics.audit_write_failed)
     audit = AuditLog(redactor, sink)
     jobs = start_jobs(config, dispatch=dispatch, policy=policy, metrics=metrics, audit=audit)
@@ -158,12 +160,13 @@ def create_app(
         metrics=MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None,
         versions={"gateway": __version__, "airflow": install.version, "dialect": dialect.name},
         token_header=config.rest_api_plugin.rest_api_plugin_http_token_header_name,
-        security=Security.from_config(config),
+        security=Security.from_config(config), signon=signon,
         jwks=assertion.signer.keys.jwks() if assertion.signer else None,
     )  # fmt: skip
     layers = compose(
-        endpoints.handlers(TABLE), proxy, auth, policy, audit=audit, redactor=redactor, metrics=metrics
-    )
+        endpoints.handlers(TABLE), proxy, auth, policy, audit=audit, redactor=redactor, metrics=metrics,
+        signon=signon,
+    )  # fmt: skip
     wsgi = trust_proxies(layers, config.gateway.trusted_proxy_count)
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
     log.info("gateway %s ready: Airflow %s, dialect %s, %d APIs",
@@ -182,18 +185,27 @@ def compose(
     audit: AuditLog,
     redactor: Redactor,
     metrics: Metrics,
+    signon: SignOn | None = None,
 ) -> WSGIApplication:
     """The gateway's layers, outermost first: the request lifecycle (scope, request id, audit
     event, metrics, errors rendered as the envelope), routing, authentication, then the
     route's handler, or for other paths the path policy and ``proxy`` (404 without one).
 
     :param handlers: one per route of :data:`gateway.request.routes.TABLE`.
+    :param signon: browser sign-on: the session is a principal source after the gateway's
+        credentials, a browser without one is sent to log in, and the proxy never sees its cookie.
     """
     proxied = proxy or not_proxied
     if policy is not None:
         proxied = ProxyGuard(proxied, policy)
+    missing: MissingCredential = auth.missing
+    sources: list[PrincipalSource] = [auth.identify]
+    if signon is not None:
+        proxied = signon.strip(proxied)
+        sources.append(signon)
+        missing = signon.missing_with(auth.missing, closed=not auth.allow_anonymous)
     dispatch = Dispatch(handlers, proxied, TABLE)
-    authentication = Authentication(dispatch, sources=[auth.identify], missing=auth.missing)
+    authentication = Authentication(dispatch, sources=sources, missing=missing)
     routing = Routing(authentication, TABLE, proxying=proxy is not None)
     return RequestLifecycle(routing, audit=audit, redactor=redactor, observers=[metrics])
 

@@ -864,6 +864,109 @@ class AssertionConfig(
                 raise ConfigError(
                     f"assertion.airflow_roles.{group} has value {role!r}: expected one of {', '.join(roles)}"
                 )
+
+
+def _issuer(name: str, value: Any) -> str:
+    text = _str(name, value)
+    _url(name, text)  # the same checks, but kept exactly: an issuer is compared as a string
+    return text
+
+
+def _oidc_algorithms(name: str, value: Any) -> tuple[str, ...]:
+    algs = _algorithms(name, value)
+    if any(a.startswith("HS") for a in algs):
+        raise ConfigError(f"{name}: HS* would make the client secret a signing key; asymmetric only")
+    return algs
+
+
+def _prefixes(name: str, value: Any) -> tuple[str, ...]:
+    return tuple(_abs_path(name, item) for item in _str_list(name, value))
+
+
+def _cookie_name(name: str, value: Any) -> str:
+    text = _str(name, value)
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}", text):
+        raise ConfigError(f"{name} has value {text!r}: expected a cookie name (letters, digits, _ - .)")
+    return text
+
+
+CLAIM = Type("claim name or dotted path", _claim_path)
+
+
+class OidcConfig(
+    Section, doc="Browser sign-on with OpenID Connect; off while issuer is unset (see docs/sso.md)."
+):
+    issuer = optional(Type("http(s) URL", _issuer),
+        "The provider's issuer, exactly as its ID tokens carry it.", default_doc="unset (sign-on off)", example="https://idp.example.com/realms/ops")
+    client_id = optional(STRING, "This gateway's client id at the provider.", example="airflow-gateway")
+    client_secret_env = optional(Type("environment variable name", _env_name),
+        "Environment variable holding the client secret (never the file itself).",
+        example="GATEWAY_OIDC_SECRET")
+    client_secret_file = optional(PATH, "Or a file holding the client secret.",
+        example="/run/secrets/oidc-client-secret")
+    redirect_url = optional(URL, "The callback URL registered at the provider.",
+        default_doc="the request's origin + /admin/rest_api/oidc/callback",
+        example="https://gateway.example.com/admin/rest_api/oidc/callback")
+    post_logout_redirect_url = optional(URL, "Where the provider sends the browser after logout.",
+        default_doc="the request's origin + /admin/rest_api/", example="https://gateway.example.com/admin/rest_api/")
+    scopes = setting(STRINGS, ["openid", "profile", "email"], "Requested scopes (openid is always added).",
+        example=["openid", "profile", "email", "groups", "offline_access"])
+    extra_auth_params = setting(STRING_TABLE, {}, "Extra authorization request parameters.",
+        example={"access_type": "offline"})
+    username_claim = setting(CLAIM, "preferred_username", "Claim naming the principal (else sub).")
+    groups_claim = optional(CLAIM, "Claim (dotted path) listing the principal's groups.",
+        default_doc="unset (no groups)", example="groups")
+    algorithms = setting(Type("list of asymmetric JWT algorithms", _oidc_algorithms), [],
+        "ID token algorithms (empty: the provider's asymmetric ones).", example=["RS256"])
+    leeway = derived(seconds(300, zero=True), "Clock skew tolerance in seconds.",
+        default_doc="jwt.leeway", example=30)
+    timeout = setting(seconds(30), 5, "Seconds per request to the provider.")
+    discovery_ttl = setting(seconds(), 3600, "Seconds the discovery document is used.")
+    jwks_lifespan = setting(seconds(), 300, "Seconds a fetched JWKS is kept.")
+    jwks_min_refresh_interval = setting(seconds(), 30, "Least seconds between refetches for unknown key ids.")
+    protect = setting(Type("list of path prefixes", _prefixes), ["/"],
+        "Proxied path prefixes where a browser without a session is sent to sign in.",
+        example=["/home", "/dags"])
+
+    @property
+    def enabled(self) -> bool:
+        return self.issuer is not None
+
+    def derive(self, config: GatewayConfig, environ: Mapping[str, str]) -> Self:
+        return self.replace(leeway=config.jwt.leeway if self.leeway is None else self.leeway)
+
+    def check(self, config: GatewayConfig) -> None:
+        sources = (OidcConfig.client_secret_env, OidcConfig.client_secret_file)
+        secrets = [s for s in sources if getattr(self, s.key)]
+        if self.issuer is None:
+            others = [s for s in (OidcConfig.client_id, *secrets) if getattr(self, s.key)]
+            if others:
+                raise ConfigError(f"{others[0].name} is set but oidc.issuer is not (sign-on would be off)")
+            return
+        if self.client_id is None or len(secrets) != 1:
+            raise ConfigError(
+                "oidc: set oidc.client_id and exactly one of oidc.client_secret_env, oidc.client_secret_file"
+            )
+
+
+class SessionsConfig(Section, doc="Browser sessions of the sign-on (see docs/sso.md)."):
+    database_url = optional(Type("postgresql:// URL (secret)", _database_url),
+        "Shared session store for several gateway instances.",
+        default_doc="jobs.database_url, else SQLite in the state directory",
+        example="postgresql://gateway@db.example:5432/gateway_sessions", secret=True)
+    cookie_name = setting(Type("cookie name", _cookie_name), "airflow_gateway_session", "The session cookie.")
+    lifetime = setting(seconds(), 8 * 3600, "Seconds a session lasts after sign-in.")
+    idle_timeout = setting(seconds(), 3600, "Seconds a session lasts without a request.")
+    cache_ttl = setting(seconds(60), 5, "Seconds a looked-up session is served from memory "
+        "(how stale a logout may look on another instance).")
+    login_ttl = setting(seconds(3600), 600, "Seconds a started sign-in may take.")
+
+    def derive(self, config: GatewayConfig, environ: Mapping[str, str]) -> Self:
+        return self.replace(database_url=self.database_url or config.jobs.database_url)
+
+    def check(self, config: GatewayConfig) -> None:
+        if self.idle_timeout <= 60 + self.cache_ttl:
+            raise ConfigError("sessions.idle_timeout must exceed 60 s + sessions.cache_ttl")
 # fmt: on
 
 
@@ -888,6 +991,8 @@ class GatewayConfig:
     deploy = section(DeployConfig)
     jobs = section(JobsConfig)
     assertion = section(AssertionConfig)
+    oidc = section(OidcConfig)
+    sessions = section(SessionsConfig)
 
     #: where the values came from, lowest precedence first ("defaults", files...).
     sources: tuple[str, ...]

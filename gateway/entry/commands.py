@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     who = ex.add_argument_group("who")
     who.add_argument("--principal", help="principal name (JWT subject or token name)")
     who.add_argument("--token-name", help="a configured [[auth.tokens]] name (its groups are used)")
-    who.add_argument("--method", help="auth method: plugin-token, token, jwt or anonymous")
+    who.add_argument("--method", help="auth method: plugin-token, token, jwt, oidc or anonymous")
     who.add_argument("--group", action="append", default=[], help="a group (repeatable)")
     who.add_argument(
         "--claim", action="append", default=[], help="claim PATH=VALUE (e.g. realm_access.roles=ops)"

@@ -94,7 +94,7 @@ class Authenticator:
             return self._verify(credential)
         return None
 
-    def missing(self, *, own: bool) -> Principal:
+    def missing(self, environ: WSGIEnvironment | None = None, *, own: bool) -> Principal:
         """The principal of a request without gateway credentials: anonymous on proxied paths
         (Airflow's auth applies), when nothing is configured or anonymous access is allowed.
 
@@ -116,4 +116,4 @@ class Authenticator:
         :raises Unauthorized: missing or invalid bearer credentials.
         """
         principal = self.identify(environ, own=own)
-        return principal if principal is not None else self.missing(own=own)
+        return principal if principal is not None else self.missing(environ, own=own)

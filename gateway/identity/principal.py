@@ -6,14 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-METHODS = ("plugin-token", "token", "jwt", "anonymous")
+METHODS = ("plugin-token", "token", "jwt", "oidc", "anonymous")
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated caller: a name, how it authenticated, and what policies can use.
 
-    :param method: ``"plugin-token"``, ``"token"``, ``"jwt"`` or ``"anonymous"``.
+    :param method: ``"plugin-token"``, ``"token"``, ``"jwt"``, ``"oidc"`` (a browser session) or
+        ``"anonymous"``.
     :param claims: the verified JWT payload (empty for other methods).
     """
 

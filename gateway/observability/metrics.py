@@ -49,6 +49,7 @@ OTHER = "other"
 #: The audit record's ``route`` values: every route of ``gateway.request.routes.ROUTES``, plus the proxy.
 ROUTES = frozenset(
     {"api", "page", "static", "openapi", "jobs", "healthz", "readyz", "metrics", "jwks", "proxy", "unmatched"}
+    | {"login", "oidc_callback", "logout"}
 )
 JOB_STATES = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

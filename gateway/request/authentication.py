@@ -5,7 +5,7 @@ It runs after routing, so it knows the route, and before anything answers the re
 * a route declared :attr:`~gateway.request.routes.Access.PUBLIC` reads no credential and
   gets no principal;
 * a route needing :attr:`~gateway.request.routes.Access.CREDENTIALS` gets the principal of
-  the first source that recognises a credential, or else ``missing(own=True)`` (anonymous
+  the first source that recognises a credential, or else ``missing(environ, own=True)`` (anonymous
   when no credential is configured, otherwise a 401/403);
 * a proxied path (no route) likewise, with ``own=False``: a request without gateway
   credentials is anonymous there, Airflow's own auth applies behind the gateway, and the
@@ -43,10 +43,12 @@ class PrincipalSource(Protocol):
 class MissingCredential(Protocol):
     """The answer when no source recognised a credential: a principal (anonymous) or an error.
 
-    :raises GatewayError: credentials are required here.
+    It gets the request, so it can answer a browser differently (sign-on sends it to log in).
+
+    :raises GatewayError: credentials are required here (or a redirect to the login).
     """
 
-    def __call__(self, *, own: bool) -> Principal: ...
+    def __call__(self, environ: WSGIEnvironment, *, own: bool) -> Principal: ...
 
 
 class Authentication:
@@ -75,7 +77,7 @@ class Authentication:
             principal = source(environ, own=own)
             if principal is not None:
                 return principal
-        return self.missing(own=own)
+        return self.missing(environ, own=own)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         scope = RequestScope.of(environ)

@@ -62,6 +62,10 @@ ROUTES: tuple[Route, ...] = (
         (f"{_API}/jobs/<job_id>", "GET DELETE"),
         (f"{_API}/jobs/<job_id>/<any(output):part>", "GET"),
     ),
+    # Browser sign-on (docs/sso.md): public, each checks what it needs (state, session, CSRF).
+    _route("login", Access.PUBLIC, (f"{_API}/login", "GET HEAD")),
+    _route("oidc_callback", Access.PUBLIC, (f"{_API}/oidc/callback", "GET")),
+    _route("logout", Access.PUBLIC, (f"{_API}/logout", "POST")),
     _route("healthz", Access.PUBLIC, ("/healthz", "GET HEAD")),
     # Always routed, so /metrics is never proxied to Airflow, even when disabled.
     _route("metrics", Access.PUBLIC, ("/metrics", "GET HEAD")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Response
 
@@ -24,9 +25,11 @@ from gateway.request.lifecycle import error_response
 from gateway.request.routes import RouteTable
 from gateway.request.routing import Handler
 from gateway.request.scope import RequestScope
+from gateway.sessions.signon import SignOn
 from gateway.web.api import ApiEndpoint
+from gateway.web.login import SignOnEndpoints
 from gateway.web.openapi import Security, build_document
-from gateway.web.page import page_response, render_page, static_response
+from gateway.web.page import page_response, personal_page, render_page, static_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -42,6 +45,7 @@ class Endpoints:
     :param jwks: the identity assertions' public keys, or None when assertions are off (404).
     :param interpreter: with ``catalogue``, ``versions``, ``token_header`` and ``security``:
         what the page and the OpenAPI document show; both are rendered once, here.
+    :param signon: browser sign-on, or None while it is off (its routes answer 404).
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class Endpoints:
         versions: Mapping[str, str],
         token_header: str,
         security: Security,
+        signon: SignOn | None = None,
         jwks: Mapping[str, object] | None = None,
     ) -> None:
         self.api = api
@@ -63,7 +68,11 @@ class Endpoints:
         self.health = health
         self.metrics = metrics
         self.jwks_json = None if jwks is None else json.dumps(jwks)
-        self.page_html = render_page(interpreter, catalogue, versions=versions, token_header=token_header)
+        self.signon = signon
+        self.signon_routes = SignOnEndpoints(signon)
+        self.page_html = render_page(
+            interpreter, catalogue, versions=versions, token_header=token_header, signon=signon is not None
+        )
         self.openapi_json = json.dumps(
             build_document(interpreter, catalogue, token_header=token_header, security=security)
         )
@@ -76,7 +85,27 @@ class Endpoints:
         return self.api(environ, scope)
 
     def on_page(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
-        return page_response(self.page_html)
+        if self.signon is None:
+            return page_response(self.page_html)
+        record = self.signon.session(environ)
+        if record is not None:
+            scope.authenticated(record.as_principal())
+        text = personal_page(
+            self.page_html,
+            principal=None if record is None else record.principal,
+            csrf_token=None if record is None else record.csrf_token,
+        )
+        issuer = urlsplit(self.signon.client.issuer)
+        return page_response(text, form_origins=[f"{issuer.scheme}://{issuer.netloc}"])
+
+    def on_login(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        return self.signon_routes.login(environ, scope)
+
+    def on_oidc_callback(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        return self.signon_routes.callback(environ, scope)
+
+    def on_logout(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
+        return self.signon_routes.logout(environ, scope)
 
     def on_static(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
         response = static_response(scope.route_values["name"])

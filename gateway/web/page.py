@@ -20,6 +20,8 @@ PAGE_PATH = "/admin/rest_api/"
 API_PATH = "/admin/rest_api/api"
 STATIC_PATH = "/admin/rest_api/static/"
 JOBS_PATH = "/admin/rest_api/jobs"
+LOGIN_PATH = "/admin/rest_api/login"
+LOGOUT_PATH = "/admin/rest_api/logout"
 #: Offered as jobs on the page (live output, cancel); the first four are sent as jobs by default.
 LONG_APIS = frozenset({"test", "backfill", "run", "clear", "deploy_dag", "refresh_dag", "refresh_all_dags"})
 JOB_BY_DEFAULT = frozenset({"test", "backfill", "run", "clear"})
@@ -30,7 +32,9 @@ CSP = (
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it the page's own form posts say "Origin: null", which the
+    # sign-on's CSRF check cannot tell from another site's. No referrer leaves the origin.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
@@ -140,9 +144,20 @@ def _section(api: Api, interpreter: Interpreter) -> str:
 
 
 def render_page(
-    interpreter: Interpreter, catalogue: Mapping[str, Api], *, versions: Mapping[str, str], token_header: str
+    interpreter: Interpreter,
+    catalogue: Mapping[str, Api],
+    *,
+    versions: Mapping[str, str],
+    token_header: str,
+    signon: bool = False,
 ) -> str:
-    """The whole page as HTML text."""
+    """The whole page as HTML text; with ``signon``, the token field is marked for
+    :func:`personal_page` (shown as is or replaced by who is signed in)."""
+    token = (
+        '<div class="token"><label for="token">Token (header '
+        f"<code>{_e(token_header)}</code>; kept in this browser tab only)</label>"
+        '<input type="password" id="token" autocomplete="off"></div>'
+    )
     sections = "".join(_section(api, interpreter) for api in catalogue.values())
     toc = "".join(
         f'<li><a href="#api-{_e(name)}"{"" if interpreter.available(name) else " class=unavailable"}>'
@@ -162,9 +177,8 @@ def render_page(
         f'Airflow <span id="airflow-version">{_e(versions["airflow"])}</span> '
         f"(CLI dialect {_e(versions['dialect'])}) · "
         f'<a href="{_e(PAGE_PATH)}openapi.json">OpenAPI description</a></p>'
-        '<div class="token"><label for="token">Token (header '
-        f"<code>{_e(token_header)}</code>; kept in this browser tab only)</label>"
-        '<input type="password" id="token" autocomplete="off"></div></header>'
+        + (SESSION_START + token + SESSION_END if signon else token)
+        + "</header>"
         '<nav><h2>APIs</h2><ul class="toc">' + toc + "</ul>"
         '<h2>DAGs <button type="button" id="reload-dags">reload</button></h2>'
         '<p id="dags-status">Enter the token (if any), then reload.</p><ul id="dags"></ul>'
@@ -176,8 +190,39 @@ def render_page(
     )
 
 
-def page_response(text: str) -> Response:
-    return Response(text, mimetype="text/html", headers=SECURITY_HEADERS)
+SESSION_START = "<!--session-->"
+SESSION_END = "<!--/session-->"
+
+
+def personal_page(text: str, *, principal: str | None, csrf_token: str | None) -> str:
+    """The page rendered with ``signon`` for one browser: who is signed in, a sign-out button
+    (a form POST carrying the CSRF token, which the script also sends with every API call), and
+    no token field; or, without a session, a sign-in link beside the token field."""
+    head, _, rest = text.partition(SESSION_START)
+    token, _, tail = rest.partition(SESSION_END)
+    if principal is None or csrf_token is None:
+        block = (
+            f'<p class="session"><a id="sign-in" href="{_e(LOGIN_PATH)}?next={_e(PAGE_PATH)}">Sign in</a>'
+            " or use a token:</p>" + token
+        )
+    else:
+        block = (
+            f'<div class="session" id="session" data-csrf-token="{_e(csrf_token)}">'
+            f'Signed in as <strong id="signed-in-as">{_e(principal)}</strong> '
+            f'<form method="post" action="{_e(LOGOUT_PATH)}" id="sign-out-form">'
+            f'<input type="hidden" name="csrf_token" value="{_e(csrf_token)}">'
+            '<button type="submit" id="sign-out">Sign out</button></form></div>'
+        )
+    return head + block + tail
+
+
+def page_response(text: str, *, form_origins: Iterable[str] = ()) -> Response:
+    """The page; ``form_origins`` may receive its forms (the provider's logout, after the redirect)."""
+    extra = " ".join(form_origins)
+    if not extra:
+        return Response(text, mimetype="text/html", headers=SECURITY_HEADERS)
+    csp = CSP.replace("form-action 'self'", f"form-action 'self' {extra}")
+    return Response(text, mimetype="text/html", headers={**SECURITY_HEADERS, "Content-Security-Policy": csp})
 
 
 def static_response(name: str) -> Response | None:

@@ -106,9 +106,21 @@ def test_the_url_map_and_the_fast_path_come_from_the_routes() -> None:
 
 
 def test_public_routes_are_declared() -> None:
-    """What needs no gateway credential today: health, the page and its files, OpenAPI, metrics, the assertion keys."""
+    """What needs no gateway credential today: health, the page and its files, OpenAPI, metrics,
+    the assertion keys and the sign-on routes (each checks its own state, session and CSRF token)."""
     public = {route.name for route in ROUTES if route.access is Access.PUBLIC}
-    assert public == {"page", "static", "openapi", "healthz", "readyz", "metrics", "jwks"}
+    assert public == {
+        "page",
+        "static",
+        "openapi",
+        "healthz",
+        "readyz",
+        "metrics",
+        "jwks",
+        "login",
+        "oidc_callback",
+        "logout",
+    }
     assert {route.name for route in ROUTES} - public == {"api", "jobs"}
 
 
@@ -152,7 +164,7 @@ def test_a_principal_source_plugs_in() -> None:
         calls.append(("session", own))
         return Principal("alice", "session") if "session=s1" in environ.get("HTTP_COOKIE", "") else None
 
-    def missing(*, own: bool) -> Principal:
+    def missing(environ: Any, *, own: bool) -> Principal:
         if own:
             raise Unauthorized()
         return ANONYMOUS

@@ -40,6 +40,7 @@ def test_each_sample_value_is_valid(setting: Setting, tmp_path: Path) -> None:
     assert tomllib.loads(line)[setting.section][setting.key] == value
     config_file = tmp_path / "one.toml"
     needs = {"jwt.key_file", "jwt.key_env", "jwt.jwks_url", "jwt.algorithms", "auth.allow_anonymous"}
+    needs |= {"oidc.issuer", "oidc.client_id", "oidc.client_secret_env", "oidc.client_secret_file"}
     if setting.name in needs or setting.name == "rest_api_plugin.airflow_cfg":
         assert setting.parse(value) is not None  # cross-checked with other settings: tested in test_settings
         return

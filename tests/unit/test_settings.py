@@ -90,15 +90,20 @@ VARIANTS: dict[str, Any] = {
     "assertion.issuer": "gateway-eu",
     "assertion.audience": "airflow-eu",
     "assertion.lifetime": 30,
+    "oidc.username_claim": "email",
+    "sessions.cookie_name": "__Host-gw",
 }
 # Settings cross-checked with others: a valid base configuration to change them in.
 _JWT = {"jwt.algorithms": ["RS256"]}
+_OIDC = {"oidc.issuer": "https://idp.example", "oidc.client_id": "gw", "oidc.client_secret_env": "GW_SECRET"}
 BASES: dict[str, dict[str, Any]] = {
     "jwt.algorithms": {"jwt.algorithms": ["ES256"], "jwt.jwks_url": "https://idp.example/jwks"},
     "jwt.key_file": {**_JWT, "jwt.key_file": "/etc/other.pem"},
     "jwt.key_env": {**_JWT, "jwt.key_env": "OTHER_KEY"},
     "jwt.jwks_url": {**_JWT, "jwt.jwks_url": "https://other.example/jwks"},
     "auth.allow_anonymous": {"policy.dir": "/etc/airflow-gateway/policies"},
+    **{name: _OIDC for name in ("oidc.issuer", "oidc.client_id", "oidc.client_secret_env")},
+    "oidc.client_secret_file": {**_OIDC, "oidc.client_secret_env": None, "oidc.client_secret_file": "/etc/s"},
 }
 NOT_IN_TYPED_CONFIG = {
     "rest_api_plugin.log_loading": "accepted for compatibility, no effect",
@@ -121,6 +126,8 @@ def _variant(setting: Setting) -> Any:
 def _toml(values: dict[str, Any]) -> str:
     sections: dict[str, list[str]] = {}
     for name, value in values.items():
+        if value is None:  # left unset
+            continue
         section, key = name.split(".")
         sections.setdefault(section, []).append(f"{key} = {toml_value(value)}")
     return "".join(f"[{section}]\n" + "\n".join(lines) + "\n" for section, lines in sections.items())

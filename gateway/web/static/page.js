@@ -1,5 +1,5 @@
-// The admin page's behaviour: token kept in sessionStorage, forms sent with fetch, answers
-// and the DAG list written with textContent only (never as HTML).
+// The admin page's behaviour: token kept in sessionStorage (or the sign-on session and its
+// CSRF token), forms sent with fetch, answers and the DAG list written with textContent only (never as HTML).
 "use strict";
 (function () {
   const body = document.body;
@@ -9,15 +9,22 @@
   const tokenHeader = body.dataset.tokenHeader;
   const tokenField = document.getElementById("token");
   const STORE = "airflow-gateway-token";
+  // Signed in (sign-on): the session cookie authenticates, and every call carries the
+  // session's CSRF token, which the gateway requires with the cookie.
+  const session = document.getElementById("session");
+  const csrfToken = session ? session.dataset.csrfToken : "";
 
-  try { tokenField.value = sessionStorage.getItem(STORE) || ""; } catch (e) { /* storage disabled */ }
-  tokenField.addEventListener("input", function () {
-    try { sessionStorage.setItem(STORE, tokenField.value); } catch (e) { /* storage disabled */ }
-  });
+  if (tokenField) {
+    try { tokenField.value = sessionStorage.getItem(STORE) || ""; } catch (e) { /* storage disabled */ }
+    tokenField.addEventListener("input", function () {
+      try { sessionStorage.setItem(STORE, tokenField.value); } catch (e) { /* storage disabled */ }
+    });
+  }
 
   function headers() {
     const h = {};
-    if (tokenField.value) { h[tokenHeader] = tokenField.value; }
+    if (tokenField && tokenField.value) { h[tokenHeader] = tokenField.value; }
+    if (csrfToken) { h["X-CSRF-Token"] = csrfToken; }
     return h;
   }
 
