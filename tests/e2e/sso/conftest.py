@@ -104,6 +104,7 @@ def start_sso_gateway(
     issuer: str | None = None,
     settings: dict[str, str] | None = None,
     workers: int = 1,
+    port: int | None = None,
 ) -> SsoGateway:
     client_id = f"gw-{uuid.uuid4().hex[:8]}"
     secret = secrets.token_urlsafe(24)
@@ -131,6 +132,7 @@ def start_sso_gateway(
             **(settings or {}),
         },
         extra_env={SECRET_ENV: secret},
+        port=port,
     )
     provider.add_client(
         client_metadata(

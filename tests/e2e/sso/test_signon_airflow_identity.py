@@ -1,0 +1,117 @@
+"""One sign-in at the gateway gives a person their Airflow identity and role (Airflow 3 with
+``airflow_gateway_auth.GatewayAuthManager`` reading the gateway's JWKS), in real Chromium.
+
+ada's groups map to ``op``, bob's to ``viewer``: the Airflow UI session (Airflow's own
+``_token`` cookie, issued by the auth manager from the gateway's assertion) names the person,
+with no second login; ada's DAG run, triggered from the browser, records her; bob's is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import jwt
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.e2e.sso.conftest import SsoGateway, start_sso_gateway
+from tests.e2e.sso.test_signon_browser import provider_login
+from tests.e2e.test_page_browser import browser as _browser_fixture  # noqa: F401 - the shared Chromium
+from tests.support.airflow import AirflowHome
+from tests.support.airflow_servers import AirflowServer, start_api_server
+from tests.support.assertions import AUDIENCE, ISSUER, settings_env
+from tests.support.oidc import OidcProvider
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.airflow3
+
+ROLES = {"team-a-operators": "op", "viewers": "viewer"}  # ada has both groups, bob only viewers
+
+
+@pytest.fixture(scope="module")
+def browser(_browser_fixture: WebDriver) -> Iterator[WebDriver]:  # noqa: F811
+    yield _browser_fixture
+
+
+@pytest.fixture(scope="module")
+def identity3(
+    airflow3: AirflowHome, oidc_provider: OidcProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AirflowServer, SsoGateway]]:
+    tmp = tmp_path_factory.mktemp("sso-identity3")
+    port = free_port()
+    env = {"AIRFLOW__CORE__AUTH_MANAGER": "airflow_gateway_auth.GatewayAuthManager"}
+    env.update(settings_env(f"http://127.0.0.1:{port}/.well-known/jwks.json"))
+    env["AIRFLOW__GATEWAY_AUTH__ROLES"] = json.dumps(ROLES)
+    airflow = start_api_server(airflow3, tmp, extra_env=env)
+    gateway = start_sso_gateway(
+        airflow3, airflow, oidc_provider, tmp,
+        settings={"ASSERTION__ISSUER": ISSUER, "ASSERTION__AUDIENCE": AUDIENCE,
+                  "SESSIONS__COOKIE_NAME": "airflow_gateway_session_id3"},
+        port=port,
+    )  # fmt: skip
+    yield airflow, gateway
+    gateway.server.stop()
+    airflow.stop()
+
+
+def trigger_from_the_browser(browser: WebDriver, run_id: str) -> int:
+    """POST a DAG run from the page's own origin, as the Airflow UI does (same-origin fetch)."""
+    script = """
+        const done = arguments[arguments.length - 1];
+        fetch('/api/v2/dags/gw_example/dagRuns', {method: 'POST', credentials: 'same-origin',
+               headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
+               body: JSON.stringify({dag_run_id: arguments[0], logical_date: null})})
+          .then(r => done(r.status), e => done(-1));
+    """
+    browser.set_script_timeout(60)
+    return int(browser.execute_async_script(script, run_id))
+
+
+def sign_in_to_airflow(browser: WebDriver, gateway: SsoGateway, user: str) -> dict[str, object]:
+    """Open Airflow's UI through the gateway: the gateway's sign-in, then Airflow's own login
+    route exchanges the assertion for its ``_token`` cookie with no form of Airflow's."""
+    browser.delete_all_cookies()
+    browser.get(f"{gateway.url}/auth/login?next={gateway.url}/")
+    if browser.find_elements(By.CSS_SELECTOR, "form#login") or gateway.provider.issuer in browser.current_url:
+        provider_login(browser, user)
+    WebDriverWait(browser, 60).until(lambda b: b.get_cookie("_token") is not None)
+    token = browser.get_cookie("_token")
+    assert token is not None
+    return dict(jwt.decode(token["value"], options={"verify_signature": False}))
+
+
+def test_one_sign_in_gives_the_person_their_airflow_identity_and_role(
+    browser: WebDriver, identity3: tuple[AirflowServer, SsoGateway], airflow3: AirflowHome
+) -> None:
+    _, gateway = identity3
+    claims = sign_in_to_airflow(browser, gateway, "ada")
+    assert claims["sub"] == "ada" and str(claims["role"]).lower() == "op", claims  # Airflow's own session
+    browser.get(f"{gateway.url}/")
+    WebDriverWait(browser, 60).until(lambda b: "airflow" in b.page_source.lower())
+    assert "/login" not in browser.current_url  # no second login at Airflow
+    run_id = f"sso-{uuid.uuid4().hex[:12]}"
+    assert trigger_from_the_browser(browser, run_id) == 200
+    assert airflow3.sql("SELECT triggering_user_name FROM dag_run WHERE run_id = ?", run_id) == [("ada",)]
+    events = airflow3.sql(
+        "SELECT owner FROM log WHERE event = 'trigger_dag_run' AND extra LIKE ?", f"%{run_id}%"
+    )
+    assert ("ada",) in events, events
+
+
+def test_a_viewer_signed_in_at_the_gateway_cannot_trigger(
+    browser: WebDriver, identity3: tuple[AirflowServer, SsoGateway]
+) -> None:
+    _, gateway = identity3
+    # ada's provider session would sign her in again: sign out at the provider first.
+    browser.get(f"{gateway.provider.issuer}/session/end")
+    confirm = browser.find_elements(By.CSS_SELECTOR, "button[name=logout], button[type=submit]")
+    if confirm:
+        confirm[0].click()
+    claims = sign_in_to_airflow(browser, gateway, "bob")
+    assert claims["sub"] == "bob" and str(claims["role"]).lower() == "viewer", claims
+    browser.get(f"{gateway.url}/")
+    assert trigger_from_the_browser(browser, f"sso-{uuid.uuid4().hex[:12]}") == 403
