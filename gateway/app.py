@@ -56,6 +56,7 @@ from gateway.observability.metrics import Metrics, MetricsEndpoint, create_metri
 from gateway.policy.enforce import ApiAuthorizer, ProxyGuard
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import load_policies
+from gateway.ratelimit.limiter import RateLimiting, RateLimits
 from gateway.request.authentication import Authentication
 from gateway.request.lifecycle import RequestLifecycle
 from gateway.request.routes import TABLE
@@ -138,10 +139,12 @@ def create_app(
     auth = build_authenticator(config)
     sink = AuditSink(stream=log_stream, file=config.audit.file, on_file_error=metrics.audit_write_failed)
     audit = AuditLog(redactor, sink)
-    jobs = start_jobs(config, dispatch=dispatch, policy=policy, metrics=metrics, audit=audit)
+    limits = build_rate_limits(config, metrics)
+    jobs = start_jobs(config, dispatch=dispatch, policy=policy, metrics=metrics, audit=audit, limits=limits)
     api = ApiEndpoint(
         config.limits, config.deploy, interpreter=interpreter, dispatch=dispatch, redactor=redactor,
         authorize=authorize or (ApiAuthorizer(policy) if policy else None), jobs=jobs.service, compat=compat,
+        rate_limits=limits,
     )  # fmt: skip
     upstream = None  # the configured Airflow upstream, unless a test gives a proxy of its own
     if config.proxy.upstream is not None and proxy is None:
@@ -149,7 +152,8 @@ def create_app(
     endpoints = Endpoints(
         api=api, jobs=jobs, interpreter=interpreter, catalogue=CATALOGUE,
         health=Health(
-            install=install, proxy=upstream, readiness_path=config.proxy.readiness_path, metrics=metrics
+            install=install, proxy=upstream, readiness_path=config.proxy.readiness_path, metrics=metrics,
+            rate_limits=limits.readiness,
         ),
         metrics=MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None,
         versions={"gateway": __version__, "airflow": install.version, "dialect": dialect.name},
@@ -157,8 +161,9 @@ def create_app(
         security=Security.from_config(config),
     )  # fmt: skip
     layers = compose(
-        endpoints.handlers(TABLE), proxy, auth, policy, audit=audit, redactor=redactor, metrics=metrics
-    )
+        endpoints.handlers(TABLE), proxy, auth, policy, audit=audit, redactor=redactor, metrics=metrics,
+        limits=limits,
+    )  # fmt: skip
     wsgi = trust_proxies(layers, config.gateway.trusted_proxy_count)
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
     log.info("gateway %s ready: Airflow %s, dialect %s, %d APIs",
@@ -177,17 +182,21 @@ def compose(
     audit: AuditLog,
     redactor: Redactor,
     metrics: Metrics,
+    limits: RateLimits | None = None,
 ) -> WSGIApplication:
     """The gateway's layers, outermost first: the request lifecycle (scope, request id, audit
-    event, metrics, errors rendered as the envelope), routing, authentication, then the
-    route's handler, or for other paths the path policy and ``proxy`` (404 without one).
+    event, metrics, errors rendered as the envelope), routing, authentication, rate limits
+    (``limits`` with rules), then the route's handler, or for other paths the path policy
+    and ``proxy`` (404 without one).
 
     :param handlers: one per route of :data:`gateway.request.routes.TABLE`.
     """
     proxied = proxy or not_proxied
     if policy is not None:
         proxied = ProxyGuard(proxied, policy)
-    dispatch = Dispatch(handlers, proxied, TABLE)
+    dispatch: WSGIApplication = Dispatch(handlers, proxied, TABLE)
+    if limits is not None and limits.enabled:
+        dispatch = RateLimiting(dispatch, limits)
     authentication = Authentication(dispatch, sources=[auth.identify], missing=auth.missing)
     routing = Routing(authentication, TABLE, proxying=proxy is not None)
     return RequestLifecycle(routing, audit=audit, redactor=redactor, observers=[metrics])
@@ -241,6 +250,18 @@ def build_calls(
         Compat109(CATALOGUE, install.version) if config.rest_api_plugin.compatibility == "1.0.9" else None
     )
     return cli, Dispatcher(cli, builtins, compat=compat), compat
+
+
+def build_rate_limits(config: GatewayConfig, metrics: Metrics) -> RateLimits:
+    """``[rate_limits]``: counters in Redis when ``storage_url`` names one, else per worker."""
+    limits = RateLimits(config.rate_limits, observer=metrics)
+    if limits.enabled:
+        shared = limits.counters.redis is not None
+        if shared:
+            metrics.rate_limit_storage(True)
+        log.info("%d rate-limit rules, counted %s", len(config.rate_limits.rules),
+                 "in Redis (shared by every instance)" if shared else "per worker process")  # fmt: skip
+    return limits
 
 
 def build_authenticator(config: GatewayConfig) -> Authenticator:
