@@ -115,6 +115,7 @@ class Counters:
         self._local_slots: Counter[str] = Counter()
         self._threads_pid = 0  # the process whose background threads run (a fork has none)
         self._degraded_event = threading.Event()
+        self._closed = threading.Event()
 
     @property
     def shared_mode(self) -> bool:
@@ -250,16 +251,23 @@ class Counters:
             self._threads_pid = os.getpid()
         threading.Thread(target=self._background, name="gateway-ratelimit", daemon=True).start()
 
+    def close(self) -> None:
+        """Stop the background thread (held Redis slots then expire with their lease)."""
+        self._closed.set()
+        self._degraded_event.set()
+
     def _background(self) -> None:
         renew_every = max(self.lease_ms / 3000, 0.05)
         last_renew = time.monotonic()
-        while True:
+        while not self._closed.is_set():
             if self.degraded is not None:
-                time.sleep(RECHECK_S)
-                self.recheck()
+                if not self._closed.wait(RECHECK_S):
+                    self.recheck()
                 continue
             self._degraded_event.wait(min(renew_every, RECHECK_S))
             self._degraded_event.clear()
+            if self._closed.is_set():
+                return
             if self.degraded is None and time.monotonic() - last_renew >= renew_every:
                 last_renew = time.monotonic()
                 self.renew()

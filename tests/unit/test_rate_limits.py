@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,22 @@ def rules(*tables: dict[str, Any]) -> Any:
     return RateLimitsConfig.rules.parse(list(tables))
 
 
+MADE: list[RateLimits] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_counters() -> Iterator[None]:
+    """Stop the background threads of the counters a test made (no pings of a gone Redis after it)."""
+    yield
+    while MADE:
+        MADE.pop().counters.close()
+
+
 def limits(*tables: dict[str, Any], url: str = "memory://", **settings: Any) -> RateLimits:
     config = RateLimitsConfig(rules=rules(*tables), **settings)
     config = config.replace(storage_url=RateLimitsConfig.storage_url.parse(url))
-    return RateLimits(config)
+    MADE.append(RateLimits(config))
+    return MADE[-1]
 
 
 def record() -> AuditRecord:
@@ -221,6 +234,7 @@ def test_cap_slots_in_redis_are_shared_renewed_and_expire_when_not_renewed(redis
     two.slot("running_jobs", BOB, record())  # released: taken (and never released nor renewed here...)
     # ...a crashed holder: a slot nobody renews frees itself after the lease.
     ghost = Counters(redis_server.url, lease_s=0.5)
+    MADE.append(RateLimits(RateLimitsConfig(), counters=ghost))
     assert ghost.acquire("streams:token:ghost", 1) is not None
     ghost._held.clear()  # as if its process were gone: nothing renews it
     assert ghost.acquire("streams:token:ghost", 1) is None
@@ -243,6 +257,7 @@ def test_unreachable_redis_falls_back_to_memory_and_says_so(caplog: pytest.LogCa
         storage_url=RateLimitsConfig.storage_url.parse(f"redis://127.0.0.1:{free_port()}/0")
     )
     rl = RateLimits(config, observer=Observer())
+    MADE.append(rl)
     started = time.monotonic()
     rl.check_request(ALICE, "/", record())
     rl.check_request(ALICE, "/", record())
@@ -286,6 +301,7 @@ def test_readyz_says_degraded_but_stays_ready(tmp_path: Path) -> None:
         assert client.get("/admin/rest_api/api?api=version", headers=auth, buffered=True).status_code == 200
         assert gw.sample("airflow_gateway_rate_limit_storage_shared") == 0
         limits_check = gw.app.jobs.service.limits.readiness  # type: ignore[union-attr]
+        MADE.append(gw.app.jobs.service.limits)  # type: ignore[arg-type]
     # The same check in a Health whose CLI exists (the unit gateway's Airflow is a made-up path).
     health = Health(install=AirflowInstall(sys.executable, "3.3.2", frozenset()), rate_limits=limits_check)
     ready = health.ready({})
