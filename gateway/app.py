@@ -57,6 +57,7 @@ from gateway.observability.metrics import Metrics, MetricsEndpoint, create_metri
 from gateway.policy.enforce import ApiAuthorizer, ProxyGuard
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import load_policies
+from gateway.ratelimit.limiter import RateLimiting, RateLimits
 from gateway.request.authentication import Authentication, MissingCredential, PrincipalSource
 from gateway.request.lifecycle import RequestLifecycle
 from gateway.request.routes import TABLE
@@ -141,10 +142,12 @@ def create_app(
     signon = SignOn.from_config(config, os.environ)  # None while oidc.issuer is unset
     sink = AuditSink(stream=log_stream, file=config.audit.file, on_file_error=metrics.audit_write_failed)
     audit = AuditLog(redactor, sink)
-    jobs = start_jobs(config, dispatch=dispatch, policy=policy, metrics=metrics, audit=audit)
+    limits = build_rate_limits(config, metrics)
+    jobs = start_jobs(config, dispatch=dispatch, policy=policy, metrics=metrics, audit=audit, limits=limits)
     api = ApiEndpoint(
         config.limits, config.deploy, interpreter=interpreter, dispatch=dispatch, redactor=redactor,
         authorize=authorize or (ApiAuthorizer(policy) if policy else None), jobs=jobs.service, compat=compat,
+        rate_limits=limits,
     )  # fmt: skip
     assertion = build_assertion(config)
     upstream = None  # the configured Airflow upstream, unless a test gives a proxy of its own
@@ -155,7 +158,8 @@ def create_app(
     endpoints = Endpoints(
         api=api, jobs=jobs, interpreter=interpreter, catalogue=CATALOGUE,
         health=Health(
-            install=install, proxy=upstream, readiness_path=config.proxy.readiness_path, metrics=metrics
+            install=install, proxy=upstream, readiness_path=config.proxy.readiness_path, metrics=metrics,
+            rate_limits=limits.readiness,
         ),
         metrics=MetricsEndpoint(config.metrics, metrics.collect_registry) if config.metrics.enabled else None,
         versions={"gateway": __version__, "airflow": install.version, "dialect": dialect.name},
@@ -166,6 +170,7 @@ def create_app(
     layers = compose(
         endpoints.handlers(TABLE), proxy, auth, policy, audit=audit, redactor=redactor, metrics=metrics,
         signon=signon,
+        limits=limits,
     )  # fmt: skip
     wsgi = trust_proxies(layers, config.gateway.trusted_proxy_count)
     metrics.set_build_info(version=__version__, airflow_version=install.version, dialect=dialect.name)
@@ -186,10 +191,12 @@ def compose(
     redactor: Redactor,
     metrics: Metrics,
     signon: SignOn | None = None,
+    limits: RateLimits | None = None,
 ) -> WSGIApplication:
     """The gateway's layers, outermost first: the request lifecycle (scope, request id, audit
-    event, metrics, errors rendered as the envelope), routing, authentication, then the
-    route's handler, or for other paths the path policy and ``proxy`` (404 without one).
+    event, metrics, errors rendered as the envelope), routing, authentication, rate limits
+    (``limits`` with rules), then the route's handler, or for other paths the path policy
+    and ``proxy`` (404 without one).
 
     :param handlers: one per route of :data:`gateway.request.routes.TABLE`.
     :param signon: browser sign-on: the session is a principal source after the gateway's
@@ -204,7 +211,9 @@ def compose(
         proxied = signon.strip(proxied)
         sources.append(signon)
         missing = signon.missing_with(auth.missing, closed=not auth.allow_anonymous)
-    dispatch = Dispatch(handlers, proxied, TABLE)
+    dispatch: WSGIApplication = Dispatch(handlers, proxied, TABLE)
+    if limits is not None and limits.enabled:
+        dispatch = RateLimiting(dispatch, limits)
     authentication = Authentication(dispatch, sources=sources, missing=missing)
     routing = Routing(authentication, TABLE, proxying=proxy is not None)
     return RequestLifecycle(routing, audit=audit, redactor=redactor, observers=[metrics])
@@ -271,6 +280,18 @@ def build_assertion(config: GatewayConfig) -> AssertionHeader:
         keys, issuer=settings.issuer, audience=settings.audience, lifetime_s=settings.lifetime
     )
     return AssertionHeader(settings.header, signer)
+
+
+def build_rate_limits(config: GatewayConfig, metrics: Metrics) -> RateLimits:
+    """``[rate_limits]``: counters in Redis when ``storage_url`` names one, else per worker."""
+    limits = RateLimits(config.rate_limits, observer=metrics)
+    if limits.enabled:
+        shared = limits.counters.redis is not None
+        if shared:
+            metrics.rate_limit_storage(True)
+        log.info("%d rate-limit rules, counted %s", len(config.rate_limits.rules),
+                 "in Redis (shared by every instance)" if shared else "per worker process")  # fmt: skip
+    return limits
 
 
 def build_authenticator(config: GatewayConfig) -> Authenticator:

@@ -9,6 +9,7 @@ import pytest
 from tests.support.airflow import AirflowHome, make_airflow_home
 from tests.support.airflow_servers import AirflowServer, start_api_server, start_webserver
 from tests.support.postgres import PostgresServer, start_postgres
+from tests.support.redis import RedisServer, start_redis
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +30,14 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
     server = start_postgres(tmp_path_factory.mktemp("postgres"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server on loopback (the shared rate-limit store, issue 27); skips without one."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

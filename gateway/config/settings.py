@@ -320,6 +320,101 @@ def _token_list(name: str, value: Any) -> tuple[NamedToken, ...]:
     return tuple(tokens)
 
 
+@dataclass(frozen=True, slots=True)
+class RateRule:
+    """One ``[[rate_limits.rules]]`` table: whom it applies to (``principal`` or ``group``, ``*``
+    for everyone), and either a rate ``limit`` (on one ``api``, a proxied ``path`` prefix, or every
+    request) or caps on what the principal may hold at once."""
+
+    id: str
+    principal: str | None = None
+    group: str | None = None
+    api: str | None = None
+    path: str | None = None
+    limit: str | None = None
+    cli_calls: int | None = None
+    running_jobs: int | None = None
+    queued_jobs: int | None = None
+    streams: int | None = None
+
+    @property
+    def caps(self) -> dict[str, int]:
+        """The caps this rule sets, by kind."""
+        return {k: v for k in RATE_CAPS if (v := getattr(self, k)) is not None}
+
+
+#: The per-principal caps a rule can set: synchronous CLI API calls, running and queued jobs, streams.
+RATE_CAPS = ("cli_calls", "running_jobs", "queued_jobs", "streams")
+
+
+def _rate_rules(name: str, value: Any) -> tuple[RateRule, ...]:
+    """``[[rate_limits.rules]]`` tables, or (from the environment) the same as a JSON array."""
+    from limits import parse_many  # the library that enforces them parses them
+
+    from gateway.cli.apis import CATALOGUE  # data only: no import cycle at run time
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a JSON array of tables") from None
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name}: expected an array of tables ([[rate_limits.rules]])")
+    rules: list[RateRule] = []
+    for index, entry in enumerate(value):
+        where = f"{name}[{index}]"
+        keys = {"id", "principal", "group", "api", "path", "limit", *RATE_CAPS}
+        if not isinstance(entry, Mapping) or set(entry) - keys:
+            raise ConfigError(f"{where}: expected a table with keys among {', '.join(sorted(keys))}")
+        if any(not isinstance(v, str) for k, v in entry.items() if k not in RATE_CAPS):
+            raise ConfigError(f"{where}: id, principal, group, api, path and limit are strings")
+        rule_id = entry.get("id", f"rule-{index + 1}")
+        if not _NAME.fullmatch(rule_id):
+            raise ConfigError(f"{where}.id: expected a name of letters, digits and _ . @ : -")
+        if ("principal" in entry) == ("group" in entry):
+            raise ConfigError(f"{where} ({rule_id}): set exactly one of principal and group ('*': everyone)")
+        caps = {
+            k: int(_number(f"{where}.{k}", entry[k], integer=True, minimum=0))
+            for k in RATE_CAPS
+            if k in entry
+        }
+        if ("limit" in entry) == bool(caps):
+            raise ConfigError(f"{where} ({rule_id}): set either limit or caps ({', '.join(RATE_CAPS)})")
+        if "api" in entry and "path" in entry or caps and ("api" in entry or "path" in entry):
+            raise ConfigError(f"{where} ({rule_id}): api and path exclude each other and caps")
+        if "api" in entry and entry["api"] not in CATALOGUE:
+            raise ConfigError(f"{where}.api ({rule_id}): unknown API {entry['api']!r}")
+        if "path" in entry:
+            _abs_path(f"{where}.path", entry["path"])
+        if "limit" in entry:
+            try:
+                parse_many(entry["limit"])
+            except ValueError:
+                raise ConfigError(
+                    f"{where}.limit ({rule_id}) has value {entry['limit']!r}: expected N/second, N/minute, "
+                    "N/hour or N/day (several joined by ;)"
+                ) from None
+        rules.append(RateRule(
+            rule_id, principal=entry.get("principal"), group=entry.get("group"), api=entry.get("api"),
+            path=entry.get("path"), limit=entry.get("limit"), cli_calls=caps.get("cli_calls"),
+            running_jobs=caps.get("running_jobs"), queued_jobs=caps.get("queued_jobs"),
+            streams=caps.get("streams"),
+        ))  # fmt: skip
+    ids = [r.id for r in rules]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{name}: rule ids must be unique")
+    return tuple(rules)
+
+
+def _limits_url(name: str, value: Any) -> Secret:
+    text = _str(name, value)
+    if text != "memory://" and (
+        urlsplit(text).scheme not in {"redis", "rediss"} or not urlsplit(text).hostname
+    ):
+        raise ConfigError(f"{name}: expected memory:// or a redis://host:port/db URL")
+    return Secret(text)
+
+
 def _env_name(name: str, value: Any) -> str:
     text = _str(name, value)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
@@ -831,6 +926,40 @@ class JobsConfig(Section, doc="CLI calls run as jobs (mode=job; see docs/jobs.md
     max_stored_output_per_principal = setting(integer(1), 256 * 1024 * 1024,
         "Output characters kept in the job store for one principal's jobs; beyond it their new jobs are "
         "refused (429) until older ones expire (jobs.retention). Running jobs keep all their output.")
+    lease_timeout = setting(seconds(), 30,
+        "Seconds an instance's lease on its jobs lasts unrenewed (its workers renew it every sixth of it); "
+        "past it any instance marks those jobs failed, within another sixth. Keep it above the clock skew "
+        "between hosts and above the longest job store outage an instance should survive.")
+
+
+class RateLimitsConfig(
+    Section, doc="Per-principal rate limits and caps, shared by every instance through Redis "
+    "(see docs/deployment.md). No rules: nothing is limited."
+):
+    storage_url = setting(Type("memory:// or redis://host:port/db (secret)", _limits_url), "memory://",
+        "Where counters live: memory:// counts in each worker process; redis:// shares them between "
+        "every worker of every instance (per-worker memory while Redis is unreachable).",
+        secret=True)
+    strategy = setting(choice("sliding-window", "fixed-window", "moving-window"), "sliding-window",
+        "The limits library's algorithm: sliding-window (two counters, smooth), fixed-window (one "
+        "counter, cheapest, allows bursts at window edges), moving-window (exact, one entry per hit).")
+    timeout = setting(seconds(5), 0.25,
+        "Seconds a Redis command may take; an error or a longer wait switches this worker to memory "
+        "counters until Redis answers again.")
+    lease_timeout = setting(seconds(), 30,
+        "Seconds a held cap slot (a CLI call, a job, a stream) lasts in Redis unrenewed: what a crashed "
+        "instance's slots take to free up.")
+    rules = setting(Type("array of tables (id, principal or group, api or path, limit or caps); JSON "
+        "in the environment", _rate_rules), [],
+        "Rules: `principal` or `group` (`*`: everyone), then `limit` (`10/second`; `100/minute;1000/hour`) "
+        "on an `api`, a proxied `path` prefix or every request, or caps (`cli_calls`, `running_jobs`, "
+        "`queued_jobs`, `streams`). Counted per principal; the most specific rule of a kind applies "
+        "(principal, then group, then `*`).",
+        example=[{"id": "default", "principal": "*", "limit": "20/second"},
+                 {"id": "default-caps", "principal": "*", "cli_calls": 2, "running_jobs": 2, "queued_jobs": 5,
+                  "streams": 2},
+                 {"id": "ci-triggers", "group": "ci", "api": "trigger_dag", "limit": "60/minute"},
+                 {"id": "airflow-api", "principal": "*", "path": "/api/v2/", "limit": "10/second"}])
 
 
 class AssertionConfig(
@@ -990,6 +1119,7 @@ class GatewayConfig:
     policy = section(PolicyConfig)
     deploy = section(DeployConfig)
     jobs = section(JobsConfig)
+    rate_limits = section(RateLimitsConfig)
     assertion = section(AssertionConfig)
     oidc = section(OidcConfig)
     sessions = section(SessionsConfig)

@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Response
@@ -47,8 +48,12 @@ class Health:
         readiness_path: str = "/",
         cache_s: float = 1.0,
         metrics: Metrics | None = None,
+        rate_limits: Callable[[], dict[str, Any] | None] | None = None,
     ) -> None:
+        """:param rate_limits: how rate-limit counters are kept (``RateLimits.readiness``): shown,
+        and degraded (still ready) while Redis is unreachable."""
         self.install = install
+        self.rate_limits = rate_limits
         self.metrics = metrics
         self.proxy = proxy
         self.readiness_path = readiness_path
@@ -85,6 +90,10 @@ class Health:
             # proxy too, for the want of numbers.
             checks["metrics"] = {"ok": True, "degraded": True, "detail": self.metrics.degraded}
             status = "degraded" if ready else status
+        limits = self.rate_limits() if self.rate_limits is not None else None
+        if limits is not None:
+            checks["rate_limits"] = limits
+            status = "degraded" if ready and limits.get("degraded") else status
         return (200 if ready else 503), {"status": status, "checks": checks}
 
 

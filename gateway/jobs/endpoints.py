@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
@@ -127,6 +127,15 @@ class JobEndpoints:
             }
             return _json(body)
         release = self.streams.acquire((principal.name, principal.method))
+        if self.service.limits is not None:  # the principal's streams on every instance
+            try:
+                shared = self.service.limits.slot(
+                    "streams", principal, RequestScope.of(request.environ).audit
+                )
+            except BaseException:
+                release()
+                raise
+            release = _both(release, shared)
         guard = sse.SocketWriteGuard(request.environ.get("gunicorn.socket"))
         events = sse.stream(
             self.store, row.id, offset, max_s=self.service.config.stream_max_seconds,
@@ -139,6 +148,16 @@ class JobEndpoints:
         # so the response's own close never runs).
         closing = ClosingIterator(events, [guard.release, release])
         return Response(closing, mimetype="text/event-stream", headers=headers, direct_passthrough=True)
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def release() -> None:
+        try:
+            first()
+        finally:
+            second()
+
+    return release
 
 
 def _offset(request: Request) -> int:

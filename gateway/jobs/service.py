@@ -50,12 +50,15 @@ from gateway.jobs.store import ACTIVE, Chunk, JobRow, JobStore, StoreError
 if TYPE_CHECKING:
     from gateway.config.loader import JobsConfig
     from gateway.observability.metrics import Metrics
+    from gateway.ratelimit.limiter import RateLimits
 
 log = logging.getLogger("gateway.jobs")
 
 FLUSH_INTERVAL_S = 0.2
 CANCEL_POLL_S = 0.5
 SWEEP_INTERVAL_S = 10.0
+#: Seconds between tries to start a job held back by its principal's ``running_jobs`` cap.
+DEFERRED_RETRY_S = 1.0
 EXPIRE_INTERVAL_S = 300.0
 STOP_WAIT_S = 10.0
 #: Backoff between tries of a store write that failed: doubling from the first to the last.
@@ -85,6 +88,8 @@ class LocalJob:
     ctx: CallContext
     output: OutputBuffer
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: Releases the principal's ``queued_jobs`` slot (rate_limits caps) once the job starts or ends.
+    queued_slot: Callable[[], None] | None = None
 
 
 class StoppedWhileStoreDown(Exception):
@@ -109,8 +114,12 @@ class JobService:
         instance: str,
         audit: AuditEmit,
         metrics: Metrics | None = None,
+        limits: RateLimits | None = None,
     ) -> None:
+        """:param limits: the principals' caps on running and queued jobs (``[rate_limits]``)."""
         self.store = store
+        self.limits = limits
+        self._deferred: list[LocalJob] = []  # over their principal's running_jobs cap
         self.config = config
         self.dispatch = dispatch
         self.instance = instance
@@ -128,7 +137,13 @@ class JobService:
     # --- life cycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Recover jobs of dead processes of this instance, then start the threads."""
+        """Renew this instance's lease, recover jobs of dead processes of this instance and of
+        instances whose lease expired, then start the threads."""
+        try:
+            self.store.renew_lease(self.instance, time.time())
+            self.sweep_expired()
+        except StoreError:
+            log.warning("job store unavailable at start: the lease is renewed when it is back", exc_info=True)
         self.sweep()
         self._workers = [self._job_thread(n) for n in range(self.config.max_running)]
         self._maintenance = threading.Thread(
@@ -199,6 +214,7 @@ class JobService:
     def _submit(self, planned: Plan | BuiltinCall, ctx: CallContext) -> JobRow:
         envelope, principal = ctx.envelope, ctx.principal
         self._check_quota((principal.name, principal.method))
+        queued_slot = self.limits.slot("queued_jobs", principal, ctx.record) if self.limits else None
         dag_id = planned.values.get("dag_id")
         row = JobRow(
             id=uuid.uuid4().hex,
@@ -217,9 +233,13 @@ class JobService:
         )
         # The output is masked as the synchronous answer is: the request's own secrets.
         output = OutputBuffer(self.config.max_output_bytes, mask=ctx.record.answered)
-        job = LocalJob(row=row, planned=planned, ctx=ctx, output=output)
+        job = LocalJob(row=row, planned=planned, ctx=ctx, output=output, queued_slot=queued_slot)
         job.output.on_full = lambda: self._flush(job)
-        self.store.create(row)
+        try:
+            self.store.create(row)
+        except BaseException:
+            self._release_queued(job)
+            raise
         with self._lock:
             self._local[row.id] = job
         self._gauge("queued", 1)
@@ -315,8 +335,9 @@ class JobService:
             job = self._queue.get()
             if job is None:
                 return
+            deferred = False
             try:
-                self._execute(job)
+                deferred = self._execute(job)
             except StoppedWhileStoreDown:
                 log.error("job %s: the store stayed unreachable until the worker stopped", job.row.id)
             except Exception:
@@ -326,8 +347,10 @@ class JobService:
                 except Exception:
                     log.exception("job %s: its end could not be recorded", job.row.id)
             finally:
-                with self._lock:
-                    self._local.pop(job.row.id, None)
+                if not deferred:
+                    self._release_queued(job)
+                    with self._lock:
+                        self._local.pop(job.row.id, None)
 
     def _retry(self, what: str, job: LocalJob, attempt: Callable[[], T]) -> T:
         """``attempt()`` until the store takes it: backoff doubling up to :data:`RETRY_MAX_S`.
@@ -348,14 +371,35 @@ class JobService:
                 raise StoppedWhileStoreDown(what)
             delay = min(delay * 2, RETRY_MAX_S)
 
-    def _execute(self, job: LocalJob) -> None:
-        row = job.row
+    def _release_queued(self, job: LocalJob) -> None:
+        if job.queued_slot is not None:
+            job.queued_slot()
+            job.queued_slot = None
+
+    def _execute(self, job: LocalJob) -> bool:
+        """Run ``job``; True when it was held back (its principal's ``running_jobs`` cap)."""
         self._gauge("queued", -1)
         if job.cancel.is_set() or self._stopping.is_set():
             early = "cancelled" if not self._stopping.is_set() else "failed"
             why = "cancelled before it started" if early == "cancelled" else "the gateway worker stopped"
             self._finish_unstarted(job, early, why)
-            return
+            return False
+        running_slot = self.limits.try_slot("running_jobs", job.ctx.principal) if self.limits else None
+        if self.limits is not None and running_slot is None:
+            self._gauge("queued", 1)
+            with self._lock:
+                self._deferred.append(job)  # tried again by the maintenance thread
+            return True
+        self._release_queued(job)
+        try:
+            self._run_job(job)
+        finally:
+            if running_slot is not None:
+                running_slot()
+        return False
+
+    def _run_job(self, job: LocalJob) -> None:
+        row = job.row
         row.started_at = time.time()
         started = self._retry(
             "record the job's start", job,
@@ -482,9 +526,19 @@ class JobService:
     # --- maintenance -----------------------------------------------------------------
 
     def _maintain(self) -> None:
-        last_poll = last_sweep = last_expire = time.monotonic()
+        last_poll = last_sweep = last_expire = last_deferred = last_lease = time.monotonic()
         while not self._stopping.wait(FLUSH_INTERVAL_S):
             try:
+                now = time.monotonic()
+                if now - last_lease >= self.config.lease_timeout / 6:
+                    last_lease = now
+                    self._renew_lease()
+                if self._deferred and now - last_deferred >= DEFERRED_RETRY_S:
+                    last_deferred = now
+                    with self._lock:
+                        deferred, self._deferred = self._deferred, []
+                    for job in deferred:
+                        self._queue.put(job)
                 with self._lock:
                     jobs = list(self._local.values())
                 self._supervise()
@@ -508,6 +562,15 @@ class JobService:
             except Exception:
                 log.exception("job maintenance failed; retrying")
 
+    def _renew_lease(self) -> None:
+        """Renew this instance's lease (every worker does, six times per ``jobs.lease_timeout``)
+        and fail the jobs of instances whose lease expired."""
+        try:
+            self.store.renew_lease(self.instance, time.time())
+            self.sweep_expired()
+        except Exception as exc:
+            log.warning("job lease: could not renew or check leases (%s: %s)", type(exc).__name__, exc)
+
     def sweep(self) -> int:
         """Mark ``failed`` the active jobs of this instance whose owner process is gone."""
         count = 0
@@ -522,6 +585,30 @@ class JobService:
                 row.state, row.reason = "failed", reason
                 count += 1
                 self._ended(row)
+        return count
+
+    def sweep_expired(self) -> int:
+        """Mark ``failed`` the active jobs of other instances whose lease expired (they are gone:
+        host or container lost, every worker killed), with the reason."""
+        count = 0
+        now = time.time()
+        for instance, renewed_at in self.store.expired_leases(now - self.config.lease_timeout):
+            if instance == self.instance:
+                continue  # this instance lives: its own dead processes are found by sweep()
+            host = instance.rpartition(":")[0] or instance
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(renewed_at))
+            reason = (
+                f"instance {instance} stopped renewing its lease at {when} (jobs.lease_timeout ="
+                f" {self.config.lease_timeout:g} s): the gateway instance is gone, and the Airflow process it"
+                f" ran for this job on {host} could not be killed from here (it may still be running there)"
+            )
+            for row in self.store.active_of(instance):
+                if self.store.transition(row.id, ACTIVE, state="failed", reason=reason, finished_at=now):
+                    row.state, row.reason = "failed", reason
+                    count += 1
+                    self._ended(row)
+        if count:
+            log.warning("%d jobs of gateway instances that stopped renewing their lease marked failed", count)
         return count
 
     def expire(self) -> int:

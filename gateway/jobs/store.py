@@ -53,6 +53,11 @@ _SCHEMA = (
         data TEXT NOT NULL,
         PRIMARY KEY (job_id, start_offset)
     )""",
+    # One row per gateway instance, renewed by its workers while it lives (gateway/jobs/service.py).
+    """CREATE TABLE IF NOT EXISTS gateway_job_leases (
+        instance TEXT PRIMARY KEY,
+        renewed_at DOUBLE PRECISION NOT NULL
+    )""",
 )
 
 
@@ -176,17 +181,37 @@ class JobStore(SqlStore):
         return self.transition(job_id, ACTIVE, cancel_requested=1)
 
     def cancel_flags(self, job_ids: Sequence[str]) -> list[str]:
-        """Which of ``job_ids`` have a cancel request."""
+        """Which of ``job_ids`` have a cancel request, or ended in the store meanwhile (another
+        instance found their instance's lease expired): either way their process must go."""
         if not job_ids:
             return []
         marks = ", ".join("?" for _ in job_ids)
-        sql = f"SELECT id FROM gateway_jobs WHERE cancel_requested = 1 AND id IN ({marks})"  # noqa: S608
+        ended = "state NOT IN ('queued', 'running')"
+        sql = f"SELECT id FROM gateway_jobs WHERE (cancel_requested = 1 OR {ended}) AND id IN ({marks})"  # noqa: S608
         return [r["id"] for r in self._run(sql, list(job_ids)).fetchall()]
 
     def active_of(self, instance: str) -> list[JobRow]:
         """Queued and running jobs owned by processes of ``instance``."""
         sql = "SELECT * FROM gateway_jobs WHERE instance = ? AND state IN ('queued', 'running')"
         return [_row(r) for r in self._run(sql, (instance,)).fetchall()]
+
+    def renew_lease(self, instance: str, now: float) -> None:
+        """Record that ``instance`` is alive at ``now`` (its jobs are its own)."""
+        self._run(
+            "INSERT INTO gateway_job_leases (instance, renewed_at) VALUES (?, ?)"
+            " ON CONFLICT (instance) DO UPDATE SET renewed_at = excluded.renewed_at",
+            (instance, now),
+        )
+
+    def expired_leases(self, renewed_before: float) -> list[tuple[str, float]]:
+        """Instances that stopped renewing before the given time and still own active jobs,
+        with when they last renewed."""
+        rows = self._run(
+            "SELECT instance, renewed_at FROM gateway_job_leases l WHERE renewed_at < ? AND EXISTS (SELECT 1"
+            " FROM gateway_jobs j WHERE j.instance = l.instance AND j.state IN ('queued', 'running'))",
+            (renewed_before,),
+        ).fetchall()
+        return [(r["instance"], float(r["renewed_at"])) for r in rows]
 
     def expire(self, finished_before: float) -> int:
         """Delete jobs (and their output) that finished before the given time."""
@@ -201,6 +226,13 @@ class JobStore(SqlStore):
             for job_id in ids:
                 self._run("DELETE FROM gateway_job_output WHERE job_id = ?", (job_id,))
                 self._run("DELETE FROM gateway_jobs WHERE id = ?", (job_id,))
+            # Instances gone for as long, with no job left: their leases go too.
+            self._run(
+                "DELETE FROM gateway_job_leases WHERE renewed_at < ? AND NOT EXISTS (SELECT 1 FROM"
+                " gateway_jobs j WHERE j.instance = gateway_job_leases.instance"
+                " AND j.state IN ('queued', 'running'))",
+                (finished_before,),
+            )
         return len(ids)
 
     # --- output ----------------------------------------------------------------------

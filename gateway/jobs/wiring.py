@@ -9,6 +9,7 @@ from gateway.jobs.store import JobStore
 from gateway.observability.audit import AuditLog
 from gateway.observability.metrics import Metrics
 from gateway.policy.engine import PolicyEngine
+from gateway.ratelimit.limiter import RateLimits
 
 SQLITE_NAME = "jobs.sqlite3"
 
@@ -27,13 +28,14 @@ def start_jobs(
     policy: PolicyEngine | None,
     metrics: Metrics | None,
     audit: AuditLog,
+    limits: RateLimits | None = None,
 ) -> JobEndpoints:
     """Open the store, recover this instance's orphaned jobs, start the job threads.
 
     The endpoints' ``service`` takes the API's job submissions."""
     service = JobService(
         open_store(config), config.jobs, dispatch=dispatch, instance=instance_id(config.gateway.state_dir),
-        audit=audit.event, metrics=metrics,
+        audit=audit.event, metrics=metrics, limits=limits,
     )  # fmt: skip
     service.start()
     return JobEndpoints(service, policy=policy)

@@ -69,6 +69,7 @@ class AuditRecord:
     bytes_out: int = 0
     duration_s: float | None = None
     error: str | None = None  # exception class name when the app or the body failed
+    rate_limit: str | None = None  # the rate-limit rule (id) that refused the request
     secrets: set[str] = field(default_factory=set, repr=False)  # raw values masked everywhere; never emitted
     redactor: Redactor | None = field(default=None, repr=False)  # this deployment's rules
     _t0: float = field(default_factory=time.monotonic)
@@ -126,6 +127,7 @@ class AuditRecord:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "error": self.error,
+            "rate_limit": self.rate_limit,
         }
 
 
@@ -138,7 +140,7 @@ GENERATED_FIELDS = frozenset(
         "start_time", "auth_method", "auth_failure_reason", "route", "api", "decision", "rule_id",
         "shadow", "http_status", "envelope_status", "exit_code", "cli_outcome", "cli_duration_s",
         "cli_runner", "upstream_status", "upstream_error", "upstream_duration_s", "duration_s", "bytes_in",
-        "bytes_out", "error", "logger", "event", "level", "time",
+        "bytes_out", "error", "rate_limit", "logger", "event", "level", "time",
     }
 )  # fmt: skip
 

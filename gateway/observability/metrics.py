@@ -191,6 +191,17 @@ class Metrics:
             f"{PREFIX}jobs_active", "Jobs queued or running in this gateway's worker processes, by state.",
             ("state",), registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
+        self.rate_limited_total = Counter(
+            f"{PREFIX}rate_limited", "Requests refused (429) by a rate limit or cap, by rule id.",
+            ("limit",), registry=r,
+        )  # fmt: skip
+        # 1 while this worker's rate-limit counters are shared through Redis, 0 while it counts
+        # in memory because Redis is unreachable ("min": 0 when any live worker fell back).
+        self.rate_limit_shared = Gauge(
+            f"{PREFIX}rate_limit_storage_shared",
+            "1: rate-limit counters shared through Redis; 0: per worker in memory (Redis unreachable).",
+            registry=r, multiprocess_mode="livemin",
+        )  # fmt: skip
         # Labelled children, looked up once: .labels() takes a lock and builds a key per call,
         # which showed in the per-request profile.  Plain dicts: a racing first insert just
         # stores the same child twice.
@@ -249,6 +260,13 @@ class Metrics:
     def job_gauge(self, state: str, delta: int) -> None:
         """``state`` is "queued" or "running"."""
         self.jobs_active.labels(state).inc(delta)
+
+    def rate_limited(self, limit: str) -> None:
+        """A request was refused by the rule ``limit`` (ids come from the configuration only)."""
+        self.rate_limited_total.labels(limit or OTHER).inc()
+
+    def rate_limit_storage(self, shared: bool) -> None:
+        self.rate_limit_shared.set(1 if shared else 0)
 
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(_bounded(reason, AUTH_FAILURE_REASONS)).inc()

@@ -23,6 +23,7 @@ from gateway.core.errors import BadRequest, GatewayError, PayloadTooLarge
 from gateway.core.redact import MAX_SECRETS, Redactor
 from gateway.identity.client import client_address
 from gateway.identity.principal import Principal
+from gateway.ratelimit.limiter import RateLimits
 from gateway.request.scope import RequestScope
 from gateway.web.body import read_form
 
@@ -55,6 +56,7 @@ class ApiEndpoint:
         authorize: Authorize | None = None,
         jobs: JobService | None = None,
         compat: Compat109 | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.limits = limits
         self.max_upload_bytes = deploy.max_upload_bytes
@@ -64,6 +66,7 @@ class ApiEndpoint:
         self.authorize = authorize
         self.jobs = jobs
         self.compat = compat
+        self.rate_limits = rate_limits
 
     def __call__(self, environ: WSGIEnvironment, scope: RequestScope) -> Response:
         """Serve one call, for the scope's principal; the ``/api/<api_name>`` route may name the API."""
@@ -124,6 +127,8 @@ class ApiEndpoint:
         if self.compat is not None:
             api_name, args, given = self.compat.normalise(api_name, args, envelope)
         record.api = api_name if api_name in self.interpreter.catalogue else None
+        if self.rate_limits is not None:  # before any work: planning, policies, the CLI
+            self.rate_limits.check_api(ctx.principal, record.api, record)
         planned = self.interpreter.plan(api_name, args, uploads, given)
         if self.authorize is not None:
             try:
@@ -147,7 +152,14 @@ class ApiEndpoint:
             envelope.airflow_cmd = command_line(record.argv)
         if self.jobs is not None and self.jobs.wanted(mode, request, planned):
             return self.jobs.accept(planned, ctx)
-        self.dispatch(planned, ctx)
+        if self.rate_limits is None:
+            self.dispatch(planned, ctx)
+            return None
+        release = self.rate_limits.slot("cli_calls", ctx.principal, record)
+        try:
+            self.dispatch(planned, ctx)
+        finally:
+            release()
         return None
 
     def _answer(self, ctx: CallContext, headers: dict[str, str] | None, *, shape: bool = True) -> Response:

@@ -31,6 +31,7 @@ FOLDERS: list[tuple[str, str]] = [
     ("gateway.identity", "credentials to principals: plugin token, named tokens, JWT"),
     ("gateway.sessions", "browser sessions: the shared session store, cookies, CSRF, safe redirects"),
     ("gateway.request", "one request's way: scope, lifecycle, route table, routing, authentication"),
+    ("gateway.ratelimit", "per-principal rate limits and caps: rules, Redis or memory counters, the layer"),
     ("gateway.policy", "allow-lists and their decisions"),
     ("gateway.http", "HTTP plumbing: proxy, upstream client, forwarded headers, worker, health"),
     ("gateway.calls", "the call service: one way to run a planned call"),

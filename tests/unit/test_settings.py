@@ -92,6 +92,9 @@ VARIANTS: dict[str, Any] = {
     "assertion.lifetime": 30,
     "oidc.username_claim": "email",
     "sessions.cookie_name": "__Host-gw",
+    "rate_limits.storage_url": "redis://redis.example:6379/1",
+    "rate_limits.strategy": "fixed-window",
+    "rate_limits.timeout": 0.5,
 }
 # Settings cross-checked with others: a valid base configuration to change them in.
 _JWT = {"jwt.algorithms": ["RS256"]}
