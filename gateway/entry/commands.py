@@ -139,6 +139,20 @@ def cmd_rotate_assertion_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_revoke_sessions(args: argparse.Namespace) -> int:
+    """End every browser session of one person, on every instance sharing the session store."""
+    from gateway.sessions.signon import session_store
+    from gateway.sessions.store import Sessions
+
+    config = load_config(os.environ)
+    conf = config.sessions
+    sessions = Sessions(session_store(config), lifetime_s=conf.lifetime, idle_timeout_s=conf.idle_timeout)
+    ended = sessions.revoke_user(args.person)
+    # Other instances cache a session for sessions.cache_ttl at most: then it is gone there too.
+    print(f"{ended} session(s) of {args.person} ended (everywhere within {conf.cache_ttl:g} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="airflow-gateway", description="Security front door for Apache Airflow"
@@ -184,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate-assertion-key", help="new identity assertion key (the old stays published)"
     )
     rotate.set_defaults(func=cmd_rotate_assertion_key)
+    revoke = sub.add_parser("revoke-sessions", help="end every browser session of one person")
+    revoke.add_argument("person", help="the signed-in name (oidc.username_claim)")
+    revoke.set_defaults(func=cmd_revoke_sessions)
     return parser
 
 

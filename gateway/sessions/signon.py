@@ -122,6 +122,14 @@ def wants_html(environ: WSGIEnvironment) -> bool:
     return "text/html" in str(environ.get("HTTP_ACCEPT", ""))
 
 
+def session_store(config: GatewayConfig) -> SessionStore:
+    """The shared session store: ``sessions.database_url`` (PostgreSQL), else SQLite in the state dir."""
+    conf = config.sessions
+    if conf.database_url is not None:
+        return SessionStore(url=conf.database_url.value)
+    return SessionStore(sqlite_path=config.gateway.state_dir / SQLITE_NAME)
+
+
 class SignOn:
     """Browser sign-on for one gateway: the OpenID client, the session store and the cookie rules.
 
@@ -169,11 +177,7 @@ class SignOn:
         oidc, conf = config.oidc, config.sessions
         if oidc.issuer is None or oidc.client_id is None:
             return None
-        store = (
-            SessionStore(url=conf.database_url.value)
-            if conf.database_url is not None
-            else SessionStore(sqlite_path=config.gateway.state_dir / SQLITE_NAME)
-        )
+        store = session_store(config)
         client = OidcClient(
             issuer=oidc.issuer, client_id=oidc.client_id, client_secret=_client_secret(config, environ),
             scopes=oidc.scopes, username_claim=oidc.username_claim, groups_claim=oidc.groups_claim,

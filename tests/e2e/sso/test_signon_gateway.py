@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
@@ -264,3 +266,29 @@ def test_provider_unreachable_is_a_503_page_not_a_traceback(down_gateway: SsoGat
     assert api.status == 503 and "unreachable" in api.json["output"]
     assert time.monotonic() - started < 30
     assert "Traceback" not in Path(down_gateway.server.log).read_text()
+
+
+def test_an_admins_revocation_ends_every_session_of_the_person(sso3: SsoGateway) -> None:
+    """``airflow-gateway revoke-sessions bob`` against the shared store: both of bob's browsers
+    lose their session within the cache TTL; ada's is untouched."""
+    bob_one, bob_two, ada = sso3.browser(), sso3.browser(), sso3.browser()
+    sso3.sign_in(bob_one, "bob")
+    sso3.sign_in(bob_two, "bob")
+    sso3.sign_in(ada, "ada")
+    tokens = {name: csrf_of(b) for name, b in (("one", bob_one), ("two", bob_two), ("ada", ada))}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.entry.commands", "revoke-sessions", "bob"],
+        env=sso3.server.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith("2 session(s) of bob ended"), done
+    deadline = time.monotonic() + 10  # sessions.cache_ttl is 1 s here
+    while time.monotonic() < deadline:
+        states = [
+            b.get("/admin/rest_api/api?api=whoami", headers={**JSON, "X-CSRF-Token": tokens[n]}).status
+            for n, b in (("one", bob_one), ("two", bob_two))
+        ]
+        if all(status != 200 for status in states):
+            break
+        time.sleep(0.3)
+    assert all(status in (401, 403) for status in states), states
+    assert whoami(ada, tokens["ada"])["principal"]["name"] == "ada"  # type: ignore[index]
