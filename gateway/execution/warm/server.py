@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import array
 import atexit
+import datetime
 import gc
 import importlib
 import importlib.util
@@ -72,11 +73,27 @@ def _resolve(path: str) -> tuple[Any, str, Any]:
 
 
 def _memoize(path: str) -> None:
+    """Replace a function by one that computes each distinct call once.
+
+    Calls are told apart by their bound arguments, defaults applied: ``f()`` and
+    ``f(verify=True)`` are one call when ``verify`` defaults to True.
+    """
+    import inspect
+
     owner, name, func = _resolve(path)
     cache: dict[Any, Any] = {}
+    try:
+        signature: inspect.Signature | None = inspect.signature(func)
+    except (TypeError, ValueError):
+        signature = None
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
-        key = (args, tuple(sorted(kwargs.items())))
+        if signature is not None:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            key: Any = tuple(bound.arguments.items())
+        else:
+            key = (args, tuple(sorted(kwargs.items())))
         if key not in cache:
             cache[key] = func(*args, **kwargs)
         return cache[key]
@@ -124,7 +141,11 @@ def warm_up(steps: dict[str, list[str]]) -> dict[str, Any]:
             except Exception:  # noqa: S112 - an optional command module; the child imports it if needed
                 continue
     for path in steps.get("memoize", []):
-        _memoize(path)
+        try:
+            _memoize(path)
+        except (ImportError, AttributeError):
+            if path not in steps.get("optional", []):
+                raise
     for key, step in (("calls", _call), ("alembic_scripts", _build_scripts_once)):
         for path in steps.get(key, []):
             try:
@@ -132,12 +153,150 @@ def warm_up(steps: dict[str, list[str]]) -> dict[str, Any]:
             except (ImportError, AttributeError):
                 if path not in steps.get("optional", []):
                     raise
-    facts: dict[str, Any] = {"warm_s": round(time.monotonic() - started, 3)}
+    facts: dict[str, Any] = {}
+    if steps.get("database"):
+        _guard_connections()
+        facts["database_warmed"] = _warm_database(steps["database"])
+    facts["warm_s"] = round(time.monotonic() - started, 3)
     facts.update(_watch_list(steps.get("package", [])))
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()  # forked children then never scan (and so copy) the warm parent's objects
     return facts
+
+
+def _guard_connections() -> None:
+    """Never let a process use a pooled database connection that another process opened.
+
+    Every connection is tagged with the pid that opened it; a checkout in another process
+    (a forked child) discards it and opens its own (SQLAlchemy's recipe for pools across
+    ``fork``).  The warm parent closes its connections before it forks anyway
+    (:func:`_warm_database`), and children dispose of their inherited pools
+    (:func:`_dispose_engines`): this is the last line, not the first.
+    """
+    from sqlalchemy import event, exc  # type: ignore[import-not-found]
+
+    engine = getattr(sys.modules.get("airflow.settings"), "engine", None)
+    if engine is None:
+        return
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        record.info["gateway_pid"] = os.getpid()
+
+    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get("gateway_pid", os.getpid()) != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None  # never touched again here
+            raise exc.DisconnectionError("a connection opened by another process")
+
+    event.listen(engine, "connect", on_connect)  # the engine's pool, and those that replace it
+    event.listen(engine, "checkout", on_checkout)
+
+
+def _session_warmers() -> dict[str, Any]:
+    """What an Airflow 2/3 CLI child runs first, run once here (on names that exist nowhere).
+
+    Each is Airflow's own function, so SQLAlchemy caches exactly the statements (and builds
+    the mapper structures) that the children then find compiled.  Nothing is committed:
+    the session's ``commit`` is its ``rollback``.
+    """
+
+    def schema_check(session: Any) -> None:
+        from airflow.utils.db import check_and_run_migrations  # type: ignore[import-not-found]
+
+        check_and_run_migrations()  # reads the database's revision; prompts only on a tty
+
+    def log_template(session: Any) -> None:
+        from airflow.utils.db import synchronize_log_template  # type: ignore[import-not-found]
+
+        synchronize_log_template(session=session)
+
+    def action_log(session: Any) -> None:
+        import inspect
+
+        from airflow.utils import cli_action_loggers  # type: ignore[import-not-found]
+
+        func = cli_action_loggers.default_action_log
+        if "session" not in inspect.signature(func).parameters:  # Airflow 2: the inner function has it
+            func = cli_action_loggers._default_action_log_internal
+        # A bulk insert's statement depends on which values are None: the shapes of the
+        # commands without a DAG, with a DAG, with a DAG and a date, and with a task too.
+        now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - Python 3.8 (Airflow 1.10)
+        shapes = ((None, None, None), (None, "w", None), (None, "w", now), ("w", "w", now))
+        for task_id, dag_id, date in shapes:
+            func(sub_command="warm_up", user="warm-up", task_id=task_id, dag_id=dag_id,
+                 logical_date=date, execution_date=date, host_name="warm-up",
+                 full_command=["airflow", "warm-up"], session=session)  # fmt: skip
+
+    def variable(session: Any) -> None:
+        from airflow.secrets.metastore import MetastoreBackend  # type: ignore[import-not-found]
+
+        MetastoreBackend().get_variable(key="gateway_warm_up", session=session)
+
+    def pool(session: Any) -> None:
+        from airflow.models.pool import Pool  # type: ignore[import-not-found]
+
+        Pool.get_pool("gateway_warm_up", session=session)
+
+    def dag_run(session: Any) -> None:
+        from airflow.models.dag import DagModel  # type: ignore[import-not-found]
+
+        DagModel.get_dagmodel("gateway_warm_up", session=session)
+        try:
+            from airflow.cli.utils import (  # type: ignore[import-not-found]
+                fetch_dag_run_from_run_id_or_logical_date_string,
+            )
+        except ImportError:  # Airflow 2: dags state selects the run by dag_id and execution_date
+            from airflow.models.dagrun import DagRun  # type: ignore[import-not-found]
+            from airflow.utils import timezone  # type: ignore[import-not-found]
+            from sqlalchemy import select  # type: ignore[import-not-found]
+
+            stmt = select(DagRun).filter_by(dag_id="gateway_warm_up", execution_date=timezone.utcnow())
+            session.scalar(stmt)
+            return
+        fetch_dag_run_from_run_id_or_logical_date_string(
+            dag_id="gateway_warm_up", value="2000-01-01T00:00:00+00:00", session=session
+        )
+
+    return {
+        "schema_check": schema_check, "log_template": log_template, "action_log": action_log,
+        "variable": variable, "pool": pool, "dag_run": dag_run,
+    }  # fmt: skip
+
+
+def _warm_database(names: list[str]) -> list[str]:
+    """Run the named warmers with one session each, then close every connection; returns those that ran.
+
+    The connections are the parent's own and are closed (the engine disposed) before
+    anything forks: no connection or transaction crosses the fork.  A warmer that fails
+    (the database is down, a release without that function) is skipped: the children
+    then compile what it would have, as before.
+    """
+    settings = sys.modules.get("airflow.settings")
+    engine = getattr(settings, "engine", None)
+    session_factory = getattr(settings, "Session", None)
+    if engine is None or session_factory is None:
+        return []
+    warmers = _session_warmers()
+    done: list[str] = []
+    try:
+        for name in names:
+            session = session_factory()
+            session.commit = session.rollback  # nothing a warm-up runs is ever written
+            try:
+                warmers[name](session)
+                done.append(name)
+            except Exception as exc:  # noqa: BLE001 - best effort; the children do it as before
+                print(f"warm-up: {name} skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+            finally:
+                session.rollback()
+                session.close()
+                del session.commit
+    finally:
+        remove = getattr(session_factory, "remove", None)
+        if remove is not None:
+            remove()
+        engine.dispose()  # every pooled connection closed, here, before any fork
+    return done
 
 
 def _watch_list(packages: list[str]) -> dict[str, Any]:
