@@ -206,7 +206,7 @@ def _session_warmers() -> dict[str, Any]:
         check_and_run_migrations()  # reads the database's revision; prompts only on a tty
 
     def log_template(session: Any) -> None:
-        from airflow.utils.db import synchronize_log_template  # type: ignore[import-not-found]
+        from airflow.utils.db import synchronize_log_template
 
         synchronize_log_template(session=session)
 
@@ -247,8 +247,8 @@ def _session_warmers() -> dict[str, Any]:
             )
         except ImportError:  # Airflow 2: dags state selects the run by dag_id and execution_date
             from airflow.models.dagrun import DagRun  # type: ignore[import-not-found]
-            from airflow.utils import timezone  # type: ignore[import-not-found]
-            from sqlalchemy import select  # type: ignore[import-not-found]
+            from airflow.utils import timezone
+            from sqlalchemy import select
 
             stmt = select(DagRun).filter_by(dag_id="gateway_warm_up", execution_date=timezone.utcnow())
             session.scalar(stmt)
