@@ -125,8 +125,11 @@ def inner(args: argparse.Namespace) -> int:
     executable = args.executable
     sys.path[0] = os.path.dirname(executable)
     facts = server.warm_up(steps)
-    print(f"warm-up {facts['warm_s']:.2f} s, parent RSS {_rss_mib(os.getpid()):.0f} MiB, "
-          f"database warmed: {facts.get('database_warmed')}", file=sys.stderr)
+    print(
+        f"warm-up {facts['warm_s']:.2f} s, parent RSS {_rss_mib(os.getpid()):.0f} MiB, "
+        f"database warmed: {facts.get('database_warmed')}",
+        file=sys.stderr,
+    )
     results: dict[str, dict[str, list[float]]] = {}
     plan = [(name, rep) for rep in range(args.reps + 1) for name in args.commands]
     for name, rep in plan:
