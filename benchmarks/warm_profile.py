@@ -46,8 +46,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER = ROOT / "gateway" / "execution" / "warm" / "server.py"
-STEPS = ROOT / "gateway" / "execution" / "warm" / "steps.py"
 DAG = "gw_example"
 RUN_DATE = "2026-10-01T00:00:00+00:00"
 
@@ -120,8 +118,9 @@ def _phases(marks: dict[str, float]) -> dict[str, float]:
 
 
 def inner(args: argparse.Namespace) -> int:
-    server = _load(SERVER, "_warm_server")
-    steps = _load(STEPS, "_warm_steps").WARM_UP[args.airflow]
+    code = Path(args.code) / "gateway" / "execution" / "warm"
+    server = _load(code / "server.py", "_warm_server")
+    steps = _load(code / "steps.py", "_warm_steps").WARM_UP[args.airflow]
     executable = args.executable
     sys.path[0] = os.path.dirname(executable)
     facts = server.warm_up(steps)
@@ -176,6 +175,7 @@ def _one(
             server._after_fork("bench")
             marks["reinit"] = time.process_time()
             if pool:
+                getattr(server, "_first_connect", lambda: None)()  # as a pooled child does
                 os.read(go_r, 1)  # the argv arrives
             _instrument(marks)
             sys.argv = [executable, *argv]
@@ -239,6 +239,7 @@ def outer(args: argparse.Namespace) -> int:
             argv += ["--cprofile", args.cprofile]
         if args.pool:
             argv += ["--pool"]
+        argv += ["--code", args.code]
         print(f"load average before: {os.getloadavg()}", file=sys.stderr)
         done = subprocess.run(
             argv, env=airflow.process_env(), cwd=tmp, capture_output=True, text=True, check=False
@@ -264,6 +265,11 @@ def main() -> int:
     parser.add_argument("--commands", nargs="+", default=list(COMMANDS), choices=list(COMMANDS))
     parser.add_argument("--cprofile", choices=list(COMMANDS))
     parser.add_argument("--pool", action="store_true", help="fork and re-initialise before the argv arrives")
+    parser.add_argument(
+        "--code",
+        default=str(ROOT),
+        help="the gateway checkout whose warm server is profiled (e.g. main's, for a before/after)",
+    )
     args = parser.parse_args()
     return inner(args) if args.inner else outer(args)
 
