@@ -1,4 +1,23 @@
-"""CLI calls: `airflow` run directly (a), through the gateway cold (b) and warm (c).
+"""CLI reads through the gateway against the same reads through Airflow's REST API (default),
+or CLI calls run directly (a), through the gateway cold (b) and warm (c) (``--mode direct``).
+
+``--mode rest`` (issue 26): one warm gateway in front of a real Airflow 3 api-server
+(``PROXY__UPSTREAM``).  In interleaved rounds (the order alternates per round) each CLI read
+and the matching ``/api/v2`` read go through that gateway: ``variables get`` and
+``GET /api/v2/variables/K``, ``pool get`` and ``/pools/P``, ``dag_state`` and
+``/dags/D/dagRuns/R``, ``list_dags`` and ``/dags``.  Per pair: p50/p95 wall time, the p50
+ratio with a 90 % bootstrap interval over paired rounds, CPU per call (CLI: the gateway's
+process tree, warm servers, pools and reaped children included; REST: that tree plus the
+api-server's).  Then 16 pollers on ``dag_state``: calls/s and the p99 of a proxied
+``GET /api/v2/version`` idle and under the load; and the memory of the warm servers and
+their pools (RSS, and PSS, which divides shared pages among the processes sharing them).
+Targets: CLI p50 <= 1.5x REST for variables get, pool get, dag_state, <= 2x for list_dags;
+CPU per call <= 15 ms (variables get, dag_state); >= 80 dag_state calls/s; proxied p99 < 2x
+idle; warm servers plus pools <= 2x today's memory (``--pool-size 0`` gives today's shape).
+
+    eval "$(scripts/bootstrap)"; .venv/bin/python benchmarks/cli_runner.py [--rounds 15] [--pool-size N]
+
+``--mode direct``, the comparison below (the issue-10 targets):
 
 One run, loopback only, interleaved: every round calls each command once per variant,
 so (a), (b) and (c) share the machine's background load.  Auth (a named token), the
@@ -40,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gateway.identity.tokens import hash_token  # noqa: E402
+from tests.support import servers  # noqa: E402
 from tests.support.airflow import AirflowHome, make_airflow_home  # noqa: E402
 from tests.support.http import get  # noqa: E402
 from tests.support.servers import GatewayServer, free_port, start_gateway  # noqa: E402
@@ -153,26 +173,31 @@ def static_upstream(root: Path) -> tuple[subprocess.Popen[bytes], int]:
     return server, port
 
 
-def proxied_latencies(url: str, seconds: float, stop: threading.Event | None = None) -> list[float]:
+def proxied_latencies(
+    url: str, seconds: float, stop: threading.Event | None = None, headers: dict[str, str] | None = None
+) -> list[float]:
     out: list[float] = []
     end = time.monotonic() + seconds
     while time.monotonic() < end and not (stop and stop.is_set()):
         started = time.perf_counter()
-        assert get(url, timeout=60).status == 200
+        assert get(url, timeout=60, headers=headers or {}).status == 200
         out.append(time.perf_counter() - started)
         time.sleep(0.05)
     return out
 
 
-def _poll(url: str, clients: int, seconds: float, results: Any) -> None:
+def _poll(
+    url: str, clients: int, seconds: float, results: Any, headers: dict[str, str] | None = None
+) -> None:
     """The load, in a process of its own: ``clients`` threads polling ``url`` for ``seconds``."""
+    headers = headers or HEADERS
     counts = {"ok": 0, "busy": 0}
     lock = threading.Lock()
     end = time.monotonic() + seconds
 
     def client() -> None:
         while time.monotonic() < end:
-            reply = get(url, headers=HEADERS, timeout=120)
+            reply = get(url, headers=headers, timeout=120)
             with lock:
                 counts["ok" if reply.status == 200 else "busy"] += 1
             if reply.status == 503:
@@ -187,7 +212,12 @@ def _poll(url: str, clients: int, seconds: float, results: Any) -> None:
 
 
 def throughput(
-    gateway: GatewayServer, clients: int, seconds: float, proxied_url: str
+    gateway: GatewayServer,
+    clients: int,
+    seconds: float,
+    proxied_url: str,
+    headers: dict[str, str] | None = None,
+    proxied_headers: dict[str, str] | None = None,
 ) -> tuple[int, int, list[float]]:
     """Calls answered 200 and 503 by ``clients`` polling dag_state, and proxied latencies meanwhile.
 
@@ -196,10 +226,10 @@ def throughput(
     url = gateway.api(urlencode({"api": "dag_state", "dag_id": DAG, "execution_date": RUN_DATE}))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    load = context.Process(target=_poll, args=(url, clients, seconds, results))
+    load = context.Process(target=_poll, args=(url, clients, seconds, results, headers))
     load.start()
     time.sleep(1.0)  # the load under way before the first probe
-    latencies = proxied_latencies(proxied_url, seconds - 2)
+    latencies = proxied_latencies(proxied_url, seconds - 2, headers=proxied_headers)
     counts = results.get(timeout=seconds + 300)
     load.join()
     return counts["ok"], counts["busy"], latencies
@@ -232,6 +262,10 @@ def warm_pids(gateway: GatewayServer) -> list[int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["rest", "direct"], default="rest")
+    parser.add_argument(
+        "--pool-size", type=int, help="cli.warm_pool_size of the warm gateway (default: its own)"
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--airflow", choices=["3", "2"], default="3")
     parser.add_argument("--seconds", type=float, default=30.0, help="throughput phase length")
@@ -245,6 +279,8 @@ def main() -> int:
         help="cli.idle_cgroup of the gateways (off: CLI calls at cli.nice only)",
     )
     args = parser.parse_args()
+    if args.mode == "rest":
+        return rest_main(args)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         airflow = make_airflow_home(args.airflow, tmp / "home")
@@ -347,6 +383,194 @@ def report(args: argparse.Namespace, airflow: AirflowHome, gateways: dict[str, G
         + ", ".join(f"{rss_mib(p):.0f} MiB" for p in pids)
     )
     Path(os.environ.get("BENCH_FIGURES", "/dev/null")).write_text(json.dumps(figures))
+
+
+# --- mode rest: CLI reads against Airflow's REST API, through one gateway (issue 26) ---
+
+
+def rest_pairs() -> list[tuple[str, dict[str, str], str, float]]:
+    """(name, CLI API arguments, the matching REST path, target p50 ratio)."""
+    return [
+        ("variables get", {"api": "variables", "get": "bench_key"}, "/api/v2/variables/bench_key", 1.5),
+        ("pool get", {"api": "pool", "get": "default_pool"}, "/api/v2/pools/default_pool", 1.5),
+        ("dag_state", {"api": "dag_state", "dag_id": DAG, "execution_date": RUN_DATE},
+         f"/api/v2/dags/{DAG}/dagRuns/{RUN_ID}", 1.5),
+        ("list_dags", {"api": "list_dags"}, "/api/v2/dags", 2.0),
+    ]  # fmt: skip
+
+
+def median_ratio_interval(top: list[float], bottom: list[float], level: float = 0.9) -> tuple[float, float]:
+    """A bootstrap interval of median(top) / median(bottom), resampling paired rounds (seeded)."""
+    import random
+
+    pairs = list(zip(top, bottom, strict=True))
+    rng = random.Random(0)  # resampling for statistics, not a secret
+    stats = []
+    for _ in range(2000):
+        sample = rng.choices(pairs, k=len(pairs))
+        stats.append(statistics.median(t for t, _ in sample) / statistics.median(b for _, b in sample))
+    stats.sort()
+    tail = (1 - level) / 2
+    return stats[int(tail * len(stats))], stats[min(len(stats) - 1, int((1 - tail) * len(stats)))]
+
+
+def memory_kib(pid: int) -> tuple[int, int, int]:
+    """(RSS, PSS, private) of ``pid`` in KiB: PSS divides each shared page among the processes
+    sharing it; private pages are this process's alone (a forked child's copies-on-write)."""
+    fields = {"Rss:": 0, "Pss:": 0, "Private_Clean:": 0, "Private_Dirty:": 0}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key, _, rest = line.partition(" ")
+            if key in fields:
+                fields[key] = int(rest.split()[0])
+    except OSError:
+        pass
+    return fields["Rss:"], fields["Pss:"], fields["Private_Clean:"] + fields["Private_Dirty:"]
+
+
+def parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except OSError:
+        return 0
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def rest_main(args: argparse.Namespace) -> int:
+    from tests.support.airflow_servers import start_api_server
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from proxy import airflow_token  # the benchmark next door: a JWT from /auth/token
+
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        airflow = make_airflow_home("3", tmp / "home")
+        airflow.cli("variables", "set", "bench_key", "bench_value")
+        airflow.cli("dags", "trigger", DAG, "--run-id", RUN_ID, "--logical-date", RUN_DATE)
+        api = start_api_server(airflow, tmp)
+        # Every layer on: a named token (group admins) for the CLI API; the REST reads carry
+        # Airflow's own JWT, which the repository's policies hand to Airflow (00-airflow-ui.toml).
+        tokens = json.dumps([{"name": "bench-admin", "sha256": hash_token(TOKEN), "groups": ["admins"]}])
+        settings = {
+            "AUTH__TOKENS": tokens,
+            "POLICY__DIR": str(ROOT / "policies"),
+            "AUDIT__FILE": str(tmp / "audit.log"),
+            "PROXY__UPSTREAM": api.url,
+            "CLI__RUNNER": "warm",
+            "CLI__NICE": str(args.nice),
+            "CLI__IDLE_CGROUP": args.idle_cgroup,
+        }
+        if args.pool_size is not None:
+            settings["CLI__WARM_POOL_SIZE"] = str(args.pool_size)
+        gateway = start_gateway(airflow, tmp / "warm", settings=settings)
+        try:
+            servers.wait_warm(gateway, HEADERS)
+            bearer = {"Authorization": f"Bearer {airflow_token(api.port)}"}
+            rest_report(args, gateway, api, bearer)
+        except BaseException:
+            print(f"--- gateway log (tail) ---\n{gateway.log_text()[-6000:]}", file=sys.stderr)
+            raise
+        finally:
+            gateway.stop()
+            api.stop()
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+def rest_report(args: argparse.Namespace, gateway: GatewayServer, api: Any, bearer: dict[str, str]) -> None:
+    def cli(query: dict[str, str]) -> Callable[[], None]:
+        def call() -> None:
+            reply = get(gateway.api(urlencode(query)), headers=HEADERS, timeout=300)
+            assert reply.status == 200 and reply.json.get("runner") == "warm", json.dumps(reply.json)[:800]
+
+        return call
+
+    def rest(path: str) -> Callable[[], None]:
+        def call() -> None:
+            reply = get(gateway.url + path, headers=bearer, timeout=300)
+            assert reply.status == 200, reply.body[:800]
+
+        return call
+
+    def cpu_gateway() -> float:
+        return tree_cpu_s(gateway.proc.pid)
+
+    def cpu_both() -> float:
+        return tree_cpu_s(gateway.proc.pid) + tree_cpu_s(api.proc.pid)
+
+    def sample(call: Callable[[], None], cpu: Callable[[], float]) -> tuple[float, float]:
+        before = cpu()
+        started = time.perf_counter()
+        call()
+        wall = time.perf_counter() - started
+        time.sleep(0.15)  # the child's exit and the pool's refill belong to this call's CPU
+        return wall, cpu() - before
+
+    pool = args.pool_size if args.pool_size is not None else "default"
+    print(f"Airflow 3 api-server behind one warm gateway (2 workers, cli.warm_pool_size {pool}); "
+          f"{args.rounds} interleaved rounds")  # fmt: skip
+    print(f"{'read':<14} {'CLI p50/p95 ms':>15} {'REST p50/p95 ms':>16} {'p50 ratio (90% CI)':>22} "
+          f"{'target':>7} {'CPU CLI/REST ms':>16}")  # fmt: skip
+    for name, query, path, target in rest_pairs():
+        pair = {"cli": (cli(query), cpu_gateway), "rest": (rest(path), cpu_both)}
+        for call, _ in pair.values():
+            call()
+            call()  # first uses (the pool, Airflow's caches)
+        samples: dict[str, list[tuple[float, float]]] = {"cli": [], "rest": []}
+        for index in range(args.rounds):
+            order = ["cli", "rest"] if index % 2 == 0 else ["rest", "cli"]
+            for key in order:
+                samples[key].append(sample(*pair[key]))
+        wall = {k: [w for w, _ in v] for k, v in samples.items()}
+        # /proc counts CPU in clock ticks (10 ms): the mean over the rounds, not a median of ticks.
+        cpu = {k: statistics.fmean(c for _, c in v) * 1000 for k, v in samples.items()}
+        ratio = statistics.median(wall["cli"]) / statistics.median(wall["rest"])
+        low, high = median_ratio_interval(wall["cli"], wall["rest"])
+        a, b = (f"{pct(wall[k], 0.5) * 1000:.1f}/{pct(wall[k], 0.95) * 1000:.1f}" for k in ("cli", "rest"))
+        missed = "" if ratio <= target else "  MISSED"
+        print(f"{name:<14} {a:>15} {b:>16} {ratio:8.2f} ({low:.2f}-{high:.2f}) {target:7.1f} "
+              f"{cpu['cli']:7.1f}/{cpu['rest']:.1f}{missed}", flush=True)  # fmt: skip
+    proxied = f"{gateway.url}/api/v2/version"
+    idle = proxied_latencies(proxied, 10)
+    before = tree_cpu_s(gateway.proc.pid)
+    ok, busy, loaded = throughput(gateway, args.clients, args.seconds, proxied)
+    spent = tree_cpu_s(gateway.proc.pid) - before
+    print(
+        f"\nthroughput: {args.clients} pollers on dag_state for {args.seconds:.0f} s: "
+        f"{ok / args.seconds:.1f} calls/s answered 200 ({busy} answered 503); target >= 80; gateway tree CPU "
+        f"{spent * 1000 / max(ok, 1):.1f} ms per answered call, load average {os.getloadavg()[0]:.2f}"
+    )
+    idle99, loaded99 = pct(idle, 0.99) * 1000, pct(loaded, 0.99) * 1000
+    print(
+        f"proxied GET /api/v2/version p99: idle {idle99:.1f} ms, under the load {loaded99:.1f} ms "
+        f"({loaded99 / idle99:.2f}x; target < 2x); "
+        f"p50 {pct(idle, 0.5) * 1000:.1f} / {pct(loaded, 0.5) * 1000:.1f} ms"
+    )
+    time.sleep(2)
+    rows = []
+    candidates = set(warm_pids(gateway))  # the servers, and their pooled children (the same cmdline)
+    for pid in sorted(p for p in candidates if parent_of(p) not in candidates):
+        kids = children_of(pid)
+        server = memory_kib(pid)
+        pooled = [memory_kib(k) for k in kids]
+        rows.append((pid, server, pooled))
+    total_rss = sum(s[0] + sum(p[0] for p in k) for _, s, k in rows)
+    total_pss = sum(s[1] + sum(p[1] for p in k) for _, s, k in rows)
+    for pid, server, pooled in rows:
+        print(f"warm server {pid}: RSS {server[0] / 1024:.0f} MiB, PSS {server[1] / 1024:.0f} MiB, "
+              f"private {server[2] / 1024:.0f} MiB; {len(pooled)} pooled children: RSS "
+              + ", ".join(f"{p[0] / 1024:.0f}" for p in pooled) + " MiB, PSS "
+              + ", ".join(f"{p[1] / 1024:.1f}" for p in pooled) + " MiB, private "
+              + ", ".join(f"{p[2] / 1024:.1f}" for p in pooled) + " MiB")  # fmt: skip
+    print(f"warm servers and pools: RSS {total_rss / 1024:.0f} MiB summed (shared pages counted in every "
+          f"process), PSS {total_pss / 1024:.0f} MiB (each page once)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -338,7 +338,13 @@ def build_runner(
         executable=install.executable,
         steps=WARM_UP.get(dialect),
         state_dir=config.gateway.state_dir,
-        limits=WarmLimits(config.cli.warm_max_calls, config.cli.warm_max_age, config.cli.warm_max_rss_bytes),
+        limits=WarmLimits(
+            config.cli.warm_max_calls,
+            config.cli.warm_max_age,
+            config.cli.warm_max_rss_bytes,
+            config.cli.warm_pool_size,
+            config.cli.warm_pool_idle,
+        ),  # fmt: skip
         observer=metrics,
     )
     warm.start()

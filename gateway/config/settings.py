@@ -755,6 +755,11 @@ class CliConfig(Section, doc="Limits for Airflow CLI subprocesses."):
     warm_max_age = setting(seconds(), 3600, "... or after this many seconds...")
     warm_max_rss_bytes = setting(integer(1), 1024 * 1024 * 1024,
         "... or once its resident memory passes this.")
+    warm_pool_size = setting(integer(0), 2,
+        "Children each warm process keeps forked and re-initialised ahead of calls (one call each); "
+        "0 forks each call when it comes. See docs/cli-runner.md for the measurements.")
+    warm_pool_idle = setting(seconds(), 300,
+        "Seconds without a call after which a warm process empties its pool (refilled by the next call).")
     nice = setting(int_range(0, 19), 10,
         "CPU priority of CLI calls and jobs (a nice value; 0 is the gateway's own): CLI work yields "
         "to the requests the gateway serves. Their session's autogroup gets it too, or else the "

@@ -320,6 +320,15 @@ def test_airflow_records_the_gateway_principal(pair: dict[str, GatewayServer], a
     assert owners == {PRINCIPAL}, owners
 
 
+def _running_a_call(pid: int) -> bool:
+    """A warm server's child running a call: its stdout is the call's pipe (a pooled child
+    waiting for its call still has the server's own, the server log)."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/1").startswith("pipe:")
+    except OSError:
+        return False
+
+
 def _warm_server_running_a_call(gateway: GatewayServer, within_s: float = 60.0) -> int:
     """The pid of the gateway's warm server that has forked a call (a child of its own)."""
     deadline = time.monotonic() + within_s
@@ -341,7 +350,8 @@ def _warm_server_running_a_call(gateway: GatewayServer, within_s: float = 60.0) 
             ancestor = parents.get(pid, 0)
             while ancestor > 1 and ancestor != gateway.proc.pid:
                 ancestor = parents.get(ancestor, 0)
-            if ancestor == gateway.proc.pid and pid in parents.values():
+            calls = [child for child, parent in parents.items() if parent == pid and _running_a_call(child)]
+            if ancestor == gateway.proc.pid and calls:
                 return pid
         time.sleep(0.05)
     raise AssertionError("no warm server of this gateway forked the call")

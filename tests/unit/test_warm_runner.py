@@ -59,6 +59,8 @@ if mode == "facts":
         "autogroup": open("/proc/self/autogroup").read() if os.path.exists("/proc/self/autogroup") else None,
         "cgroup": open("/proc/self/cgroup").read(),
     }}))
+elif mode == "read":
+    print(os.getpid(), open(sys.argv[2]).read())
 elif mode == "streams":
     print("out"); print("err", file=sys.stderr); sys.exit(3)
 elif mode == "raise":
@@ -138,9 +140,10 @@ def wait_warm(runner: WarmRunner, within_s: float = 60.0) -> None:
     assert runner.process is not None, (runner.state_dir / "warm" / "server.log").read_text()
 
 
-@pytest.fixture
-def warm(tmp_path: Path, standin: Path) -> Iterator[WarmRunner]:
-    runner = make_runner(tmp_path, standin)
+@pytest.fixture(params=[2, 0], ids=["pool", "fork"])
+def warm(tmp_path: Path, standin: Path, request: pytest.FixtureRequest) -> Iterator[WarmRunner]:
+    """A warm runner whose calls go to pre-forked children ("pool"), or are forked per call."""
+    runner = make_runner(tmp_path, standin, limits=WarmLimits(pool_size=request.param))
     runner.start()
     wait_warm(runner)
     yield runner
@@ -519,3 +522,103 @@ def test_exit_lines_that_came_with_the_pid_line_are_read() -> None:
         assert call.wait(1) and (call.returncode, call.lost, call.server_died) == (1, False, False)
     finally:
         call.close()
+
+
+def _server_children(runner: WarmRunner) -> set[int]:
+    pid = runner.process.pid if runner.process is not None else None
+    try:
+        return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def _pool(runner: WarmRunner, size: int, within_s: float = 10.0) -> set[int]:
+    """The warm server's children once there are ``size`` (its pool, when no call runs)."""
+    deadline = time.monotonic() + within_s
+    while len(children := _server_children(runner)) != size and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(children) == size, children
+    return children
+
+
+@pytest.fixture
+def pooled(tmp_path: Path, standin: Path) -> Iterator[WarmRunner]:
+    runner = make_runner(tmp_path, standin, limits=WarmLimits(pool_size=2, pool_idle_s=300))
+    runner.start()
+    wait_warm(runner)
+    yield runner
+    runner.close()
+
+
+def test_a_call_goes_to_a_child_forked_before_it_and_that_child_serves_it_alone(
+    pooled: WarmRunner, standin: Path
+) -> None:
+    ahead = _pool(pooled, 2)
+    first = facts(pooled, standin)
+    second = facts(pooled, standin)
+    assert {first["pid"], second["pid"]} == ahead  # both forked before their call, one each
+    assert gone(int(first["pid"])) and gone(int(second["pid"]))  # type: ignore[call-overload]
+    refilled = _pool(pooled, 2)
+    assert not refilled & ahead  # replaced by new children, forked after the calls
+
+
+def test_a_child_forked_before_a_file_changed_reads_it_at_call_time(
+    pooled: WarmRunner, standin: Path, tmp_path: Path
+) -> None:
+    """What a call reads when it runs (DAG files) is read then, not when its child was forked."""
+    dag = tmp_path / "dag_file.py"
+    dag.write_text("before")
+    ahead = _pool(pooled, 2)
+    dag.write_text("after")
+    res = pooled.run([str(standin), "read", str(dag)], timeout_s=30)
+    pid, _, text = res.stdout.partition(" ")
+    assert (res.runner, text) == ("warm", "after\n")
+    assert int(pid) in ahead  # one of the children forked before the change
+
+
+def test_a_stale_warm_process_takes_its_pool_with_it(tmp_path: Path, standin: Path) -> None:
+    """A watched file changes: no child forked before the change runs a call; all of them exit."""
+    observer = Observer()
+    runner = make_runner(tmp_path, standin, observer=observer, limits=WarmLimits(pool_size=2))
+    runner.start()
+    try:
+        wait_warm(runner)
+        process = runner.process
+        assert process is not None and process.facts is not None
+        ahead = _pool(runner, 2)
+        module = tmp_path / "standin_module.py"
+        object.__setattr__(process.facts, "watch", (str(module),))
+        runner._fingerprint = type(runner._fingerprint).take((str(module),), (), runner.cold.env)
+        module.write_text(MODULE + "\nPARENT_RANDOM = 'edited'\n")
+        res = runner.run([str(standin), "facts"], timeout_s=30)
+        assert res.runner == "cold" and json.loads(res.stdout)["parent_random"] == "edited"
+        assert all(gone(pid) for pid in ahead) and gone(process.pid or 0)
+        wait_warm(runner)
+        got = facts(runner, standin)
+        assert got["parent_random"] == "edited" and got["pid"] not in ahead
+    finally:
+        runner.close()
+
+
+def test_the_pool_empties_when_idle_and_the_next_call_refills_it(tmp_path: Path, standin: Path) -> None:
+    runner = make_runner(tmp_path, standin, limits=WarmLimits(pool_size=2, pool_idle_s=1.0))
+    runner.start()
+    try:
+        wait_warm(runner)
+        ahead = _pool(runner, 2)
+        assert all(gone(pid) for pid in ahead)  # idle for a second: emptied
+        assert _server_children(runner) == set()
+        got = facts(runner, standin)  # forked for the call, as with no pool
+        assert got["pid"] not in ahead
+        assert len(_pool(runner, 2)) == 2
+    finally:
+        runner.close()
+
+
+def test_a_pooled_child_that_died_waiting_is_skipped(pooled: WarmRunner, standin: Path) -> None:
+    ahead = sorted(_pool(pooled, 2))
+    for pid in ahead:
+        os.kill(pid, 9)
+    assert all(gone(pid) for pid in ahead)
+    got = facts(pooled, standin)
+    assert got["pid"] not in ahead

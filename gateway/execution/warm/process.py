@@ -3,9 +3,11 @@
 The channel is a ``SOCK_SEQPACKET`` socketpair inherited by the server alone: no port, no
 path, nothing another process can connect to.  Each call sends one JSON message with
 three pipe ends attached (``SCM_RIGHTS``): the child's stdout and stderr, and a status
-pipe on which the server writes ``pid N`` when it has forked and ``exit CODE`` when it
-has reaped the child.  The child writes ``done CODE`` itself just before it exits: if the
-server dies first, the pipe's EOF comes with the child's exit, and that code is the answer.
+pipe on which the server writes ``pid N`` when it has forked (or handed the call to a
+pre-forked child) and ``exit CODE`` when it has reaped the child.  The child writes
+``done CODE`` itself just before it exits, its output pipes closed: that code is the
+call's answer, without waiting for the kernel to unmap the child (a copy of the server).
+If the server dies first, the pipe's EOF comes with the child's exit.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class WarmCall:
         self._buffer = b""
         self.returncode: int | None = None
         self._reported: int | None = None  # the child's own ``done`` line
+        self._exited = False  # the server's ``exit`` line: reaped
         self._closed = False
         #: The server died before reaping the call (``returncode`` is then the child's own report).
         self.server_died = False
@@ -52,23 +55,32 @@ class WarmCall:
         return self._closed and self.returncode is None
 
     def wait(self, timeout_s: float) -> bool:
-        """Wait for the call's exit code; True once it is known (False: time is up, or :attr:`lost`)."""
+        """Wait for the call's exit code; True once it is known (False: time is up, or :attr:`lost`).
+
+        The child's own ``done`` line is enough: it is written after the child's last output,
+        with nothing left to run but ``os._exit``.
+        """
         deadline = time.monotonic() + timeout_s
         while self.returncode is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._closed:
                 return False
-            if not _readable(self._status, remaining):
-                continue
-            chunk = os.read(self._status, 256)
-            if not chunk:
-                # Every writer is gone without an ``exit`` line: the server died.  The child
-                # has exited too (it held the pipe); its ``done`` line, if any, is the answer.
-                self._closed = self.server_died = True
-                self.returncode = self._reported
-                continue
-            self._take(chunk)
+            self._read(remaining)
         return True
+
+    def _read(self, timeout_s: float) -> None:
+        if self._closed or not _readable(self._status, timeout_s):
+            return
+        chunk = os.read(self._status, 256)
+        if not chunk:
+            # Every writer is gone: the child has exited (it held the pipe) and so has the
+            # server if no ``exit`` line came; the child's ``done`` line, if any, is the answer.
+            self._closed = True
+            if not self._exited:
+                self.server_died = True
+                self.returncode = self._reported
+            return
+        self._take(chunk)
 
     def _take(self, chunk: bytes) -> None:
         self._buffer += chunk
@@ -76,13 +88,17 @@ class WarmCall:
             kind, _, value = line.decode("ascii", "replace").partition(" ")
             if kind == "exit":
                 self.returncode = int(value)
+                self._exited = True
             elif kind == "done":
                 self._reported = int(value)
+                if self.returncode is None:
+                    self.returncode = self._reported
         self._buffer = self._buffer.rpartition(b"\n")[2]
 
     def reaped(self) -> bool:
         """The child has exited and is no longer ours to signal (EOF: it held the pipe too)."""
-        return self.wait(0) or self._closed
+        self._read(0)
+        return self._exited or self._closed
 
     def close(self) -> None:
         for fd in (self.stdout, self.stderr, self._status):
@@ -119,6 +135,8 @@ class WarmProcess:
     :param log_path: where the server's own output goes (warm-up warnings, crashes).
     :param nice: each call's CPU priority, as the cold runner's.
     :param cgroup: the idle CPU cgroup the server, and so every call, runs in.
+    :param pool_size: children the server keeps forked ahead of calls (0: fork per call).
+    :param pool_idle_s: seconds without a call after which the server empties its pool.
     """
 
     def __init__(
@@ -132,6 +150,8 @@ class WarmProcess:
         log_path: Path,
         nice: int = 0,
         cgroup: str | None = None,
+        pool_size: int = 0,
+        pool_idle_s: float = 60.0,
     ) -> None:
         self.python = python
         self.executable = executable
@@ -141,6 +161,8 @@ class WarmProcess:
         self.log_path = log_path
         self.nice = nice
         self.cgroup = cgroup
+        self.pool_size = pool_size
+        self.pool_idle_s = pool_idle_s
         self.started_at = time.monotonic()
         self.started_wall_ns = time.time_ns()
         self.calls = 0
@@ -164,6 +186,8 @@ class WarmProcess:
                 json.dumps(self.steps),
                 str(self.nice),
                 self.cgroup or "",
+                str(self.pool_size),
+                str(self.pool_idle_s),
             ]
             self._proc = subprocess.Popen(
                 [self.python, str(SERVER), *args],

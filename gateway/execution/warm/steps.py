@@ -5,7 +5,8 @@ Read by :func:`gateway.execution.warm.server.warm_up` in Airflow's own interpret
 - ``imports``: modules imported once (Airflow, its configuration and settings, the CLI).
 - ``import_packages``: packages whose every module is imported (the CLI command modules,
   which Airflow 2/3 import lazily per command; a module failing to import is skipped).
-- ``memoize``: callables replaced by a cached version (1.10 rebuilds its parser per call).
+- ``memoize``: callables replaced by a cached version, one result per distinct call (1.10
+  rebuilds its parser per call; every httpx client builds a TLS context from the CA bundle).
 - ``calls``: callables run once: building the parser, importing every model, configuring
   the SQLAlchemy mappers (otherwise each child's first query would configure them).
 - ``alembic_scripts``: functions ``f(config=None)`` returning the alembic
@@ -15,12 +16,19 @@ Read by :func:`gateway.execution.warm.server.warm_up` in Airflow's own interpret
   file, a large part of a warm call's CPU (figures in docs/cli-runner.md).  The files can
   change only with the install, which replaces the warm process; each call still reads
   the database's own revision, so the check is the same.
+- ``database``: Airflow functions every CLI child runs first (the schema check, the log
+  template, the ``log`` row) and common reads (variable, pool, DAG run), run once in the
+  parent on names that exist nowhere, nothing committed, so that SQLAlchemy's compiled
+  statement cache and lazily built mapper structures are there before any fork.  The
+  parent then closes every connection (``engine.dispose()``); a pool event makes any
+  connection opened in another process unusable (``server._guard_connections``).
 - ``optional``: calls and functions that may be missing in some releases.
 - ``package``: the installed package whose directory (and site-packages) is watched for
   an upgrade; with it, its ``airflow.cfg`` and plugins folder are watched too.
 
-Nothing here may parse DAG files or connect to the database: a child must see DAG files
-as they are at call time, and must not inherit a pooled connection.
+Nothing here may parse DAG files: a child must see DAG files as they are at call time.
+Only ``database`` connects, and closes its connections before any fork: a child must not
+inherit a pooled connection.
 """
 
 from __future__ import annotations
@@ -36,19 +44,28 @@ _ALEMBIC = [
     "alembic.ddl.sqlite", "alembic.ddl.postgresql", "alembic.ddl.mysql", "alembic.ddl.mssql",
 ]  # fmt: skip
 
+# Every httpx client (Airflow's API client, made by `pools get` and other commands even when
+# it talks to the local database) builds a TLS context and parses the whole CA bundle into
+# it: about 20 ms of each such call's CPU.  Built once in the parent, for each distinct set
+# of arguments; the CA bundle is then read at warm-up (certifi's is in the watched install;
+# a system bundle named by SSL_CERT_FILE is read once per warm process, up to cli.warm_max_age).
+_HTTPX_TLS = "httpx._transports.default:create_ssl_context"
+
 # Airflow 3 and 2 warm up the same way (their CLIs share cli_parser and the command modules).
 _AIRFLOW_2_3: Final[dict[str, list[str]]] = {
     "imports": ["airflow", "airflow.settings", "airflow.__main__", "airflow.cli.cli_parser", *_ALEMBIC],
     "import_packages": ["airflow.cli.commands"],
-    "memoize": [],
+    "memoize": [_HTTPX_TLS],
     "calls": [
         "airflow.cli.cli_parser:get_parser",
         "airflow.models:import_all_models",
         "sqlalchemy.orm:configure_mappers",
+        _HTTPX_TLS,
     ],
-    # A private function of Airflow's: a release without it warms up without that step.
-    "optional": ["airflow.models:import_all_models", "airflow.utils.db:_get_script_object"],
+    # Private functions of Airflow's and httpx's: a release without one warms up without that step.
+    "optional": ["airflow.models:import_all_models", "airflow.utils.db:_get_script_object", _HTTPX_TLS],
     "alembic_scripts": ["airflow.utils.db:_get_script_object"],
+    "database": ["schema_check", "log_template", "action_log", "variable", "pool", "dag_run"],
     "package": ["airflow"],
 }
 

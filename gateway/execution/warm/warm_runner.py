@@ -57,6 +57,9 @@ class WarmLimits:
     max_calls: int = 2000
     max_age_s: float = 3600.0
     max_rss_bytes: int = 1024 * 1024 * 1024
+    #: children each warm process keeps forked ahead of calls, and how long it keeps them idle
+    pool_size: int = 2
+    pool_idle_s: float = 300.0
 
 
 class WarmRunner:
@@ -155,6 +158,8 @@ class WarmRunner:
             log_path=self.state_dir / "warm" / "server.log",
             nice=self.cold.nice,
             cgroup=self.cold.cgroup,
+            pool_size=self.limits.pool_size,
+            pool_idle_s=self.limits.pool_idle_s,
         )
         try:
             facts = process.start(WARM_UP_TIMEOUT_S)
@@ -279,7 +284,7 @@ class WarmRunner:
         finally:
             call.close()
         lost = call.lost and not (pumped.timed_out or pumped.cancelled)
-        if call.server_died:
+        if call.server_died or not warm.alive():
             # Noticed at the status pipe's EOF, as soon as the child ended; the next call
             # runs cold while a new warm process starts.  The call must not run again cold:
             # it ran, and its own exit code (when it reported one) is the answer.
