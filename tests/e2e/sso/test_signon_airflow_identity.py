@@ -22,12 +22,12 @@ from tests.e2e.sso.conftest import SsoGateway, start_sso_gateway
 from tests.e2e.sso.test_signon_browser import provider_login
 from tests.e2e.test_page_browser import browser as _browser_fixture  # noqa: F401 - the shared Chromium
 from tests.support.airflow import AirflowHome
-from tests.support.airflow_servers import AirflowServer, start_api_server
+from tests.support.airflow_servers import AirflowServer, start_api_server, start_webserver
 from tests.support.assertions import AUDIENCE, ISSUER, settings_env
 from tests.support.oidc import OidcProvider
 from tests.support.servers import free_port
 
-pytestmark = pytest.mark.airflow3
+pytestmark = [pytest.mark.airflow3, pytest.mark.airflow2]
 
 ROLES = {"team-a-operators": "op", "viewers": "viewer"}  # ada has both groups, bob only viewers
 
@@ -115,3 +115,71 @@ def test_a_viewer_signed_in_at_the_gateway_cannot_trigger(
     assert claims["sub"] == "bob" and str(claims["role"]).lower() == "viewer", claims
     browser.get(f"{gateway.url}/")
     assert trigger_from_the_browser(browser, f"sso-{uuid.uuid4().hex[:12]}") == 403
+
+
+@pytest.fixture(scope="module")
+def identity2(
+    airflow2: AirflowHome, oidc_provider: OidcProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AirflowServer, SsoGateway]]:
+    """Airflow 2 with the gateway's FAB pieces (UI and /api/v1) reading the gateway's JWKS."""
+    tmp = tmp_path_factory.mktemp("sso-identity2")
+    port = free_port()
+    config = tmp / "webserver_config.py"
+    config.write_text("from airflow_gateway_auth.fab_config import *  # noqa: F403\n")
+    env = {
+        "AIRFLOW__WEBSERVER__CONFIG_FILE": str(config),
+        "AIRFLOW__API__AUTH_BACKENDS": "airflow_gateway_auth.fab_backend",
+    }
+    env.update(settings_env(f"http://127.0.0.1:{port}/.well-known/jwks.json"))
+    env["AIRFLOW__GATEWAY_AUTH__ROLES"] = json.dumps(ROLES)
+    airflow = start_webserver(airflow2, tmp, extra_env=env)
+    gateway = start_sso_gateway(
+        airflow2, airflow, oidc_provider, tmp,
+        settings={"ASSERTION__ISSUER": ISSUER, "ASSERTION__AUDIENCE": AUDIENCE,
+                  "SESSIONS__COOKIE_NAME": "airflow_gateway_session_id2"},
+        port=port,
+    )  # fmt: skip
+    yield airflow, gateway
+    gateway.server.stop()
+    airflow.stop()
+
+
+def trigger_v1_from_the_browser(browser: WebDriver, run_id: str) -> int:
+    script = """
+        const done = arguments[arguments.length - 1];
+        fetch('/api/v1/dags/gw_example/dagRuns', {method: 'POST', credentials: 'same-origin',
+               headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
+               body: JSON.stringify({dag_run_id: arguments[0]})})
+          .then(r => done(r.status), e => done(-1));
+    """
+    browser.set_script_timeout(60)
+    return int(browser.execute_async_script(script, run_id))
+
+
+def test_airflow2_ui_knows_the_person_from_one_sign_in(
+    browser: WebDriver, identity2: tuple[AirflowServer, SsoGateway], airflow2: AirflowHome
+) -> None:
+    """Airflow 2's FAB UI opens as the person (registered with the mapped role) with no login
+    of its own; the person's run through /api/v1 is recorded under their name."""
+    _, gateway = identity2
+    browser.delete_all_cookies()
+    browser.get(f"{gateway.provider.issuer}/session/end")  # no provider session left from other tests
+    confirm = browser.find_elements(By.CSS_SELECTOR, "button[name=logout], button[type=submit]")
+    if confirm:
+        confirm[0].click()
+    browser.get(f"{gateway.url}/home")
+    provider_login(browser, "ada")
+    WebDriverWait(browser, 60).until(lambda b: b.current_url.startswith(f"{gateway.url}/home"))
+    assert "ada" in browser.page_source.lower()  # FAB's navbar names the signed-in user
+    roles = airflow2.sql(
+        "SELECT r.name FROM ab_user u JOIN ab_user_role ur ON ur.user_id = u.id "
+        "JOIN ab_role r ON r.id = ur.role_id WHERE u.username = 'ada'"
+    )
+    assert ("Op",) in roles, roles
+    run_id = f"sso2-{uuid.uuid4().hex[:12]}"
+    assert trigger_v1_from_the_browser(browser, run_id) == 200
+    # With FAB's session cookie beside the assertion, Airflow files it as ui.post_dag_run.
+    events = airflow2.sql(
+        "SELECT owner FROM log WHERE event LIKE '%.post_dag_run' AND extra LIKE ?", f"%{run_id}%"
+    )
+    assert ("ada",) in events, events
