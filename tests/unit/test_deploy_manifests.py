@@ -1,7 +1,8 @@
 """deploy/compose.yaml and deploy/kubernetes/gateway.yaml: parsed and checked against the settings
 the gateway really has (a misspelt AIRFLOW_GATEWAY__* name would stop start-up, or be ignored if
-it were a GATEWAY_* gunicorn variable). Neither is brought up here: no registry is reachable for
-the postgres and apache/airflow images, and there is no Kubernetes cluster."""
+it were a GATEWAY_* gunicorn variable); the Kubernetes objects are validated against the API
+schemas of a current Kubernetes release (kubernetes-validate).  Neither is brought up here: no
+registry is reachable for the postgres and apache/airflow images, and there is no cluster."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml  # type: ignore[import-untyped]
 
+from gateway.cli.apis import CATALOGUE
 from gateway.config.loader import ENV_PREFIX, load_config, setting_names
 from gateway.config.settings import BY_ALIAS
+from gateway.policy.loader import load_policies
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
@@ -102,33 +106,86 @@ def test_compose_config_validates_with_docker_compose(tmp_path: Path) -> None:
     assert missing.returncode != 0 and "GATEWAY_TOKEN" in missing.stderr
 
 
+def objects() -> dict[tuple[str, str], dict[str, Any]]:
+    """The manifest's objects by (kind, name)."""
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(KUBERNETES.read_text())}
+
+
 def test_kubernetes_manifest_names_real_settings_and_loads(tmp_path: Path) -> None:
-    docs = {doc["kind"]: doc for doc in yaml.safe_load_all(KUBERNETES.read_text())}
-    assert set(docs) == {"ConfigMap", "Deployment", "Service"}
-    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    docs = objects()
+    assert set(docs) == {
+        ("ConfigMap", "airflow-gateway"), ("ConfigMap", "airflow-gateway-policies"),
+        ("Secret", "airflow-gateway"), ("Deployment", "airflow-gateway"), ("Service", "airflow-gateway"),
+        ("PodDisruptionBudget", "airflow-gateway"), ("HorizontalPodAutoscaler", "airflow-gateway"),
+        ("Service", "airflow-gateway-postgres"), ("Service", "airflow-gateway-redis"),
+    }  # fmt: skip
+    deployment = docs["Deployment", "airflow-gateway"]
+    pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = {item["name"]: item for item in container["env"]}
     check_env_names(list(env))
     assert pod["securityContext"]["runAsUser"] == 50000 and pod["securityContext"]["runAsNonRoot"] is True
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
 
     # The ConfigMap's gateway.toml is mounted where AIRFLOW_GATEWAY_CONFIG points, and it loads.
-    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
-    assert env["AIRFLOW_GATEWAY_CONFIG"]["value"] == f"{mount['mountPath']}/gateway.toml"
-    toml_text = docs["ConfigMap"]["data"]["gateway.toml"]
+    assert env["AIRFLOW_GATEWAY_CONFIG"]["value"] == mounts["config"]["mountPath"]
+    toml_text = docs["ConfigMap", "airflow-gateway"]["data"]["gateway.toml"]
     tomllib.loads(toml_text)
     config_file = tmp_path / "gateway.toml"
     config_file.write_text(toml_text)
     config = load_config({}, config_file)
     assert config.proxy.upstream == "http://airflow-api-server:8080"
-    state = next(m for m in container["volumeMounts"] if m["name"] == "state")
-    assert str(config.gateway.state_dir) == state["mountPath"]
-    dags = next(m for m in container["volumeMounts"] if m["name"] == "dags")
-    assert str(config.deploy.dags_folder) == dags["mountPath"]
+    assert str(config.gateway.state_dir) == mounts["state"]["mountPath"]
+    assert str(config.deploy.dags_folder) == mounts["dags"]["mountPath"]
+    # Every replica signs with the one key of the Secret (not a key generated per pod).
+    assert config.assertion.key_file is not None
+    assert str(config.assertion.key_file.parent) == mounts["keys"]["mountPath"]
+    keys = next(v for v in pod["volumes"] if v["name"] == "keys")["secret"]
+    assert (
+        keys["secretName"] == "airflow-gateway" and keys["items"][0]["path"] == config.assertion.key_file.name
+    )
+    assert keys["items"][0]["key"] in docs["Secret", "airflow-gateway"]["stringData"]
+    # The shared stores come from the Secret, named by the external Services.
+    secret = docs["Secret", "airflow-gateway"]["stringData"]
+    for variable, key, service in (
+        ("AIRFLOW_GATEWAY__JOBS__DATABASE_URL", "jobs-database-url", "airflow-gateway-postgres"),
+        ("AIRFLOW_GATEWAY__RATE_LIMITS__STORAGE_URL", "redis-url", "airflow-gateway-redis"),
+    ):
+        assert env[variable]["valueFrom"]["secretKeyRef"] == {"name": "airflow-gateway", "key": key}
+        assert f"@{service}:" in secret[key] or f"//{service}:" in secret[key]
+        assert docs["Service", service]["spec"]["type"] == "ExternalName"
+    # The policies ConfigMap is mounted at policy.dir and loads.
+    assert str(config.policy.dir) == mounts["policies"]["mountPath"]
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    for name, text in docs["ConfigMap", "airflow-gateway-policies"]["data"].items():
+        (policy_dir / name).write_text(text)
+    assert load_policies(policy_dir, CATALOGUE).rules
 
-    # Probes and the Service hit the port gunicorn binds.
+    # Probes and the Service hit the port gunicorn binds; the PDB and HPA target the Deployment.
     port = int(env["GATEWAY_BIND"]["value"].rsplit(":", 1)[1])
     assert container["ports"] == [{"name": "http", "containerPort": port}]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert docs["Service"]["spec"]["ports"][0]["targetPort"] == "http"
-    assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    service = docs["Service", "airflow-gateway"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    labels = deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == labels
+    assert docs["PodDisruptionBudget", "airflow-gateway"]["spec"]["selector"]["matchLabels"] == labels
+    hpa = docs["HorizontalPodAutoscaler", "airflow-gateway"]["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "airflow-gateway"}
+    assert hpa["minReplicas"] >= 2
+
+
+def test_kubernetes_manifest_validates_against_the_api_schemas() -> None:
+    """kubernetes-validate, the Kubernetes API's own OpenAPI schemas of a current release, strict
+    (unknown fields refused); a broken copy is refused too, so the check is not vacuous."""
+    version = kubernetes_validate.latest_version()
+    assert tuple(int(x) for x in version.split(".")[:2]) >= (1, 37)
+    for doc in objects().values():
+        kubernetes_validate.validate(doc, version, strict=True)  # raises with the path of the error
+    broken = objects()["Deployment", "airflow-gateway"]
+    broken["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["paht"] = "/healthz"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, version, strict=True)
