@@ -128,6 +128,10 @@ def start_webserver(
         str(port),
         "--workers",
         "1",
+        # Its own pid file: a second webserver of the same home (another test's) would otherwise
+        # find AIRFLOW_HOME's and refuse to start ("already running").
+        "--pid",
+        str(tmp / f"webserver-{port}.pid"),
     ]
     url = f"http://127.0.0.1:{port}"
     proc = _start(argv, env, log, f"{url}/health")
