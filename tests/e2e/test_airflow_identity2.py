@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.airflow import AirflowHome
 from tests.support.airflow_servers import PASSWORD, USERNAME, AirflowServer, start_webserver
-from tests.support.assertions import HEADER, LEEWAY, Signer, attacks, settings_env, wait_for_log
+from tests.support.assertions import HEADER, LEEWAY, Signer, airflow2_env, attacks, wait_for_log
 from tests.support.http import Reply, request
 from tests.support.keys import JwksServer, ec_key, jwks_server
 
@@ -35,19 +35,9 @@ def jwks(signer: Signer) -> Iterator[JwksServer]:
 def af2(
     airflow2: AirflowHome, jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AirflowServer]:
-    """A webserver of the shared Airflow 2 home with the gateway's FAB pieces.
-
-    Its own ``webserver_config.py`` (``[webserver] config_file``), so the shared home's file and
-    the other tests' webservers are untouched.
-    """
+    """A webserver of the shared Airflow 2 home with the gateway's FAB pieces."""
     tmp = tmp_path_factory.mktemp("airflow2-gateway-auth")
-    config = tmp / "webserver_config.py"
-    config.write_text("from airflow_gateway_auth.fab_config import *  # noqa: F403\n")
-    env = {
-        "AIRFLOW__WEBSERVER__CONFIG_FILE": str(config),
-        "AIRFLOW__API__AUTH_BACKENDS": "airflow_gateway_auth.fab_backend",
-    }
-    env.update(settings_env(jwks.url))
+    env = airflow2_env(tmp, jwks.url)
     server = start_webserver(airflow2, tmp, extra_env=env)
     yield server
     server.stop()

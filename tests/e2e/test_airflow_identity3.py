@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.airflow import AirflowHome
 from tests.support.airflow_servers import AirflowServer, start_api_server
-from tests.support.assertions import HEADER, LEEWAY, Signer, attacks, settings_env, wait_for_log
+from tests.support.assertions import HEADER, LEEWAY, Signer, airflow3_env, attacks, wait_for_log
 from tests.support.http import Reply, request
 from tests.support.keys import JwksServer, ec_key, jwks_server
 
@@ -41,8 +41,7 @@ def af3(
     airflow3: AirflowHome, jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AirflowServer]:
     """An api-server of the shared Airflow 3 home with the gateway auth manager (one per module)."""
-    env = {"AIRFLOW__CORE__AUTH_MANAGER": "airflow_gateway_auth.GatewayAuthManager"}
-    env.update(settings_env(jwks.url, dag_access=True))
+    env = airflow3_env(jwks.url, dag_access=True)
     server = start_api_server(airflow3, tmp_path_factory.mktemp("airflow3-gateway-auth"), extra_env=env)
     yield server
     server.stop()

@@ -21,7 +21,7 @@ from gateway.identity.principal import Principal
 from gateway.identity.tokens import hash_token
 from tests.support.airflow import AirflowHome
 from tests.support.airflow_servers import AirflowServer, start_api_server, start_webserver
-from tests.support.assertions import AUDIENCE, HEADER, ISSUER, settings_env
+from tests.support.assertions import AUDIENCE, HEADER, ISSUER, airflow2_env, airflow3_env
 from tests.support.http import Reply, request
 from tests.support.servers import GatewayServer, free_port, start_gateway
 
@@ -72,8 +72,7 @@ def stack3(
     """Airflow 3 with the gateway auth manager reading the gateway's JWKS, and the gateway in front."""
     tmp = tmp_path_factory.mktemp("assertion-af3")
     port = free_port()
-    env = {"AIRFLOW__CORE__AUTH_MANAGER": "airflow_gateway_auth.GatewayAuthManager"}
-    env.update(settings_env(f"http://127.0.0.1:{port}/.well-known/jwks.json"))
+    env = airflow3_env(f"http://127.0.0.1:{port}/.well-known/jwks.json")
     airflow = start_api_server(airflow3, tmp, extra_env=env)
     gateway = start_gateway(airflow3, tmp, settings=gateway_settings(airflow.url), port=port)
     yield airflow, gateway
@@ -150,13 +149,7 @@ def stack2(
     """Airflow 2 with the gateway's FAB API backend reading the gateway's JWKS, the gateway in front."""
     tmp: Path = tmp_path_factory.mktemp("assertion-af2")
     port = free_port()
-    config = tmp / "webserver_config.py"
-    config.write_text("from airflow_gateway_auth.fab_config import *  # noqa: F403\n")
-    env = {
-        "AIRFLOW__WEBSERVER__CONFIG_FILE": str(config),
-        "AIRFLOW__API__AUTH_BACKENDS": "airflow_gateway_auth.fab_backend",
-    }
-    env.update(settings_env(f"http://127.0.0.1:{port}/.well-known/jwks.json"))
+    env = airflow2_env(tmp, f"http://127.0.0.1:{port}/.well-known/jwks.json")
     airflow = start_webserver(airflow2, tmp, extra_env=env)
     gateway = start_gateway(airflow2, tmp, settings=gateway_settings(airflow.url), port=port)
     yield airflow, gateway

@@ -57,7 +57,9 @@ class Signer:
         return self.key.sign(self.claims(sub, groups, ttl, **extra))
 
 
-def settings_env(jwks_url: str, *, dag_access: bool = False) -> dict[str, str]:
+def settings_env(
+    jwks_url: str, *, dag_access: bool = False, roles: dict[str, str] | None = None
+) -> dict[str, str]:
     """``AIRFLOW__GATEWAY_AUTH__*`` for a test Airflow, and PYTHONPATH to the distribution's source.
 
     PYTHONPATH rather than ``pip install``: the Airflow venvs are cached and shared by every
@@ -69,7 +71,7 @@ def settings_env(jwks_url: str, *, dag_access: bool = False) -> dict[str, str]:
         "AIRFLOW__GATEWAY_AUTH__ISSUER": ISSUER,
         "AIRFLOW__GATEWAY_AUTH__AUDIENCE": AUDIENCE,
         "AIRFLOW__GATEWAY_AUTH__JWKS_URL": jwks_url,
-        "AIRFLOW__GATEWAY_AUTH__ROLES": json.dumps(ROLES),
+        "AIRFLOW__GATEWAY_AUTH__ROLES": json.dumps(ROLES if roles is None else roles),
         "AIRFLOW__GATEWAY_AUTH__LEEWAY": str(LEEWAY),
         "AIRFLOW__GATEWAY_AUTH__JWKS_REFETCH_INTERVAL": "1",
         "AIRFLOW__GATEWAY_AUTH__LOGIN_URL": "/admin/rest_api/login",
@@ -78,6 +80,27 @@ def settings_env(jwks_url: str, *, dag_access: bool = False) -> dict[str, str]:
     if dag_access:
         env["AIRFLOW__GATEWAY_AUTH__DAG_ACCESS"] = json.dumps(DAG_ACCESS)
     return env
+
+
+def airflow3_env(jwks_url: str, **settings: Any) -> dict[str, str]:
+    """An Airflow 3 api-server with ``GatewayAuthManager`` (``settings`` as for :func:`settings_env`)."""
+    return {"AIRFLOW__CORE__AUTH_MANAGER": "airflow_gateway_auth.GatewayAuthManager",
+            **settings_env(jwks_url, **settings)}  # fmt: skip
+
+
+def airflow2_env(tmp: Path, jwks_url: str, **settings: Any) -> dict[str, str]:
+    """An Airflow 2 webserver with the gateway's FAB pieces (UI and ``/api/v1``).
+
+    Its own ``webserver_config.py`` (``[webserver] config_file``) in ``tmp``, so the shared
+    home's file and the other tests' webservers are untouched.
+    """
+    config = tmp / "webserver_config.py"
+    config.write_text("from airflow_gateway_auth.fab_config import *  # noqa: F403\n")
+    return {
+        "AIRFLOW__WEBSERVER__CONFIG_FILE": str(config),
+        "AIRFLOW__API__AUTH_BACKENDS": "airflow_gateway_auth.fab_backend",
+        **settings_env(jwks_url, **settings),
+    }
 
 
 def _b64(data: bytes) -> str:

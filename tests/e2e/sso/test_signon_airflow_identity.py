@@ -8,7 +8,6 @@ with no second login; ada's DAG run, triggered from the browser, records her; bo
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 
@@ -23,7 +22,7 @@ from tests.e2e.sso.test_signon_browser import provider_login
 from tests.e2e.test_page_browser import browser as _browser_fixture  # noqa: F401 - the shared Chromium
 from tests.support.airflow import AirflowHome
 from tests.support.airflow_servers import AirflowServer, start_api_server, start_webserver
-from tests.support.assertions import AUDIENCE, ISSUER, settings_env
+from tests.support.assertions import AUDIENCE, ISSUER, airflow2_env, airflow3_env
 from tests.support.oidc import OidcProvider
 from tests.support.servers import free_port
 
@@ -43,9 +42,7 @@ def identity3(
 ) -> Iterator[tuple[AirflowServer, SsoGateway]]:
     tmp = tmp_path_factory.mktemp("sso-identity3")
     port = free_port()
-    env = {"AIRFLOW__CORE__AUTH_MANAGER": "airflow_gateway_auth.GatewayAuthManager"}
-    env.update(settings_env(f"http://127.0.0.1:{port}/.well-known/jwks.json"))
-    env["AIRFLOW__GATEWAY_AUTH__ROLES"] = json.dumps(ROLES)
+    env = airflow3_env(f"http://127.0.0.1:{port}/.well-known/jwks.json", roles=ROLES)
     airflow = start_api_server(airflow3, tmp, extra_env=env)
     gateway = start_sso_gateway(
         airflow3, airflow, oidc_provider, tmp,
@@ -124,14 +121,7 @@ def identity2(
     """Airflow 2 with the gateway's FAB pieces (UI and /api/v1) reading the gateway's JWKS."""
     tmp = tmp_path_factory.mktemp("sso-identity2")
     port = free_port()
-    config = tmp / "webserver_config.py"
-    config.write_text("from airflow_gateway_auth.fab_config import *  # noqa: F403\n")
-    env = {
-        "AIRFLOW__WEBSERVER__CONFIG_FILE": str(config),
-        "AIRFLOW__API__AUTH_BACKENDS": "airflow_gateway_auth.fab_backend",
-    }
-    env.update(settings_env(f"http://127.0.0.1:{port}/.well-known/jwks.json"))
-    env["AIRFLOW__GATEWAY_AUTH__ROLES"] = json.dumps(ROLES)
+    env = airflow2_env(tmp, f"http://127.0.0.1:{port}/.well-known/jwks.json", roles=ROLES)
     airflow = start_webserver(airflow2, tmp, extra_env=env)
     gateway = start_sso_gateway(
         airflow2, airflow, oidc_provider, tmp,
