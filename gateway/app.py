@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -56,7 +56,8 @@ from gateway.observability.logging import configure_logging
 from gateway.observability.metrics import Metrics, MetricsEndpoint, create_metrics
 from gateway.policy.enforce import ApiAuthorizer, ProxyGuard
 from gateway.policy.engine import PolicyEngine
-from gateway.policy.loader import load_policies
+from gateway.policy.loader import PolicyFiles, load_policies
+from gateway.policy.model import PolicySet
 from gateway.ratelimit.limiter import RateLimiting, RateLimits
 from gateway.request.authentication import Authentication, MissingCredential, PrincipalSource
 from gateway.request.lifecycle import RequestLifecycle
@@ -101,6 +102,10 @@ class GatewayApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self.wsgi(environ, start_response)
 
+    def drain(self, keep_going: Callable[[], bool]) -> None:
+        """A reload retired this worker: let its jobs end (called by the gunicorn worker)."""
+        self.jobs.service.drain(keep_going)
+
 
 def create_app(
     config: GatewayConfig | None = None,
@@ -111,17 +116,19 @@ def create_app(
     proxy: WSGIApplication | None = None,
     log_stream: TextIO | None = None,
     registry: CollectorRegistry | None = None,
+    policies: PolicySet | None = None,
 ) -> GatewayApp:
     """Build the gateway from a validated config (loaded from the environment if omitted).
 
-    gunicorn loads this through ``wsgi_app = "gateway.app:create_app()"``.  The keyword
-    arguments replace one part each, for tests: the probed Airflow install, the CLI runner,
-    the policy check, the proxy, where logs and audit lines go, the metrics registry.
+    gunicorn's workers call it with the configuration and policies their master checked
+    (:mod:`gateway.entry.reloading`).  The other keyword arguments replace one part each, for
+    tests: the probed Airflow install, the CLI runner, the policy check, the proxy, where logs
+    and audit lines go, the metrics registry.
     """
     config = config or load_config_from_process()
     # Before anything creates or opens them: an unwritable path is an error naming its setting.
     check_writable(config)
-    policy = build_policy(config)  # before probing Airflow: a policy typo fails fast
+    policy = build_policy(config, policies)  # before probing Airflow: a policy typo fails fast
     redactor = configure_logging(config, stream=log_stream, cache=log_stream is None)
     env = cli_environment(
         os.environ, airflow_home=config.airflow.home, executable=config.airflow.executable,
@@ -371,14 +378,19 @@ def build_job_runner(
     )
 
 
-def build_policy(config: GatewayConfig) -> PolicyEngine | None:
-    """Load ``policy.dir`` (None: no policies).
+def build_policy(config: GatewayConfig, policies: PolicySet | None = None) -> PolicyEngine | None:
+    """Load ``policy.dir`` (None: no policies), watched when ``policy.reload_interval`` is set.
 
+    :param policies: already loaded from ``policy.dir`` (by the gunicorn master, which checked them).
     :raises PolicyError: with ``file:line`` for every problem.
     """
-    if config.policy.dir is None:
+    directory = config.policy.dir
+    if directory is None:
         return None
-    engine = PolicyEngine(load_policies(config.policy.dir, CATALOGUE), shadow=config.policy.shadow)
-    log.info("%d policy rules from %s%s", len(engine.policies.rules), config.policy.dir,
+    policies = policies or load_policies(directory, CATALOGUE)
+    interval = config.policy.reload_interval
+    files = PolicyFiles(directory, CATALOGUE, interval, policies) if interval > 0 else None
+    engine = PolicyEngine(policies, shadow=config.policy.shadow, files=files)
+    log.info("%d policy rules from %s, version %s%s", len(policies.rules), directory, policies.version,
              " (SHADOW MODE: denials are logged, not enforced)" if config.policy.shadow else "")  # fmt: skip
     return engine

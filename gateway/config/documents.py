@@ -57,6 +57,10 @@ def _default_text(setting: Setting[Any], code: str = "") -> str:
     return "unset" if setting.default is None else f"{code}{toml_value(setting.default)}{code}"
 
 
+#: Said of a section whose settings a reload (SIGHUP) does not change.
+RESTART = " Changes take effect on restart, not on a reload (SIGHUP)."
+
+
 def render(schema: type[GatewayConfig] = GatewayConfig) -> str:
     """The sample file: every section and setting, active ones uncommented."""
     lines = [
@@ -65,7 +69,7 @@ def render(schema: type[GatewayConfig] = GatewayConfig) -> str:
         f"# Environment variables {ENV_PREFIX}SECTION__KEY override this file (put secrets there, not here).",
     ]
     for section in schema.registry().sections:
-        lines += ["", *_comment(section.doc), f"[{section.name}]"]
+        lines += ["", *_comment(section.doc + (RESTART if section.restart else "")), f"[{section.name}]"]
         for setting in section.settings:
             note = f"{setting.doc} Default: {_default_text(setting)}."
             if setting.secret:
@@ -109,6 +113,11 @@ def reference(schema: type[GatewayConfig] = GatewayConfig) -> str:
         "   older names (`GATEWAY_BIND`, ...): the new name wins when both are set, and an empty old one",
         "   counts as unset.",
         "",
+        "`SIGHUP` to the gunicorn master reads the file, the secrets and the",
+        "policies again: new workers start with them while the old ones finish their requests and",
+        "jobs. A bad value is logged and the running configuration kept. Sections that say so take",
+        "effect on restart only. See docs/deployment.md.",
+        "",
         "An unknown setting or a bad value stops start-up with a message naming the setting and",
         "where the value came from. `airflow-gateway check-config` prints every value (secrets only",
         "as set or not). Settings marked *secret* are never shown; set them from the environment",
@@ -119,7 +128,7 @@ def reference(schema: type[GatewayConfig] = GatewayConfig) -> str:
         "(exit code 2).",
     ]
     for section in schema.registry().sections:
-        lines += ["", f"## `[{section.name}]`", "", section.doc, ""]
+        lines += ["", f"## `[{section.name}]`", "", section.doc + (RESTART if section.restart else ""), ""]
         lines += [
             "| Setting | Environment variable | Type | Default | Description |",
             "|---|---|---|---|---|",

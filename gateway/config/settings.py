@@ -570,11 +570,15 @@ class Section:
     name: ClassVar[str]
     #: the records, in the order of the class body (a subclass's own come after its base's).
     settings: ClassVar[tuple[Setting[Any], ...]] = ()
+    #: its settings take effect on restart only, not on a reload (SIGHUP): gunicorn's own, the
+    #: state directory (class keyword ``restart``).
+    restart: ClassVar[bool] = False
 
-    def __init_subclass__(cls, *, doc: str = "", **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, doc: str = "", restart: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if doc:
             cls.doc = doc
+        cls.restart = restart
         records = {key: value for key, value in vars(cls).items() if isinstance(value, Setting)}
         taken = sorted(records.keys() & set(dir(Section)))
         if taken:  # the value would hide the method, or the method the value
@@ -661,7 +665,7 @@ class Registry:
 
 
 # fmt: off
-class GatewayProcessConfig(Section, doc="The gateway process itself."):
+class GatewayProcessConfig(Section, doc="The gateway process itself.", restart=True):
     state_dir = setting(PATH, ".state",
         "Daemons' records and logs, import/export files, the metrics files and the CLI's working directory.",
         example="/var/lib/airflow-gateway")
@@ -677,6 +681,7 @@ class ServerConfig(
         "is not a setting: it is the longest of `cli.default_timeout`, `cli.timeouts` and "
         "`proxy.read_timeout`, plus 30 s, so gunicorn never kills a worker in the middle of a call."
     ),
+    restart=True,
 ):
     # The GATEWAY_* aliases predate this section (Dockerfile, compose files).
     bind = setting(Type("HOST:PORT, comma-separated", _bind), "127.0.0.1:8000",
@@ -896,6 +901,9 @@ class PolicyConfig(
     dir = optional(PATH, "Directory of policy TOML files.",
         default_doc="unset (no policies)", example="/etc/airflow-gateway/policies")
     shadow = setting(BOOL, False, "Log denials without enforcing them.")
+    reload_interval = setting(seconds(zero=True), 0,
+        "Seconds between looks at policy.dir for changed files (0: read at start and on SIGHUP only). "
+        "Valid changes take effect at once; invalid ones are logged and the running policies kept.")
 
 
 class DeployConfig(Section, doc="deploy_dag uploads (see docs/deploy-and-page.md)."):

@@ -16,19 +16,16 @@ import os
 import sys
 from typing import Any
 
-# Fail fast with a readable message, before any worker forks.
-from gateway.config.loader import ConfigError, check_writable, load_config
+# Fail fast with a readable message, before any worker forks.  Workers are built from what
+# this master checked (gateway/entry/reloading.py), again on each SIGHUP.
+from gateway.config.loader import ConfigError, GatewayConfig
+from gateway.entry import reloading
+from gateway.http.retirement import GENERATIONS
 from gateway.observability.logging import gunicorn_logconfig
 from gateway.observability.multiprocess_dir import MultiprocError, ensure_env, wipe
 
 try:
-    _gateway_config = load_config(os.environ)
-    check_writable(_gateway_config)  # state_dir, files_dir, audit.file: named, not a traceback
-    if _gateway_config.policy.dir is not None:  # policy errors (file:line) before any worker forks
-        from gateway.cli.apis import CATALOGUE
-        from gateway.policy.loader import load_policies
-
-        load_policies(_gateway_config.policy.dir, CATALOGUE)
+    _gateway_config = reloading.start(os.environ).config
 except ConfigError as _exc:
     sys.stderr.write(f"airflow-gateway: configuration error: {_exc}\n")
     sys.exit(2)
@@ -46,7 +43,7 @@ except MultiprocError as _exc:
 
 
 _server = _gateway_config.server  # [server], or the older GATEWAY_* variables (gateway/config/settings.py)
-wsgi_app = "gateway.app:create_app()"
+wsgi_app = "gateway.entry.reloading:application()"
 bind = _server.bind
 # Threads, not processes, carry concurrency: a CLI call blocks its thread while the
 # others keep serving (and proxying).  CLI calls can hold at most cli.max_concurrent
@@ -61,21 +58,19 @@ bind = _server.bind
 # worker's event loop reads heads, so slow clients hold no thread meanwhile (0: stock gthread).
 worker_class = "gateway.http.worker.KeepAliveThreadWorker"
 workers = _server.workers
-threads = max(
-    _server.threads,
-    _gateway_config.cli.max_concurrent
-    + _gateway_config.cli.max_waiting
-    + _gateway_config.jobs.max_streams
-    + 4,
-)
-# Longer than the longest CLI timeout and the proxy's read timeout, so gunicorn never
-# kills a worker mid-call (gthread heartbeats from its main thread, but keep it safe).
-_longest_s = max(
-    _gateway_config.cli.default_timeout,
-    *_gateway_config.cli.timeouts.values(),
-    _gateway_config.proxy.read_timeout,
-)
-timeout = int(_longest_s + 30)
+
+
+def _derived(config: GatewayConfig) -> tuple[int, int]:
+    """gunicorn's ``threads`` and ``timeout``, computed from the gateway's settings."""
+    cli, jobs = config.cli, config.jobs
+    threads = max(config.server.threads, cli.max_concurrent + cli.max_waiting + jobs.max_streams + 4)
+    # Longer than the longest CLI timeout and the proxy's read timeout, so gunicorn never
+    # kills a worker mid-call (gthread heartbeats from its main thread, but keep it safe).
+    longest_s = max(config.cli.default_timeout, *config.cli.timeouts.values(), config.proxy.read_timeout)
+    return threads, int(longest_s + 30)
+
+
+threads, timeout = _derived(_gateway_config)
 graceful_timeout = _server.graceful_timeout
 keepalive = _server.keepalive
 # Recycling is off by default: a restart waits for streams in flight (up to graceful_timeout).
@@ -113,6 +108,21 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     server.log.info("gateway ready: bind=%s workers=%s", ",".join(server.cfg.bind), server.cfg.workers)
+    # Workers retired by a reload wait for their jobs; when the server stops, they must not
+    # (they are killed after graceful_timeout).  gunicorn has no hook before it signals the
+    # workers, so its stop is wrapped to say so first (gateway/http/retirement.py).
+    stop = server.stop
+
+    def stop_and_say_so(graceful: bool = True) -> None:
+        GENERATIONS.stop()
+        stop(graceful)
+
+    server.stop = stop_and_say_so
+
+
+def on_reload(server: Any) -> None:
+    """SIGHUP, before gunicorn starts the new workers: check the configuration again."""
+    reloading.reload(os.environ, server.log, _derived)
 
 
 def post_worker_init(worker: Any) -> None:

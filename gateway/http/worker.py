@@ -29,6 +29,11 @@ connection's expense:
 * it lingers at most ``linger_s`` (setting ``server.keepalive_linger_ms``, 2 ms by default);
 * ``linger_s = 0`` turns it off.
 
+**Retired by a reload, it lets its jobs end.**  After the requests in flight are done, a
+worker that a reload (``SIGHUP``) replaced calls its app's ``drain`` with a heartbeat, so
+jobs running in it go on to their end while new workers serve; a stopping server does
+not wait (see gateway/http/retirement.py).
+
 It relies on gthread internals of gunicorn 27 (``accept``, ``on_client_socket_readable``,
 ``finish_request``, ``murder_pending`` called from the main loop, ``handle`` returning
 ``True`` for a kept connection, ``enqueue_req``, ``TConn``, the parser's unreader);
@@ -39,8 +44,10 @@ against the installed gunicorn, failing loudly when one changes.
 from __future__ import annotations
 
 import errno
+import os
 import select
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -50,6 +57,8 @@ from typing import Any
 
 from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from gateway.http.retirement import GENERATIONS, RETIRING
 
 _READ_SIZE = 65536
 _TIMEOUT_REPLY = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -100,6 +109,36 @@ class KeepAliveThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     linger_s: float = 0.002
     head_timeout_s: float = 10.0
+    #: Seconds between heartbeats while a retired worker waits for its jobs.
+    drain_poll_s: float = 0.5
+
+    def init_process(self) -> None:
+        self.generation = GENERATIONS.current
+        super().init_process()
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        # A reload is the master's business.  A container's init (dumb-init, tini -g) forwards
+        # SIGHUP to the whole process group, and its default action would kill the worker
+        # with its requests and jobs.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        RETIRING.set()
+        super().handle_exit(sig, frame)
+
+    def run(self) -> None:
+        """Serve; then, when a reload retired this worker, let its jobs end (see retirement.py)."""
+        super().run()
+        drain = getattr(self.wsgi, "drain", None)
+        if drain is None or GENERATIONS.current == self.generation or GENERATIONS.stopping:
+            return
+        drain(self._keep_draining)
+
+    def _keep_draining(self) -> bool:
+        """The retired worker's heartbeat; False once the server stops or the master is gone."""
+        self.notify()
+        return not GENERATIONS.stopping and self.ppid == os.getppid()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

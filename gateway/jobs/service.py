@@ -44,6 +44,7 @@ from gateway.cli.spec import ApiKind
 from gateway.core.errors import BadRequest, Busy, GatewayError, JobStoreUnavailable, TooManyRequests
 from gateway.execution.job_routing import CURRENT_JOB, JobCall
 from gateway.execution.proctree import process_start
+from gateway.http.retirement import RETIRING
 from gateway.jobs.output_recorder import OutputBuffer
 from gateway.jobs.store import ACTIVE, Chunk, JobRow, JobStore, StoreError
 
@@ -61,6 +62,8 @@ SWEEP_INTERVAL_S = 10.0
 DEFERRED_RETRY_S = 1.0
 EXPIRE_INTERVAL_S = 300.0
 STOP_WAIT_S = 10.0
+#: Seconds between looks at the jobs of a worker retired by a reload.
+DRAIN_POLL_S = 0.5
 #: Backoff between tries of a store write that failed: doubling from the first to the last.
 RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 5.0
@@ -178,7 +181,21 @@ class JobService:
 
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set()
+        """This worker stops serving: its output streams end (clients resume on another worker)."""
+        return self._stopping.is_set() or RETIRING.is_set()
+
+    def drain(self, keep_going: Callable[[], bool]) -> None:
+        """Let this process's jobs run to their end while ``keep_going()`` (a reload retired the
+        worker; new workers take new requests).  What is left is stopped by :meth:`stop` at exit."""
+        with self._lock:
+            count = len(self._local)
+        if count:
+            log.warning("this worker was retired by a reload: waiting for its %d jobs to end", count)
+        while count and keep_going() and not self._stopping.wait(DRAIN_POLL_S):
+            with self._lock:
+                count = len(self._local)
+        if count:
+            log.warning("the server is stopping: %d jobs of a retired worker are stopped", count)
 
     def _job_thread(self, n: int) -> threading.Thread:
         worker = threading.Thread(target=self._work, name=f"gateway-job-{n}", daemon=True)

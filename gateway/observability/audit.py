@@ -56,6 +56,7 @@ class AuditRecord:
     decision: str | None = None
     rule_id: str | None = None
     shadow: bool = False  # a denial that policy shadow mode only logged
+    policy_version: str | None = None  # which policy files decided (they can be reloaded)
     status: int | None = None  # the HTTP status sent to the client
     envelope_status: str | None = None
     exit_code: int | None = None
@@ -112,6 +113,7 @@ class AuditRecord:
             "decision": self.decision,
             "rule_id": self.rule_id,
             "shadow": self.shadow,
+            "policy_version": self.policy_version,
             "http_status": self.status,
             "envelope_status": self.envelope_status,
             "exit_code": self.exit_code,
@@ -138,9 +140,9 @@ class AuditRecord:
 GENERATED_FIELDS = frozenset(
     {
         "start_time", "auth_method", "auth_failure_reason", "route", "api", "decision", "rule_id",
-        "shadow", "http_status", "envelope_status", "exit_code", "cli_outcome", "cli_duration_s",
-        "cli_runner", "upstream_status", "upstream_error", "upstream_duration_s", "duration_s", "bytes_in",
-        "bytes_out", "error", "rate_limit", "logger", "event", "level", "time",
+        "shadow", "policy_version", "http_status", "envelope_status", "exit_code", "cli_outcome",
+        "cli_duration_s", "cli_runner", "upstream_status", "upstream_error", "upstream_duration_s",
+        "duration_s", "bytes_in", "bytes_out", "error", "rate_limit", "logger", "event", "level", "time",
     }
 )  # fmt: skip
 

@@ -35,6 +35,7 @@ def apply(scope: RequestScope, principal: Principal, decision: Decision) -> None
     record.decision = "allow" if decision.allowed else "deny"
     record.rule_id = decision.rule_id
     record.shadow = decision.shadow
+    record.policy_version = decision.policy_version
     if not decision.enforced_allow:
         raise PolicyDenied(decision.rule_id, principal.name)
 

@@ -14,13 +14,20 @@ import fnmatch
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.cli.spec import Api, Kind
 from gateway.cli.values import Value
 from gateway.identity.client import IPAddress
 from gateway.identity.principal import Principal, claim_values
 from gateway.policy.model import DEFAULT_DENY, Constraints, Decision, PolicySet, Rule
+
+
+class PolicySource(Protocol):
+    """Newer policies when there are (``gateway.policy.loader.PolicyFiles``)."""
+
+    def poll(self) -> PolicySet | None: ...
+
 
 log = logging.getLogger("gateway.policy")
 
@@ -91,6 +98,20 @@ class Target:
         return {"method": self.method, "path": self.path}
 
 
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    policies: PolicySet
+    # A rule can only match the kind of target it names (see _what); deciding walks just
+    # those, in order.  explain() still walks every rule, for its trace.
+    api: tuple[Rule, ...]
+    proxy: tuple[Rule, ...]
+
+    @classmethod
+    def of(cls, policies: PolicySet) -> _Rules:
+        rules = policies.rules
+        return cls(policies, tuple(r for r in rules if r.apis), tuple(r for r in rules if r.proxy_paths))
+
+
 class PolicyEngine:
     """Decides with a loaded :class:`PolicySet`.
 
@@ -98,13 +119,24 @@ class PolicyEngine:
     :param shadow: log denials without enforcing them.
     """
 
-    def __init__(self, policies: PolicySet, *, shadow: bool = False) -> None:
-        self.policies = policies
+    def __init__(
+        self, policies: PolicySet, *, shadow: bool = False, files: PolicySource | None = None
+    ) -> None:
+        """:param files: ``policy.dir`` watched for changes (``policy.reload_interval``)."""
         self.shadow = shadow
-        # A rule can only match the kind of target it names (see _what); deciding walks just
-        # those, in order.  explain() still walks every rule, for its trace.
-        self._api_rules = tuple(r for r in policies.rules if r.apis)
-        self._proxy_rules = tuple(r for r in policies.rules if r.proxy_paths)
+        self.files = files
+        self._rules = _Rules.of(policies)
+
+    @property
+    def policies(self) -> PolicySet:
+        return self._current().policies
+
+    def _current(self) -> _Rules:
+        """The rules in force; swapped whole (one attribute) when the watched files changed,
+        so a decision never mixes two versions."""
+        if self.files is not None and (reloaded := self.files.poll()) is not None:
+            self._rules = _Rules.of(reloaded)
+        return self._rules
 
     # --- matching, each returning None on a match or the reason it does not match ----
 
@@ -174,10 +206,11 @@ class PolicyEngine:
     ) -> Decision:
         deny: Rule | None = None
         allow: Rule | None = None
+        current = self._current()
         if trace is not None:
-            rules = self.policies.rules
+            rules = current.policies.rules
         else:
-            rules = self._api_rules if target.api is not None else self._proxy_rules
+            rules = current.api if target.api is not None else current.proxy
         for rule in rules:
             if trace is None and (deny is not None or (allow is not None and rule.effect == "allow")):
                 continue  # the outcome cannot change any more; only explain needs the rest
@@ -196,12 +229,13 @@ class PolicyEngine:
                 deny = rule
             elif reason is None and rule.effect == "allow" and allow is None:
                 allow = rule
+        version = current.policies.version
         if deny is not None:
-            decision = Decision(False, deny.id, deny.source, shadow=self.shadow)
+            decision = Decision(False, deny.id, deny.source, shadow=self.shadow, policy_version=version)
         elif allow is not None:
-            decision = Decision(True, allow.id, allow.source)
+            decision = Decision(True, allow.id, allow.source, policy_version=version)
         else:
-            decision = Decision(False, DEFAULT_DENY, None, shadow=self.shadow)
+            decision = Decision(False, DEFAULT_DENY, None, shadow=self.shadow, policy_version=version)
         return decision
 
     def decide(self, principal: Principal, target: Target, address: IPAddress | None) -> Decision:
@@ -210,10 +244,12 @@ class PolicyEngine:
         decision = self._decide(principal, target, address, None)
         what = target.api.name if target.api is not None else f"{target.method} {target.path}"
         if decision.allowed:
-            log.debug("policy allow: %s -> %s by rule %s", principal.name, what, decision.rule_id)
+            log.debug("policy allow: %s -> %s by rule %s (policies %s)",
+                      principal.name, what, decision.rule_id, decision.policy_version)  # fmt: skip
         else:
             verb = "would deny (shadow mode)" if decision.shadow else "deny"
-            log.warning("policy %s: %s -> %s by rule %s", verb, principal.name, what, decision.rule_id)
+            log.warning("policy %s: %s -> %s by rule %s (policies %s)",
+                        verb, principal.name, what, decision.rule_id, decision.policy_version)  # fmt: skip
         return decision
 
     def permissions(
@@ -224,11 +260,17 @@ class PolicyEngine:
         An API is listed when some allow rule covers it by name and no unconstrained deny
         rule does; argument constraints still apply per call.
         """
-        rules = [r for r in self.policies.rules if not (self._who(r, principal) or self._where(r, address))]
+        current = self._current().policies
+        rules = [r for r in current.rules if not (self._who(r, principal) or self._where(r, address))]
         apis = []
         for name in sorted(catalogue):
             allowing = [r.id for r in rules if r.effect == "allow" and _globs(name, r.apis)]
             blocked = any(r.effect == "deny" and r.constraints.empty and _globs(name, r.apis) for r in rules)
             if allowing and not blocked:
                 apis.append({"api": name, "rules": allowing})
-        return {"rules": [r.describe() for r in rules], "apis": apis, "shadow": self.shadow}
+        return {
+            "rules": [r.describe() for r in rules],
+            "apis": apis,
+            "shadow": self.shadow,
+            "policy_version": current.version,
+        }

@@ -9,8 +9,13 @@ order), and a key's line is found inside its rule's span.  Rules written any oth
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import ipaddress
+import logging
+import os
 import re
+import threading
+import time
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -20,6 +25,8 @@ from gateway.config.loader import ConfigError
 from gateway.identity.principal import METHODS
 from gateway.policy.jobs import JOB_ACTION_NAMES
 from gateway.policy.model import DEFAULT_DENY, Constraints, NetworkT, PolicySet, Rule
+
+log = logging.getLogger("gateway.policy")
 
 _HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\][ \t]*(#.*)?$", re.MULTILINE)
 _ID = re.compile(r"[a-z0-9][a-z0-9._\-]{0,79}")
@@ -246,4 +253,72 @@ def load_policies(directory: Path, api_names: Iterable[str]) -> PolicySet:
         seen.setdefault(rule.id, rule.source)
     if errors:
         raise PolicyError("invalid policies:\n" + "\n".join(errors))
-    return PolicySet(rules=tuple(rules), files=tuple(str(f) for f in files))
+    return PolicySet(rules=tuple(rules), files=tuple(str(f) for f in files), version=_version(files))
+
+
+def _version(files: Iterable[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+Stamp = tuple[tuple[str, int, int, int], ...]
+
+
+def stamp(directory: Path) -> Stamp:
+    """What changes when a policy file is edited, added, removed or swapped (a Kubernetes
+    ConfigMap update replaces a symlink): name, inode, size and mtime of each ``*.toml``."""
+    found = []
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            st = os.stat(path)  # follows the symlink, as loading does
+        except OSError:
+            continue
+        found.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(found)
+
+
+class PolicyFiles:
+    """``policy.dir`` watched for changes (``policy.reload_interval``).
+
+    :meth:`poll` is cheap until the interval has passed; then one caller looks at the files'
+    stamps and, when they changed, loads them.  Invalid files are logged and the running
+    policies kept (an editor's half-written file is simply loaded on its next change).
+    """
+
+    def __init__(
+        self, directory: Path, api_names: Iterable[str], interval_s: float, loaded: PolicySet
+    ) -> None:
+        self.directory = directory
+        self.api_names = frozenset(api_names)
+        self.interval_s = interval_s
+        self.version = loaded.version
+        self._stamp = stamp(directory)
+        self._due = time.monotonic() + interval_s
+        self._lock = threading.Lock()
+
+    def poll(self) -> PolicySet | None:
+        """A newly loaded, valid policy set when the files changed; otherwise None."""
+        if time.monotonic() < self._due or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._due = time.monotonic() + self.interval_s
+            now = stamp(self.directory)
+            if now == self._stamp:
+                return None
+            self._stamp = now
+            try:
+                policies = load_policies(self.directory, self.api_names)
+            except PolicyError as exc:
+                log.error("policy files changed but are invalid; version %s stays in force: %s",
+                          self.version, exc)  # fmt: skip
+                return None
+            if policies.version == self.version:
+                return None
+            log.warning("policies reloaded from %s: version %s -> %s (%d rules)",
+                        self.directory, self.version, policies.version, len(policies.rules))  # fmt: skip
+            self.version = policies.version
+            return policies
+        finally:
+            self._lock.release()

@@ -83,6 +83,8 @@ class Decision:
     rule_id: str
     source: str | None = None
     shadow: bool = False
+    #: The :attr:`PolicySet.version` that decided (policies can be reloaded while running).
+    policy_version: str | None = None
 
     @property
     def enforced_allow(self) -> bool:
@@ -90,7 +92,12 @@ class Decision:
         return self.allowed or self.shadow
 
     def describe(self) -> dict[str, Any]:
-        return {"decision": "allow" if self.allowed else "deny", "rule": self.rule_id, "shadow": self.shadow}
+        return {
+            "decision": "allow" if self.allowed else "deny",
+            "rule": self.rule_id,
+            "shadow": self.shadow,
+            "policy_version": self.policy_version,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +106,5 @@ class PolicySet:
 
     rules: tuple[Rule, ...]
     files: tuple[str, ...] = ()
+    #: 12 hex digits of a SHA-256 over the files' names and contents: which policies decided.
+    version: str = ""

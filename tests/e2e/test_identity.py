@@ -343,12 +343,24 @@ def test_shadow_mode_with_the_shipped_examples(shadow_gw: GatewayServer) -> None
     """Shadow mode lets a denied call through, marks it shadow and logs 'would deny'; allows are unchanged."""
     allowed = get(shadow_gw.api("api=whoami"), headers={"Authorization": f"Bearer {VIEWER_TOKEN}"})
     assert allowed.status == 200
-    assert allowed.json["policy"] == {"decision": "allow", "rule": "viewers-read", "shadow": False}
+    version = allowed.json["output"]["policy"]["policy_version"]  # whoami: which policy files decide
+    assert len(version) == 12
+    assert allowed.json["policy"] == {
+        "decision": "allow",
+        "rule": "viewers-read",
+        "shadow": False,
+        "policy_version": version,
+    }
     shadowed = get(
         shadow_gw.api("api=rest_api_plugin_version"), headers={"Authorization": f"Bearer {OPS_TOKEN}"}
     )
     assert shadowed.status == 200, shadowed.body
-    assert shadowed.json["policy"] == {"decision": "deny", "rule": "default-deny", "shadow": True}
+    assert shadowed.json["policy"] == {
+        "decision": "deny",
+        "rule": "default-deny",
+        "shadow": True,
+        "policy_version": version,
+    }
     deadline = time.monotonic() + 10
     while "policy would deny (shadow mode): stranger -> rest_api_plugin_version" not in shadow_gw.log_text():
         assert time.monotonic() < deadline, shadow_gw.log_text()[-3000:]
