@@ -296,10 +296,13 @@ class SignOn:
             groups = (
                 tokens.identity.groups if tokens.identity is not None and self.client.groups_claim else None
             )
-            return self.sessions.renewed(
+            renewed = self.sessions.renewed(
                 current, id_token=tokens.id_token, refresh_token=tokens.refresh_token,
                 token_expires_at=tokens.expires_at, groups=groups,
             )  # fmt: skip
+            log.info("session of %s renewed with its refresh token (ID token valid for %.0f s)",
+                     current.principal, tokens.expires_at - now)  # fmt: skip
+            return renewed
 
     def _end(self, record: SessionRecord) -> SessionRecord | None:
         """End a session whose tokens cannot be renewed; None (no session) for the caller."""

@@ -13,11 +13,18 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from tests.e2e.sso.conftest import COOKIE, SsoGateway, location_path, set_cookies, start_sso_gateway
+from tests.e2e.sso.conftest import (
+    COOKIE,
+    SECRET_ENV,
+    SsoGateway,
+    location_path,
+    set_cookies,
+    start_sso_gateway,
+)
 from tests.support.airflow import AirflowHome
 from tests.support.browser import Browser
 from tests.support.http import get, request
-from tests.support.oidc import LoginDriver, OidcProvider
+from tests.support.oidc import LoginDriver, OidcProvider, client_metadata
 from tests.support.postgres import free_port
 
 pytestmark = pytest.mark.airflow3
@@ -293,3 +300,57 @@ def test_an_admins_revocation_ends_every_session_of_the_person(sso3: SsoGateway)
         time.sleep(0.3)
     assert all(status in (401, 403) for status in states), states
     assert whoami(ada, tokens["ada"])["principal"]["name"] == "ada"  # type: ignore[index]
+
+
+def test_a_session_is_renewed_by_its_refresh_token_and_ends_when_the_provider_refuses_it(
+    sso3: SsoGateway,
+) -> None:
+    """Renewal before the ID token expires, against the real provider: with ID tokens of 63 s
+    the session is renewed once less than 60 s are left; once its refresh token has expired
+    (20 s here), the next renewal is refused and the session ends."""
+    sso3.provider.set_ttl(IdToken=63, RefreshToken=20)
+    try:
+        browser = sso3.browser()
+        mark = len(sso3.server.log_text())
+        assert sso3.sign_in(browser, "ada").status == 303
+        csrf = csrf_of(browser)
+        time.sleep(4)  # the ID token now has less than 60 s left: the next request renews it
+        assert whoami(browser, csrf)["principal"]["name"] == "ada"  # type: ignore[index]
+        deadline = time.monotonic() + 15
+        while "session of ada renewed with its refresh token" not in sso3.server.log_text()[mark:]:
+            assert time.monotonic() < deadline, sso3.server.log_text()[mark:][-3000:]
+            time.sleep(0.2)
+        renewed_at = time.monotonic()
+        # Still signed in: the renewed session serves without a new login.
+        assert whoami(browser, csrf)["principal"]["name"] == "ada"  # type: ignore[index]
+        # The renewed refresh token expires 20 s after the renewal; the next renewal is refused.
+        time.sleep(max(0.0, renewed_at + 22 - time.monotonic()))
+        ended = browser.get("/admin/rest_api/api?api=whoami", headers={**JSON, "X-CSRF-Token": csrf})
+        assert ended.status in (401, 403), ended.body[:400]  # no session: anonymous, refused
+        assert "session of ada ended: refresh failed" in sso3.server.log_text()[mark:]
+        # Ended for good (in the shared store): the next request finds no session either.
+        assert browser.get("/admin/rest_api/api?api=whoami", headers=JSON).status in (401, 403)
+        assert browser.get("/admin/rest_api/").body.count(b"data-csrf-token") == 0
+    finally:
+        sso3.provider.set_ttl(IdToken=600, RefreshToken=86400)
+
+
+def test_a_client_secret_the_provider_refuses_is_a_502_page_not_a_traceback(sso3: SsoGateway) -> None:
+    """A misconfigured client (its secret rotated at the provider only): the callback answers
+    502 naming the provider's refusal, no session, no secret and no traceback."""
+    secret = sso3.server.env[SECRET_ENV]
+    registered = client_metadata(
+        client_id=sso3.client_id, secret=secret,
+        redirect_uris=(f"{sso3.url}/admin/rest_api/oidc/callback",),
+        post_logout_redirect_uris=(f"{sso3.url}/admin/rest_api/",),
+    )  # fmt: skip
+    sso3.provider.add_client({**registered, "client_secret": "rotated-at-the-provider-" + "z" * 24})
+    try:
+        answer = sso3.sign_in(sso3.browser(), "ada")
+        assert answer.status == 502, answer.body[:400]
+        assert answer.content_type.startswith("text/html") and b"invalid_client" in answer.body
+        assert b"Traceback" not in answer.body and secret.encode() not in answer.body
+        assert not any(c.startswith(f"{COOKIE}=") and "Max-Age=0" not in c for c in set_cookies(answer))
+        assert "Traceback" not in sso3.server.log_text()
+    finally:
+        sso3.provider.add_client(registered)
