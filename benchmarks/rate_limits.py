@@ -15,7 +15,7 @@ loopback.  Configurations:
 
 * ``off``: no rules (the layer is not even composed);
 * ``memory``/``redis``: one every-request rule for everyone, plus, on the API call, a rule
-  for the API (two counters a call: two Redis round trips);
+  for the API (two counters a call, counted in one Redis round trip: a pipeline);
 * ``memory+cap``/``redis+cap``: the same plus a ``cli_calls`` cap (a slot taken and given
   back around the call: two more round trips in Redis).
 """

@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from limits import RateLimitItem
@@ -36,6 +36,7 @@ from limits.strategies import (
     RateLimiter,
     SlidingWindowCounterRateLimiter,
 )
+from redis.exceptions import NoScriptError, RedisError
 
 log = logging.getLogger("gateway.ratelimit")
 
@@ -94,6 +95,7 @@ class Counters:
         lease_s: float = 30.0,
         observer: StorageObserver | None = None,
     ) -> None:
+        self.strategy = strategy
         self.local = STRATEGIES[strategy](MemoryStorage())
         self.redis: RedisStorage | None = None
         self.shared: RateLimiter | None = None
@@ -124,14 +126,62 @@ class Counters:
 
     # --- rates -----------------------------------------------------------------------
 
-    def hit(self, item: RateLimitItem, *ids: str) -> bool:
-        """Count one hit of ``item`` for ``ids``; False when it is over the limit."""
+    def hit_all(self, hits: Sequence[tuple[RateLimitItem, tuple[str, ...]]]) -> int | None:
+        """Count one hit of each ``(item, ids)``; the index of the first over its limit, or None.
+
+        Every hit is counted, refused or not (as Envoy's global rate limit counts every
+        descriptor).  In Redis they share one round trip: a pipeline of the library's own
+        scripts and keys (:meth:`_pipelined`), so a request under several rules costs about
+        what one costs.
+        """
         if self.shared is not None and self.degraded is None:
             try:
-                return self.shared.hit(item, *ids)
-            except StorageError as exc:
+                results = self._pipelined(hits) if len(hits) > 1 else None
+                if results is None:
+                    results = [self.shared.hit(item, *ids) for item, ids in hits]
+                return next((n for n, ok in enumerate(results) if not ok), None)
+            except (StorageError, RedisError) as exc:
                 self._degrade(exc)
-        return self.local.hit(item, *ids)
+        results = [self.local.hit(item, *ids) for item, ids in hits]
+        return next((n for n, ok in enumerate(results) if not ok), None)
+
+    def _pipelined(self, hits: Sequence[tuple[RateLimitItem, tuple[str, ...]]]) -> list[bool] | None:
+        """The hits of the sliding and fixed window strategies in one pipeline; None for others.
+
+        These are exactly the calls ``limits`` makes for one hit (``acquire_sliding_window_entry``
+        and ``incr`` of its ``RedisStorage``: the same scripts, keys and arguments), sent as
+        ``EVALSHA`` on one pipeline instead of one by one.  (A redis-py ``Script`` run on a
+        pipeline first asks ``SCRIPT EXISTS``: a second round trip.)  A script Redis lost (a
+        restart) is run again through its ``Script``, which loads it.
+        tests/unit/test_rate_limits.py checks this against the library's own counting, so a
+        change in ``limits`` fails there.
+        """
+        storage = self.redis
+        if storage is None or self.strategy not in ("sliding-window", "fixed-window"):
+            return None
+        sliding = self.strategy == "sliding-window"
+        script = storage.lua_acquire_sliding_window if sliding else storage.lua_incr_expire
+        calls: list[tuple[list[str], list[int]]] = []
+        for item, ids in hits:
+            key = item.key_for(*ids)
+            if sliding:
+                keys = [storage._previous_window_key(key), storage._current_window_key(key)]
+                calls.append(([storage.prefixed_key(k) for k in keys], [item.amount, item.get_expiry(), 1]))
+            else:
+                calls.append(([storage.prefixed_key(key)], [item.get_expiry(), 1]))
+        client: Any = storage.get_connection()  # a redis.Redis
+        pipe = client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        for n, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):
+                replies[n] = script(*calls[n])
+            elif isinstance(reply, Exception):
+                raise reply
+        if sliding:
+            return [bool(reply) for reply in replies]
+        return [int(reply) <= item.amount for reply, (item, _) in zip(replies, hits, strict=True)]
 
     def reset_in(self, item: RateLimitItem, *ids: str) -> float:
         """Seconds until ``item`` admits a hit again (for ``Retry-After``); at least 1."""

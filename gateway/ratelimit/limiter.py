@@ -12,7 +12,8 @@ overrides.  Rules of different kinds all apply.
 :class:`RateLimiting` is the WSGI layer right after authentication: it counts every request of
 an authenticated principal (the gateway's own routes and proxied paths) against the
 every-request and path rules.  API rules are counted by the API endpoint once it knows the API
-(:meth:`RateLimits.check_api`), caps where the slot is held (:meth:`RateLimits.slot`).  Beyond
+(:meth:`RateLimits.check_api`), or by this layer when the query or path names it (one round trip
+to Redis for all of a request's rules), caps where the slot is held (:meth:`RateLimits.slot`).  Beyond
 a limit: :class:`RateLimited`, a 429 with ``Retry-After`` and the ``RateLimit-Policy`` and
 ``RateLimit`` fields of the IETF httpapi draft; the audit event's ``rate_limit`` and the
 ``airflow_gateway_rate_limited_total`` metric name the rule.
@@ -24,6 +25,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote_plus
 
 from limits import RateLimitItem, parse_many
 
@@ -178,34 +180,48 @@ class RateLimits:
 
     # --- rates -----------------------------------------------------------------------
 
-    def check_request(self, principal: Principal, path: str, record: AuditRecord) -> None:
-        """Count a request against the every-request and path rules.
+    def check_request(
+        self, principal: Principal, path: str, record: AuditRecord, api: str | None = None
+    ) -> str | None:
+        """Count a request against the every-request and path rules and, when the API is
+        already known, its rule: all in one round trip to Redis.  Returns the API counted.
 
-        :raises RateLimited: over one of them (nothing further is counted).
+        :raises RateLimited: over one of them (every one was counted).
         """
         resolved = self.book.resolve(principal)
+        hits: list[tuple[Limit, str]] = []
         if resolved.every is not None:
-            self._hit(resolved.every, principal, record, "")
+            hits.append((resolved.every, ""))
         for prefix, limit in resolved.paths:
             if path.startswith(prefix):
-                self._hit(limit, principal, record, prefix)
+                hits.append((limit, prefix))
+        counted = resolved.apis.get(api) if api is not None else None
+        if counted is not None:
+            hits.append((counted, api or ""))
+        if hits:
+            self._hit(hits, principal, record)
+        return api if counted is not None else None
 
-    def check_api(self, principal: Principal, api: str | None, record: AuditRecord) -> None:
+    def check_api(
+        self, principal: Principal, api: str | None, record: AuditRecord, *, counted: str | None = None
+    ) -> None:
         """Count a call of ``api`` against its rule, if one applies to ``principal``.
 
+        :param counted: the API the request layer already counted (named in the query or path).
         :raises RateLimited: over it.
         """
-        if api is None or not self.enabled:
+        if api is None or not self.enabled or api == counted:
             return
         limit = self.book.resolve(principal).apis.get(api)
         if limit is not None:
-            self._hit(limit, principal, record, api)
+            self._hit([(limit, api)], principal, record)
 
-    def _hit(self, limit: Limit, principal: Principal, record: AuditRecord, target: str) -> None:
+    def _hit(self, hits: list[tuple[Limit, str]], principal: Principal, record: AuditRecord) -> None:
         who = owner_key(principal)
-        for item in limit.items:
-            if self.counters.hit(item, limit.rule.id, who, target):
-                continue
+        each = [(limit, target, item) for limit, target in hits for item in limit.items]
+        refused = self.counters.hit_all([(item, (rule.rule.id, who, target)) for rule, target, item in each])
+        if refused is not None:
+            limit, target, item = each[refused]
             wait = math.ceil(self.counters.reset_in(item, limit.rule.id, who, target))
             window = item.get_expiry()
             what = f"api {target}" if limit.rule.api else f"paths under {target}" if target else "requests"
@@ -306,5 +322,25 @@ class RateLimiting:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         scope = RequestScope.of(environ)
         if scope.principal is not None:
-            self.limits.check_request(scope.principal, environ.get("PATH_INFO", ""), scope.audit)
+            route = scope.route.name if scope.route is not None else None
+            api = _api_named(scope, environ) if route == "api" else None
+            scope.rate_counted_api = self.limits.check_request(
+                scope.principal, environ.get("PATH_INFO", ""), scope.audit, api
+            )
         return self.app(environ, start_response)
+
+
+def _api_named(scope: RequestScope, environ: WSGIEnvironment) -> str | None:
+    """The API a call names in its path or query, so that its rule is counted in the same
+    round trip as the request's (one given only in a POST body is counted by the endpoint)."""
+    named = scope.route_values.get("api_name")
+    if isinstance(named, str):
+        return named
+    query = environ.get("QUERY_STRING", "")
+    if "api=" not in query:
+        return None
+    for pair in query.split("&"):
+        key, _, value = pair.partition("=")
+        if key == "api":
+            return unquote_plus(value)
+    return None

@@ -36,6 +36,7 @@ class RequestScope:
         public routes.
     :param policy_decision: the policy decision as the envelope shows it, when one was made.
     :param upstream_error: the error class that stopped the proxy from reaching Airflow.
+    :param rate_counted_api: the API whose rate rule the request layer already counted.
     """
 
     request_id: str
@@ -46,6 +47,7 @@ class RequestScope:
     principal: Principal | None = None
     policy_decision: dict[str, Any] | None = None
     upstream_error: str | None = None
+    rate_counted_api: str | None = None
 
     def attach(self, environ: WSGIEnvironment) -> None:
         """Make this the scope of the request ``environ`` belongs to."""

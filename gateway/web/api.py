@@ -128,7 +128,8 @@ class ApiEndpoint:
             api_name, args, given = self.compat.normalise(api_name, args, envelope)
         record.api = api_name if api_name in self.interpreter.catalogue else None
         if self.rate_limits is not None:  # before any work: planning, policies, the CLI
-            self.rate_limits.check_api(ctx.principal, record.api, record)
+            counted = RequestScope.of(request.environ).rate_counted_api
+            self.rate_limits.check_api(ctx.principal, record.api, record, counted=counted)
         planned = self.interpreter.plan(api_name, args, uploads, given)
         if self.authorize is not None:
             try:

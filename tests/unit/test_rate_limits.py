@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from limits import parse
 from werkzeug.test import Client
 
 from gateway.cli.probe import AirflowInstall
@@ -218,6 +220,55 @@ def test_counters_are_shared_between_two_workers_through_redis(redis_server: Red
         with pytest.raises(RateLimited):
             rl.check_request(CAROL, "/", record())
     assert one.readiness() == {"ok": True, "storage": "redis"}
+
+
+@pytest.mark.parametrize("strategy", ["sliding-window", "fixed-window"])
+def test_pipelined_hits_count_exactly_as_the_library_counts_them(
+    redis_server: RedisServer, strategy: str
+) -> None:
+    """Several rules of one request share one round trip (the library's own scripts and keys on a
+    pipeline): the library's own reading sees every hit, and the refused one is named."""
+    counters = Counters(redis_server.url, strategy=strategy)
+    MADE.append(RateLimits(RateLimitsConfig(), counters=counters))
+    assert counters.shared is not None
+    tag = f"pipe-{strategy}-{time.time_ns()}"
+    five, three = parse("5/minute"), parse("3/minute")
+    batch = [(five, (tag, "every", "")), (three, (tag, "api", "version"))]
+    for _ in range(3):
+        assert counters.hit_all(batch) is None
+    assert counters.shared.get_window_stats(five, tag, "every", "").remaining == 2
+    assert counters.shared.get_window_stats(three, tag, "api", "version").remaining == 0
+    assert not counters.shared.test(three, tag, "api", "version")
+    assert counters.hit_all(batch) == 1  # the API rule is over; the other was counted too
+    assert counters.shared.get_window_stats(five, tag, "every", "").remaining == 1
+    # Redis lost its scripts (a restart, SCRIPT FLUSH): they are loaded again, nothing is lost.
+    redis.Redis.from_url(redis_server.url).script_flush()
+    assert counters.hit_all(batch) == 1 and counters.degraded is None
+    assert counters.shared.get_window_stats(five, tag, "every", "").remaining == 0
+    assert counters.hit_all(batch) == 0  # both over now; the first is named
+
+
+def test_the_layer_counts_an_api_named_in_the_query_with_the_request_once(tmp_path: Path) -> None:
+    """An API rule is counted in the request layer's round trip when the query names the API,
+    and not a second time by the endpoint."""
+    table = [
+        {"id": "every", "principal": "*", "limit": "100/minute"},
+        {"id": "two-versions", "principal": "*", "api": "version", "limit": "2/minute"},
+    ]
+    with unit_gateway(tmp_path, settings={"RATE_LIMITS__RULES": json.dumps(table)}) as gw:
+        client = Client(gw.app)
+        headers = {"rest_api_plugin_http_token": TOKEN}
+
+        def status(path: str, **kwargs: Any) -> int:
+            return client.get(path, headers=headers, buffered=True, **kwargs).status_code
+
+        assert [status("/admin/rest_api/api?api=version") for _ in range(2)] == [200, 200]
+        assert status("/admin/rest_api/api?api=version") == 429
+        assert len(gw.runner.calls) == 2  # each call counted once: the third is the one refused
+        # Named in the path, or only in a POST body: refused the same way.
+        assert status("/admin/rest_api/api/version") == 429
+        body = client.post("/admin/rest_api/api", data={"api": "version"}, headers=headers, buffered=True)
+        assert body.status_code == 429 and gw.events()[-1]["rate_limit"] == "two-versions"
 
 
 def test_cap_slots_in_redis_are_shared_renewed_and_expire_when_not_renewed(redis_server: RedisServer) -> None:
