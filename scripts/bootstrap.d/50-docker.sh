@@ -1,6 +1,7 @@
 # A Docker engine and debootstrap for the image tests (tests/e2e/test_docker_image.py): the
 # tests start their own dockerd on a private socket; the package's service is not wanted.
-# docker-compose (1.29) only validates deploy/compose.yaml (tests/unit/test_deploy_manifests.py).
+# docker-compose (1.29) validates deploy/compose.yaml (tests/unit/test_deploy_manifests.py) and brings
+# it up on the tests' engine (tests/e2e/test_compose_stack.py).
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1 ||
    ! command -v docker-compose >/dev/null 2>&1; then
   say "installing docker.io, debootstrap and docker-compose (Debian packages)"

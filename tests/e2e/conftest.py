@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support.airflow import AirflowHome
+from tests.support.docker import DockerUnavailable, Images, build_images, start_engine
 from tests.support.servers import GatewayServer, start_gateway, wait_warm
 
 TOKEN = "changeme"
@@ -47,3 +49,18 @@ def gateway3(airflow3: AirflowHome, tmp_path_factory: pytest.TempPathFactory) ->
     )
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
+    """The private Docker engine (tests/support/docker.py) with the gateway image built on the
+    Airflow stand-in, once per session for the image and compose tests; skipped, with the
+    reason, where no engine can run."""
+    work = tmp_path_factory.mktemp("docker")
+    try:
+        with start_engine() as engine:
+            images = build_images(engine, work)
+            print(f"\nimage build seconds: {json.dumps(images.seconds)}")
+            yield images
+    except DockerUnavailable as exc:
+        pytest.skip(f"no Docker engine: {exc}")

@@ -3,7 +3,9 @@
 The official Airflow image cannot be pulled here, so the image is built on a stand-in made
 locally (tests/support/docker.py): Debian minbase from debootstrap, then Python and Airflow
 in a Dockerfile stage. Both bases are cached in the engine's data root by content; the
-gateway image itself is built every run. Skipped, with the reason, where no engine starts.
+gateway image itself is built every session (the ``docker_images`` fixture of
+tests/e2e/conftest.py, shared with tests/e2e/test_compose_stack.py). Skipped, with the
+reason, where no engine starts.
 """
 
 from __future__ import annotations
@@ -12,20 +14,11 @@ import json
 import re
 import tarfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.docker import (
-    DockerUnavailable,
-    Engine,
-    airflow_standin,
-    debian_base,
-    gateway_context,
-    start_engine,
-)
+from tests.support.docker import Engine, Images
 from tests.support.http import get
 from tests.support.servers import free_port
 from tests.support.upstreams import EchoUpstream
@@ -35,42 +28,18 @@ TOKEN = "image-test-token-0123456789"
 COMPILERS = re.compile(r"(^|/)(s?bin)/(gcc|cc|c\+\+|g\+\+|clang|tcc|x86_64-linux-gnu-gcc[-0-9.]*|as|ld)$")
 
 
-@dataclass
-class Built:
-    engine: Engine
-    image: str
-    seconds: dict[str, float]
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    """The gateway image, built on the stand-in Airflow base."""
-    work = tmp_path_factory.mktemp("docker")
-    try:
-        with start_engine() as engine:
-            seconds: dict[str, float] = {}
-            debian, seconds["debian_base"] = debian_base(engine, work)
-            standin, seconds["airflow_standin"] = airflow_standin(engine, debian, work)
-            image = "airflow-gateway-test/gateway:latest"
-            seconds["gateway_image"] = engine.build(gateway_context(work), image, BASE_IMAGE=standin)
-            print(f"\nimage build seconds: {json.dumps(seconds)}")
-            yield Built(engine, image, seconds)
-    except DockerUnavailable as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-
-
 def _health(engine: Engine, container: str) -> str:
     out = engine.docker("inspect", "-f", "{{json .State.Health}}", container).stdout
     state = json.loads(out)
     return str(state["Status"]) if state else "none"
 
 
-def test_image_runs_unprivileged_turns_healthy_and_serves(built: Built) -> None:
+def test_image_runs_unprivileged_turns_healthy_and_serves(docker_images: Images) -> None:
     """Run as the image says (uid 50000, host network): HEALTHCHECK goes healthy, the API and proxy work."""
     upstream = EchoUpstream()
     port = free_port()
     name = f"agw-test-{port}"
-    engine = built.engine
+    engine = docker_images.engine
     engine.docker(
         "run", "-d", "--name", name, "--network=host",
         # Docker's own HEALTHCHECK (the image's probe), run every 2 s instead of 30 s for the test.
@@ -78,7 +47,7 @@ def test_image_runs_unprivileged_turns_healthy_and_serves(built: Built) -> None:
         "-e", f"GATEWAY_BIND=127.0.0.1:{port}",
         "-e", f"AIRFLOW_GATEWAY__REST_API_PLUGIN__REST_API_PLUGIN_EXPECTED_HTTP_TOKEN={TOKEN}",
         "-e", f"AIRFLOW_GATEWAY__PROXY__UPSTREAM={upstream.url}",
-        built.image,
+        docker_images.gateway,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 240
@@ -104,10 +73,10 @@ def test_image_runs_unprivileged_turns_healthy_and_serves(built: Built) -> None:
         upstream.stop()
 
 
-def test_final_image_has_no_build_secret_and_no_compiler(built: Built, tmp_path: Path) -> None:
+def test_final_image_has_no_build_secret_and_no_compiler(docker_images: Images, tmp_path: Path) -> None:
     """The CA file and sources stay in the builder stage; nothing can compile in the final image."""
-    engine = built.engine
-    container = engine.docker("create", built.image).stdout.decode().strip()
+    engine = docker_images.engine
+    container = engine.docker("create", docker_images.gateway).stdout.decode().strip()
     try:
         export = tmp_path / "image.tar"
         engine.docker("export", "-o", str(export), container, timeout=600)
@@ -119,7 +88,7 @@ def test_final_image_has_no_build_secret_and_no_compiler(built: Built, tmp_path:
     assert [n for n in names if n == "build" or n.startswith("build/")] == []
     assert [n for n in names if COMPILERS.search(n)] == []
     assert "opt/gateway/venv/bin/airflow-gateway" in names
-    history = engine.docker("history", "--no-trunc", built.image).stdout.decode()
+    history = engine.docker("history", "--no-trunc", docker_images.gateway).stdout.decode()
     assert "build-ca" not in history and "PIP_CERT" not in history
-    config = json.loads(engine.docker("image", "inspect", built.image).stdout)[0]["Config"]
+    config = json.loads(engine.docker("image", "inspect", docker_images.gateway).stdout)[0]["Config"]
     assert not [e for e in config["Env"] if e.startswith(("PIP_CERT", "REQUESTS_CA_BUNDLE"))]

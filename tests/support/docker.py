@@ -11,6 +11,11 @@ No registry is reachable where the tests run, so nothing is pulled:
   is configured with, imported with ``docker import``; tagged by a hash of its inputs.
 * ``airflow_standin()``: tests/docker/airflow-standin.Dockerfile on that base (Python and
   Airflow laid out like the official image); tagged by a hash of its inputs.
+* ``postgres_standin()``, ``redis_standin()``: Debian's PostgreSQL and redis-server on that
+  base, standing in for the official ``postgres`` and ``redis`` images in deploy/compose.yaml
+  (tests/e2e/test_compose_stack.py); tagged by a hash of their inputs.
+* ``build_images()``: the engine's base images and the gateway image of this checkout, built
+  once per test session (the ``docker_images`` fixture in tests/e2e/conftest.py).
 
 Anything missing (not root, no ``dockerd``/``debootstrap``, an engine that does not start)
 raises :class:`DockerUnavailable` with the exact reason; the tests skip with it.
@@ -32,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-STANDIN_DOCKERFILE = ROOT / "tests" / "docker" / "airflow-standin.Dockerfile"
+DOCKER_DIR = ROOT / "tests" / "docker"
+STANDIN_DOCKERFILE = DOCKER_DIR / "airflow-standin.Dockerfile"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 DATA_ROOT = Path(os.environ.get("AIRFLOW_GATEWAY_TEST_DOCKER_ROOT", "/var/lib/airflow-gateway-test-docker"))
 RUN_ROOT = Path("/run/airflow-gateway-test-docker")
@@ -42,6 +48,18 @@ AIRFLOW_VERSION = "3.3.2"
 
 class DockerUnavailable(RuntimeError):
     """No Docker engine can run here; the message says exactly why."""
+
+
+@dataclass
+class Images:
+    """What ``build_images()`` made: the running engine, image tags and build seconds (0: cached)."""
+
+    engine: Engine
+    work: Path
+    debian: str
+    airflow: str
+    gateway: str
+    seconds: dict[str, float]
 
 
 @dataclass
@@ -223,19 +241,55 @@ def debian_base(engine: Engine, work: Path) -> tuple[str, float]:
 def airflow_standin(engine: Engine, debian_tag: str, work: Path) -> tuple[str, float]:
     """The stand-in Airflow image (tag, seconds spent building it: 0 when cached)."""
     constraints = ROOT / "constraints" / f"airflow-{AIRFLOW_VERSION}.txt"
+    drivers = ROOT / "constraints" / "airflow-postgres.txt"
+    entrypoint = DOCKER_DIR / "airflow-entrypoint.sh"
     tag = "airflow-gateway-test/airflow-standin:" + _digest(
-        debian_tag, STANDIN_DOCKERFILE.read_bytes(), constraints.read_bytes(), AIRFLOW_VERSION
+        debian_tag,
+        STANDIN_DOCKERFILE.read_bytes(),
+        constraints.read_bytes(),
+        drivers.read_bytes(),
+        entrypoint.read_bytes(),
+        AIRFLOW_VERSION,
     )
     if engine.has_image(tag):
         return tag, 0.0
     context = Path(tempfile.mkdtemp(prefix="standin-", dir=work))
     (context / "constraints").mkdir()
     shutil.copy(constraints, context / "constraints" / constraints.name)
+    shutil.copy(drivers, context / "airflow-postgres.txt")
+    shutil.copy(entrypoint, context / "airflow-entrypoint.sh")
     shutil.copy(HOST_CA, context / "build-ca.crt")
     seconds = engine.build(
         context, tag, dockerfile=STANDIN_DOCKERFILE, DEBIAN_BASE=debian_tag, AIRFLOW_VERSION=AIRFLOW_VERSION
     )
     return tag, seconds
+
+
+def _small_standin(
+    engine: Engine, debian_tag: str, work: Path, name: str, files: tuple[str, ...] = ()
+) -> tuple[str, float]:
+    """tests/docker/<name>-standin.Dockerfile on the Debian base, with ``files`` from tests/docker
+    as its context (tag, seconds spent building it: 0 when cached)."""
+    dockerfile = DOCKER_DIR / f"{name}-standin.Dockerfile"
+    tag = f"airflow-gateway-test/{name}-standin:" + _digest(
+        debian_tag, dockerfile.read_bytes(), *((DOCKER_DIR / f).read_bytes() for f in files)
+    )
+    if engine.has_image(tag):
+        return tag, 0.0
+    context = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work))
+    for file in files:
+        shutil.copy(DOCKER_DIR / file, context / file)
+    return tag, engine.build(context, tag, dockerfile=dockerfile, DEBIAN_BASE=debian_tag)
+
+
+def postgres_standin(engine: Engine, debian_tag: str, work: Path) -> tuple[str, float]:
+    """Debian's PostgreSQL 15 behaving like the official postgres image (tests/docker/postgres-standin.Dockerfile)."""
+    return _small_standin(engine, debian_tag, work, "postgres", ("postgres-entrypoint.sh",))
+
+
+def redis_standin(engine: Engine, debian_tag: str, work: Path) -> tuple[str, float]:
+    """Debian's redis-server behaving like the official redis image (tests/docker/redis-standin.Dockerfile)."""
+    return _small_standin(engine, debian_tag, work, "redis")
 
 
 def gateway_context(work: Path) -> Path:
@@ -252,3 +306,16 @@ def gateway_context(work: Path) -> Path:
     shutil.copy(ROOT / "docker" / "install-gateway.sh", context / "docker" / "install-gateway.sh")
     shutil.copy(HOST_CA, context / "docker" / "build-ca.crt")
     return context
+
+
+GATEWAY_IMAGE = "airflow-gateway-test/gateway:latest"
+
+
+def build_images(engine: Engine, work: Path) -> Images:
+    """The Debian base and the Airflow stand-in (cached by content) and the gateway image of this
+    checkout on that stand-in (built every time: the classic builder's layer cache keeps it quick)."""
+    seconds: dict[str, float] = {}
+    debian, seconds["debian_base"] = debian_base(engine, work)
+    airflow, seconds["airflow_standin"] = airflow_standin(engine, debian, work)
+    seconds["gateway_image"] = engine.build(gateway_context(work), GATEWAY_IMAGE, BASE_IMAGE=airflow)
+    return Images(engine, work, debian, airflow, GATEWAY_IMAGE, seconds)

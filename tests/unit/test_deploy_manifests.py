@@ -1,12 +1,14 @@
 """deploy/compose.yaml and deploy/kubernetes/gateway.yaml: parsed and checked against the settings
 the gateway really has (a misspelt AIRFLOW_GATEWAY__* name would stop start-up, or be ignored if
 it were a GATEWAY_* gunicorn variable); the Kubernetes objects are validated against the API
-schemas of a current Kubernetes release (kubernetes-validate).  Neither is brought up here: no
-registry is reachable for the postgres and apache/airflow images, and there is no cluster."""
+schemas of a current Kubernetes release (kubernetes-validate).  Neither is brought up here: the
+compose stack is, on locally built images, by tests/e2e/test_compose_stack.py; there is no
+cluster for the Kubernetes one."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tomllib
@@ -48,7 +50,7 @@ def compose() -> dict[str, Any]:
 
 def test_compose_has_postgres_airflow_and_the_gateway_in_front() -> None:
     services = compose()["services"]
-    assert set(services) == {"postgres", "gateway"} | AIRFLOW_SERVICES
+    assert set(services) == {"postgres", "redis", "gateway"} | AIRFLOW_SERVICES
     commands = {name: services[name]["command"][0] for name in AIRFLOW_SERVICES}
     assert commands == {
         "airflow-init": "db", "api-server": "api-server", "scheduler": "scheduler",
@@ -74,6 +76,41 @@ def test_compose_gateway_settings_and_ports() -> None:
     assert gateway["environment"]["GATEWAY_BIND"].endswith(":8080")
     assert "dags:/opt/airflow/dags" in gateway["volumes"]
     assert gateway["environment"]["AIRFLOW_GATEWAY__DEPLOY__DAGS_FOLDER"] == "/opt/airflow/dags"
+
+
+def test_compose_gateway_state_lives_in_postgres_and_redis() -> None:
+    """Jobs and sessions in PostgreSQL (a database of its own, made by postgres-init.sql on the
+    stack's server), rate limits in Redis: nothing the gateway must keep is in its container."""
+    services = compose()["services"]
+    env = services["gateway"]["environment"]
+    assert env["AIRFLOW_GATEWAY__JOBS__DATABASE_URL"] == "postgresql://gateway:gateway@postgres:5432/gateway"
+    assert "AIRFLOW_GATEWAY__SESSIONS__DATABASE_URL" not in env  # defaults to the jobs database
+    assert env["AIRFLOW_GATEWAY__RATE_LIMITS__STORAGE_URL"] == "redis://redis:6379/0"
+    assert env["AIRFLOW_GATEWAY__RATE_LIMITS__RULES"] == "${GATEWAY_RATE_LIMIT_RULES:-[]}"
+    assert services["gateway"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+        "api-server": {"condition": "service_healthy"},
+    }
+    # The init script is mounted where the postgres image runs it, and makes that role and database.
+    mounts = services["postgres"]["volumes"]
+    assert "./postgres-init.sql:/docker-entrypoint-initdb.d/gateway.sql:ro" in mounts
+    init = (COMPOSE.parent / "postgres-init.sql").read_text()
+    assert re.search(r"^CREATE ROLE gateway LOGIN PASSWORD 'gateway';$", init, re.MULTILINE)
+    assert re.search(r"^CREATE DATABASE gateway OWNER gateway;$", init, re.MULTILINE)
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def test_compose_images_can_be_replaced() -> None:
+    """Each image is a variable with the official image as its default (the test sets local ones)."""
+    services = compose()["services"]
+    images = {name: svc["image"] for name, svc in services.items()}
+    assert images["postgres"] == "${POSTGRES_IMAGE:-postgres:16}"
+    assert images["redis"] == "${REDIS_IMAGE:-redis:7}"
+    assert images["gateway"] == "${GATEWAY_IMAGE:-airflow-gateway:3.3.2}"
+    airflow = "${AIRFLOW_IMAGE:-apache/airflow:3.3.2-python3.12}"
+    assert {images[name] for name in AIRFLOW_SERVICES} == {airflow}
+    assert services["gateway"]["build"]["args"]["BASE_IMAGE"] == airflow
 
 
 def test_compose_config_validates_with_docker_compose(tmp_path: Path) -> None:
