@@ -174,6 +174,12 @@ def job_output(stack: Stack, job_id: str) -> str:
     return "".join(chunk["text"] for chunk in reply.json["chunks"] if chunk["stream"] == "stdout")
 
 
+def logs_of(stack: Stack, container: str) -> str:
+    """What a container printed, stdout and stderr."""
+    done = stack.images.engine.docker("logs", container)
+    return (done.stdout + done.stderr).decode(errors="replace")
+
+
 def whoami_status(stack: Stack) -> Reply:
     return stack.api({"api": "whoami"})
 
@@ -335,4 +341,38 @@ def test_compose_stack_serves_and_a_restarted_gateway_loses_nothing(stack: Stack
             assert fresh["instance"] != job["instance"], "a new container is a new gateway instance"
         proxied = get(f"{stack.url}/api/v2/variables/{key}", headers=bearer)
         assert proxied.status == 200 and proxied.json["value"] == value, context
+
+    # 6. A reload: SIGHUP to the container, which dumb-init forwards to the whole process group
+    # (gunicorn's master reloads; its workers must not die of it).  The container keeps running,
+    # the gateway keeps answering and a job submitted just before the signal succeeds.
+    began = time.monotonic()
+    gateway = stack.container("gateway")
+    running = stack.api({"api": "variables", "get": key, "mode": "job"})
+    assert running.status == 202, running.body[:500]
+    stack.images.engine.docker("kill", "-s", "HUP", gateway)
+    until(
+        lambda: logs_of(stack, gateway),
+        lambda text: "configuration reloaded" in text,
+        60,
+        "the gateway's log saying the configuration was reloaded",
+        stack,
+    )
+    reloaded = until(
+        lambda: stack.api({"api": "variables", "get": key}),
+        lambda r: r.status == 200,
+        60,
+        "an API call answered after the reload",
+        stack,
+    )
+    assert reloaded.json["output"]["stdout"].strip() == value
+    assert stack.container("gateway") == gateway, "the reload must not restart the container"
+    ended = until(
+        lambda: stack.jobs(f"/{running.json['output']['job_id']}"),
+        lambda r: r.status == 200 and r.json["state"] not in ("queued", "running"),
+        120,
+        "the job started before the reload to end",
+        stack,
+    )
+    assert ended.json["state"] == "succeeded", ended.json
+    stack.timings["reload"] = time.monotonic() - began
     print(f"\ncompose stack seconds: {json.dumps({k: round(v, 1) for k, v in stack.timings.items()})}")
