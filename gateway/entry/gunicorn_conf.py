@@ -20,7 +20,7 @@ from typing import Any
 # this master checked (gateway/entry/reloading.py), again on each SIGHUP.
 from gateway.config.loader import ConfigError, GatewayConfig
 from gateway.entry import reloading
-from gateway.http.retirement import GENERATIONS
+from gateway.http import retirement
 from gateway.observability.logging import gunicorn_logconfig
 from gateway.observability.multiprocess_dir import MultiprocError, ensure_env, wipe
 
@@ -108,21 +108,18 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     server.log.info("gateway ready: bind=%s workers=%s", ",".join(server.cfg.bind), server.cfg.workers)
-    # Workers retired by a reload wait for their jobs; when the server stops, they must not
-    # (they are killed after graceful_timeout).  gunicorn has no hook before it signals the
-    # workers, so its stop is wrapped to say so first (gateway/http/retirement.py).
-    stop = server.stop
+    # Workers retired by a reload wait for their jobs (gateway/http/retirement.py).
+    retirement.adapt_arbiter(server)
 
-    def stop_and_say_so(graceful: bool = True) -> None:
-        GENERATIONS.stop()
-        stop(graceful)
 
-    server.stop = stop_and_say_so
+def post_fork(server: Any, worker: Any) -> None:
+    retirement.after_fork(server)
 
 
 def on_reload(server: Any) -> None:
     """SIGHUP, before gunicorn starts the new workers: check the configuration again."""
     reloading.reload(os.environ, server.log, _derived)
+    retirement.during_reload(server)
 
 
 def post_worker_init(worker: Any) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import mmap
 import struct
 import threading
+from typing import Any
 
 _GENERATION = struct.Struct("=Q")
 _STOPPING_AT = _GENERATION.size
@@ -57,3 +58,52 @@ class Generations:
 GENERATIONS = Generations()
 #: This process has been asked to stop serving (first ``SIGTERM``).
 RETIRING = threading.Event()
+#: gunicorn's graceful_timeout while a reload runs (restored in new workers and after it).
+_graceful_during_reload: Any = None
+
+
+def adapt_arbiter(arbiter: Any) -> None:
+    """Wrap gunicorn 27's ``Arbiter.stop`` and ``Arbiter.reload`` for workers that drain jobs
+    (gunicorn has no hook at either point; ``when_ready`` calls this in the master).
+
+    * ``stop`` sets the stopping flag before gunicorn signals the workers, so a retired worker
+      stops waiting for its jobs and kills them before gunicorn's ``SIGKILL``.
+    * ``reload`` starts the new workers and signals the old ones, then waits up to
+      ``graceful_timeout`` for the old ones to exit, handling no signal and replacing no dead
+      worker meanwhile.  A worker draining jobs outlives that wait, so a ``SIGTERM`` right after
+      a reload would be handled only ``graceful_timeout`` later.  The wait is skipped:
+      :func:`during_reload` (the ``on_reload`` hook, when the reloaded settings are in place)
+      sets ``graceful_timeout`` to 0, new workers get the real value back in :func:`after_fork`,
+      the master when ``reload`` returns.  Old workers are reaped by the main loop as usual.
+    """
+    stop, reload = arbiter.stop, arbiter.reload
+
+    def stop_and_say_so(graceful_shutdown: bool = True) -> None:
+        GENERATIONS.stop()
+        stop(graceful_shutdown)
+
+    def reload_without_waiting() -> None:
+        global _graceful_during_reload
+        try:
+            reload()
+        finally:
+            if _graceful_during_reload is not None:
+                arbiter.cfg.settings["graceful_timeout"].value = _graceful_during_reload
+                _graceful_during_reload = None
+
+    arbiter.stop = stop_and_say_so
+    arbiter.reload = reload_without_waiting
+
+
+def during_reload(arbiter: Any) -> None:
+    """In the master's ``on_reload`` hook: no wait for the old workers (see :func:`adapt_arbiter`)."""
+    global _graceful_during_reload
+    setting = arbiter.cfg.settings["graceful_timeout"]
+    _graceful_during_reload = setting.value
+    setting.value = 0
+
+
+def after_fork(arbiter: Any) -> None:
+    """In a worker forked during a reload: the real ``graceful_timeout``."""
+    if _graceful_during_reload is not None:
+        arbiter.cfg.settings["graceful_timeout"].value = _graceful_during_reload

@@ -258,7 +258,7 @@ def test_sighup_under_load_drops_nothing_and_the_job_in_a_retired_worker_ends(gw
     (gw.policies / "rules.toml").write_text(POLICY)
     assert api(gw, "carol", "version")[0] == 401
     job_id = submit(gw.server, "alice", "test", dag_id="gw_slow", task_id="lines",
-                    execution_date="2026-12-01", task_params='{"n": 30}')["output"]["job_id"]  # fmt: skip
+                    execution_date="2026-12-01", task_params='{"n": 60}')["output"]["job_id"]  # fmt: skip
     wait_for_line(gw.server, "alice", job_id)
     old_workers = gw.workers()
     streamed: dict[str, Any] = {}
@@ -299,7 +299,7 @@ def test_sighup_under_load_drops_nothing_and_the_job_in_a_retired_worker_ends(gw
     assert job["state"] == "succeeded", job
     assert streamed.get("end", {}).get("state") == "succeeded", streamed
     assert streamed["offsets_ok"], "resuming must neither skip nor repeat"
-    assert [int(n) for n in LINE.findall(streamed["texts"])] == list(range(1, 31))
+    assert [int(n) for n in LINE.findall(streamed["texts"])] == list(range(1, 61))
     # Its job over, the retired worker leaves.
     deadline = time.monotonic() + 30
     while any(alive(pid) for pid in old_workers):
@@ -363,7 +363,8 @@ def test_a_stopping_server_kills_the_job_a_retired_worker_waits_for(
         started = time.monotonic()
         os.killpg(served.master, signal.SIGTERM)  # as the container's init forwards it
         served.server.proc.wait(timeout=60)
-        assert time.monotonic() - started < 30, "the server must not wait for the retired worker's job"
+        # (graceful_timeout is 30 s: waiting for the job, or for gunicorn's reload, would take longer)
+        assert time.monotonic() - started < 25, "the server must not wait for the retired worker's job"
         deadline = time.monotonic() + 15
         while slow_processes(marker) and time.monotonic() < deadline:
             time.sleep(0.2)
