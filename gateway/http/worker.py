@@ -109,8 +109,6 @@ class KeepAliveThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     linger_s: float = 0.002
     head_timeout_s: float = 10.0
-    #: Seconds between heartbeats while a retired worker waits for its jobs.
-    drain_poll_s: float = 0.5
 
     def init_process(self) -> None:
         self.generation = GENERATIONS.current
