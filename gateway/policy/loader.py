@@ -307,13 +307,18 @@ class PolicyFiles:
             now = stamp(self.directory)
             if now == self._stamp:
                 return None
-            self._stamp = now
             try:
                 policies = load_policies(self.directory, self.api_names)
             except PolicyError as exc:
+                self._stamp = now  # said once; loaded again on the next change
                 log.error("policy files changed but are invalid; version %s stays in force: %s",
                           self.version, exc)  # fmt: skip
                 return None
+            except (OSError, UnicodeDecodeError) as exc:  # a file replaced while read: next time
+                log.warning("policy files could not be read (%s: %s); version %s stays in force",
+                            type(exc).__name__, exc, self.version)  # fmt: skip
+                return None
+            self._stamp = now
             if policies.version == self.version:
                 return None
             log.warning("policies reloaded from %s: version %s -> %s (%d rules)",

@@ -127,3 +127,30 @@ def test_a_reload_keeps_the_running_configuration_when_the_new_one_is_invalid(
     assert "take effect on restart only: server.workers" in caplog.text
     # Every reload retires the older workers, valid or not.
     assert GENERATIONS.current == before + 4
+
+
+def test_a_policy_file_vanishing_while_read_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file replaced between the look and the read (an editor's rename, a ConfigMap swap):
+    no error for the request that looked, the running policies kept, the change loaded next time."""
+    from gateway.policy import loader
+
+    (tmp_path / "a.toml").write_text(ALLOW)
+    loaded = load_policies(tmp_path, CATALOGUE)
+    engine = PolicyEngine(loaded, files=PolicyFiles(tmp_path, CATALOGUE, 0.1, loaded))
+    (tmp_path / "b.toml").write_text(DENY)
+    real = loader._version
+    calls: list[int] = []
+
+    def vanishing(files: Any) -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise FileNotFoundError("b.toml")
+        return real(files)
+
+    monkeypatch.setattr(loader, "_version", vanishing)
+    time.sleep(0.15)
+    assert decide(engine)[:2] == (True, "all-version")
+    time.sleep(0.15)
+    assert decide(engine)[:2] == (False, "no-version")
