@@ -1,4 +1,4 @@
-"""deploy/compose.yaml brought up for real (issue 27): PostgreSQL, Redis, Airflow 3 and the gateway.
+"""deploy/compose.yaml brought up for real: PostgreSQL, Redis, Airflow 3 and the gateway.
 
 The images are the local stand-ins of tests/support/docker.py, all on the one Debian base made
 with debootstrap (no registry is reachable): PostgreSQL and Redis from Debian's packages, the

@@ -1,4 +1,4 @@
-"""Reload without dropping anything (issue 27 item 3), through real gunicorn on real Airflow 3.
+"""Reload without dropping anything, through real gunicorn on real Airflow 3.
 
 ``SIGHUP`` is sent to the gateway's whole process group, as a container's init (dumb-init)
 forwards it.  Under load from API calls, proxied requests, health checks and a job output

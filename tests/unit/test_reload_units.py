@@ -1,5 +1,5 @@
 """Reloading, one module at a time: policy files watched, the master's checked configuration,
-the generation shared with forked workers (issue 27 item 3; end to end in tests/e2e/test_reload.py)."""
+the generation shared with forked workers (end to end in tests/e2e/test_reload.py)."""
 
 from __future__ import annotations
 
