@@ -213,3 +213,46 @@ def test_the_gthread_internals_the_worker_relies_on_are_there() -> None:
     assert {"unread", "take_buffered"} <= set(vars(Unreader)) and "buf" in inspect.getsource(
         Unreader.__init__
     )
+
+
+def test_the_arbiter_internals_the_reload_relies_on_are_there() -> None:
+    """gateway/http/retirement.py wraps ``Arbiter.stop`` and ``Arbiter.reload`` and relies on
+    their order: ``on_reload`` runs with the reloaded settings before the new workers fork, and
+    the wait for the old ones reads ``graceful_timeout`` after that."""
+    import inspect
+
+    from gunicorn.arbiter import Arbiter
+
+    reload = inspect.getsource(Arbiter.reload)
+    order = [reload.index(s) for s in ("self.setup(self.app)", "self.cfg.on_reload(self)",
+                                       "self.spawn_worker()", "self.cfg.graceful_timeout")]  # fmt: skip
+    assert order == sorted(order)
+    assert "self.reload()" in inspect.getsource(Arbiter.handle_hup)
+    assert "self.stop()" in inspect.getsource(Arbiter.halt)
+    assert "self.kill_workers(sig)" in inspect.getsource(Arbiter.stop)
+    assert "post_fork(self, worker)" in inspect.getsource(Arbiter.spawn_worker)
+
+
+def test_the_reload_wait_is_skipped_and_the_real_graceful_timeout_restored() -> None:
+    from types import SimpleNamespace
+
+    from gateway.http import retirement
+
+    def arbiter() -> Any:
+        return SimpleNamespace(cfg=SimpleNamespace(settings={"graceful_timeout": SimpleNamespace(value=30)}))
+
+    master, seen = arbiter(), {}
+
+    def reload() -> None:  # what gunicorn's reload does, in order
+        master.cfg = arbiter().cfg  # a new Config, from the settings file
+        retirement.during_reload(master)  # the on_reload hook
+        child = SimpleNamespace(cfg=SimpleNamespace(settings={"graceful_timeout": SimpleNamespace(value=0)}))
+        retirement.after_fork(child)  # a new worker, forked
+        seen["child"] = child.cfg.settings["graceful_timeout"].value
+        seen["wait"] = master.cfg.settings["graceful_timeout"].value  # the wait for the old workers
+
+    master.reload, master.stop = reload, lambda graceful=True: None
+    retirement.adapt_arbiter(master)
+    master.reload()
+    assert seen == {"child": 30, "wait": 0}
+    assert master.cfg.settings["graceful_timeout"].value == 30  # back once reload returned
