@@ -189,6 +189,20 @@ class MethodNotAllowed(GatewayError):
     description = "Method not allowed"
 
 
+class Redirect(GatewayError):
+    """308 to one of the gateway's paths spelled canonically (doubled slashes merged).
+
+    Answered as an envelope, like every other answer of the gateway's own paths, not as
+    werkzeug's HTML page; the target is only in ``Location`` (it repeats the query).
+    """
+
+    code = 308
+    description = "This path is spelled with single slashes: repeat the request at the Location"
+
+    def __init__(self, location: str) -> None:
+        super().__init__(headers={"Location": location})
+
+
 class PayloadTooLarge(GatewayError):
     code = 413
     description = "Request body too large"

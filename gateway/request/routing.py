@@ -13,12 +13,12 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
 from werkzeug.exceptions import NotFound as WzNotFound
+from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response
 
-from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed
+from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, Redirect
 from gateway.request.routes import RouteTable
 from gateway.request.scope import RequestScope
 
@@ -55,8 +55,8 @@ class Routing:
                 pass
             except WzMethodNotAllowed:
                 raise MethodNotAllowed() from None
-            except HTTPException as exc:  # e.g. a redirect
-                return exc(environ, start_response)
+            except RequestRedirect as exc:  # doubled slashes in one of the gateway's paths
+                raise Redirect(exc.new_url) from None
             else:
                 scope.audit.route = scope.route.name
                 return self.app(environ, start_response)

@@ -238,3 +238,25 @@ def test_get_response_has_no_side_effects() -> None:
     environ: dict[str, Any] = {}
     response = error.get_response(environ)
     assert response.status_code == 500 and environ == {}
+
+
+@pytest.mark.parametrize(
+    "path", ["/admin/rest_api/api/%2Fhome?x=1", "/admin//rest_api/api", "/admin/rest_api//jobs"]
+)
+def test_doubled_slashes_in_an_own_path_get_a_308_envelope_not_an_html_page(
+    tmp_path: Path, path: str
+) -> None:
+    """Found by the fuzz test in CI: an API named ``/home`` in the path (``api/%2Fhome``) was
+    answered with werkzeug's HTML redirect page, so a JSON client got HTML."""
+    from tests.unit.gateway_app import TOKEN, unit_gateway
+
+    with unit_gateway(tmp_path) as gw:
+        method = "GET" if "jobs" in path else "POST"
+        reply = Client(gw.app).open(
+            path, method=method, headers={"rest_api_plugin_http_token": TOKEN}, buffered=True
+        )
+        assert reply.status_code == 308 and reply.content_type == "application/json"
+        body = json.loads(reply.data)
+        assert body["http_response_code"] == 308 and "single slashes" in body["output"]
+        assert reply.headers["Location"].endswith(path.replace("%2F", "/").replace("//", "/"))
+        assert gw.events()[-1]["http_status"] == 308
