@@ -36,6 +36,8 @@ from tests.support.servers import free_port
 
 pytestmark = pytest.mark.timeout(2400)  # a fresh engine: the image builds come first
 COMPOSE = ROOT / "deploy" / "compose.yaml"
+#: The only addition to the file under test: no DNS lookup forwarded beyond this machine.
+LOCAL_DNS = ROOT / "tests" / "docker" / "compose.local-dns.yaml"
 PROJECT_PREFIX = "agwcompose"
 RULE = "compose-whoami"
 WHOAMI_PER_HOUR = 3  # an hour: the window cannot roll over while the gateway restarts
@@ -63,7 +65,7 @@ class Stack:
     def compose(self, *args: str, timeout: float = 300.0, check: bool = True) -> str:
         """``docker-compose -f deploy/compose.yaml -p <project> <args>``; its output."""
         done = subprocess.run(
-            [compose_tool(), "-f", str(COMPOSE), "-p", self.project, *args],
+            [compose_tool(), "-f", str(COMPOSE), "-f", str(LOCAL_DNS), "-p", self.project, *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -80,7 +82,18 @@ class Stack:
     def logs(self, tail: int = 40) -> str:
         """The last lines of every service's log, for failure messages."""
         done = subprocess.run(
-            [compose_tool(), "-f", str(COMPOSE), "-p", self.project, "logs", "--no-color", f"--tail={tail}"],
+            [
+                compose_tool(),
+                "-f",
+                str(COMPOSE),
+                "-f",
+                str(LOCAL_DNS),
+                "-p",
+                self.project,
+                "logs",
+                "--no-color",
+                f"--tail={tail}",
+            ],
             env=self.env,
             capture_output=True,
             text=True,
