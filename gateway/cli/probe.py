@@ -70,9 +70,14 @@ def probe(executable: str, env: Mapping[str, str], timeout_s: float = 60.0) -> A
     python = _interpreter_of(Path(resolved))
     argv = [python, "-c", _METADATA_SCRIPT] if python else [resolved, "version"]
     try:
+        # Its own session: a signal to the gateway's process group (a container's init forwards
+        # SIGTERM and SIGHUP to the whole group) must not kill the probe of a worker still
+        # booting, which gunicorn would take for a boot failure and halt on.  One process, no
+        # children: the timeout's kill leaves nothing behind.
         done = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, env=dict(env), timeout=timeout_s, check=False
-        )
+            argv, stdin=subprocess.DEVNULL, capture_output=True, env=dict(env), timeout=timeout_s,
+            check=False, start_new_session=True,
+        )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ProbeError(f"could not run {resolved}: {type(exc).__name__}") from None
     text = done.stdout.decode("utf-8", "replace").strip()

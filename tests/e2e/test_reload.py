@@ -113,6 +113,20 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def in_group(pgid: int) -> list[int]:
+    """Live processes of the process group ``pgid`` (the gunicorn master's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         state = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
@@ -369,6 +383,11 @@ def test_a_stopping_server_kills_the_job_a_retired_worker_waits_for(
         while slow_processes(marker) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert slow_processes(marker) == [], "the job's tree must not outlive the server"
+        # The retired worker records the job's end before it exits (not killed by the cleanup below).
+        deadline = time.monotonic() + 30
+        while in_group(served.master) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not in_group(served.master), "a worker outlived the stopped server"
     finally:
         served.server.stop()
     # The job store says why (read with a fresh gateway on the same state directory).

@@ -154,3 +154,16 @@ def test_a_policy_file_vanishing_while_read_is_tried_again(
     assert decide(engine)[:2] == (True, "all-version")
     time.sleep(0.15)
     assert decide(engine)[:2] == (False, "no-version")
+
+
+def test_the_airflow_probe_runs_in_a_session_of_its_own(tmp_path: Path) -> None:
+    """A signal to the gateway's process group (dumb-init forwards SIGTERM and SIGHUP to it) must
+    not kill the probe of a worker still booting: gunicorn took that for a boot failure and halted
+    (found in CI: a stop right after a reload).  The fake ``airflow`` prints its session id."""
+    from gateway.cli.probe import probe
+
+    fake = tmp_path / "airflow"
+    fake.write_text("#!/bin/sh\nps -o sid= -p $$\n")
+    fake.chmod(0o755)
+    found = probe(str(fake), {"PATH": os.environ.get("PATH", "")})
+    assert int(found.version) != os.getsid(0)
