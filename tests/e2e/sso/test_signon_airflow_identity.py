@@ -55,17 +55,19 @@ def identity3(
     airflow.stop()
 
 
-def trigger_from_the_browser(browser: WebDriver, run_id: str) -> int:
-    """POST a DAG run from the page's own origin, as the Airflow UI does (same-origin fetch)."""
+def trigger_from_the_browser(browser: WebDriver, run_id: str, api: str = "v2") -> int:
+    """POST a DAG run from the page's own origin, as the Airflow UI does (same-origin fetch):
+    Airflow 3's ``/api/v2`` (its run needs ``logical_date``), or Airflow 2's ``/api/v1``."""
     script = """
-        const done = arguments[arguments.length - 1];
-        fetch('/api/v2/dags/gw_example/dagRuns', {method: 'POST', credentials: 'same-origin',
+        const [url, body, done] = arguments;
+        fetch(url, {method: 'POST', credentials: 'same-origin',
                headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
-               body: JSON.stringify({dag_run_id: arguments[0], logical_date: null})})
+               body: JSON.stringify(body)})
           .then(r => done(r.status), e => done(-1));
     """
+    body: dict[str, object] = {"dag_run_id": run_id, **({"logical_date": None} if api == "v2" else {})}
     browser.set_script_timeout(60)
-    return int(browser.execute_async_script(script, run_id))
+    return int(browser.execute_async_script(script, f"/api/{api}/dags/gw_example/dagRuns", body))
 
 
 def sign_in_to_airflow(browser: WebDriver, gateway: SsoGateway, user: str) -> dict[str, object]:
@@ -134,18 +136,6 @@ def identity2(
     airflow.stop()
 
 
-def trigger_v1_from_the_browser(browser: WebDriver, run_id: str) -> int:
-    script = """
-        const done = arguments[arguments.length - 1];
-        fetch('/api/v1/dags/gw_example/dagRuns', {method: 'POST', credentials: 'same-origin',
-               headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
-               body: JSON.stringify({dag_run_id: arguments[0]})})
-          .then(r => done(r.status), e => done(-1));
-    """
-    browser.set_script_timeout(60)
-    return int(browser.execute_async_script(script, run_id))
-
-
 def test_airflow2_ui_knows_the_person_from_one_sign_in(
     browser: WebDriver, identity2: tuple[AirflowServer, SsoGateway], airflow2: AirflowHome
 ) -> None:
@@ -167,7 +157,7 @@ def test_airflow2_ui_knows_the_person_from_one_sign_in(
     )
     assert ("Op",) in roles, roles
     run_id = f"sso2-{uuid.uuid4().hex[:12]}"
-    assert trigger_v1_from_the_browser(browser, run_id) == 200
+    assert trigger_from_the_browser(browser, run_id, "v1") == 200
     # With FAB's session cookie beside the assertion, Airflow files it as ui.post_dag_run.
     events = airflow2.sql(
         "SELECT owner FROM log WHERE event LIKE '%.post_dag_run' AND extra LIKE ?", f"%{run_id}%"
