@@ -319,24 +319,51 @@ def test_calls_run_cold_until_warm_then_warm(tmp_path: Path, standin: Path) -> N
         runner.close()
 
 
-def test_replaced_after_max_calls(tmp_path: Path, standin: Path) -> None:
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [(WarmLimits(max_calls=2), "max_calls"), (WarmLimits(max_age_s=0.5), "max_age")],
+    ids=["max_calls", "max_age"],
+)
+def test_a_due_warm_process_serves_until_its_successor_is_warm(
+    tmp_path: Path, standin: Path, limits: WarmLimits, reason: str
+) -> None:
+    """Routine replacement costs no cold call: the old process serves while the new one warms."""
     observer = Observer()
-    runner = make_runner(tmp_path, standin, limits=WarmLimits(max_calls=2), observer=observer)
+    runner = make_runner(tmp_path, standin, limits=limits, observer=observer)
     runner.start()
     try:
         wait_warm(runner)
         old = runner.process
-        assert [runner.run([str(standin), "streams"], timeout_s=30).runner for _ in range(3)] == [
-            "warm",
-            "warm",
-            "cold",
-        ]
-        assert observer.restarts == ["max_calls"]
+        assert old is not None
+        time.sleep(0.6)  # past max_age (the max_calls case counts calls instead)
+        runners = [runner.run([str(standin), "streams"], timeout_s=30).runner for _ in range(3)]
+        assert runners == ["warm", "warm", "warm"] and observer.fallbacks == []
+        assert observer.restarts[:1] == [reason]
+        deadline = time.monotonic() + 60
+        while runner.process is old and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert runner.process is not None and runner.process is not old
+        assert gone(old.pid or 0)  # closed once its calls ended
+        assert runner.run([str(standin), "streams"], timeout_s=30).runner == "warm"
+    finally:
+        runner.close()
+
+
+def test_a_due_warm_process_that_turns_stale_is_retired_at_once(tmp_path: Path, standin: Path) -> None:
+    """Due, then its files change: it stops serving (the change is seen), calls run cold."""
+    runner = make_runner(tmp_path, standin, limits=WarmLimits(max_calls=1))
+    runner.start()
+    try:
         wait_warm(runner)
-        assert (
-            runner.process is not old and runner.run([str(standin), "streams"], timeout_s=30).runner == "warm"
-        )
-        assert old is not None and gone(old.pid or 0)
+        process = runner.process
+        assert process is not None and process.facts is not None
+        module = tmp_path / "standin_module.py"
+        object.__setattr__(process.facts, "watch", (str(module),))
+        runner._fingerprint = type(runner._fingerprint).take((str(module),), (), runner.cold.env)
+        assert runner.run([str(standin), "streams"], timeout_s=30).runner == "warm"  # now due
+        module.write_text(MODULE + "\nPARENT_RANDOM = 'edited'\n")
+        res = runner.run([str(standin), "facts"], timeout_s=30)
+        assert res.runner == "cold" and json.loads(res.stdout)["parent_random"] == "edited"
     finally:
         runner.close()
 

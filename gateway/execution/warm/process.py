@@ -168,6 +168,7 @@ class WarmProcess:
         self.calls = 0
         self.in_flight = 0
         self.retired = False
+        self.due = False  # replaced once a successor is warm (it serves meanwhile)
         self.facts: WarmFacts | None = None
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None

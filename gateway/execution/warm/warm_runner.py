@@ -2,11 +2,12 @@
 
 One warm process per gunicorn worker, started by the worker in the background at boot
 (calls run cold until it is warm).  It is replaced when what it read at import time
-changes (``airflow.cfg``, plugins, the install, the Airflow environment), after
-``cli.warm_max_calls`` calls or ``cli.warm_max_age``, when its RSS passes
-``cli.warm_max_rss_bytes``, and when it dies.  A call that finds it unavailable runs cold
-(logged and counted), never fails for that reason.  Why one per worker rather than one
-per instance: docs/cli-runner.md.
+changes (``airflow.cfg``, plugins, the install, the Airflow environment), when its RSS
+passes ``cli.warm_max_rss_bytes``, and when it dies: calls run cold until the new one is
+warm.  After ``cli.warm_max_calls`` calls or ``cli.warm_max_age`` it is only *due*: it
+serves until its successor is warm, so routine replacement costs no cold call.  A call
+that finds no warm process runs cold (logged and counted), never fails for that reason.
+Why one per worker rather than one per instance: docs/cli-runner.md.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ log = logging.getLogger("gateway.cli.warm")
 
 WARM_UP_TIMEOUT_S = 300.0
 RETRY_AFTER_FAILURE_S = (10.0, 600.0)  # first and longest pause between failed warm-ups
+#: Reasons that make a warm process due for replacement, not wrong: it keeps serving until
+#: its successor is warm (the others retire it at once and calls run cold meanwhile).
+DUE = frozenset({"max_calls", "max_age"})
 
 
 class WarmObserver(Protocol):
@@ -182,7 +186,9 @@ class WarmRunner:
             if self._closed:
                 process.close()
                 return
-            self._current, self._fingerprint = process, fingerprint
+            previous, self._current, self._fingerprint = self._current, process, fingerprint
+            if previous is not None:  # a due process served while this one warmed up
+                self._retire_locked(previous, "its successor is warm", spawn=False)
         log.info(
             "warm CLI process ready: pid %s, Airflow %s on Python %s, warm-up %.1f s, RSS %d MiB",
             facts.pid, facts.airflow_version, facts.python, facts.warm_s, process.rss_bytes() >> 20,
@@ -205,7 +211,9 @@ class WarmRunner:
                 self._spawn_locked("unavailable")
                 return None, "warming_up" if self._spawning else "unavailable"
             reason = self._stale(current)
-            if reason is not None:
+            if reason in DUE:
+                self._replace_when_warm_locked(current, reason)
+            elif reason is not None:
                 self._retire_locked(current, reason)
                 return None, reason
             current.in_flight += 1
@@ -213,12 +221,9 @@ class WarmRunner:
             return current, ""
 
     def _stale(self, current: WarmProcess) -> str | None:
+        """Why ``current`` must not serve (checked first), or is due (:data:`DUE`), or None."""
         if not current.alive():
             return "died"
-        if current.calls >= self.limits.max_calls:
-            return "max_calls"
-        if time.monotonic() - current.started_at >= self.limits.max_age_s:
-            return "max_age"
         rss = current.rss_bytes()
         if self.observer is not None:
             self.observer.warm_rss(rss)
@@ -226,7 +231,22 @@ class WarmRunner:
             return "max_rss"
         facts = current.facts
         assert facts is not None  # noqa: S101 - only warm processes are current
-        return self._fingerprint.changed(facts.watch, facts.trees, self.cold.env)
+        changed = self._fingerprint.changed(facts.watch, facts.trees, self.cold.env)
+        if changed is not None:
+            return changed
+        if current.calls >= self.limits.max_calls:
+            return "max_calls"
+        if time.monotonic() - current.started_at >= self.limits.max_age_s:
+            return "max_age"
+        return None
+
+    def _replace_when_warm_locked(self, warm: WarmProcess, reason: str) -> None:
+        """``warm`` keeps serving while a successor warms up (:meth:`_spawn` swaps them)."""
+        if not warm.due:
+            warm.due = True
+            log.info("the warm CLI process (pid %s) is due (%s): it serves until its successor is warm",
+                     warm.pid, reason)  # fmt: skip
+        self._spawn_locked(reason)
 
     def _checkin(self, warm: WarmProcess) -> None:
         with self._lock:
@@ -239,8 +259,8 @@ class WarmRunner:
         with self._lock:
             self._retire_locked(warm, reason)
 
-    def _retire_locked(self, warm: WarmProcess, reason: str) -> None:
-        """Take ``warm`` out of service (closed once its calls end) and start a new one."""
+    def _retire_locked(self, warm: WarmProcess, reason: str, *, spawn: bool = True) -> None:
+        """Take ``warm`` out of service (closed once its calls end); ``spawn``: start a new one."""
         if warm.retired:
             return
         warm.retired = True
@@ -249,7 +269,8 @@ class WarmRunner:
         log.info("replacing the warm CLI process (pid %s): %s", warm.pid, reason)
         if warm.in_flight == 0:
             _close_later(warm)
-        self._spawn_locked(reason)
+        if spawn:
+            self._spawn_locked(reason)
 
     def _report_restart(self, reason: str) -> None:
         if self.observer is not None:
