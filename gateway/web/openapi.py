@@ -20,6 +20,7 @@ from gateway import __version__
 from gateway.cli.interpreter import Interpreter
 from gateway.cli.spec import Api, ApiKind, Kind, Param, Unavailable
 from gateway.jobs.openapi import JOB_SCHEMA, job_paths
+from gateway.sessions.signon import CALLBACK_PATH, CSRF_FIELD, CSRF_HEADER, LOGIN_PATH, LOGOUT_PATH
 from gateway.web.body import FORM, JSON, MULTIPART
 
 if TYPE_CHECKING:
@@ -173,6 +174,7 @@ class Security:
     :param anonymous: callers without credentials get through (nothing configured, or
         ``auth.allow_anonymous``).
     :param metrics_token: ``/metrics`` needs ``metrics.token``; None: not known.
+    :param session_cookie: the sign-on session cookie (``sessions.cookie_name``); None: sign-on off.
     """
 
     plugin_header: str = PLUGIN_HEADER
@@ -182,6 +184,7 @@ class Security:
     bearer_header: str = "X-Gateway-Authorization"
     anonymous: bool = False
     metrics_token: bool | None = None
+    session_cookie: str | None = "airflow_gateway_session"
 
     @classmethod
     def from_config(cls, config: GatewayConfig) -> Security:
@@ -196,8 +199,10 @@ class Security:
             named_tokens=tokens,
             jwt=jwt,
             bearer_header=config.auth.header_name,
-            anonymous=config.auth.allow_anonymous or not (plugin or tokens or jwt),
+            # Sign-on is a credential too: with it, the gateway's own routes are closed.
+            anonymous=config.auth.allow_anonymous or not (plugin or tokens or jwt or config.oidc.enabled),
             metrics_token=config.metrics.token is not None,
+            session_cookie=config.sessions.cookie_name if config.oidc.enabled else None,
         )
 
     def schemes(self) -> dict[str, Any]:
@@ -234,6 +239,21 @@ class Security:
                 "scheme": "bearer",
                 "description": "/metrics only: the scraper's token (metrics.token)",
             },
+            "session": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": self.session_cookie or "airflow_gateway_session",
+                "description": (
+                    f"A browser's session after OpenID Connect sign-on (GET {LOGIN_PATH}; "
+                    "sessions.cookie_name). Used with csrfToken, from the same origin only"
+                ),
+            },
+            "csrfToken": {
+                "type": "apiKey",
+                "in": "header",
+                "name": CSRF_HEADER,
+                "description": "The session's CSRF token (the page carries it): required with the session",
+            },
         }
 
     def requirements(self) -> list[dict[str, list[str]]]:
@@ -243,7 +263,9 @@ class Security:
         if self.named_tokens or self.jwt:
             names.append("gatewayHeader")
         found: list[dict[str, list[str]]] = [{name: []} for name in names]
-        return found + ([{}] if self.anonymous or not names else [])
+        if self.session_cookie is not None:
+            found.append({"session": [], "csrfToken": []})  # both together
+        return found + ([{}] if self.anonymous or not found else [])
 
     def metrics_requirements(self) -> list[dict[str, list[str]]]:
         if self.metrics_token is None:
@@ -398,8 +420,73 @@ _READY = {
 }
 
 
+def _signon_paths() -> dict[str, Any]:
+    """The OpenID Connect sign-on routes (gateway/web/login.py)."""
+    failed = {
+        code: {
+            "description": why,
+            "content": {"text/html": {"schema": {"type": "string"}}, **_ENVELOPE_BODY["content"]},
+        }
+        for code, why in (
+            ("400", "A used, expired or foreign login state"),
+            ("401", "The provider or the ID token refused the sign-in"),
+            ("502", "The provider misbehaved (e.g. invalid_client)"),
+            ("503", "The provider cannot be reached"),
+        )
+    }
+    redirect = {"headers": {"Location": {"schema": {"type": "string"}}}}
+    return {
+        LOGIN_PATH: {
+            "get": {
+                "operationId": "login",
+                "summary": "Sign in: to the OpenID provider (PKCE; state and nonce bound to this browser)",
+                "security": [],
+                "parameters": [
+                    {
+                        "name": "next",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "Where to land: a path on this gateway (anything else: the page)",
+                    },
+                ],  # fmt: skip
+                "responses": {
+                    "303": {"description": "To the provider's authorization endpoint", **redirect},
+                    **failed,
+                },
+            }
+        },
+        CALLBACK_PATH: {
+            "get": {
+                "operationId": "oidcCallback",
+                "summary": "The provider's redirect back: the code is exchanged and a session cookie set",
+                "security": [],
+                "responses": {"303": {"description": "Signed in: to the 'next' path", **redirect}, **failed},
+            }
+        },
+        LOGOUT_PATH: {
+            "post": {
+                "operationId": "logout",
+                "summary": "Sign out here and at the provider (its end-session endpoint, when it has one)",
+                "security": [{"session": [], "csrfToken": []}, {"session": []}],
+                "requestBody": {
+                    "required": False,
+                    "description": f"The CSRF token as the form field {CSRF_FIELD} when not in {CSRF_HEADER}",
+                    "content": {
+                        FORM: {"schema": {"type": "object", "properties": {CSRF_FIELD: {"type": "string"}}}}
+                    },
+                },
+                "responses": {
+                    "303": {"description": "Signed out: to the provider or the page", **redirect},
+                    **failed,
+                },
+            }
+        },
+    }
+
+
 def _own_paths(security: Security) -> dict[str, Any]:
-    """The page, this document, the DAG list, the health checks and /metrics."""
+    """The page, this document, the DAG list, the health checks, /metrics and sign-on."""
     page = {
         "200": {"description": "The admin page", "content": {"text/html": {"schema": {"type": "string"}}}}
     }
@@ -476,7 +563,9 @@ def build_document(
     if security is None:
         header = token_header or PLUGIN_HEADER
         if token_required is False:
-            security = Security(header, plugin_token=False, named_tokens=False, jwt=False, anonymous=True)
+            security = Security(
+                header, plugin_token=False, named_tokens=False, jwt=False, anonymous=True, session_cookie=None
+            )
         else:
             security = Security(header)
     paths: dict[str, Any] = {}
@@ -507,6 +596,8 @@ def build_document(
         },
     }
     paths.update(_own_paths(security))
+    if security.session_cookie is not None:
+        paths.update(_signon_paths())
     paths.update(job_paths(auth_errors=("401", "403", "503") if security.jwt else ("401", "403")))
     return {
         "openapi": "3.1.0",

@@ -138,7 +138,7 @@ def test_builtins_and_kinds_are_all_described() -> None:
 
 
 GATEWAY = Path(__file__).resolve().parent.parent.parent / "gateway"
-SCHEMES = {"pluginToken", "namedToken", "jwt", "gatewayHeader", "metricsToken"}
+SCHEMES = {"pluginToken", "namedToken", "jwt", "gatewayHeader", "metricsToken", "session", "csrfToken"}
 
 
 def document(security: Security | None = None) -> dict[str, Any]:
@@ -170,12 +170,25 @@ def test_every_security_scheme_is_described() -> None:
     assert schemes["namedToken"]["type"] == "http" and schemes["namedToken"]["scheme"] == "bearer"
     assert schemes["jwt"]["scheme"] == "bearer" and schemes["jwt"]["bearerFormat"] == "JWT"
     assert schemes["metricsToken"]["scheme"] == "bearer"
+    assert schemes["session"] == {
+        **schemes["session"],
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "airflow_gateway_session",
+    }
+    assert schemes["csrfToken"] == {
+        **schemes["csrfToken"],
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-CSRF-Token",
+    }
     # Without a configuration every kind is accepted on the API; nothing else is open.
     assert document()["security"] == [
         {"pluginToken": []},
         {"namedToken": []},
         {"jwt": []},
         {"gatewayHeader": []},
+        {"session": [], "csrfToken": []},
     ]
 
 
@@ -281,3 +294,34 @@ def test_envelope_schema_has_every_key_the_gateway_sets() -> None:
         "job",
     } <= extra  # the scan works
     assert extra <= documented, extra - documented
+
+
+def test_sign_on_is_described_when_configured(tmp_path: Path) -> None:
+    """With oidc.issuer: the session cookie (with its CSRF token) closes the API, and the three
+    sign-on routes are documented; without it neither appears."""
+    toml = tmp_path / "gw.toml"
+    toml.write_text(
+        '[oidc]\nissuer = "https://idp.example.com"\nclient_id = "gw"\nclient_secret_env = "GW_SECRET"\n'
+        '[sessions]\ncookie_name = "gw_session"\n',
+        encoding="utf-8",
+    )
+    security = Security.from_config(load_config({"GW_SECRET": "s"}, toml))
+    assert (security.session_cookie, security.anonymous) == ("gw_session", False)
+    doc = document(security)
+    assert doc["security"] == [{"session": [], "csrfToken": []}]  # no {}: sign-on is a credential
+    assert doc["components"]["securitySchemes"]["session"]["name"] == "gw_session"
+    login, callback, logout = (
+        doc["paths"][p]
+        for p in ("/admin/rest_api/login", "/admin/rest_api/oidc/callback", "/admin/rest_api/logout")
+    )
+    assert login["get"]["security"] == [] and "303" in login["get"]["responses"]
+    assert callback["get"]["security"] == [] and {"400", "401", "502", "503"} <= set(
+        callback["get"]["responses"]
+    )
+    assert {"session": [], "csrfToken": []} in logout["post"]["security"]
+
+    off = Security.from_config(load_config({}, None))
+    assert off.session_cookie is None
+    doc = document(off)
+    assert "/admin/rest_api/login" not in doc["paths"]
+    assert {"session": [], "csrfToken": []} not in doc["security"]

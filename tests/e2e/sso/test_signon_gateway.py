@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from openapi_spec_validator import validate
 
 from tests.e2e.sso.conftest import (
     COOKIE,
@@ -71,6 +72,19 @@ def test_browser_without_session_is_sent_to_login_others_are_not(sso3: SsoGatewa
     assert get(f"{sso3.url}/admin/rest_api/api?api=version", headers=JSON).status in (401, 403)
     ok = get(f"{sso3.url}/admin/rest_api/api?api=version", headers={"rest_api_plugin_http_token": "changeme"})
     assert ok.status == 200
+
+
+def test_the_served_openapi_document_describes_sign_on(sso3: SsoGateway) -> None:
+    """The session cookie (with its CSRF token) and the three routes, as this gateway answers them."""
+    doc = get(f"{sso3.url}/admin/rest_api/openapi.json").json
+    validate(doc)
+    assert doc["components"]["securitySchemes"]["session"]["name"] == COOKIE
+    assert {"session": [], "csrfToken": []} in doc["security"]
+    login = doc["paths"]["/admin/rest_api/login"]["get"]
+    assert {"/admin/rest_api/oidc/callback", "/admin/rest_api/logout"} <= set(doc["paths"])
+    reply = sso3.browser().get("/admin/rest_api/login?next=%2Fdags")
+    assert str(reply.status) in login["responses"] and reply.status == 303
+    assert reply.headers["Location"].startswith(sso3.provider.issuer)
 
 
 def test_session_reaches_the_proxied_airflow3_ui_audited_as_the_person(sso3: SsoGateway) -> None:
