@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -134,13 +135,28 @@ def start_gateway(
 
 
 def wait_warm(server: GatewayServer, headers: dict[str, str], within_s: float = 240.0) -> None:
-    """Until ten ``version`` calls in a row (spread over the workers) are served warm."""
+    """Until every live worker has a ready warm process (its log says so) and ten ``version``
+    calls in a row are served warm.  The calls alone are not enough: the kernel may hand all
+    ten to one worker while another still warms up (a CI run saw exactly that)."""
     deadline = time.monotonic() + within_s
     streak = 0
-    while streak < 10:
+    while streak < 10 or not every_worker_warm(server.log_text()):
         if time.monotonic() > deadline:
             pytest.fail(f"the warm runner never served 10 calls in a row:\n{server.log_text()[-4000:]}")
         body = get(f"{server.url}/admin/rest_api/api?api=version", headers=headers, timeout=120).json
         streak = streak + 1 if body.get("runner") == "warm" else 0
         if not streak:
             time.sleep(0.5)
+
+
+_BOOTED = re.compile(r"Booting worker with pid: (\d+)")
+_EXITED = re.compile(r"Worker exiting \(pid: (\d+)\)")
+_WARM = re.compile(r"warm CLI process ready: pid (\d+)")
+_NOT_WARM = re.compile(r"replacing the warm CLI process \(pid (\d+)\)")
+
+
+def every_worker_warm(log: str) -> bool:
+    """Whether the log shows at least one ready, not replaced, warm process per live worker."""
+    workers = set(_BOOTED.findall(log)) - set(_EXITED.findall(log))
+    warm = set(_WARM.findall(log)) - set(_NOT_WARM.findall(log))
+    return bool(workers) and len(warm) >= len(workers)
