@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from gateway import __version__
 from gateway.cli.interpreter import Interpreter
 from gateway.cli.spec import Api, ApiKind, Kind, Param, Unavailable
+from gateway.config.settings import SessionsConfig
 from gateway.jobs.openapi import JOB_SCHEMA, job_paths
 from gateway.sessions.signon import CALLBACK_PATH, CSRF_FIELD, CSRF_HEADER, LOGIN_PATH, LOGOUT_PATH
 from gateway.web.body import FORM, JSON, MULTIPART
@@ -184,7 +185,7 @@ class Security:
     bearer_header: str = "X-Gateway-Authorization"
     anonymous: bool = False
     metrics_token: bool | None = None
-    session_cookie: str | None = "airflow_gateway_session"
+    session_cookie: str | None = SessionsConfig.cookie_name.default
 
     @classmethod
     def from_config(cls, config: GatewayConfig) -> Security:
@@ -242,7 +243,7 @@ class Security:
             "session": {
                 "type": "apiKey",
                 "in": "cookie",
-                "name": self.session_cookie or "airflow_gateway_session",
+                "name": self.session_cookie or SessionsConfig.cookie_name.default,
                 "description": (
                     f"A browser's session after OpenID Connect sign-on (GET {LOGIN_PATH}; "
                     "sessions.cookie_name). Used with csrfToken, from the same origin only"
@@ -449,7 +450,7 @@ def _signon_paths() -> dict[str, Any]:
                         "schema": {"type": "string"},
                         "description": "Where to land: a path on this gateway (anything else: the page)",
                     },
-                ],  # fmt: skip
+                ],
                 "responses": {
                     "303": {"description": "To the provider's authorization endpoint", **redirect},
                     **failed,
@@ -486,7 +487,7 @@ def _signon_paths() -> dict[str, Any]:
 
 
 def _own_paths(security: Security) -> dict[str, Any]:
-    """The page, this document, the DAG list, the health checks, /metrics and sign-on."""
+    """The page, this document, the DAG list, the health checks and /metrics."""
     page = {
         "200": {"description": "The admin page", "content": {"text/html": {"schema": {"type": "string"}}}}
     }
