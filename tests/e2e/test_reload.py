@@ -35,6 +35,7 @@ from tests.e2e import test_jobs as jobs
 from tests.e2e.test_jobs import LINE, job_url, slow_processes, submit, wait_done, wait_for_line
 from tests.support.airflow import AirflowHome
 from tests.support.http import get
+from tests.support.processes import alive, children, in_group
 from tests.support.servers import GatewayServer, start_gateway
 from tests.support.sse import EventStream
 from tests.support.upstreams import EchoUpstream
@@ -111,41 +112,6 @@ class Reloadable:
         """The log without per-request audit events (they drown the reload's story)."""
         lines = [line for line in self.server.log_text().splitlines() if '"gateway.request"' not in line]
         return "\n".join(line[:400] for line in lines[-last:])
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
-def in_group(pgid: int) -> list[int]:
-    """Live processes of the process group ``pgid`` (the gunicorn master's)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def start(tmp: Path, airflow: AirflowHome, upstream: EchoUpstream, **settings: str) -> Reloadable:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.http import get
+from tests.support.processes import with_environment
 from tests.support.servers import ROOT, free_port
 
 DAG = "example_gateway"
@@ -123,26 +124,10 @@ def run_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunLocal]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         # Nothing the script started outlives it (a scheduler hanging after SIGTERM once did).
-        left = _started_by(local_dir)
+        left = with_environment(f"AIRFLOW_GATEWAY_LOCAL_DIR={local_dir}")
         for pid in left:
             os.kill(pid, signal.SIGKILL)
         assert left == [], f"processes of run-local left behind: {left}"
-
-
-def _started_by(local_dir: Path) -> list[int]:
-    """Live processes whose environment names this run's local directory."""
-    marker = f"AIRFLOW_GATEWAY_LOCAL_DIR={local_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                environ = (entry / "environ").read_bytes()
-                state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-            except OSError:
-                continue
-            if state != "Z" and marker in environ.split(b"\0"):
-                found.append(int(entry.name))
-    return found
 
 
 def test_run_local_serves_the_api_and_proxies_airflow(run_local: RunLocal) -> None:
